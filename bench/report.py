@@ -1,0 +1,81 @@
+"""Render results as a table and as JSON."""
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.wrkrun import WrkResult
+
+RESULTS_DIR = Path(__file__).with_name("results")
+LATEST = RESULTS_DIR / "latest.json"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A target's measurement, or why it could not be measured."""
+
+    target: str
+    result: WrkResult | None = None
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Measured, with no errors."""
+        return self.result is not None and self.result.errors == 0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready view."""
+        data: dict[str, object] = {"target": self.target, "ok": self.ok}
+        if self.result is not None:
+            data.update(self.result.as_dict())
+        if self.failure is not None:
+            data["failure"] = self.failure
+        return data
+
+
+def throughput_ratio(outcomes: list[Outcome], num: str, den: str) -> float | None:
+    """``num`` req/s divided by ``den`` req/s, when both were measured."""
+    rps = {o.target: o.result.requests_per_sec for o in outcomes if o.result}
+    if rps.get(num) is None or not rps.get(den):
+        return None
+    return rps[num] / rps[den]
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """Fixed-width table: target, req/s, p50 ms, p99 ms, errors."""
+    lines = [f"{'target':<12} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
+    for o in outcomes:
+        r = o.result
+        if r is None:
+            lines.append(f"{o.target:<12} {'FAILED':>10}")
+            continue
+        lines.append(
+            f"{o.target:<12} {r.requests_per_sec:>10.1f} {r.p50_ms:>9.2f}"
+            f" {r.p99_ms:>9.2f} {r.errors:>8d}"
+        )
+    return "\n".join(lines)
+
+
+def warn_failures(outcomes: list[Outcome]) -> None:
+    """Print a loud banner for every failed or erroring target."""
+    for o in outcomes:
+        if o.ok:
+            continue
+        if o.result is None:
+            detail = f"FAILED: {o.failure}"
+        else:
+            sockets = ", ".join(f"{k} {v}" for k, v in o.result.socket_errors.items())
+            detail = (
+                f"{o.result.errors} ERRORS (non-2xx: {o.result.non_2xx}; socket: {sockets})"
+                " -- figures are NOT valid"
+            )
+        bar = "!" * 72
+        print(f"\n{bar}\n!!! {o.target}: {detail}\n{bar}", file=sys.stderr)
+
+
+def write_json(payload: dict[str, object], path: Path = LATEST) -> Path:
+    """Write the results JSON (creating ``bench/results/``); return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return path

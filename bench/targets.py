@@ -1,0 +1,92 @@
+"""Benchmark targets: which server to start and which request to send it.
+
+A target is data: a server (command, environment, readiness path) plus one
+request. New workloads (webhooks, sessions, ...) are new entries in
+:func:`build_targets`.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PORT = "{port}"
+"""Placeholder in :attr:`Server.command` replaced by the chosen free port."""
+
+UVICORN_FLAGS = (
+    "--loop", "uvloop", "--http", "httptools",
+    "--no-access-log", "--log-level", "warning", "--workers", "1",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start a server and tell when it is ready."""
+
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    ready_path: str = "/ready"
+
+    def argv(self, port: int) -> list[str]:
+        """Return the command with the port placeholder filled in."""
+        return [arg.replace(PORT, str(port)) for arg in self.command]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request replayed by wrk."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named server + request pair to measure."""
+
+    name: str
+    server: Server
+    request: Request
+
+
+SEND_BODY = json.dumps(
+    {"number": "5511999999999", "message": "Olá, mundo!"}, ensure_ascii=False
+).encode("utf-8")
+
+
+def send_request(api_key: str | None = None) -> Request:
+    """``POST /whatsapp/send`` with a JSON body (and a bearer key if given)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return Request("POST", "/whatsapp/send", headers, SEND_BODY)
+
+
+def baseline_server() -> Server:
+    """Describe the bare ASGI app under uvicorn with the real server's flags."""
+    command = (sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
+               "--host", "127.0.0.1", "--port", PORT, *UVICORN_FLAGS)  # fmt: skip
+    return Server(command=command)
+
+
+def zapgate_server(data_dir: Path, api_key: str) -> Server:
+    """Describe the real zapgate server with a fresh data dir and API key."""
+    command = (sys.executable, "-m", "zapgate", "serve",
+               "--host", "127.0.0.1", "--port", PORT)  # fmt: skip
+    env = {
+        "ZAPGATE_DATA_DIR": str(data_dir),
+        "ZAPGATE_API_KEY": api_key,
+        "ZAPGATE_LOG_LEVEL": "warning",
+    }
+    return Server(command=command, env=env)
+
+
+def build_targets(data_dir: Path, api_key: str) -> dict[str, Target]:
+    """All known targets by name, in run order (baseline first)."""
+    targets = [
+        Target("baseline", baseline_server(), send_request(api_key)),
+        Target("zapgate", zapgate_server(data_dir, api_key), send_request(api_key)),
+    ]
+    return {target.name: target for target in targets}

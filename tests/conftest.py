@@ -1,0 +1,177 @@
+"""Fixtures: real SQLite files, the machine's PostgreSQL, a real uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from zapgate.app import create_asgi, start, stop
+from zapgate.config import Settings
+from zapgate.db.database import create_engine
+from zapgate.services import Services, build_services
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get(
+    "ZAPGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+ADMIN_KEY = "zg_testadmin0001_" + "k" * 32
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def require_service(reason: str | None) -> None:
+    """Skip (on a laptop) or fail (under CI=true) when a needed service is missing."""
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"required service missing under CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for tests: instant simulator, a known admin key, a free port."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "api_key": ADMIN_KEY,
+        "simulator_pairing_seconds": 0.0,
+        "simulator_ack_seconds": 0.0,
+        "send_retry_base_seconds": 0.01,
+        "port": free_port(),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def postgres_reason() -> str | None:
+    """Why PostgreSQL cannot be used, or None."""
+    engine = create_async_engine(POSTGRES_URL)
+    try:
+        async with asyncio.timeout(5), engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {error!r}"
+    finally:
+        await engine.dispose()
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An empty database: a SQLite file, or a fresh schema in PostgreSQL's ``test``."""
+    if backend == "sqlite":
+        engine = create_engine(make_settings(tmp_path))
+        yield engine
+        await engine.dispose()
+        return
+    require_service(await postgres_reason())
+    schema = "zg_" + secrets.token_hex(6)
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as connection:
+        await connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine = create_async_engine(
+        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as connection:
+            await connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def services(database: AsyncEngine, tmp_path: Path) -> AsyncIterator[Services]:
+    """Started services (migrated store, writer, default session) without HTTP."""
+    built = build_services(make_settings(tmp_path), database)
+    await start(built)
+    try:
+        yield built
+    finally:
+        await stop(built)
+
+
+@dataclass
+class RunningServer:
+    """A uvicorn serving zapgate in this event loop."""
+
+    url: str
+    services: Services
+
+
+@pytest.fixture
+def server_settings(tmp_path: Path) -> Settings:
+    """Settings of the ``server`` fixture; override the fixture to change them."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def server(server_settings: Settings) -> AsyncIterator[RunningServer]:
+    """A real uvicorn on 127.0.0.1 with the embedded default (SQLite + simulator)."""
+    built = build_services(server_settings)
+    async with serve(built) as running:
+        yield running
+
+
+class serve:
+    """``async with serve(services) as running``: uvicorn in this loop, stopped on exit."""
+
+    def __init__(self, built: Services) -> None:
+        self._services = built
+        settings = built.settings
+        config = uvicorn.Config(
+            create_asgi(built),
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RunningServer:
+        self._task = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(15):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                    raise RuntimeError("uvicorn exited during start-up")
+                await asyncio.sleep(0.01)
+        return RunningServer(self._services.settings.base_url, self._services)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+@pytest.fixture
+async def api(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for ``server`` with the admin key."""
+    async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=10) as client:
+        yield client

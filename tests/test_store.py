@@ -1,0 +1,162 @@
+"""The store, on a SQLite file and on PostgreSQL: migrations, the event log, messages, keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from zapgate.db.committer import UnitOfWork
+from zapgate.db.migrate import migrate
+from zapgate.db.tables import messages as messages_table
+from zapgate.engines.base import AckStatus, InboundMessage
+from zapgate.errors import Conflict, MessageNotFound, Unauthorized
+from zapgate.events import repository as event_log
+from zapgate.events.model import EventDraft
+from zapgate.messages.model import Direction, MessageStatus
+from zapgate.messages.repository import HistoryQuery
+from zapgate.services import Services
+from zapgate.sessions import repository as session_store
+
+
+async def emit(services: Services, tenant: str, count: int) -> None:
+    async def job(unit: UnitOfWork) -> None:
+        for index in range(count):
+            unit.emit(EventDraft(tenant, None, "test.event", {"n": index}))
+
+    await services.committer.run(job)
+
+
+async def make_tenant(services: Services, tenant: str) -> None:
+    async def job(unit: UnitOfWork) -> None:
+        await session_store.ensure_tenant(unit.connection, tenant, tenant)
+
+    await services.committer.run(job)
+
+
+async def test_migrations_are_idempotent_and_create_the_default(services: Services) -> None:
+    await migrate(services.database)
+    session = await services.sessions.get("default", "default")
+    assert session.engine == "simulator"
+    async with services.database.connect() as connection:
+        version = await connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    assert version == "0001"
+
+
+async def test_event_seq_is_gapless_per_tenant_under_concurrency(services: Services) -> None:
+    await make_tenant(services, "acme")
+    start_default = await event_log.last_seq(services.database, "default")
+    jobs = [emit(services, "default" if i % 3 else "acme", 1 + i % 4) for i in range(60)]
+    await asyncio.gather(*jobs)
+    default = await event_log.read_after(services.database, "default", start_default, 10_000)
+    acme = await event_log.read_after(services.database, "acme", 0, 10_000)
+    assert [e.seq for e in default] == list(
+        range(start_default + 1, start_default + 1 + len(default))
+    )
+    assert [e.seq for e in acme] == list(range(1, len(acme) + 1))
+    expected_acme = sum(1 + i % 4 for i in range(60) if i % 3 == 0)
+    assert len(acme) == expected_acme
+    assert all(e.tenant == "acme" for e in acme)
+    assert services.committer.batches < services.committer.jobs, "concurrent jobs were not grouped"
+
+
+async def test_a_failing_job_fails_alone(services: Services) -> None:
+    async def bad(unit: UnitOfWork) -> None:
+        unit.emit(EventDraft("default", None, "test.bad", {}))
+        raise Conflict("this one is refused")
+
+    before = await event_log.last_seq(services.database, "default")
+    results = await asyncio.gather(
+        emit(services, "default", 1),
+        services.committer.run(bad),
+        emit(services, "default", 1),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], Conflict)
+    events = await event_log.read_after(services.database, "default", before, 100)
+    assert [e.type for e in events] == ["test.event", "test.event"]
+    assert [e.seq for e in events] == [before + 1, before + 2]
+
+
+async def test_message_lifecycle_is_monotonic(services: Services) -> None:
+    message = await services.messages.accept("default", "default", "", "5511999999999", "hi")
+    assert message.status is MessageStatus.QUEUED
+    sent = await services.messages.record_sent(message, "eng-1")
+    assert sent is not None
+    assert sent.status is MessageStatus.SENT
+    read = await services.messages.record_ack("default", "default", "eng-1", AckStatus.READ)
+    assert read is not None
+    assert read.status is MessageStatus.READ
+    back = await services.messages.record_ack("default", "default", "eng-1", AckStatus.DELIVERED)
+    assert back is None
+    assert (await services.messages.get("default", message.id)).status is MessageStatus.READ
+    assert await services.messages.record_failed(read, "late failure") is None
+
+
+async def test_an_ack_before_the_sent_record_is_applied(services: Services) -> None:
+    await services.sessions.shutdown()  # keep the sender from racing this test
+    message = await services.messages.accept("default", "default", "", "5511999999999", "hi")
+    early = await services.messages.record_ack("default", "default", "eng-2", AckStatus.DELIVERED)
+    assert early is None
+    await services.messages.record_sent(message, "eng-2")
+    stored = await services.messages.get("default", message.id)
+    assert stored.status is MessageStatus.DELIVERED
+
+
+async def test_history_is_scoped_by_tenant(services: Services) -> None:
+    await make_tenant(services, "acme")
+    inbound = InboundMessage("e-1", "5511988887777", "5511000000000", "text", "secret", 1)
+    stored = await services.messages.record_inbound("default", "default", inbound)
+    with pytest.raises(MessageNotFound):
+        await services.messages.get("acme", stored.id)
+    page = await services.messages.history(HistoryQuery(tenant="acme", session="default", limit=10))
+    assert page == []
+    mine = await services.messages.history(
+        HistoryQuery(tenant="default", session="default", limit=10, direction=Direction.IN)
+    )
+    assert [m.id for m in mine] == [stored.id]
+
+
+async def test_messages_are_stored_with_their_event_atomically(services: Services) -> None:
+    await services.sessions.shutdown()
+    before = await event_log.last_seq(services.database, "default")
+    message = await services.messages.accept("default", "default", "", "5511999999999", "x")
+    events = await event_log.read_after(services.database, "default", before, 10)
+    assert [(e.type, e.payload["id"]) for e in events] == [("message.queued", message.id)]
+    async with services.database.connect() as connection:
+        count = await connection.scalar(
+            sa.select(sa.func.count())
+            .select_from(messages_table)
+            .where(messages_table.c.id == message.id)
+        )
+    assert count == 1
+
+
+async def test_api_keys_are_hashed_and_verified(services: Services) -> None:
+    key = await services.auth.create_key("acme", "ci")
+    principal = await services.auth.authenticate(key)
+    assert principal.tenant == "acme"
+    async with services.database.connect() as connection:
+        hashes = (
+            (await connection.execute(sa.text("SELECT key_hash FROM api_keys"))).scalars().all()
+        )
+    assert key not in hashes
+    assert all(len(h) == 64 for h in hashes)
+    for wrong in ["", key[:-1], key + "a", "zg_" + "0" * 12 + "_x"]:
+        with pytest.raises(Unauthorized):
+            await services.auth.authenticate(wrong)
+
+
+async def test_a_replaced_configured_key_stops_working(services: Services) -> None:
+    old = services.settings.api_key
+    assert old is not None
+    assert (await services.auth.authenticate(old)).tenant == "default"
+    new = "another-configured-admin-key-123"
+    await services.auth.bootstrap("default", new)
+    services.auth._cache.clear()
+    assert (await services.auth.authenticate(new)).tenant == "default"
+    with pytest.raises(Unauthorized):
+        await services.auth.authenticate(old)

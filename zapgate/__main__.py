@@ -1,0 +1,5 @@
+"""Allow ``python -m zapgate``."""
+
+from zapgate.cli import main
+
+main()

@@ -1,0 +1,106 @@
+"""The application factory: FastAPI and Socket.IO on one ASGI app; the lifespan wires the parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from zapgate import __version__
+from zapgate.compat.api import router as compat_router
+from zapgate.config import Settings
+from zapgate.db.migrate import migrate
+from zapgate.events.api import router as events_router
+from zapgate.http import errors
+from zapgate.http.health import router as health_router
+from zapgate.http.limits import BodyLimitMiddleware
+from zapgate.http.responses import Json
+from zapgate.messages.api import router as messages_router
+from zapgate.services import DEFAULT_TENANT, Services, build_services
+from zapgate.sessions.api import router as sessions_router
+
+log = logging.getLogger(__name__)
+
+
+Announce = Callable[[Services], None]
+
+
+def create_app(settings: Settings, announce: Announce | None = None) -> ASGIApp:
+    """The ASGI app: Socket.IO at ``/socket.io``, everything else FastAPI.
+
+    ``announce`` is called once the service is up (the CLI prints the URLs and a generated key).
+    """
+    return create_asgi(build_services(settings), announce)
+
+
+def create_asgi(services: Services, announce: Announce | None = None) -> ASGIApp:
+    """The ASGI app over already built ``services``."""
+    settings = services.settings
+    api = create_api(services, announce)
+    limited = BodyLimitMiddleware(api, settings.max_body_bytes)
+    asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
+    return asgi
+
+
+def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
+    """The FastAPI part, with ``app.state.services``."""
+    api = FastAPI(
+        title="zapgate",
+        version=__version__,
+        description="Self-hosted WhatsApp gateway. Send `Authorization: Bearer <key>`.",
+        default_response_class=Json,
+        lifespan=_lifespan,
+    )
+    api.state.services = services
+    api.state.announce = announce
+    if services.settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=services.settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    errors.install(api)
+    for router in (health_router, sessions_router, messages_router, events_router, compat_router):
+        api.include_router(router)
+    return api
+
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    services: Services = api.state.services
+    await start(services)
+    if api.state.announce is not None:
+        api.state.announce(services)
+    try:
+        yield
+    finally:
+        await stop(services)
+
+
+async def start(services: Services) -> None:
+    """Migrate, start the writer, make sure an admin key and the default session exist, boot."""
+    settings = services.settings
+    if settings.auth == "off":
+        log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
+    await migrate(services.database)
+    services.committer.start()
+    await services.sessions.ensure_default(
+        DEFAULT_TENANT, settings.default_session, settings.default_engine
+    )
+    services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
+    services.realtime.start()
+    await services.sessions.boot()
+
+
+async def stop(services: Services) -> None:
+    """Stop engines, fan-out and the writer, then close the database."""
+    await services.sessions.shutdown()
+    await services.realtime.stop()
+    await services.committer.stop()
+    await services.database.dispose()

@@ -1,0 +1,113 @@
+"""The command line: serve, migrate, keys. Thin: it parses, then calls the service layer."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from zapgate.config import Settings
+from zapgate.logs import configure_logging
+from zapgate.services import DEFAULT_TENANT, Services
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+app = typer.Typer(help="zapgate: a self-hosted WhatsApp gateway.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValueError as error:
+        typer.secho(f"invalid configuration:\n{error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _announce(services: Services) -> None:
+    settings = services.settings
+    typer.echo(f"zapgate is serving on {settings.base_url}")
+    typer.echo(f"API docs: {settings.base_url}/docs")
+    if services.generated_key:
+        typer.secho(
+            "\nAn admin API key was generated. It is shown only this once; store it now:\n"
+            f"\n    {services.generated_key}\n",
+            fg="yellow",
+        )
+    sys.stdout.flush()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (ZAPGATE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (ZAPGATE_PORT)")] = None,
+) -> None:
+    """Run the service."""
+    from zapgate.app import create_app
+
+    settings = _settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings, announce=_announce),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply database migrations and exit."""
+    from zapgate.db.database import create_engine
+    from zapgate.db.migrate import migrate
+
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
+    tenant: Annotated[str, typer.Option(help="tenant the key belongs to")] = DEFAULT_TENANT,
+) -> None:
+    """Create an API key and print it (shown only once)."""
+    from zapgate.services import build_services
+
+    settings = _settings()
+
+    async def run() -> str:
+        from zapgate.db.migrate import migrate
+
+        services = build_services(settings)
+        await migrate(services.database)
+        services.committer.start()
+        try:
+            return await services.auth.create_key(tenant, name)
+        finally:
+            await services.committer.stop()
+            await services.database.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    """Entry point of the ``zapgate`` console script."""
+    app()

@@ -1,0 +1,1 @@
+"""The original contract: ``/whatsapp/*`` routes and the ``message`` socket event."""

@@ -1,0 +1,83 @@
+"""The original routes, served as-is on the default session.
+
+``POST /whatsapp/send`` takes ``{"number", "message"}`` and answers ``{"success": true, ...}``;
+``GET /whatsapp/messages`` answers a JSON array, newest first, paginated with ``limit`` and
+``before`` (the ``Link`` header carries the next page).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from zapgate.http.auth import Caller
+from zapgate.http.deps import services_of
+from zapgate.http.errors import responses
+from zapgate.http.responses import Json
+from zapgate.messages.repository import HistoryQuery
+from zapgate.messages.schemas import MAX_TEXT, MessageOut
+from zapgate.phone import normalize_number
+
+router = APIRouter(prefix="/whatsapp", tags=["original contract"])
+
+
+class LegacySend(BaseModel):
+    """The original body."""
+
+    number: StrictStr | StrictInt = Field(examples=["5511999999999"])
+    message: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo!"])
+
+
+class LegacySendResult(BaseModel):
+    """The original answer, plus the stored message."""
+
+    success: bool
+    id: str
+    status: str
+    message: MessageOut
+
+
+@router.post(
+    "/send",
+    response_model=LegacySendResult,
+    responses=responses(401, 404, 413, 422, 503),
+    summary="Send a text on the default session (original contract)",
+)
+async def send(request: Request, body: LegacySend, caller: Caller) -> Json:
+    services = services_of(request)
+    number = normalize_number(str(body.number), services.settings.default_country_code)
+    session = services.settings.default_session
+    await services.sessions.require(caller.tenant, session)
+    own = services.sessions.own_number(caller.tenant, session)
+    message = await services.messages.accept(caller.tenant, session, own, number, body.message)
+    public = message.public()
+    return Json({"success": True, "id": message.id, "status": public["status"], "message": public})
+
+
+@router.get(
+    "/messages",
+    response_model=list[dict[str, Any]],
+    responses=responses(401, 404, 422),
+    summary="Messages of the default session, newest first (original contract)",
+)
+async def messages(
+    request: Request,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[str | None, Query(max_length=64, description="a message id")] = None,
+) -> Json:
+    services = services_of(request)
+    session = services.settings.default_session
+    await services.sessions.require(caller.tenant, session)
+    query = HistoryQuery(tenant=caller.tenant, session=session, limit=limit, before=before)
+    page = await services.messages.history(query)
+    headers = {}
+    if len(page) == limit:
+        headers["Link"] = f'</whatsapp/messages?limit={limit}&before={page[-1].id}>; rel="next"'
+    return Json([_legacy(m.public()) for m in page], headers=headers)
+
+
+def _legacy(public: dict[str, Any]) -> dict[str, Any]:
+    return {**public, "body": public["text"]}

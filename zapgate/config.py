@@ -1,0 +1,90 @@
+"""One Settings object, read from ``ZAPGATE_*`` variables and ``.env``; fail-closed."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ZAPGATE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    api_key: str | None = Field(default=None, repr=False)
+    auth: Literal["on", "off"] = "on"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    default_engine: Literal["simulator"] = "simulator"
+    default_session: str = "default"
+    default_country_code: str = Field(default="", pattern=r"^\d{0,3}$")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    commit_batch_max: int = Field(default=256, ge=1)
+    auth_cache_seconds: float = Field(default=30.0, ge=0)
+    send_retry_limit: int = Field(default=5, ge=0)
+    send_retry_base_seconds: float = Field(default=1.0, gt=0)
+    simulator_pairing_seconds: float = Field(default=0.2, ge=0)
+    simulator_ack_seconds: float = Field(default=0.05, ge=0)
+    simulator_echo_contact: str = "5511900000000"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_key(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("ZAPGATE_API_KEY must be at least 16 characters")
+        return value or None
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'zapgate.db').resolve()}"
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "ZAPGATE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        if self.auth == "off" and not is_loopback_host(self.host):
+            raise ValueError(
+                "ZAPGATE_AUTH=off is only allowed when ZAPGATE_HOST is a loopback address"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        """The URL the service answers on."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

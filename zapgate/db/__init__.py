@@ -1,0 +1,1 @@
+"""Database: tables, connections, migrations and the group-commit writer."""

@@ -1,0 +1,149 @@
+"""Group commit: concurrent writes share one transaction, and their events share one append.
+
+Every state change that emits an event goes through ``Committer.run``. A single writer loop takes
+all jobs waiting at that moment, runs them in one transaction, allocates their events' seqs,
+commits once and then publishes the events. Under load this turns N fsyncs into one; alone, a job
+commits at once. If a batch fails, its jobs are retried one by one so a bad job fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zapgate.errors import AppError, Unavailable
+from zapgate.events import repository as event_log
+from zapgate.events.bus import EventBus
+from zapgate.events.model import Event, EventDraft
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    """What a job sees: the transaction's connection, deferred bulk inserts and event emission."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self._inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+        self._events: list[EventDraft] = []
+
+    def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` when the batch flushes (one executemany per table)."""
+        self._inserts[table].append(row)
+
+    def emit(self, draft: EventDraft) -> None:
+        """Append ``draft`` to the log in this transaction."""
+        self._events.append(draft)
+
+    async def flush(self) -> list[Event]:
+        """Write the deferred rows, then the events; returns the placed events."""
+        for table, rows in self._inserts.items():
+            await self.connection.execute(table.insert(), rows)
+        self._inserts.clear()
+        placed = await event_log.append(self.connection, self._events) if self._events else []
+        self._events.clear()
+        return placed
+
+
+Job = Callable[[UnitOfWork], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class _Pending(Generic[T]):
+    job: Job[T]
+    future: asyncio.Future[T] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Committer:
+    """The single writer of a process."""
+
+    def __init__(self, engine: AsyncEngine, bus: EventBus, batch_max: int = 256) -> None:
+        self._engine = engine
+        self._bus = bus
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        """Start the writer loop."""
+        self._task = asyncio.create_task(self._loop(), name="zapgate-committer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def run(self, job: Job[T]) -> T:
+        """Run ``job`` in a (shared) transaction; returns once it is committed and published."""
+        if self._task is None:
+            raise Unavailable("the writer is not running")
+        pending: _Pending[T] = _Pending(job)
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit_batch(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit_batch(self, batch: list[_Pending[Any]]) -> None:
+        live = [p for p in batch if not p.future.cancelled()]
+        if not live:
+            return
+        try:
+            results, events = await self._transaction(live)
+        except Exception as error:
+            if len(live) == 1:
+                _fail(live[0], error)
+                return
+            for pending in live:
+                await self._commit_batch([pending])
+            return
+        self.batches += 1
+        self.jobs += len(live)
+        self._bus.publish(events)
+        for pending, result in zip(live, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    async def _transaction(self, batch: list[_Pending[Any]]) -> tuple[list[Any], list[Event]]:
+        async with self._engine.begin() as connection:
+            unit = UnitOfWork(connection)
+            results = [await pending.job(unit) for pending in batch]
+            events = await unit.flush()
+        return results, events
+
+
+def _fail(pending: _Pending[Any], error: BaseException) -> None:
+    if pending.future.done():
+        return
+    if isinstance(error, AppError):
+        pending.future.set_exception(error)
+    elif isinstance(error, SQLAlchemyError | OSError):
+        log.error("write failed: %s", error)
+        pending.future.set_exception(Unavailable("the database refused the write; retry later"))
+    else:
+        pending.future.set_exception(error)

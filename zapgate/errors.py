@@ -1,0 +1,72 @@
+"""The one error tree. Rendered to HTTP in exactly one place (``zapgate.http.errors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """A failure the caller can act on: a stable code, an HTTP status and a detail."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__(detail if isinstance(detail, str) else self.code)
+        self.detail = detail
+
+
+class InvalidInput(AppError):
+    status = 422
+    code = "invalid_input"
+
+
+class InvalidPhoneNumber(InvalidInput):
+    code = "invalid_phone_number"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class SessionNotReady(Conflict):
+    code = "session_not_ready"
+
+
+class Unsupported(AppError):
+    status = 422
+    code = "unsupported"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(AppError):
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,1 @@
+"""The event log: the source of truth every consumer reads from."""

@@ -1,0 +1,66 @@
+"""The events API: read the log after a cursor, optionally long-polling."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from zapgate.events import repository
+from zapgate.http.auth import Caller
+from zapgate.http.deps import services_of
+from zapgate.http.errors import responses
+from zapgate.http.responses import Json
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class EventOut(BaseModel):
+    """The event envelope."""
+
+    id: str
+    seq: int
+    type: str
+    session: str | None
+    tenant: str
+    timestamp: str
+    payload: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    """Events after the cursor, oldest first; pass ``next_after`` as ``after`` to continue."""
+
+    data: list[EventOut]
+    next_after: int
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses=responses(401, 422),
+    summary="Events after a sequence number (with optional long-poll)",
+)
+async def list_events(
+    request: Request,
+    caller: Caller,
+    after: Annotated[int, Query(ge=0, description="return events with seq greater than this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for news")] = 0,
+    session: Annotated[str | None, Query(max_length=64)] = None,
+) -> Json:
+    services = services_of(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    seen = after
+    events = await repository.read_after(services.database, caller.tenant, after, limit, session)
+    while not events and loop.time() < deadline:
+        if not await services.bus.wait_beyond(caller.tenant, seen, deadline - loop.time()):
+            break
+        seen = services.bus.latest(caller.tenant)
+        events = await repository.read_after(
+            services.database, caller.tenant, after, limit, session
+        )
+    next_after = events[-1].seq if events else after
+    return Json({"data": [e.envelope() for e in events], "next_after": next_after})

@@ -1,0 +1,59 @@
+"""In-process event bus: tells consumers that events were committed, and wakes long-pollers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from zapgate.events.model import Event
+
+Listener = Callable[[list[Event]], None]
+log = logging.getLogger(__name__)
+
+
+class EventBus:
+    """Fan-out of committed events; losing a notification loses nothing (the log has it)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._latest: dict[str, int] = {}
+        self._changed = asyncio.Event()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each committed batch (in commit order); returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def publish(self, events: list[Event]) -> None:
+        """Announce events that are already committed."""
+        if not events:
+            return
+        for event in events:
+            if event.seq > self._latest.get(event.tenant, 0):
+                self._latest[event.tenant] = event.seq
+        for listener in list(self._listeners):
+            try:
+                listener(events)
+            except Exception:
+                log.exception("event listener failed")
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def latest(self, tenant: str) -> int:
+        """The newest seq this process has seen for ``tenant``."""
+        return self._latest.get(tenant, 0)
+
+    async def wait_beyond(self, tenant: str, seq: int, seconds: float) -> bool:
+        """Wait until ``tenant`` has an event after ``seq``; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.latest(tenant) <= seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True

@@ -1,0 +1,63 @@
+"""The event envelope shared by Socket.IO, webhooks and the events API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zapgate.clock import now_ms, to_iso
+from zapgate.ids import new_id
+
+
+class EventType:
+    """Event type names (DESIGN.md §1)."""
+
+    SESSION_STATUS = "session.status"
+    SESSION_QR = "session.qr"
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_QUEUED = "message.queued"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_STATUS = "message.status"
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before it has a place in the log."""
+
+    tenant: str
+    session: str | None
+    type: str
+    payload: dict[str, Any]
+    id: str = field(default_factory=lambda: new_id("evt"))
+    created_at: int = field(default_factory=now_ms)
+
+    def placed(self, seq: int) -> Event:
+        """This draft as the event at ``seq``."""
+        return Event(
+            self.id, seq, self.tenant, self.session, self.type, self.payload, self.created_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the log; ``seq`` increases per tenant without gaps."""
+
+    id: str
+    seq: int
+    tenant: str
+    session: str | None
+    type: str
+    payload: dict[str, Any]
+    created_at: int
+
+    def envelope(self) -> dict[str, Any]:
+        """The wire form, the same on every channel."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "type": self.type,
+            "session": self.session,
+            "tenant": self.tenant,
+            "timestamp": to_iso(self.created_at),
+            "payload": self.payload,
+        }

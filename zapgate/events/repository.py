@@ -1,0 +1,91 @@
+"""SQL for the event log: allocate sequence numbers, append, read after a cursor."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zapgate.db.tables import events, tenants
+from zapgate.events.model import Event, EventDraft
+
+
+async def append(connection: AsyncConnection, drafts: list[EventDraft]) -> list[Event]:
+    """Give ``drafts`` their seq (per tenant, in order) and insert them.
+
+    Allocating with ``UPDATE ... RETURNING`` locks the tenant's counter row until commit, so
+    writers of one tenant commit in seq order and a reader never sees seq N+1 before N.
+    """
+    by_tenant: dict[str, list[EventDraft]] = defaultdict(list)
+    for draft in drafts:
+        by_tenant[draft.tenant].append(draft)
+    placed: dict[str, Event] = {}
+    for tenant, group in sorted(by_tenant.items()):
+        last = await _advance_counter(connection, tenant, len(group))
+        first = last - len(group) + 1
+        for offset, draft in enumerate(group):
+            placed[draft.id] = draft.placed(first + offset)
+    result = [placed[draft.id] for draft in drafts]
+    await connection.execute(events.insert(), [_row(event) for event in result])
+    return result
+
+
+async def _advance_counter(connection: AsyncConnection, tenant: str, count: int) -> int:
+    statement = (
+        sa.update(tenants)
+        .where(tenants.c.id == tenant)
+        .values(last_seq=tenants.c.last_seq + count)
+        .returning(tenants.c.last_seq)
+    )
+    last = (await connection.execute(statement)).scalar_one_or_none()
+    if last is None:
+        raise LookupError(f"unknown tenant {tenant!r}")
+    return int(last)
+
+
+def _row(event: Event) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "tenant_id": event.tenant,
+        "seq": event.seq,
+        "session": event.session,
+        "type": event.type,
+        "payload": event.payload,
+        "created_at": event.created_at,
+    }
+
+
+async def read_after(
+    engine: AsyncEngine, tenant: str, after: int, limit: int, session: str | None = None
+) -> list[Event]:
+    """Events of ``tenant`` with seq > ``after``, oldest first."""
+    query = (
+        sa.select(events)
+        .where(events.c.tenant_id == tenant, events.c.seq > after)
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    if session is not None:
+        query = query.where(events.c.session == session)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [
+        Event(
+            r["id"],
+            r["seq"],
+            r["tenant_id"],
+            r["session"],
+            r["type"],
+            r["payload"],
+            r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def last_seq(engine: AsyncEngine, tenant: str) -> int:
+    """The newest seq of ``tenant`` (0 when it has none)."""
+    async with engine.connect() as connection:
+        value = await connection.scalar(sa.select(tenants.c.last_seq).where(tenants.c.id == tenant))
+    return int(value or 0)

@@ -1,0 +1,1 @@
+"""The web edge: error rendering, limits, authentication dependency."""

@@ -1,0 +1,78 @@
+"""The one place where errors become HTTP responses: ``{"error": ..., "detail": ...}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from zapgate.errors import AppError
+from zapgate.http.responses import Json
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str
+    detail: Any = None
+
+
+def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Json:
+    """Render one error."""
+    return Json({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the error responses a route can give."""
+    described = {
+        400: "Bad request",
+        401: "Missing or invalid API key",
+        404: "Not found",
+        409: "Conflict with the current state",
+        413: "Request body too large",
+        422: "Invalid input",
+        503: "Temporarily unavailable",
+    }
+    return {status: {"model": ErrorBody, "description": described[status]} for status in statuses}
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, error: AppError) -> Json:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        return error_response(error.status, error.code, error.detail, **headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> Json:
+        detail = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg"), "type": item.get("type")}
+            for item in error.errors()
+        ]
+        return error_response(422, "invalid_input", detail)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, error: HTTPException) -> Json:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, error.detail, **(error.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Json:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "an unexpected error was logged")

@@ -1,0 +1,1 @@
+"""Messages: the outbox, inbound history and delivery status."""

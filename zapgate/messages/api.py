@@ -1,0 +1,92 @@
+"""REST routes for messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from zapgate.clock import from_datetime
+from zapgate.http.auth import Caller
+from zapgate.http.deps import SessionName, services_of
+from zapgate.http.errors import responses
+from zapgate.http.responses import Json
+from zapgate.messages.model import Direction
+from zapgate.messages.repository import HistoryQuery
+from zapgate.messages.schemas import MessageOut, MessagePage, SendText
+from zapgate.phone import chat_id, normalize_number
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+MAX_PAGE = 500
+
+
+@router.post(
+    "/sessions/{session}/messages",
+    status_code=202,
+    response_model=MessageOut,
+    responses=responses(401, 404, 413, 422, 503),
+    summary="Send a text message (queued, then sent by the session's outbox)",
+)
+async def send_message(
+    request: Request, session: SessionName, body: SendText, caller: Caller
+) -> Json:
+    services = services_of(request)
+    number = normalize_number(body.to, services.settings.default_country_code)
+    await services.sessions.require(caller.tenant, session)
+    own = services.sessions.own_number(caller.tenant, session)
+    message = await services.messages.accept(caller.tenant, session, own, number, body.text)
+    return Json(message.public(), status_code=202)
+
+
+@router.get(
+    "/sessions/{session}/messages",
+    response_model=MessagePage,
+    responses=responses(401, 404, 422),
+    summary="Message history of a session, newest first",
+)
+async def list_messages(
+    request: Request,
+    session: SessionName,
+    caller: Caller,
+    chat: Annotated[str | None, Query(description="a number or chat id")] = None,
+    direction: Literal["in", "out"] | None = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> Json:
+    services = services_of(request)
+    await services.sessions.require(caller.tenant, session)
+    query = HistoryQuery(
+        tenant=caller.tenant,
+        session=session,
+        limit=limit,
+        chat_id=_chat(chat, services.settings.default_country_code),
+        direction=Direction(direction) if direction else None,
+        since_ms=from_datetime(since) if since else None,
+        until_ms=from_datetime(until) if until else None,
+        before=cursor,
+    )
+    page = await services.messages.history(query)
+    next_cursor = page[-1].id if len(page) == limit else None
+    return Json({"data": [m.public() for m in page], "next_cursor": next_cursor})
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageOut,
+    responses=responses(401, 404),
+    summary="One message by id",
+)
+async def get_message(request: Request, message_id: str, caller: Caller) -> Json:
+    message = await services_of(request).messages.get(caller.tenant, message_id)
+    return Json(message.public())
+
+
+def _chat(chat: str | None, country_code: str) -> str | None:
+    if chat is None:
+        return None
+    if "@" in chat and not chat.endswith("@c.us"):
+        return chat
+    return chat_id(normalize_number(chat, country_code))

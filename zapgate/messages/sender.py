@@ -1,0 +1,112 @@
+"""The per-session outbox sender: takes queued messages in order and hands them to the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from zapgate.engines.base import Engine, EngineError, EngineNotReady, OutboundMessage
+from zapgate.messages.model import Message
+from zapgate.messages.service import MessageService
+from zapgate.phone import number_of
+
+log = logging.getLogger(__name__)
+OUTBOX_PAGE = 100
+NOT_READY_PAUSE_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Transient failures are retried ``limit`` times, waiting ``base * 2**n`` (at most ``cap``)."""
+
+    limit: int = 5
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failure."""
+        return float(min(self.base_seconds * 2 ** max(attempts - 1, 0), self.cap_seconds))
+
+
+class Sender:
+    """Sends one session's queued messages, one at a time, oldest first.
+
+    A message leaves ``queued`` only as ``sent`` or ``failed``. After a crash the queued rows are
+    still there and are sent on the next start: delivery is at-least-once.
+    """
+
+    def __init__(
+        self,
+        messages: MessageService,
+        engine: Engine,
+        tenant: str,
+        session: str,
+        ready: asyncio.Event,
+        retry: RetryPolicy,
+    ) -> None:
+        self._messages = messages
+        self._engine = engine
+        self._tenant = tenant
+        self._session = session
+        self._ready = ready
+        self._retry = retry
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin sending."""
+        self._task = asyncio.create_task(self._run(), name=f"sender:{self._tenant}:{self._session}")
+
+    async def stop(self) -> None:
+        """Stop after abandoning the current attempt (it stays queued)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        """Say that new messages were queued."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                page = await self._messages.queued(self._tenant, self._session, OUTBOX_PAGE)
+                for message in page:
+                    await self._deliver(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
+                await asyncio.sleep(self._retry.base_seconds)
+                continue
+            if not page:
+                await self._wake.wait()
+
+    async def _deliver(self, message: Message) -> None:
+        outbound = OutboundMessage(
+            message.id, number_of(message.recipient), message.kind, message.text
+        )
+        while True:
+            await self._ready.wait()
+            try:
+                receipt = await self._engine.send(outbound)
+            except EngineNotReady:
+                await asyncio.sleep(NOT_READY_PAUSE_SECONDS)
+                continue
+            except Exception as error:
+                transient = error.transient if isinstance(error, EngineError) else True
+                if not transient or message.attempts + 1 > self._retry.limit:
+                    await self._messages.record_failed(message, _reason(error))
+                    return
+                message = await self._messages.record_attempt(message, _reason(error))
+                await asyncio.sleep(self._retry.delay(message.attempts))
+                continue
+            await self._messages.record_sent(message, receipt.engine_message_id)
+            return
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,207 @@
+"""Message use cases: accept a send into the outbox, record inbound messages, sends and acks."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.tables import messages
+from zapgate.engines.base import AckStatus, InboundMessage
+from zapgate.errors import MessageNotFound
+from zapgate.events.model import EventDraft, EventType
+from zapgate.ids import new_id
+from zapgate.messages import repository
+from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
+from zapgate.phone import chat_id
+
+EARLY_ACKS_KEPT = 10_000
+
+
+class MessageService:
+    """Writes go through the committer (one transaction with their event); reads go to the store."""
+
+    def __init__(self, engine: AsyncEngine, committer: Committer) -> None:
+        self._engine = engine
+        self._committer = committer
+        self._early_acks: OrderedDict[tuple[str, str, str], AckStatus] = OrderedDict()
+        self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
+
+    async def accept(
+        self, tenant: str, session: str, own_number: str, to: str, text: str
+    ) -> Message:
+        """Queue an outbound text with its ``message.queued`` event; the sender sends it."""
+        now = now_ms()
+        message = Message(
+            id=new_id("msg"),
+            tenant=tenant,
+            session=session,
+            direction=Direction.OUT,
+            chat_id=chat_id(to),
+            sender=own_number,
+            recipient=chat_id(to),
+            kind="text",
+            text=text,
+            status=MessageStatus.QUEUED,
+            error=None,
+            attempts=0,
+            engine_message_id=None,
+            created_at=now,
+            updated_at=now,
+        )
+
+        async def job(unit: UnitOfWork) -> Message:
+            unit.insert(messages, message.to_row())
+            unit.emit(_event(message, EventType.MESSAGE_QUEUED))
+            return message
+
+        stored = await self._committer.run(job)
+        self.on_queued(tenant, session)
+        return stored
+
+    async def record_inbound(self, tenant: str, session: str, inbound: InboundMessage) -> Message:
+        """Store a received message with its ``message.received`` event."""
+        message = Message(
+            id=new_id("msg"),
+            tenant=tenant,
+            session=session,
+            direction=Direction.IN,
+            chat_id=chat_id(inbound.sender),
+            sender=chat_id(inbound.sender),
+            recipient=chat_id(inbound.recipient),
+            kind=inbound.kind,
+            text=inbound.text,
+            status=MessageStatus.RECEIVED,
+            error=None,
+            attempts=0,
+            engine_message_id=inbound.engine_message_id,
+            created_at=inbound.timestamp_ms,
+            updated_at=now_ms(),
+        )
+
+        async def job(unit: UnitOfWork) -> Message:
+            unit.insert(messages, message.to_row())
+            unit.emit(_event(message, EventType.MESSAGE_RECEIVED))
+            return message
+
+        return await self._committer.run(job)
+
+    async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
+        """Mark ``message`` sent; applies an ack that arrived before this record."""
+        values = {
+            "status": MessageStatus.SENT.value,
+            "engine_message_id": engine_message_id,
+            "attempts": message.attempts + 1,
+            "updated_at": now_ms(),
+        }
+        sent = await self._transition(
+            repository.by_id(message.tenant, message.id),
+            MessageStatus.SENT,
+            values,
+            EventType.MESSAGE_SENT,
+        )
+        early = self._early_acks.pop((message.tenant, message.session, engine_message_id), None)
+        if sent is not None and early is not None:
+            await self.record_ack(message.tenant, message.session, engine_message_id, early)
+        return sent
+
+    async def record_failed(self, message: Message, reason: str) -> Message | None:
+        """Mark ``message`` failed with ``reason`` (terminal)."""
+        values = {
+            "status": MessageStatus.FAILED.value,
+            "error": reason,
+            "attempts": message.attempts + 1,
+            "updated_at": now_ms(),
+        }
+        return await self._transition(
+            repository.by_id(message.tenant, message.id),
+            MessageStatus.SENT,
+            values,
+            EventType.MESSAGE_STATUS,
+        )
+
+    async def record_attempt(self, message: Message, reason: str) -> Message:
+        """Count a failed attempt that will be retried (no event: the message stays queued)."""
+        values = {"attempts": message.attempts + 1, "error": reason, "updated_at": now_ms()}
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            return await repository.transition(
+                unit.connection,
+                repository.by_id(message.tenant, message.id),
+                [MessageStatus.QUEUED.value],
+                values,
+            )
+
+        updated = await self._committer.run(job)
+        return updated or replace(message, attempts=message.attempts + 1)
+
+    async def record_ack(
+        self, tenant: str, session: str, engine_message_id: str, status: AckStatus
+    ) -> Message | None:
+        """Advance an outbound message to ``status``; never moves it back."""
+        target = MessageStatus(status.value)
+        where = repository.by_engine_id(tenant, session, engine_message_id)
+        updated = await self._transition(
+            where,
+            target,
+            {"status": target.value, "updated_at": now_ms()},
+            EventType.MESSAGE_STATUS,
+        )
+        if updated is None and not await self._known(tenant, session, engine_message_id):
+            self._remember_early_ack(tenant, session, engine_message_id, status)
+        return updated
+
+    async def get(self, tenant: str, message_id: str) -> Message:
+        """One message, or MessageNotFound."""
+        message = await repository.get(self._engine, tenant, message_id)
+        if message is None:
+            raise MessageNotFound(f"no message {message_id!r}")
+        return message
+
+    async def history(self, query: repository.HistoryQuery) -> list[Message]:
+        """A page of history, newest first."""
+        return await repository.history(self._engine, query)
+
+    async def queued(self, tenant: str, session: str, limit: int) -> list[Message]:
+        """The session's outbox, oldest first."""
+        return await repository.queued(self._engine, tenant, session, limit)
+
+    async def _transition(
+        self,
+        where: object,
+        target: MessageStatus,
+        values: dict[str, object],
+        event_type: str,
+    ) -> Message | None:
+        allowed = statuses_before(target)
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            updated = await repository.transition(unit.connection, where, allowed, values)  # type: ignore[arg-type]
+            if updated is not None:
+                unit.emit(_event(updated, event_type))
+            return updated
+
+        return await self._committer.run(job)
+
+    async def _known(self, tenant: str, session: str, engine_message_id: str) -> bool:
+        return await repository.exists_by_engine_id(
+            self._engine, tenant, session, engine_message_id
+        )
+
+    def _remember_early_ack(
+        self, tenant: str, session: str, engine_message_id: str, status: AckStatus
+    ) -> None:
+        key = (tenant, session, engine_message_id)
+        previous = self._early_acks.get(key)
+        if previous is None or list(AckStatus).index(status) > list(AckStatus).index(previous):
+            self._early_acks[key] = status
+        while len(self._early_acks) > EARLY_ACKS_KEPT:
+            self._early_acks.popitem(last=False)
+
+
+def _event(message: Message, event_type: str) -> EventDraft:
+    return EventDraft(message.tenant, message.session, event_type, message.public())

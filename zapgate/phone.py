@@ -1,0 +1,53 @@
+"""Phone numbers and chat ids, normalised in one place."""
+
+from __future__ import annotations
+
+import re
+
+from zapgate.errors import InvalidPhoneNumber
+
+_SEPARATORS = re.compile(r"[\s().\-/]")
+_USER_SUFFIX = "@c.us"
+_MIN_DIGITS, _MAX_DIGITS = 10, 15
+
+
+def normalize_number(raw: str, default_country_code: str = "") -> str:
+    """Digits with country code (E.164 without ``+``); raises InvalidPhoneNumber.
+
+    Accepts ``+55 (11) 99999-9999``, ``5511999999999`` and ``5511999999999@c.us``. When
+    ``default_country_code`` is set, a national number written without ``+`` (10 or 11 digits
+    after an optional trunk ``0``) gets it prepended.
+    """
+    text = raw.strip()
+    if text.endswith(_USER_SUFFIX):
+        text = text[: -len(_USER_SUFFIX)]
+    text = _SEPARATORS.sub("", text)
+    if text.startswith("+"):
+        text = text[1:]
+    elif default_country_code and text.isdigit():
+        text = _with_country_code(text, default_country_code)
+    if not text.isdigit() or not text.isascii():
+        raise InvalidPhoneNumber(f"{raw!r} is not a phone number: use digits with country code")
+    if not _MIN_DIGITS <= len(text) <= _MAX_DIGITS or text.startswith("0"):
+        raise InvalidPhoneNumber(
+            f"{raw!r} is not a phone number: expected {_MIN_DIGITS}-{_MAX_DIGITS} digits "
+            "with country code, e.g. 5511999999999"
+        )
+    return text
+
+
+def _with_country_code(digits: str, country_code: str) -> str:
+    national = digits[1:] if digits.startswith("0") else digits
+    if len(national) in (10, 11):
+        return country_code + national
+    return digits
+
+
+def chat_id(number: str) -> str:
+    """The WhatsApp user chat id of a normalised number."""
+    return number + _USER_SUFFIX
+
+
+def number_of(chat: str) -> str:
+    """The number part of a chat id."""
+    return chat.split("@", 1)[0]

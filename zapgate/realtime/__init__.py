@@ -1,0 +1,1 @@
+"""Real time: Socket.IO fan-out of the event log."""

@@ -1,0 +1,1 @@
+"""Sessions: one WhatsApp account each, driven by an engine."""

@@ -1,0 +1,100 @@
+"""SQL for sessions and tenants; every query is scoped by tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.tables import sessions, tenants
+from zapgate.engines.base import SessionStatus
+from zapgate.sessions.model import Session
+
+
+async def ensure_tenant(connection: AsyncConnection, tenant: str, name: str) -> None:
+    """Create ``tenant`` unless it exists."""
+    exists = await connection.scalar(sa.select(tenants.c.id).where(tenants.c.id == tenant))
+    if exists is None:
+        await connection.execute(
+            tenants.insert().values(id=tenant, name=name, last_seq=0, created_at=now_ms())
+        )
+
+
+async def create(
+    connection: AsyncConnection,
+    tenant: str,
+    name: str,
+    engine: str,
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Session:
+    """Insert a stopped session that should be running."""
+    now = now_ms()
+    row = {
+        "tenant_id": tenant,
+        "name": name,
+        "engine": engine,
+        "config": config,
+        "metadata": metadata,
+        "status": SessionStatus.STOPPED.value,
+        "status_reason": None,
+        "desired": "running",
+        "me": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await connection.execute(sessions.insert().values(**row))
+    return Session.from_row(row)
+
+
+async def exists(connection: AsyncConnection, tenant: str, name: str) -> bool:
+    """Whether the session is stored."""
+    found = await connection.scalar(sa.select(sessions.c.name).where(_key(tenant, name)))
+    return found is not None
+
+
+async def get(engine: AsyncEngine, tenant: str, name: str) -> Session | None:
+    """One session of ``tenant``."""
+    async with engine.connect() as connection:
+        row = (
+            (await connection.execute(sa.select(sessions).where(_key(tenant, name))))
+            .mappings()
+            .first()
+        )
+    return Session.from_row(row) if row else None
+
+
+async def list_for(engine: AsyncEngine, tenant: str) -> list[Session]:
+    """All sessions of ``tenant`` by name."""
+    statement = sa.select(sessions).where(sessions.c.tenant_id == tenant).order_by(sessions.c.name)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).mappings().all()
+    return [Session.from_row(row) for row in rows]
+
+
+async def all_wanted_running(engine: AsyncEngine) -> list[Session]:
+    """Sessions of every tenant that should run on boot (the boot path is tenant-wide by design)."""
+    statement = sa.select(sessions).where(sessions.c.desired == "running")
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).mappings().all()
+    return [Session.from_row(row) for row in rows]
+
+
+async def update(
+    connection: AsyncConnection, tenant: str, name: str, values: dict[str, Any]
+) -> Session | None:
+    """Update one session; returns it as stored."""
+    statement = (
+        sa.update(sessions)
+        .where(_key(tenant, name))
+        .values(updated_at=now_ms(), **values)
+        .returning(*sessions.c)
+    )
+    row = (await connection.execute(statement)).mappings().first()
+    return Session.from_row(row) if row else None
+
+
+def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:
+    return sa.and_(sessions.c.tenant_id == tenant, sessions.c.name == name)

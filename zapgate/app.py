@@ -17,6 +17,7 @@ from zapgate.config import Settings
 from zapgate.db.migrate import migrate
 from zapgate.events.api import router as events_router
 from zapgate.http import errors
+from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
 from zapgate.http.limits import BodyLimitMiddleware
 from zapgate.http.responses import Json
@@ -42,7 +43,7 @@ def create_asgi(services: Services, announce: Announce | None = None) -> ASGIApp
     """The ASGI app over already built ``services``."""
     settings = services.settings
     api = create_api(services, announce)
-    limited = BodyLimitMiddleware(api, settings.max_body_bytes)
+    limited = BodyLimitMiddleware(SendFastLane(api, services), settings.max_body_bytes)
     asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
     return asgi
 

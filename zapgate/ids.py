@@ -12,12 +12,15 @@ _last_ms = 0
 _last_rand = 0
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, index = divmod(value, 32)
-        chars.append(_ALPHABET[index])
-    return "".join(reversed(chars))
+    """``value`` in ``length`` Crockford base32 digits (``length`` even), 10 bits at a time."""
+    pairs = _PAIRS
+    return "".join(
+        pairs[(value >> shift) & 0x3FF] for shift in range((length // 2 - 1) * 10, -1, -10)
+    )
 
 
 def ulid() -> str:
@@ -30,7 +33,7 @@ def ulid() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1
         _last_ms, _last_rand = now, rand
-    return _encode(now, 10) + _encode(rand, 16)
+    return _encode((now << 80) | rand, 26)
 
 
 def new_id(prefix: str) -> str:

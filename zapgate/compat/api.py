@@ -16,9 +16,10 @@ from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.responses import Json
+from zapgate.messages.commands import send_text
+from zapgate.messages.model import Message
 from zapgate.messages.repository import HistoryQuery
 from zapgate.messages.schemas import MAX_TEXT, MessageOut
-from zapgate.phone import normalize_number
 
 router = APIRouter(prefix="/whatsapp", tags=["original contract"])
 
@@ -47,13 +48,9 @@ class LegacySendResult(BaseModel):
 )
 async def send(request: Request, body: LegacySend, caller: Caller) -> Json:
     services = services_of(request)
-    number = normalize_number(str(body.number), services.settings.default_country_code)
     session = services.settings.default_session
-    await services.sessions.require(caller.tenant, session)
-    own = services.sessions.own_number(caller.tenant, session)
-    message = await services.messages.accept(caller.tenant, session, own, number, body.message)
-    public = message.public()
-    return Json({"success": True, "id": message.id, "status": public["status"], "message": public})
+    message = await send_text(services, caller.tenant, session, str(body.number), body.message)
+    return Json(legacy_send_result(message))
 
 
 @router.get(
@@ -77,6 +74,12 @@ async def messages(
     if len(page) == limit:
         headers["Link"] = f'</whatsapp/messages?limit={limit}&before={page[-1].id}>; rel="next"'
     return Json([_legacy(m.public()) for m in page], headers=headers)
+
+
+def legacy_send_result(message: Message) -> dict[str, Any]:
+    """The original answer to a send, with the stored message."""
+    public = message.public()
+    return {"success": True, "id": message.id, "status": public["status"], "message": public}
 
 
 def _legacy(public: dict[str, Any]) -> dict[str, Any]:

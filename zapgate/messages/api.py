@@ -12,6 +12,7 @@ from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.responses import Json
+from zapgate.messages.commands import send_text
 from zapgate.messages.model import Direction
 from zapgate.messages.repository import HistoryQuery
 from zapgate.messages.schemas import MessageOut, MessagePage, SendText
@@ -31,11 +32,7 @@ MAX_PAGE = 500
 async def send_message(
     request: Request, session: SessionName, body: SendText, caller: Caller
 ) -> Json:
-    services = services_of(request)
-    number = normalize_number(body.to, services.settings.default_country_code)
-    await services.sessions.require(caller.tenant, session)
-    own = services.sessions.own_number(caller.tenant, session)
-    message = await services.messages.accept(caller.tenant, session, own, number, body.text)
+    message = await send_text(services_of(request), caller.tenant, session, body.to, body.text)
     return Json(message.public(), status_code=202)
 
 

@@ -1,0 +1,141 @@
+"""The hot path: successful text sends served without the framework's per-request machinery.
+
+``POST /whatsapp/send`` and ``POST /api/v1/sessions/{session}/messages`` carry nearly all the
+load. This ASGI layer reads the body, authenticates, validates with the same pydantic models and
+calls the same use case as the FastAPI routes. When everything succeeds it answers itself;
+when anything is off (no key, bad JSON, unknown session, a large body, ...) it hands the request,
+body included, to FastAPI unchanged, so errors are still rendered in one place and the routes
+stay the documented contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zapgate.compat.api import LegacySend, legacy_send_result
+from zapgate.errors import AppError
+from zapgate.http.errors import error_response
+from zapgate.http.responses import Json
+from zapgate.messages.commands import send_text
+from zapgate.messages.schemas import SendText
+from zapgate.services import Services
+
+log = logging.getLogger(__name__)
+FAST_BODY_MAX = 256 * 1024
+_V1_SEND = re.compile(r"^/api/v1/sessions/([A-Za-z0-9_.\-]{1,64})/messages$")
+_LEGACY_SEND = "/whatsapp/send"
+
+Handler = Callable[[Services, str, bytes, str], Awaitable[tuple[int, Any]]]
+
+
+async def _v1(services: Services, tenant: str, body: bytes, session: str) -> tuple[int, Any]:
+    request = SendText.model_validate_json(body)
+    message = await send_text(services, tenant, session, request.to, request.text)
+    return 202, message.public()
+
+
+async def _legacy(services: Services, tenant: str, body: bytes, _session: str) -> tuple[int, Any]:
+    request = LegacySend.model_validate_json(body)
+    session = services.settings.default_session
+    message = await send_text(services, tenant, session, str(request.number), request.message)
+    return 200, legacy_send_result(message)
+
+
+class SendFastLane:
+    """Serves successful sends directly; everything else goes to ``app`` untouched."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = _route(scope)
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        handler, session = route
+        try:
+            chunks, complete = await _read(receive)
+        except HTTPException as too_large:
+            refusal = error_response(too_large.status_code, "payload_too_large", too_large.detail)
+            await refusal(scope, receive, send)
+            return
+        answer = await self._serve(handler, session, scope, b"".join(chunks)) if complete else None
+        if answer is None:
+            await self.app(scope, _replay(chunks, complete, receive), send)
+            return
+        await answer(scope, receive, send)
+
+    async def _serve(self, handler: Handler, session: str, scope: Scope, body: bytes) -> Any:
+        try:
+            principal = await self.services.auth.authenticate(_presented_key(scope))
+            status, payload = await handler(self.services, principal.tenant, body, session)
+        except (AppError, ValidationError, ValueError):
+            return None
+        except Exception:
+            log.exception("unhandled error on the send fast lane")
+            return error_response(500, "internal_error", "an unexpected error was logged")
+        return Json(payload, status_code=status)
+
+
+def _route(scope: Scope) -> tuple[Handler, str] | None:
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path = scope["path"]
+    if path == _LEGACY_SEND:
+        return _legacy, ""
+    matched = _V1_SEND.match(path)
+    return (_v1, matched.group(1)) if matched else None
+
+
+async def _read(receive: Receive) -> tuple[list[bytes], bool]:
+    """Read the body up to FAST_BODY_MAX; ``complete`` is False if more remains.
+
+    Raises the body limit's HTTPException (413) when a chunk takes the body over the limit.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return chunks, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return chunks, True
+        if size > FAST_BODY_MAX:
+            return chunks, False
+
+
+def _replay(chunks: list[bytes], complete: bool, receive: Receive) -> Receive:
+    """A receive that first yields what was already read, then continues the original."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": not complete}
+        return await receive()
+
+    return replay
+
+
+def _presented_key(scope: Scope) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+        elif name == b"x-api-key":
+            return value.decode("latin-1")
+    return None

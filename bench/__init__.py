@@ -1,10 +1,11 @@
-"""Benchmark harness: zapgate vs. a bare ASGI baseline, measured with wrk.
+"""Benchmark harness: zapgate vs. a bare ASGI baseline (wrk), then the sessions workload.
 
 Run from the repository root::
 
     .venv/bin/python -m bench                    # every target
     .venv/bin/python -m bench --only baseline    # one target (repeatable)
     BENCH_DURATION=30 .venv/bin/python -m bench  # longer measured run
+    .venv/bin/python -m bench --only sessions --sessions 200  # memory and events/s per session
 
 Results are printed as a table and written to ``bench/results/latest.json``.
 """

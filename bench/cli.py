@@ -1,4 +1,4 @@
-"""Command line: start each target, load it with wrk, report the figures."""
+"""Command line: start each target, load it (wrk, or the sessions workload), report the figures."""
 
 import argparse
 import http.client
@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import report
+from bench import report, sessions
 from bench.server import BenchError, http_call, serve
-from bench.targets import Target, build_targets
+from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
     CONNECTIONS,
     THREADS,
     WrkResult,
     cpu_prefixes,
     ensure_wrk,
+    load_cpus,
     parse_wrk,
     run_wrk,
 )
@@ -29,6 +30,8 @@ from bench.wrkrun import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DURATION_S = 10
 WARMUP_S = 2
+SESSIONS = "sessions"
+"""Name of the sessions workload (run after the wrk targets)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Setup:
     server_prefix: list[str]
     wrk_prefix: list[str]
     log_dir: Path
+    sessions: int
+    client_cpu: int | None
 
 
 def log(message: str) -> None:
@@ -56,8 +61,8 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse ``--only`` and ``--duration`` (default ``$BENCH_DURATION`` or 10)."""
-    names = list(build_targets(Path(), ""))
+    """Parse ``--only``, ``--duration`` and ``--sessions`` (defaults from the environment)."""
+    names = [*build_targets(Path(), ""), SESSIONS]
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--only", action="append", choices=names, help="run only this target (repeatable)"
@@ -67,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive_int,
         default=os.environ.get("BENCH_DURATION", str(DEFAULT_DURATION_S)),  # argparse applies type
         help="measured seconds per target (env BENCH_DURATION, default 10)",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=positive_int,
+        default=os.environ.get("BENCH_SESSIONS", str(sessions.DEFAULT_SESSIONS)),
+        help=f"sessions of the sessions workload (env BENCH_SESSIONS, "
+        f"default {sessions.DEFAULT_SESSIONS})",
     )
     return parser.parse_args(argv)
 
@@ -108,6 +120,22 @@ def measure_all(targets: list[Target], setup: Setup) -> list[report.Outcome]:
     return outcomes
 
 
+def measure_sessions(api_key: str, setup: Setup) -> report.Outcome:
+    """Start a fresh zapgate server and run the sessions workload against it."""
+    log(f"{SESSIONS}: starting server ({setup.sessions} sessions, then {setup.duration_s}s load)")
+    data_dir = setup.log_dir / "sessions-data"
+    data_dir.mkdir()
+    plan = sessions.Plan(setup.sessions, setup.duration_s, api_key)
+    log_path = setup.log_dir / f"{SESSIONS}.log"
+    try:
+        server = sessions_server(data_dir, api_key)
+        with serve(server, REPO_ROOT, log_path, setup.server_prefix) as running:
+            result = sessions.run(running, plan, setup.client_cpu)
+    except BenchError as exc:
+        return report.Outcome(SESSIONS, failure=str(exc))
+    return report.Outcome(SESSIONS, result=result)
+
+
 def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
     """Build the JSON document written to ``bench/results/latest.json``."""
     return {
@@ -117,6 +145,9 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
             "warmup_s": WARMUP_S,
             "connections": CONNECTIONS,
             "threads": THREADS,
+            "sessions": setup.sessions,
+            "sessions_create_concurrency": sessions.CREATE_CONCURRENCY,
+            "sessions_send_concurrency": sessions.SEND_CONCURRENCY,
             "server_prefix": setup.server_prefix,
             "wrk_prefix": setup.wrk_prefix,
             "python": platform.python_version(),
@@ -127,21 +158,37 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
     }
 
 
+def print_report(outcomes: list[report.Outcome]) -> None:
+    """The wrk table and ratio (if a wrk target ran), then the sessions section (if measured)."""
+    if any(o.target != SESSIONS for o in outcomes):
+        print(report.table(outcomes))
+    ratio = report.throughput_ratio(outcomes, "zapgate", "baseline")
+    if ratio is not None:
+        print(f"zapgate/baseline throughput: {ratio:.2f}x")
+    for o in outcomes:
+        if isinstance(o.result, sessions.SessionsResult):
+            print(report.sessions_section(o.result))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the selected targets; return 0 only if all ran without errors."""
     wrk = ensure_wrk()
     server_prefix, wrk_prefix = cpu_prefixes()
+    cpus = load_cpus()
+    api_key = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="zapgate-bench-") as tmp:
         data_dir = Path(tmp, "data")
         data_dir.mkdir()
-        targets = build_targets(data_dir, secrets.token_urlsafe(32))
+        targets = build_targets(data_dir, api_key)
         chosen = [t for name, t in targets.items() if not args.only or name in args.only]
-        setup = Setup(wrk, args.duration, server_prefix, wrk_prefix, Path(tmp))
+        setup = Setup(
+            wrk, args.duration, server_prefix, wrk_prefix, Path(tmp),
+            sessions=args.sessions, client_cpu=cpus[1] if cpus else None,
+        )  # fmt: skip
         outcomes = measure_all(chosen, setup)
-    print(report.table(outcomes))
-    ratio = report.throughput_ratio(outcomes, "zapgate", "baseline")
-    if ratio is not None:
-        print(f"zapgate/baseline throughput: {ratio:.2f}x")
+        if not args.only or SESSIONS in args.only:
+            outcomes.append(measure_sessions(api_key, setup))
+    print_report(outcomes)
     log(f"results written to {report.write_json(payload(outcomes, setup))}")
     report.warn_failures(outcomes)
     return 0 if all(o.ok for o in outcomes) else 1

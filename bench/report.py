@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.sessions import SessionsResult
 from bench.wrkrun import WrkResult
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -16,7 +17,7 @@ class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: WrkResult | None = None
+    result: WrkResult | SessionsResult | None = None
     failure: str | None = None
 
     @property
@@ -36,17 +37,19 @@ class Outcome:
 
 def throughput_ratio(outcomes: list[Outcome], num: str, den: str) -> float | None:
     """``num`` req/s divided by ``den`` req/s, when both were measured."""
-    rps = {o.target: o.result.requests_per_sec for o in outcomes if o.result}
+    rps = {o.target: o.result.requests_per_sec for o in outcomes if isinstance(o.result, WrkResult)}
     if rps.get(num) is None or not rps.get(den):
         return None
     return rps[num] / rps[den]
 
 
 def table(outcomes: list[Outcome]) -> str:
-    """Fixed-width table: target, req/s, p50 ms, p99 ms, errors."""
+    """Fixed-width table of the wrk targets: target, req/s, p50 ms, p99 ms, errors."""
     lines = [f"{'target':<12} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
     for o in outcomes:
         r = o.result
+        if isinstance(r, SessionsResult):
+            continue
         if r is None:
             lines.append(f"{o.target:<12} {'FAILED':>10}")
             continue
@@ -57,6 +60,33 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def sessions_section(result: SessionsResult) -> str:
+    """The sessions workload's figures, one per line."""
+    m, t = result.memory, result.traffic
+    drain = f"drain {t.drain_s:.1f} s" + ("" if t.drained else ", NOT drained")
+    rows = [
+        ("RSS idle before", f"{m.rss_before_kb / 1024:.1f} MiB"),
+        (f"RSS with {result.sessions} sessions", f"{m.rss_after_kb / 1024:.1f} MiB"),
+        ("memory per idle session", f"{result.kb_per_session:.1f} KiB"),
+        ("create + WORKING", f"{m.working_s:.1f} s (create {m.create_s:.1f} s)"),
+        ("sends accepted/s", f"{result.sends_per_s:.1f} ({t.send_errors} errors)"),
+        ("events/s during load", f"{result.events_per_s_load:.1f} ({t.load_s:.1f} s)"),
+        ("events/s incl. drain", f"{result.events_per_s_with_drain:.1f} ({drain})"),
+        ("RSS after load", f"{t.rss_after_load_kb / 1024:.1f} MiB"),
+    ]
+    return "\n".join(["sessions:", *(f"  {name:<28} {value}" for name, value in rows)])
+
+
+def _error_detail(result: WrkResult | SessionsResult) -> str:
+    """What went wrong in a measured run."""
+    if isinstance(result, SessionsResult):
+        t = result.traffic
+        drained = "" if t.drained else "; the outbox did not drain"
+        return f"{t.send_errors} send errors{drained}; first: {t.first_error}"
+    sockets = ", ".join(f"{k} {v}" for k, v in result.socket_errors.items())
+    return f"non-2xx: {result.non_2xx}; socket: {sockets}"
+
+
 def warn_failures(outcomes: list[Outcome]) -> None:
     """Print a loud banner for every failed or erroring target."""
     for o in outcomes:
@@ -65,10 +95,8 @@ def warn_failures(outcomes: list[Outcome]) -> None:
         if o.result is None:
             detail = f"FAILED: {o.failure}"
         else:
-            sockets = ", ".join(f"{k} {v}" for k, v in o.result.socket_errors.items())
             detail = (
-                f"{o.result.errors} ERRORS (non-2xx: {o.result.non_2xx}; socket: {sockets})"
-                " -- figures are NOT valid"
+                f"{o.result.errors} ERRORS ({_error_detail(o.result)}) -- figures are NOT valid"
             )
         bar = "!" * 72
         print(f"\n{bar}\n!!! {o.target}: {detail}\n{bar}", file=sys.stderr)

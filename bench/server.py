@@ -50,6 +50,18 @@ def http_call(port: int, request: Request, timeout: float = 2.0) -> tuple[int, b
         conn.close()
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set size of process ``pid`` in KiB (``VmRSS`` in ``/proc/<pid>/status``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read the RSS of pid {pid}: {exc}") from exc
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS line in /proc/{pid}/status")
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     """Last lines of a server log, for error messages."""
     try:

@@ -1,13 +1,13 @@
 """Benchmark targets: which server to start and which request to send it.
 
 A target is data: a server (command, environment, readiness path) plus one
-request. New workloads (webhooks, sessions, ...) are new entries in
-:func:`build_targets`.
+request. New wrk workloads are new entries in :func:`build_targets`; the sessions workload
+(:mod:`bench.sessions`) drives its own traffic and only borrows :func:`sessions_server`.
 """
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PORT = "{port}"
@@ -81,6 +81,13 @@ def zapgate_server(data_dir: Path, api_key: str) -> Server:
         "ZAPGATE_LOG_LEVEL": "warning",
     }
     return Server(command=command, env=env)
+
+
+def sessions_server(data_dir: Path, api_key: str) -> Server:
+    """The zapgate server for the sessions workload: no terminal QR, instant simulator pairing."""
+    base = zapgate_server(data_dir, api_key)
+    env = {**base.env, "ZAPGATE_TERMINAL_QR": "false", "ZAPGATE_SIMULATOR_PAIRING_SECONDS": "0"}
+    return replace(base, env=env)
 
 
 def build_targets(data_dir: Path, api_key: str) -> dict[str, Target]:

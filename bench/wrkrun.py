@@ -60,11 +60,19 @@ def ensure_wrk() -> str:
     return found
 
 
+def load_cpus() -> tuple[int, int] | None:
+    """(server CPU, load generator CPU) when there are two CPUs to pin to, else None."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if shutil.which("taskset") is None or len(cpus) < 2:
+        return None
+    return cpus[0], cpus[1]
+
+
 def cpu_prefixes() -> tuple[list[str], list[str]]:
     """``taskset`` prefixes pinning the server and wrk to separate CPUs, if possible."""
     taskset = shutil.which("taskset")
-    cpus = sorted(os.sched_getaffinity(0))
-    if taskset is None or len(cpus) < 2:
+    cpus = load_cpus()
+    if taskset is None or cpus is None:
         return [], []
     return [taskset, "-c", str(cpus[0])], [taskset, "-c", str(cpus[1])]
 

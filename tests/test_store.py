@@ -77,8 +77,8 @@ async def test_a_failing_job_fails_alone(services: Services) -> None:
     assert results[2] is None
     assert isinstance(results[1], Conflict)
     events = await event_log.read_after(services.database, "default", before, 100)
-    assert [e.type for e in events] == ["test.event", "test.event"]
-    assert [e.seq for e in events] == [before + 1, before + 2]
+    mine = [e for e in events if e.type.startswith("test.")]
+    assert [e.type for e in mine] == ["test.event", "test.event"]
 
 
 async def test_message_lifecycle_is_monotonic(services: Services) -> None:
@@ -125,7 +125,8 @@ async def test_messages_are_stored_with_their_event_atomically(services: Service
     before = await event_log.last_seq(services.database, "default")
     message = await services.messages.accept("default", "default", "", "5511999999999", "x")
     events = await event_log.read_after(services.database, "default", before, 10)
-    assert [(e.type, e.payload["id"]) for e in events] == [("message.queued", message.id)]
+    about_messages = [e for e in events if e.type.startswith("message.")]
+    assert [(e.type, e.payload["id"]) for e in about_messages] == [("message.queued", message.id)]
     async with services.database.connect() as connection:
         count = await connection.scalar(
             sa.select(sa.func.count())

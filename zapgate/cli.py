@@ -10,8 +10,10 @@ import typer
 import uvicorn
 
 from zapgate.config import Settings
+from zapgate.events.model import Event, EventType
 from zapgate.logs import configure_logging
 from zapgate.services import DEFAULT_TENANT, Services
+from zapgate.sessions import qr as qr_render
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 app = typer.Typer(help="zapgate: a self-hosted WhatsApp gateway.", no_args_is_help=True)
@@ -31,12 +33,24 @@ def _announce(services: Services) -> None:
     settings = services.settings
     typer.echo(f"zapgate is serving on {settings.base_url}")
     typer.echo(f"API docs: {settings.base_url}/docs")
+    if settings.terminal_qr:
+        services.bus.subscribe(_print_qr_codes)
     if services.generated_key:
         typer.secho(
             "\nAn admin API key was generated. It is shown only this once; store it now:\n"
             f"\n    {services.generated_key}\n",
             fg="yellow",
         )
+    sys.stdout.flush()
+
+
+def _print_qr_codes(events: list[Event]) -> None:
+    for event in events:
+        if event.type == EventType.SESSION_QR:
+            typer.echo(
+                f"\nSession {event.session!r} is waiting for a scan (WhatsApp > Linked devices):\n"
+                + qr_render.terminal(event.payload["qr"])
+            )
     sys.stdout.flush()
 
 

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=30.0, ge=0)
     send_retry_limit: int = Field(default=5, ge=0)
     send_retry_base_seconds: float = Field(default=1.0, gt=0)
+    session_restart_limit: int = Field(default=5, ge=0)
+    session_restart_base_seconds: float = Field(default=2.0, gt=0)
+    session_restart_cap_seconds: float = Field(default=300.0, gt=0)
+    session_stale_seconds: float = Field(default=120.0, gt=0)
+    session_health_interval_seconds: float = Field(default=5.0, gt=0)
+    terminal_qr: bool = True
     simulator_pairing_seconds: float = Field(default=0.2, ge=0)
     simulator_ack_seconds: float = Field(default=0.05, ge=0)
     simulator_echo_contact: str = "5511900000000"

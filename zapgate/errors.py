@@ -57,6 +57,26 @@ class SessionNotReady(Conflict):
     code = "session_not_ready"
 
 
+class SessionExists(Conflict):
+    code = "session_exists"
+
+
+class SessionAlreadyStarted(Conflict):
+    code = "session_already_started"
+
+
+class SessionNotRunning(Conflict):
+    code = "session_not_running"
+
+
+class NoQrCode(Conflict):
+    code = "no_qr_code"
+
+
+class NotPaired(Conflict):
+    code = "not_paired"
+
+
 class Unsupported(AppError):
     status = 422
     code = "unsupported"

@@ -7,16 +7,19 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.service import Authenticator
+from zapgate.clock import Clock, SystemClock
 from zapgate.config import Settings
 from zapgate.db.committer import Committer
 from zapgate.db.database import create_engine
-from zapgate.engines.registry import EngineRegistry
-from zapgate.engines.simulator import SimulatorEngine, SimulatorOptions
+from zapgate.engines.registry import EngineRegistry, EngineSpec
+from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
+from zapgate.engines.simulator_config import SimulatorConfig
 from zapgate.events.bus import EventBus
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
 from zapgate.realtime.server import RealtimeServer
-from zapgate.sessions.service import SessionManager
+from zapgate.sessions.runner import SupervisionPolicy
+from zapgate.sessions.service import SessionManager, SessionSettings
 
 DEFAULT_TENANT = "default"
 
@@ -31,23 +34,52 @@ class Services:
     messages: MessageService
     sessions: SessionManager
     realtime: RealtimeServer
+    clock: Clock
     generated_key: str | None = None
 
 
-def build_services(settings: Settings, database: AsyncEngine | None = None) -> Services:
-    """Construct every part (nothing runs yet); ``database`` overrides the configured one."""
-    database = database or create_engine(settings)
-    bus = EventBus()
-    committer = Committer(database, bus, settings.commit_batch_max)
-    auth = Authenticator(database, committer, settings.auth == "on", settings.auth_cache_seconds)
-    messages = MessageService(database, committer)
-    simulator_defaults = SimulatorOptions(
+def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
+    """The engines this process can run."""
+    defaults = SimulatorDefaults(
         pairing_seconds=settings.simulator_pairing_seconds,
         ack_seconds=settings.simulator_ack_seconds,
         echo_contact=settings.simulator_echo_contact,
     )
-    engines = EngineRegistry({"simulator": lambda: SimulatorEngine(simulator_defaults)})
-    retry = RetryPolicy(settings.send_retry_limit, settings.send_retry_base_seconds)
-    sessions = SessionManager(database, committer, messages, engines, retry)
+    simulator = EngineSpec(
+        factory=lambda: SimulatorEngine(defaults, clock),
+        capabilities=SimulatorEngine.capabilities,
+        config_model=SimulatorConfig,
+    )
+    return EngineRegistry({"simulator": simulator})
+
+
+def session_settings(settings: Settings) -> SessionSettings:
+    """Supervision and retry policies from settings."""
+    return SessionSettings(
+        retry=RetryPolicy(settings.send_retry_limit, settings.send_retry_base_seconds),
+        policy=SupervisionPolicy(
+            restart_limit=settings.session_restart_limit,
+            restart_base_seconds=settings.session_restart_base_seconds,
+            restart_cap_seconds=settings.session_restart_cap_seconds,
+            stale_seconds=settings.session_stale_seconds,
+        ),
+        health_interval_seconds=settings.session_health_interval_seconds,
+    )
+
+
+def build_services(
+    settings: Settings, database: AsyncEngine | None = None, clock: Clock | None = None
+) -> Services:
+    """Construct every part (nothing runs yet); ``database`` and ``clock`` override defaults."""
+    database = database or create_engine(settings)
+    clock = clock or SystemClock()
+    bus = EventBus()
+    committer = Committer(database, bus, settings.commit_batch_max)
+    auth = Authenticator(database, committer, settings.auth == "on", settings.auth_cache_seconds)
+    messages = MessageService(database, committer)
+    engines = build_engines(settings, clock)
+    sessions = SessionManager(
+        database, committer, messages, engines, clock, session_settings(settings)
+    )
     realtime = RealtimeServer(auth, bus, settings.cors_origins)
-    return Services(settings, database, bus, committer, auth, messages, sessions, realtime)
+    return Services(settings, database, bus, committer, auth, messages, sessions, realtime, clock)

@@ -15,16 +15,17 @@ import httpx
 class ServerProcess:
     """Start, kill -9 and restart a server on a fixed data directory and port."""
 
-    def __init__(self, data_dir: Path, port: int, key: str, **env: str) -> None:
+    def __init__(self, data_dir: Path, port: int, key: str | None, **env: str) -> None:
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ZAPGATE_")}
         self._env = {
-            **os.environ,
+            **inherited,
             "ZAPGATE_DATA_DIR": str(data_dir),
             "ZAPGATE_PORT": str(port),
-            "ZAPGATE_API_KEY": key,
             "ZAPGATE_LOG_LEVEL": "warning",
+            **({"ZAPGATE_API_KEY": key} if key else {}),
             **env,
         }
         self._process: subprocess.Popen[bytes] | None = None

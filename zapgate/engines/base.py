@@ -11,8 +11,9 @@ class Capability(StrEnum):
     """What an engine can do."""
 
     TEXT = "text"
-    INBOUND_INJECTION = "inbound_injection"
     QR = "qr"
+    PAIRING_CODE = "pairing_code"
+    SIMULATION = "simulation"
 
 
 class SessionStatus(StrEnum):
@@ -42,6 +43,8 @@ class SessionConfig:
     tenant: str
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    restore: dict[str, Any] | None = None
+    """The account paired last time (a saved login); None means a new pairing is needed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +94,36 @@ class EngineNotReady(TransientEngineError):
     """The engine is not connected right now."""
 
 
+class UnsupportedByEngine(PermanentEngineError):
+    """The engine cannot do this at all."""
+
+
+class WrongEngineState(PermanentEngineError):
+    """The engine cannot do this in its current state (e.g. a scan when no QR is shown)."""
+
+
 class EngineSink(Protocol):
-    """How an engine reports what happens to its session."""
+    """How an engine reports what happens to its session.
+
+    Any call counts as a sign of life; an engine that has nothing else to say calls
+    ``heartbeat`` now and then, or its session is flagged stale and restarted.
+    """
 
     async def status(self, status: SessionStatus, reason: str | None = None) -> None: ...
     async def qr(self, raw: str) -> None: ...
     async def me(self, account: dict[str, Any]) -> None: ...
     async def message(self, message: InboundMessage) -> str: ...
     async def ack(self, engine_message_id: str, status: AckStatus) -> None: ...
+    async def heartbeat(self) -> None: ...
 
 
 class Engine(Protocol):
-    """One WhatsApp connection."""
+    """One WhatsApp connection.
+
+    ``start`` returns once the engine is under way and reports progress through the sink
+    (STARTING, SCAN_QR_CODE with ``qr``, WORKING; DISCONNECTED while it reconnects by itself;
+    FAILED with a reason when it gives up). ``send`` raises EngineError subclasses only.
+    """
 
     name: str
     capabilities: frozenset[Capability]
@@ -111,3 +132,4 @@ class Engine(Protocol):
     async def stop(self) -> None: ...
     async def logout(self) -> None: ...
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
+    async def request_pairing_code(self, phone: str) -> str: ...

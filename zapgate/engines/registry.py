@@ -1,29 +1,67 @@
-"""Engine names to factories."""
+"""Engine names to factories and per-engine config schemas."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from zapgate.engines.base import Engine
-from zapgate.errors import Unsupported
+from pydantic import BaseModel, ValidationError
+
+from zapgate.engines.base import Capability, Engine
+from zapgate.errors import InvalidInput, Unsupported
 
 EngineFactory = Callable[[], Engine]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """How to build one kind of engine and check a session's config for it."""
+
+    factory: EngineFactory
+    capabilities: frozenset[Capability]
+    config_model: type[BaseModel] | None = None
 
 
 class EngineRegistry:
     """Builds an engine for a session by name."""
 
-    def __init__(self, factories: dict[str, EngineFactory]) -> None:
-        self._factories = dict(factories)
+    def __init__(self, specs: dict[str, EngineSpec]) -> None:
+        self._specs = dict(specs)
+
+    def register(self, name: str, spec: EngineSpec) -> None:
+        """Add (or replace) an engine."""
+        self._specs[name] = spec
 
     @property
     def names(self) -> list[str]:
         """Known engine names."""
-        return sorted(self._factories)
+        return sorted(self._specs)
+
+    def spec(self, name: str) -> EngineSpec:
+        """The spec of ``name``; Unsupported for an unknown engine."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise Unsupported(f"unknown engine {name!r}; known: {', '.join(self.names)}")
+        return spec
 
     def create(self, name: str) -> Engine:
-        """A new engine instance; Unsupported for an unknown name."""
-        factory = self._factories.get(name)
-        if factory is None:
-            raise Unsupported(f"unknown engine {name!r}; known: {', '.join(self.names)}")
-        return factory()
+        """A new engine instance."""
+        return self.spec(name).factory()
+
+    def check_config(self, name: str, config: dict[str, Any]) -> None:
+        """Raise InvalidInput when ``config`` is not valid for engine ``name``."""
+        model = self.spec(name).config_model
+        if model is None:
+            if config:
+                raise InvalidInput(f"engine {name!r} takes no config")
+            return
+        try:
+            model.model_validate(config)
+        except ValidationError as error:
+            raise InvalidInput(
+                [
+                    {"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in error.errors()
+                ]
+            ) from None

@@ -1,20 +1,26 @@
 """The simulator: a phone with contacts, in-process, reporting through the same sink as others.
 
-It pairs itself (a QR, then WORKING after ``pairing_seconds``), acknowledges sends (sent, then
-delivered, then read, ``ack_seconds`` apart), has an echo contact that answers texts, and accepts
-injected inbound messages.
+Per session (``SimulatorConfig``) it pairs by QR (automatically or on ``simulate_scan``) or by a
+pairing code, refreshes its QR and gives up after a few, acknowledges sends (delivered, then
+read), answers from an echo contact and from reply rules, fails sends at a given rate, drops
+and restores its connection, and sends heartbeats. All waiting goes through the injected
+``Clock`` and all chance through one ``random.Random(seed)``, so a seed replays a run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Coroutine
+import random
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
-from zapgate.clock import now_ms
+from pydantic import ValidationError
+
+from zapgate.clock import Clock, now_ms
 from zapgate.engines.base import (
     AckStatus,
     Capability,
@@ -22,123 +28,385 @@ from zapgate.engines.base import (
     EngineSink,
     InboundMessage,
     OutboundMessage,
+    PermanentEngineError,
     SendReceipt,
     SessionConfig,
     SessionStatus,
+    TransientEngineError,
+    WrongEngineState,
 )
+from zapgate.engines.simulator_config import Latency, SimulatorConfig, fixed, parse_config
 from zapgate.ids import ulid
 
 log = logging.getLogger(__name__)
 
+QR_TIMEOUT_REASON = "QR code was not scanned in time"
+SEND_FAILURE = "simulated send failure"
+_CODE_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
+_QR_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+
+Report = Callable[[EngineSink], Awaitable[object]]
+Timeline = list[tuple[float, Callable[[], Awaitable[None]]]]
+
 
 @dataclass(frozen=True, slots=True)
-class SimulatorOptions:
-    """Behaviour of one simulated phone."""
+class SimulatorDefaults:
+    """Process-wide defaults (from settings) for what a session's config leaves out."""
 
     pairing_seconds: float = 0.2
     ack_seconds: float = 0.05
     echo_contact: str = "5511900000000"
-    own_number: str = "5511000000000"
-
-    @classmethod
-    def from_config(cls, defaults: SimulatorOptions, config: dict[str, Any]) -> SimulatorOptions:
-        """Per-session options over process defaults."""
-        return cls(
-            pairing_seconds=float(config.get("pairing_seconds", defaults.pairing_seconds)),
-            ack_seconds=float(config.get("ack_seconds", defaults.ack_seconds)),
-            echo_contact=str(config.get("echo_contact", defaults.echo_contact)),
-            own_number=str(config.get("own_number", defaults.own_number)),
-        )
 
 
 class SimulatorEngine:
-    """A simulated WhatsApp account."""
+    """A simulated WhatsApp account (implements ``zapgate.engines.base.Engine``)."""
 
     name = "simulator"
-    capabilities = frozenset({Capability.TEXT, Capability.INBOUND_INJECTION, Capability.QR})
+    capabilities = frozenset(
+        {Capability.TEXT, Capability.QR, Capability.PAIRING_CODE, Capability.SIMULATION}
+    )
 
-    def __init__(self, defaults: SimulatorOptions | None = None) -> None:
-        self._defaults = defaults or SimulatorOptions()
-        self._options = self._defaults
+    def __init__(self, defaults: SimulatorDefaults, clock: Clock) -> None:
+        self._defaults = defaults
+        self._clock = clock
+        self._config = SimulatorConfig()
+        self._rng = random.Random()
         self._sink: EngineSink | None = None
+        self._session_name = ""
+        self._status = SessionStatus.STOPPED
+        self._silent = False
+        self._forgotten = False
+        self._run = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._working = False
+        self._pairing_tasks: set[asyncio.Task[None]] = set()
+        self._epoch_ms = now_ms()
+        self._epoch_monotonic = clock.monotonic()
+
+    # inspection ------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> SessionStatus:
+        """The state the engine is in (what it last reported, unless silent)."""
+        return self._status
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The engine's background tasks still running."""
+        return frozenset(self._tasks)
+
+    # Engine ----------------------------------------------------------------------------------
 
     async def start(self, session: SessionConfig, sink: EngineSink) -> None:
-        """Begin pairing: STARTING, a QR, then WORKING."""
-        self._options = SimulatorOptions.from_config(self._defaults, session.options)
-        self._sink = sink
-        await sink.status(SessionStatus.STARTING)
-        await sink.status(SessionStatus.SCAN_QR_CODE)
-        await sink.qr(f"2@{secrets.token_urlsafe(24)},simulator,{session.name}")
-        self._spawn(self._pair())
+        """STARTING, then WORKING at once (``restore``) or SCAN_QR_CODE with a first QR."""
+        config = self._parse(session.options)
+        await self._halt()
+        run = self._run
+        self._config, self._sink, self._session_name = config, sink, session.name
+        self._rng = random.Random(config.seed)
+        self._silent = False
+        await self._set_status(SessionStatus.STARTING, run)
+        restore: dict[str, Any] | None = getattr(session, "restore", None)
+        if restore and not self._forgotten:
+            await self._emit(partial(_report_me, dict(restore)), run)
+            await self._go_working(run)
+            return
+        await self._set_status(SessionStatus.SCAN_QR_CODE, run)
+        await self._emit(partial(_report_qr, self._new_qr()), run)
+        if self._current(run):
+            self._spawn(self._refresh_qr(self._clock.monotonic(), run), pairing=True)
+            if config.pairing == "auto":
+                self._schedule_pairing(run)
 
     async def stop(self) -> None:
-        """Drop the connection; pending acks and replies are abandoned."""
-        self._working = False
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Cancel every task of the engine; nothing more is reported."""
+        await self._halt()
 
     async def logout(self) -> None:
-        """Forget the pairing."""
-        await self.stop()
+        """Stop and forget the pairing: a ``restore`` is ignored at the next start."""
+        await self._halt()
+        self._forgotten = True
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
-        """Accept a send; acks and an echo follow."""
-        if not self._working:
-            raise EngineNotReady("the simulated phone is not connected")
+        """Accept a send (after ``send_latency``); acks and replies follow in the background."""
+        self._require_working()
+        run, config = self._run, self._config
+        delay = config.send_latency.sample(self._rng)
+        if delay > 0:
+            await self._clock.sleep(delay)
+            if not self._current(run):
+                raise EngineNotReady("the simulated phone was stopped")
+            self._require_working()
+        if config.send_failure_rate > 0 and self._rng.random() < config.send_failure_rate:
+            if config.failure_kind == "permanent":
+                raise PermanentEngineError(SEND_FAILURE)
+            raise TransientEngineError(SEND_FAILURE)
         receipt = SendReceipt(f"sim_{ulid()}")
-        self._spawn(self._acknowledge(receipt.engine_message_id))
-        if message.to == self._options.echo_contact and message.text:
-            self._spawn(self._echo(message.text))
+        events = self._timeline(message, receipt.engine_message_id, run)
+        self._spawn(self._play(events, self._clock.monotonic(), run))
         return receipt
 
+    async def request_pairing_code(self, phone: str) -> str:
+        """An ``XXXX-XXXX`` code; the phone is paired ``pairing_seconds`` later."""
+        if self._status is not SessionStatus.SCAN_QR_CODE:
+            raise WrongEngineState(f"no pairing code while {self._status}")
+        code = "".join(self._rng.choice(_CODE_ALPHABET) for _ in range(8))
+        self._schedule_pairing(self._run)
+        return f"{code[:4]}-{code[4:]}"
+
+    # simulation hooks ------------------------------------------------------------------------
+
+    async def simulate_scan(self) -> None:
+        """The user scans the QR now."""
+        if self._status is not SessionStatus.SCAN_QR_CODE:
+            raise WrongEngineState(f"no QR code to scan while {self._status}")
+        await self._pair(self._run)
+
     async def inject_inbound(self, sender: str, text: str, kind: str = "text") -> str:
-        """Deliver a message from ``sender`` now; returns the stored message id."""
-        if self._sink is None or not self._working:
-            raise EngineNotReady("the simulated phone is not connected")
+        """Deliver a message from ``sender`` now; returns what the sink stored it as."""
+        self._require_working()
+        if self._silent or self._sink is None:
+            raise EngineNotReady("the simulated connection is silent")
         return await self._sink.message(self._inbound(sender, text, kind))
+
+    async def force_disconnect(self, seconds: float | None = None) -> None:
+        """DISCONNECTED now, WORKING again after ``seconds`` (default: ``reconnect_latency``)."""
+        if self._status is not SessionStatus.WORKING:
+            raise WrongEngineState(f"cannot disconnect while {self._status}")
+        if seconds is None:
+            seconds = self._config.reconnect_latency.sample(self._rng)
+        elif not seconds >= 0:
+            raise ValueError("seconds must be >= 0")
+        run = self._run
+        self._spawn(self._reconnect_at(self._clock.monotonic() + seconds, run))
+        await self._set_status(SessionStatus.DISCONNECTED, run)
+
+    def go_silent(self) -> None:
+        """A deaf connection: no more heartbeats, acks, replies or status reports."""
+        self._silent = True
+
+    # pairing ---------------------------------------------------------------------------------
+
+    async def _refresh_qr(self, shown: float, run: int) -> None:
+        refresh = self._config.qr_refresh_seconds
+        for attempt in range(1, self._config.qr_attempts):
+            await self._sleep_until(shown + attempt * refresh)
+            if not self._current(run):
+                return
+            await self._notify(partial(_report_qr, self._new_qr()), run)
+        await self._sleep_until(shown + self._config.qr_attempts * refresh)
+        if self._current(run) and self._status is SessionStatus.SCAN_QR_CODE:
+            self._cancel_tasks(self._tasks)
+            await self._announce(SessionStatus.FAILED, run, QR_TIMEOUT_REASON)
+
+    def _schedule_pairing(self, run: int) -> None:
+        """Pair ``pairing_seconds`` from now (the QR scanned, or the code typed, by then)."""
+        at = self._clock.monotonic() + self._pairing_seconds()
+        self._spawn(self._pair_at(at, run), pairing=True)
+
+    async def _pair_at(self, at: float, run: int) -> None:
+        await self._sleep_until(at)
+        await self._pair(run)
+
+    async def _pair(self, run: int) -> None:
+        if not self._current(run) or self._status is not SessionStatus.SCAN_QR_CODE:
+            return
+        self._status = SessionStatus.STARTING  # the QR is gone: connecting
+        await asyncio.gather(*self._cancel_tasks(self._pairing_tasks), return_exceptions=True)
+        self._forgotten = False
+        account = {"id": self._config.own_number, "pushname": self._config.push_name}
+        await self._emit(partial(_report_me, account), run)
+        await self._go_working(run)
+
+    def _new_qr(self) -> str:
+        ref = "".join(self._rng.choice(_QR_ALPHABET) for _ in range(32))
+        key = "".join(self._rng.choice(_QR_ALPHABET) for _ in range(44))
+        return f"2@{ref},{key},{self._session_name}"
+
+    # connection ------------------------------------------------------------------------------
+
+    async def _go_working(self, run: int) -> None:
+        if not self._current(run):
+            return
+        now = self._clock.monotonic()
+        self._spawn(self._heartbeats(now, run))
+        if self._config.disconnect_mean_seconds is not None:
+            mean = self._config.disconnect_mean_seconds
+            self._spawn(self._random_disconnects(mean, now, run))
+        await self._set_status(SessionStatus.WORKING, run)
+
+    async def _heartbeats(self, since: float, run: int) -> None:
+        beat = since
+        while self._current(run):
+            beat += self._config.heartbeat_seconds
+            await self._sleep_until(beat)
+            if self._status is SessionStatus.WORKING:
+                await self._notify(_report_heartbeat, run)
+
+    async def _random_disconnects(self, mean: float, since: float, run: int) -> None:
+        while self._current(run):
+            await self._sleep_until(since + self._rng.expovariate(1 / mean))
+            if self._current(run) and self._status is SessionStatus.WORKING:
+                await self._announce(SessionStatus.DISCONNECTED, run)
+                latency = self._config.reconnect_latency.sample(self._rng)
+                await self._reconnect_at(self._clock.monotonic() + latency, run)
+            since = self._clock.monotonic()
+
+    async def _reconnect_at(self, at: float, run: int) -> None:
+        await self._sleep_until(at)
+        if self._status is SessionStatus.DISCONNECTED:
+            await self._announce(SessionStatus.WORKING, run)
+
+    def _require_working(self) -> None:
+        if self._status is not SessionStatus.WORKING:
+            raise EngineNotReady(f"the simulated phone is not connected ({self._status})")
+
+    # what a send sets off --------------------------------------------------------------------
+
+    def _timeline(self, message: OutboundMessage, engine_message_id: str, run: int) -> Timeline:
+        """Acks and replies of one send, as (seconds after the send, action), in order."""
+        delivered = self._latency(self._config.delivered_latency).sample(self._rng)
+        read = self._latency(self._config.read_latency).sample(self._rng)
+        ack = partial(self._ack, engine_message_id, run=run)
+        reply = partial(self._reply, message.to, run=run)
+        events: Timeline = [(delivered, partial(ack, AckStatus.DELIVERED))]
+        text = message.text
+        if text:
+            if message.to == self._echo_contact():
+                events.append((delivered, partial(reply, text)))
+            for rule in self._config.rules:
+                if rule.applies(message.to, text):
+                    events.append((rule.after_ms / 1000, partial(reply, rule.reply)))
+        events.append((delivered + read, partial(ack, AckStatus.READ)))
+        events.sort(key=itemgetter(0))
+        return events
+
+    async def _play(self, events: Timeline, sent: float, run: int) -> None:
+        for after, action in events:
+            if sent + after > self._clock.monotonic():
+                await self._sleep_until(sent + after)
+            if not self._current(run):
+                return
+            try:
+                await action()
+            except Exception:
+                log.exception("simulator: reporting an ack or a reply failed")
+
+    async def _ack(self, engine_message_id: str, status: AckStatus, *, run: int) -> None:
+        await self._emit(lambda sink: sink.ack(engine_message_id, status), run)
+
+    async def _reply(self, sender: str, text: str, *, run: int) -> None:
+        await self._emit(lambda sink: sink.message(self._inbound(sender, text, "text")), run)
 
     def _inbound(self, sender: str, text: str, kind: str) -> InboundMessage:
         return InboundMessage(
             engine_message_id=f"sim_{ulid()}",
             sender=sender,
-            recipient=self._options.own_number,
+            recipient=self._config.own_number,
             kind=kind,
             text=text,
-            timestamp_ms=now_ms(),
+            timestamp_ms=self._now_ms(),
         )
 
-    async def _pair(self) -> None:
-        await asyncio.sleep(self._options.pairing_seconds)
-        sink = self._require_sink()
-        await sink.me({"id": self._options.own_number, "pushname": "zapgate simulator"})
-        self._working = True
-        await sink.status(SessionStatus.WORKING)
+    # settings --------------------------------------------------------------------------------
 
-    async def _acknowledge(self, engine_message_id: str) -> None:
-        sink = self._require_sink()
-        for status in (AckStatus.DELIVERED, AckStatus.READ):
-            await asyncio.sleep(self._options.ack_seconds)
-            await sink.ack(engine_message_id, status)
+    @staticmethod
+    def _parse(options: dict[str, Any]) -> SimulatorConfig:
+        try:
+            return parse_config(options)
+        except ValidationError as error:
+            raise PermanentEngineError(f"invalid simulator config: {error}") from None
 
-    async def _echo(self, text: str) -> None:
-        await asyncio.sleep(self._options.ack_seconds)
-        await self._require_sink().message(self._inbound(self._options.echo_contact, text, "text"))
+    def _pairing_seconds(self) -> float:
+        seconds = self._config.pairing_seconds
+        return self._defaults.pairing_seconds if seconds is None else seconds
 
-    def _require_sink(self) -> EngineSink:
-        if self._sink is None:
-            raise EngineNotReady("the simulator was not started")
-        return self._sink
+    def _latency(self, latency: Latency | None) -> Latency:
+        return fixed(self._defaults.ack_seconds) if latency is None else latency
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+    def _echo_contact(self) -> str:
+        contact = self._config.echo_contact
+        return self._defaults.echo_contact if contact is None else contact
+
+    def _now_ms(self) -> int:
+        """Wall-clock ms, advancing with the injected clock."""
+        return self._epoch_ms + round((self._clock.monotonic() - self._epoch_monotonic) * 1000)
+
+    # reporting and tasks ---------------------------------------------------------------------
+
+    async def _set_status(self, status: SessionStatus, run: int, reason: str | None = None) -> None:
+        """Change state and report it (unless the run is over); a failing sink raises."""
+        if self._current(run):
+            self._status = status
+            await self._emit(partial(_report_status, status, reason), run)
+
+    async def _announce(self, status: SessionStatus, run: int, reason: str | None = None) -> None:
+        """``_set_status`` for a background task: a failing sink is logged."""
+        if self._current(run):
+            self._status = status
+            await self._notify(partial(_report_status, status, reason), run)
+
+    async def _emit(self, report: Report, run: int) -> None:
+        """Tell the sink, unless the run is over or the engine went silent."""
+        if self._current(run) and self._sink is not None and not self._silent:
+            await report(self._sink)
+
+    async def _notify(self, report: Report, run: int) -> None:
+        """``_emit`` for a background task: a failing sink is logged, the task goes on."""
+        try:
+            await self._emit(report, run)
+        except Exception:
+            log.exception("simulator: the sink failed")
+
+    async def _sleep_until(self, at: float) -> None:
+        """Sleep on the injected clock until ``at`` (a deadline taken when the work was set)."""
+        await self._clock.sleep(at - self._clock.monotonic())
+
+    def _current(self, run: int) -> bool:
+        """False for a task left over from before a stop (e.g. one that called stop itself)."""
+        return run == self._run
+
+    def _spawn(self, work: Coroutine[Any, Any, None], *, pairing: bool = False) -> None:
+        task = asyncio.create_task(work, name=f"simulator:{self._session_name}")
         self._tasks.add(task)
+        if pairing:
+            self._pairing_tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("simulator task failed", exc_info=task.exception())
+        self._pairing_tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("simulator task %s failed", task.get_name(), exc_info=error)
+
+    def _cancel_tasks(self, tasks: set[asyncio.Task[None]]) -> list[asyncio.Task[None]]:
+        """Cancel ``tasks`` except the calling one; the cancelled ones are returned."""
+        current = asyncio.current_task()
+        cancelled = [task for task in tasks if task is not current]
+        for task in cancelled:
+            task.cancel()
+        return cancelled
+
+    async def _halt(self) -> None:
+        """End the current run: cancel and await every task (but the caller's own)."""
+        self._run += 1
+        self._status = SessionStatus.STOPPED
+        cancelled = self._cancel_tasks(self._tasks)
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        self._tasks.difference_update(cancelled)
+        self._pairing_tasks.difference_update(cancelled)
+
+
+def _report_status(status: SessionStatus, reason: str | None, sink: EngineSink) -> Awaitable[None]:
+    return sink.status(status, reason)
+
+
+def _report_qr(raw: str, sink: EngineSink) -> Awaitable[None]:
+    return sink.qr(raw)
+
+
+def _report_me(account: dict[str, Any], sink: EngineSink) -> Awaitable[None]:
+    return sink.me(account)
+
+
+def _report_heartbeat(sink: EngineSink) -> Awaitable[None]:
+    return sink.heartbeat()

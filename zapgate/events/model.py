@@ -14,6 +14,7 @@ class EventType:
 
     SESSION_STATUS = "session.status"
     SESSION_QR = "session.qr"
+    SESSION_HEALTH = "session.health"
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_QUEUED = "message.queued"
     MESSAGE_SENT = "message.sent"

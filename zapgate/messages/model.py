@@ -113,6 +113,7 @@ class Message:
             "text": self.text,
             "status": self.status.value,
             "error": self.error,
+            "attempts": self.attempts,
             "engine_message_id": self.engine_message_id,
             "timestamp": to_iso(self.created_at),
             "updated_at": to_iso(self.updated_at),

@@ -30,7 +30,8 @@ class MessageOut(BaseModel):
     type: str
     text: str | None
     status: str = Field(description="queued, sent, delivered, read, played, received or failed")
-    error: str | None
+    error: str | None = Field(description="why it failed, or the last retried error")
+    attempts: int = Field(description="how many times the engine was asked to send it")
     engine_message_id: str | None
     timestamp: datetime
     updated_at: datetime

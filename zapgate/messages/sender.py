@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
-from zapgate.engines.base import Engine, EngineError, EngineNotReady, OutboundMessage
+from zapgate.engines.base import EngineError, EngineNotReady, OutboundMessage, SendReceipt
 from zapgate.messages.model import Message
 from zapgate.messages.service import MessageService
 from zapgate.phone import number_of
@@ -14,6 +15,14 @@ from zapgate.phone import number_of
 log = logging.getLogger(__name__)
 OUTBOX_PAGE = 100
 NOT_READY_PAUSE_SECONDS = 0.05
+
+
+class SendPort(Protocol):
+    """Where the sender hands messages: ``ready`` is set while the session is WORKING."""
+
+    ready: asyncio.Event
+
+    async def send(self, message: OutboundMessage) -> SendReceipt: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +48,15 @@ class Sender:
     def __init__(
         self,
         messages: MessageService,
-        engine: Engine,
+        port: SendPort,
         tenant: str,
         session: str,
-        ready: asyncio.Event,
         retry: RetryPolicy,
     ) -> None:
         self._messages = messages
-        self._engine = engine
+        self._port = port
         self._tenant = tenant
         self._session = session
-        self._ready = ready
         self._retry = retry
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -90,9 +97,9 @@ class Sender:
             message.id, number_of(message.recipient), message.kind, message.text
         )
         while True:
-            await self._ready.wait()
+            await self._port.ready.wait()
             try:
-                receipt = await self._engine.send(outbound)
+                receipt = await self._port.send(outbound)
             except EngineNotReady:
                 await asyncio.sleep(NOT_READY_PAUSE_SECONDS)
                 continue

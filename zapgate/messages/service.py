@@ -92,9 +92,10 @@ class MessageService:
 
     async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
         """Mark ``message`` sent; applies an ack that arrived before this record."""
-        values = {
+        values: dict[str, object] = {
             "status": MessageStatus.SENT.value,
             "engine_message_id": engine_message_id,
+            "error": None,
             "attempts": message.attempts + 1,
             "updated_at": now_ms(),
         }
@@ -111,7 +112,7 @@ class MessageService:
 
     async def record_failed(self, message: Message, reason: str) -> Message | None:
         """Mark ``message`` failed with ``reason`` (terminal)."""
-        values = {
+        values: dict[str, object] = {
             "status": MessageStatus.FAILED.value,
             "error": reason,
             "attempts": message.attempts + 1,
@@ -123,6 +124,14 @@ class MessageService:
             values,
             EventType.MESSAGE_STATUS,
         )
+
+    async def fail_queued(self, tenant: str, session: str, reason: str) -> int:
+        """Fail every queued message of a session (it is gone); returns how many."""
+        failed = 0
+        while page := await self.queued(tenant, session, 500):
+            for message in page:
+                failed += await self.record_failed(message, reason) is not None
+        return failed
 
     async def record_attempt(self, message: Message, reason: str) -> Message:
         """Count a failed attempt that will be retried (no event: the message stays queued)."""

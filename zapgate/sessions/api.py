@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
@@ -10,23 +10,148 @@ from zapgate.http.errors import responses
 from zapgate.http.responses import Json
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_number
-from zapgate.sessions.schemas import SessionOut, SimulatedInbound
+from zapgate.sessions import qr as qr_render
+from zapgate.sessions.schemas import (
+    CreateSession,
+    PairingCodeOut,
+    PairRequest,
+    QrOut,
+    SessionOut,
+    SimulatedInbound,
+    UpdateSession,
+)
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
 
 @router.get("", response_model=list[SessionOut], responses=responses(401), summary="All sessions")
 async def list_sessions(request: Request, caller: Caller) -> Json:
-    sessions = await services_of(request).sessions.list_sessions(caller.tenant)
-    return Json([session.public() for session in sessions])
+    manager = services_of(request).sessions
+    sessions = await manager.list_sessions(caller.tenant)
+    return Json([manager.describe(session) for session in sessions])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionOut,
+    responses=responses(401, 409, 422),
+    summary="Create a session (and start it unless start is false)",
+)
+async def create_session(request: Request, body: CreateSession, caller: Caller) -> Json:
+    manager = services_of(request).sessions
+    session = await manager.create(
+        caller.tenant, body.name, body.engine, body.config, body.metadata, body.start
+    )
+    return Json(manager.describe(session), status_code=201)
 
 
 @router.get(
     "/{session}", response_model=SessionOut, responses=responses(401, 404, 422), summary="A session"
 )
 async def get_session(request: Request, session: SessionName, caller: Caller) -> Json:
-    found = await services_of(request).sessions.get(caller.tenant, session)
-    return Json(found.public())
+    manager = services_of(request).sessions
+    return Json(manager.describe(await manager.get(caller.tenant, session)))
+
+
+@router.patch(
+    "/{session}",
+    response_model=SessionOut,
+    responses=responses(401, 404, 422),
+    summary="Change config or metadata (config applies at the next start)",
+)
+async def update_session(
+    request: Request, session: SessionName, body: UpdateSession, caller: Caller
+) -> Json:
+    manager = services_of(request).sessions
+    updated = await manager.update(caller.tenant, session, body.config, body.metadata)
+    return Json(manager.describe(updated))
+
+
+@router.delete(
+    "/{session}",
+    status_code=204,
+    responses=responses(401, 404, 422),
+    summary="Stop and delete a session (its queued messages fail)",
+)
+async def delete_session(request: Request, session: SessionName, caller: Caller) -> Response:
+    await services_of(request).sessions.delete(caller.tenant, session)
+    return Response(status_code=204)
+
+
+def _lifecycle_route(action: str, summary: str, errors: tuple[int, ...]) -> None:
+    async def handler(request: Request, session: SessionName, caller: Caller) -> Json:
+        manager = services_of(request).sessions
+        changed = await getattr(manager, action)(caller.tenant, session)
+        return Json(manager.describe(changed))
+
+    handler.__name__ = f"{action}_session"
+    router.add_api_route(
+        f"/{{session}}/{action}",
+        handler,
+        methods=["POST"],
+        response_model=SessionOut,
+        responses=responses(*errors),
+        summary=summary,
+    )
+
+
+_lifecycle_route("start", "Start a stopped session", (401, 404, 409, 422))
+_lifecycle_route("stop", "Stop a running session", (401, 404, 409, 422))
+_lifecycle_route("restart", "Stop (if running) and start again", (401, 404, 422))
+_lifecycle_route("logout", "Forget the paired account and stop", (401, 404, 422))
+
+
+@router.get(
+    "/{session}/qr",
+    response_model=QrOut,
+    responses={
+        **responses(401, 404, 409, 422),
+        200: {"content": {"image/png": {}}, "description": "JSON, or a PNG with Accept: image/png"},
+    },
+    summary="The QR to scan (JSON, or PNG with Accept: image/png)",
+)
+async def get_qr(request: Request, session: SessionName, caller: Caller) -> Response:
+    manager = services_of(request).sessions
+    await manager.get(caller.tenant, session)
+    raw = manager.qr(caller.tenant, session)
+    if "image/png" in request.headers.get("accept", ""):
+        return Response(qr_render.png(raw), media_type="image/png")
+    return Json({"qr": raw, "image": qr_render.data_uri(raw)})
+
+
+@router.post(
+    "/{session}/pair",
+    response_model=PairingCodeOut,
+    responses=responses(401, 404, 409, 422),
+    summary="Get a pairing code to type on the phone (engines that support it)",
+)
+async def pair(request: Request, session: SessionName, body: PairRequest, caller: Caller) -> Json:
+    services = services_of(request)
+    phone = normalize_number(body.phone, services.settings.default_country_code)
+    code = await services.sessions.pairing_code(caller.tenant, session, phone)
+    return Json({"code": code})
+
+
+@router.get(
+    "/{session}/me",
+    response_model=dict[str, object],
+    responses=responses(401, 404, 409, 422),
+    summary="The connected WhatsApp account",
+)
+async def me(request: Request, session: SessionName, caller: Caller) -> Json:
+    return Json(await services_of(request).sessions.me(caller.tenant, session))
+
+
+@router.post(
+    "/{session}/simulate/scan",
+    status_code=204,
+    responses=responses(401, 404, 409, 422),
+    summary="Simulator: scan the QR that is showing",
+)
+async def simulate_scan(request: Request, session: SessionName, caller: Caller) -> Response:
+    await services_of(request).sessions.simulate_scan(caller.tenant, session)
+    return Response(status_code=204)
 
 
 @router.post(

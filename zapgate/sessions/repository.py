@@ -29,8 +29,9 @@ async def create(
     engine: str,
     config: dict[str, Any],
     metadata: dict[str, Any],
+    desired: str = "running",
 ) -> Session:
-    """Insert a stopped session that should be running."""
+    """Insert a stopped session (``desired`` says whether it should run)."""
     now = now_ms()
     row = {
         "tenant_id": tenant,
@@ -40,7 +41,7 @@ async def create(
         "metadata": metadata,
         "status": SessionStatus.STOPPED.value,
         "status_reason": None,
-        "desired": "running",
+        "desired": desired,
         "me": None,
         "created_at": now,
         "updated_at": now,
@@ -94,6 +95,12 @@ async def update(
     )
     row = (await connection.execute(statement)).mappings().first()
     return Session.from_row(row) if row else None
+
+
+async def delete(connection: AsyncConnection, tenant: str, name: str) -> bool:
+    """Remove one session; False if it was not there."""
+    result = await connection.execute(sa.delete(sessions).where(_key(tenant, name)))
+    return bool(result.rowcount)
 
 
 def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:

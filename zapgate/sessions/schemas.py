@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+SESSION_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
 class SessionOut(BaseModel):
@@ -16,12 +18,55 @@ class SessionOut(BaseModel):
     status: str = Field(
         description="STOPPED, STARTING, SCAN_QR_CODE, WORKING, DISCONNECTED, FAILED"
     )
-    reason: str | None = Field(description="why the session is FAILED or DISCONNECTED")
+    reason: str | None = Field(description="why the session is FAILED, DISCONNECTED or STOPPED")
+    health: str | None = Field(description="ok or stale while running on this node; else null")
     me: dict[str, Any] | None = Field(description="the connected account, once paired")
     config: dict[str, Any]
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+class CreateSession(BaseModel):
+    """A new session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr = Field(pattern=SESSION_NAME, examples=["sales"])
+    engine: StrictStr = Field(default="simulator", max_length=32, examples=["simulator"])
+    config: dict[str, Any] = Field(default_factory=dict, description="engine-specific settings")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="yours, stored as given")
+    start: StrictBool = Field(default=True, description="start it right away")
+
+
+class UpdateSession(BaseModel):
+    """Changes to a session; a new config applies at the next (re)start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class QrOut(BaseModel):
+    """The QR to scan with WhatsApp on the phone."""
+
+    qr: str = Field(description="the raw QR content")
+    image: str = Field(description="the QR as a data:image/png;base64 URI")
+
+
+class PairRequest(BaseModel):
+    """Pair with a code typed on the phone instead of scanning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: StrictStr = Field(min_length=1, max_length=64, examples=["5511999999999"])
+
+
+class PairingCodeOut(BaseModel):
+    """The code to type in WhatsApp > Linked devices > Link with phone number."""
+
+    code: str
 
 
 class SimulatedInbound(BaseModel):

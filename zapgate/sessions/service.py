@@ -1,73 +1,64 @@
-"""The session manager: runs engines, turns what they report into domain writes and events."""
+"""The session manager: lifecycle, supervision, and engine reports turned into domain writes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapgate.clock import Clock
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
-    Engine,
+    Capability,
+    EngineError,
     InboundMessage,
     SessionConfig,
     SessionStatus,
 )
 from zapgate.engines.registry import EngineRegistry
-from zapgate.errors import SessionNotFound, SessionNotReady, Unsupported
+from zapgate.errors import (
+    NoQrCode,
+    NotPaired,
+    SessionAlreadyStarted,
+    SessionExists,
+    SessionNotFound,
+    SessionNotReady,
+    SessionNotRunning,
+    Unsupported,
+)
 from zapgate.events.model import EventDraft, EventType
 from zapgate.messages.model import Message
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
 from zapgate.sessions.model import Session
+from zapgate.sessions.runner import RunnerEvents, SessionRunner, SupervisionPolicy
 
 log = logging.getLogger(__name__)
+Key = tuple[str, str]
 
 
 @dataclass(slots=True)
-class Runtime:
-    """A running session on this node."""
-
-    engine: Engine
+class _Running:
+    runner: SessionRunner
     sender: Sender
-    ready: asyncio.Event
-    qr: str | None = None
-    me: dict[str, Any] | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-class SessionSink:
-    """The EngineSink of one session: engine reports become domain calls."""
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """How sessions are supervised."""
 
-    def __init__(self, manager: SessionManager, tenant: str, name: str) -> None:
-        self._manager = manager
-        self._tenant = tenant
-        self._name = name
-
-    async def status(self, status: SessionStatus, reason: str | None = None) -> None:
-        await self._manager.record_status(self._tenant, self._name, status, reason)
-
-    async def qr(self, raw: str) -> None:
-        await self._manager.record_qr(self._tenant, self._name, raw)
-
-    async def me(self, account: dict[str, Any]) -> None:
-        await self._manager.record_me(self._tenant, self._name, account)
-
-    async def message(self, message: InboundMessage) -> str:
-        stored = await self._manager.messages.record_inbound(self._tenant, self._name, message)
-        return stored.id
-
-    async def ack(self, engine_message_id: str, status: AckStatus) -> None:
-        await self._manager.messages.record_ack(self._tenant, self._name, engine_message_id, status)
+    retry: RetryPolicy
+    policy: SupervisionPolicy
+    health_interval_seconds: float = 5.0
 
 
 class SessionManager:
-    """Owns the engines of the sessions running on this node."""
+    """Owns the sessions running on this node."""
 
     def __init__(
         self,
@@ -75,16 +66,21 @@ class SessionManager:
         committer: Committer,
         messages: MessageService,
         engines: EngineRegistry,
-        retry: RetryPolicy,
+        clock: Clock,
+        settings: SessionSettings,
     ) -> None:
         self._database = database
         self._committer = committer
         self.messages = messages
-        self._engines = engines
-        self._retry = retry
-        self._runtimes: dict[tuple[str, str], Runtime] = {}
-        self._known: dict[tuple[str, str], Session] = {}
+        self.engines = engines
+        self._clock = clock
+        self._settings = settings
+        self._running: dict[Key, _Running] = {}
+        self._known: dict[Key, Session] = {}
+        self._health_task: asyncio.Task[None] | None = None
         messages.on_queued = self.wake_sender
+
+    # boot and shutdown -----------------------------------------------------------------------
 
     async def ensure_default(self, tenant: str, name: str, engine: str) -> None:
         """Create the default tenant and session on first start."""
@@ -97,22 +93,29 @@ class SessionManager:
         await self._committer.run(job)
 
     async def boot(self) -> None:
-        """Start every session that was meant to be running."""
+        """Start every session that was running, then watch their health."""
         for session in await repository.all_wanted_running(self._database):
             try:
-                await self.start(session.tenant, session.name)
+                self._launch(session)
             except Exception:
                 log.exception("could not start session %s/%s", session.tenant, session.name)
+        self._health_task = asyncio.create_task(self._watch_health(), name="session-health")
 
     async def shutdown(self) -> None:
         """Stop every engine on this node, keeping what each session wants for the next boot."""
-        for key in list(self._runtimes):
-            await self._halt(*key)
+        if self._health_task is not None:
+            self._health_task.cancel()
+            await asyncio.gather(self._health_task, return_exceptions=True)
+            self._health_task = None
+        await asyncio.gather(*(self._halt(key) for key in list(self._running)))
+
+    # queries ---------------------------------------------------------------------------------
 
     async def get(self, tenant: str, name: str) -> Session:
         """A session, or SessionNotFound."""
         session = await repository.get(self._database, tenant, name)
         if session is None:
+            self._known.pop((tenant, name), None)
             raise SessionNotFound(f"no session {name!r}")
         self._known[(tenant, name)] = session
         return session
@@ -125,101 +128,271 @@ class SessionManager:
         """The sessions of ``tenant``."""
         return await repository.list_for(self._database, tenant)
 
-    async def start(self, tenant: str, name: str) -> None:
-        """Start the session's engine and sender on this node."""
-        session = await self.get(tenant, name)
-        if (tenant, name) in self._runtimes:
-            return
-        engine = self._engines.create(session.engine)
-        ready = asyncio.Event()
-        sender = Sender(self.messages, engine, tenant, name, ready, self._retry)
-        self._runtimes[(tenant, name)] = Runtime(engine, sender, ready, me=session.me)
-        sender.start()
-        try:
-            await engine.start(
-                SessionConfig(tenant, name, session.config), SessionSink(self, tenant, name)
-            )
-        except Exception as error:
-            await self._halt(tenant, name)
-            await self.record_status(tenant, name, SessionStatus.FAILED, f"start failed: {error}")
+    def describe(self, session: Session) -> dict[str, Any]:
+        """The wire form with what only this node knows (health)."""
+        running = self._running.get((session.tenant, session.name))
+        return {**session.public(), "health": running.runner.health if running else None}
 
-    async def inject_inbound(self, tenant: str, name: str, sender: str, text: str) -> Message:
-        """Deliver a simulated inbound message; only engines that can take one."""
-        await self.require(tenant, name)
-        runtime = self._runtimes.get((tenant, name))
-        if runtime is None or not runtime.ready.is_set():
-            raise SessionNotReady(f"session {name!r} is not WORKING")
-        inject = getattr(runtime.engine, "inject_inbound", None)
-        if inject is None:
-            raise Unsupported(f"engine {runtime.engine.name!r} cannot simulate inbound messages")
-        message_id: str = await inject(sender, text)
-        return await self.messages.get(tenant, message_id)
+    def qr(self, tenant: str, name: str) -> str:
+        """The QR waiting to be scanned; NoQrCode otherwise."""
+        running = self._running.get((tenant, name))
+        if running is None or running.runner.qr is None:
+            raise NoQrCode(f"session {name!r} is not waiting for a QR scan")
+        return running.runner.qr
+
+    async def me(self, tenant: str, name: str) -> dict[str, Any]:
+        """The connected account; NotPaired before pairing."""
+        session = await self.get(tenant, name)
+        if session.me is None:
+            raise NotPaired(f"session {name!r} has no paired account")
+        return session.me
 
     def own_number(self, tenant: str, name: str) -> str:
         """The connected account's number, when known."""
-        runtime = self._runtimes.get((tenant, name))
-        me = (runtime.me if runtime else None) or {}
+        running = self._running.get((tenant, name))
+        me = (running.runner.me if running else None) or {}
         return str(me.get("id", ""))
+
+    # commands --------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        tenant: str,
+        name: str,
+        engine: str,
+        config: dict[str, Any],
+        metadata: dict[str, Any],
+        start: bool,
+    ) -> Session:
+        """Store a new session (and start it unless ``start`` is False)."""
+        self.engines.check_config(engine, config)
+
+        async def job(unit: UnitOfWork) -> Session:
+            await repository.ensure_tenant(unit.connection, tenant, tenant)
+            if await repository.exists(unit.connection, tenant, name):
+                raise SessionExists(f"a session named {name!r} exists")
+            desired = "running" if start else "stopped"
+            return await repository.create(
+                unit.connection, tenant, name, engine, config, metadata, desired
+            )
+
+        session = await self._committer.run(job)
+        self._known[(tenant, name)] = session
+        if start:
+            self._launch(session)
+        return session
+
+    async def update(
+        self,
+        tenant: str,
+        name: str,
+        config: dict[str, Any] | None,
+        metadata: dict[str, Any] | None,
+    ) -> Session:
+        """Change config or metadata; a new config applies at the next (re)start."""
+        session = await self.get(tenant, name)
+        values: dict[str, Any] = {}
+        if config is not None:
+            self.engines.check_config(session.engine, config)
+            values["config"] = config
+        if metadata is not None:
+            values["metadata"] = metadata
+        return await self._write(tenant, name, values) if values else session
+
+    async def delete(self, tenant: str, name: str) -> None:
+        """Stop and remove a session; its queued messages fail with a reason."""
+        await self.get(tenant, name)
+        await self._halt((tenant, name))
+
+        async def job(unit: UnitOfWork) -> None:
+            await repository.delete(unit.connection, tenant, name)
+
+        await self._committer.run(job)
+        self._known.pop((tenant, name), None)
+        await self.messages.fail_queued(tenant, name, "the session was deleted")
+
+    async def start(self, tenant: str, name: str) -> Session:
+        """Start a stopped (or given-up) session."""
+        session = await self.get(tenant, name)
+        running = self._running.get((tenant, name))
+        if running is not None and running.runner.supervising:
+            raise SessionAlreadyStarted(f"session {name!r} is already {session.status.value}")
+        await self._halt((tenant, name))
+        session = await self._write(tenant, name, {"desired": "running"})
+        self._launch(session)
+        return session
+
+    async def stop(self, tenant: str, name: str) -> Session:
+        """Stop a running session."""
+        await self.get(tenant, name)
+        if (tenant, name) not in self._running:
+            raise SessionNotRunning(f"session {name!r} is not running")
+        await self._halt((tenant, name))
+        await self._write(tenant, name, {"desired": "stopped"})
+        await self.record_status(tenant, name, SessionStatus.STOPPED)
+        return await self.get(tenant, name)
+
+    async def restart(self, tenant: str, name: str) -> Session:
+        """Stop (if running) and start again."""
+        await self.get(tenant, name)
+        await self._halt((tenant, name))
+        session = await self._write(tenant, name, {"desired": "running"})
+        self._launch(session)
+        return session
+
+    async def logout(self, tenant: str, name: str) -> Session:
+        """Forget the paired account; the session stops and needs a new QR scan to start."""
+        await self.get(tenant, name)
+        await self._halt((tenant, name), logout=True)
+        await self._write(tenant, name, {"desired": "stopped", "me": None})
+        await self.record_status(tenant, name, SessionStatus.STOPPED, "logged out")
+        return await self.get(tenant, name)
+
+    async def pairing_code(self, tenant: str, name: str, phone: str) -> str:
+        """Ask the engine for a code to type on the phone instead of scanning the QR."""
+        session = await self.get(tenant, name)
+        if Capability.PAIRING_CODE not in self.engines.spec(session.engine).capabilities:
+            raise Unsupported(f"engine {session.engine!r} does not support pairing codes")
+        self.qr(tenant, name)
+        engine = self._running[(tenant, name)].runner.engine
+        if engine is None:
+            raise NoQrCode(f"session {name!r} is not waiting for a QR scan")
+        try:
+            return await engine.request_pairing_code(phone)
+        except EngineError as error:
+            raise NoQrCode(str(error)) from None
+
+    async def simulate_scan(self, tenant: str, name: str) -> None:
+        """Simulator: scan the QR that is showing."""
+        simulator = await self._simulator(tenant, name)
+        self.qr(tenant, name)
+        try:
+            await simulator.simulate_scan()
+        except EngineError as error:
+            raise NoQrCode(str(error)) from None
+
+    async def inject_inbound(self, tenant: str, name: str, sender: str, text: str) -> Message:
+        """Simulator: deliver an inbound message."""
+        simulator = await self._simulator(tenant, name)
+        running = self._running.get((tenant, name))
+        if running is None or not running.runner.ready.is_set():
+            raise SessionNotReady(f"session {name!r} is not WORKING")
+        try:
+            message_id: str = await simulator.inject_inbound(sender, text)
+        except EngineError as error:
+            raise SessionNotReady(str(error)) from None
+        return await self.messages.get(tenant, message_id)
 
     def wake_sender(self, tenant: str, name: str) -> None:
         """Tell the session's sender that a message was queued."""
-        runtime = self._runtimes.get((tenant, name))
-        if runtime is not None:
-            runtime.sender.wake()
+        running = self._running.get((tenant, name))
+        if running is not None:
+            running.sender.wake()
+
+    def runner(self, tenant: str, name: str) -> SessionRunner | None:
+        """The runner of a session on this node (for tests and diagnostics)."""
+        running = self._running.get((tenant, name))
+        return running.runner if running else None
+
+    # engine reports ----------------------------------------------------------------------------
 
     async def record_status(
         self, tenant: str, name: str, status: SessionStatus, reason: str | None = None
     ) -> None:
         """Store a status change with its ``session.status`` event."""
-        runtime = self._runtimes.get((tenant, name))
-        if runtime is not None:
-            if status is SessionStatus.WORKING:
-                runtime.ready.set()
-            else:
-                runtime.ready.clear()
 
         async def job(unit: UnitOfWork) -> Session | None:
             values = {"status": status.value, "status_reason": reason}
             updated = await repository.update(unit.connection, tenant, name, values)
-            payload = {"status": status.value, "reason": reason}
-            unit.emit(EventDraft(tenant, name, EventType.SESSION_STATUS, payload))
+            if updated is not None:
+                payload = {"status": status.value, "reason": reason}
+                unit.emit(EventDraft(tenant, name, EventType.SESSION_STATUS, payload))
             return updated
 
-        updated = await self._committer.run(job)
-        if updated is not None:
-            self._known[(tenant, name)] = updated
+        self._remember(await self._committer.run(job))
 
-    async def record_qr(self, tenant: str, name: str, raw: str) -> None:
-        """Keep the newest QR and emit ``session.qr``."""
-        runtime = self._runtimes.get((tenant, name))
-        if runtime is not None:
-            runtime.qr = raw
+    async def _write(self, tenant: str, name: str, values: dict[str, Any]) -> Session:
+        async def job(unit: UnitOfWork) -> Session | None:
+            return await repository.update(unit.connection, tenant, name, values)
 
+        session = await self._committer.run(job)
+        if session is None:
+            raise SessionNotFound(f"no session {name!r}")
+        self._remember(session)
+        return session
+
+    async def _emit(self, tenant: str, name: str, event_type: str, payload: dict[str, Any]) -> None:
         async def job(unit: UnitOfWork) -> None:
-            unit.emit(EventDraft(tenant, name, EventType.SESSION_QR, {"qr": raw}))
+            unit.emit(EventDraft(tenant, name, event_type, payload))
 
         await self._committer.run(job)
 
-    async def record_me(self, tenant: str, name: str, account: dict[str, Any]) -> None:
-        """Store the connected account."""
-        runtime = self._runtimes.get((tenant, name))
-        if runtime is not None:
-            runtime.me = account
+    def _remember(self, session: Session | None) -> None:
+        if session is not None:
+            self._known[(session.tenant, session.name)] = session
 
-        async def job(unit: UnitOfWork) -> Session | None:
-            return await repository.update(unit.connection, tenant, name, {"me": account})
+    # running ---------------------------------------------------------------------------------
 
-        updated = await self._committer.run(job)
-        if updated is not None:
-            self._known[(tenant, name)] = updated
+    def _launch(self, session: Session) -> None:
+        key = (session.tenant, session.name)
+        spec = self.engines.spec(session.engine)
+        runner = SessionRunner(
+            SessionConfig(session.tenant, session.name, session.config, session.me),
+            spec.factory,
+            self._events_for(*key),
+            self._clock,
+            self._settings.policy,
+        )
+        sender = Sender(self.messages, runner, session.tenant, session.name, self._settings.retry)
+        self._running[key] = _Running(runner, sender)
+        sender.start()
+        runner.start()
 
-    async def _halt(self, tenant: str, name: str) -> None:
-        runtime = self._runtimes.pop((tenant, name), None)
-        if runtime is None:
+    def _events_for(self, tenant: str, name: str) -> RunnerEvents:
+        async def status(status: SessionStatus, reason: str | None) -> None:
+            await self.record_status(tenant, name, status, reason)
+
+        async def qr(raw: str) -> None:
+            await self._emit(tenant, name, EventType.SESSION_QR, {"qr": raw})
+
+        async def me(account: dict[str, Any]) -> None:
+            await self._write(tenant, name, {"me": account})
+
+        async def message(inbound: InboundMessage) -> str:
+            return (await self.messages.record_inbound(tenant, name, inbound)).id
+
+        async def ack(engine_message_id: str, status: AckStatus) -> None:
+            await self.messages.record_ack(tenant, name, engine_message_id, status)
+
+        async def health(state: str) -> None:
+            await self._emit(tenant, name, EventType.SESSION_HEALTH, {"health": state})
+
+        return RunnerEvents(status, qr, me, message, ack, health)
+
+    async def _halt(self, key: Key, logout: bool = False) -> None:
+        running = self._running.pop(key, None)
+        if running is None:
             return
-        runtime.ready.clear()
-        await runtime.sender.stop()
-        try:
-            await runtime.engine.stop()
-        except Exception:
-            log.exception("engine of %s/%s did not stop cleanly", tenant, name)
+        await running.sender.stop()
+        await running.runner.stop(logout=logout)
+
+    async def _simulator(self, tenant: str, name: str) -> Any:
+        session = await self.get(tenant, name)
+        if Capability.SIMULATION not in self.engines.spec(session.engine).capabilities:
+            raise Unsupported(f"engine {session.engine!r} cannot be simulated")
+        running = self._running.get((tenant, name))
+        if running is None or running.runner.engine is None:
+            raise SessionNotRunning(f"session {name!r} is not running")
+        return running.runner.engine
+
+    async def _watch_health(self) -> None:
+        while True:
+            await self._clock.sleep(self._settings.health_interval_seconds)
+            await self.check_health()
+
+    async def check_health(self) -> None:
+        """Restart every running session whose engine has been silent too long."""
+        for (tenant, name), running in list(self._running.items()):
+            if running.runner.is_stale():
+                log.warning("session %s/%s is stale; restarting it", tenant, name)
+                await running.runner.mark_stale()

@@ -1,0 +1,98 @@
+"""The command line, run as a user would: serve (with the QR in the terminal), migrate, keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, free_port
+from tests.support.process import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def zapgate(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zapgate", *args],
+        env={**os.environ, "ZAPGATE_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_prints_urls_and_the_qr_in_the_terminal(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, free_port(), ADMIN_KEY)
+    try:
+        server.start(ZAPGATE_SIMULATOR_PAIRING_SECONDS="60")
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as c:
+            qr = c.get("/api/v1/sessions/default/qr").json()["qr"]
+    finally:
+        server.stop()
+    output = server.log.read_text()
+    assert f"zapgate is serving on {server.url}" in output
+    assert f"API docs: {server.url}/docs" in output
+    assert "Session 'default' is waiting for a scan" in output
+    assert "█" in output or "▀" in output or "▄" in output
+    assert qr not in output, "the raw QR content belongs in the picture, not in the log"
+
+
+def test_first_start_generates_a_key_once(tmp_path: Path) -> None:
+    first = ServerProcess(tmp_path, free_port(), key=None)
+    first.start()
+    first.stop()
+    output = first.log.read_text()
+    key = next(line.strip() for line in output.splitlines() if line.strip().startswith("zg_"))
+    first.start()
+    try:
+        with httpx.Client(base_url=first.url) as client:
+            ok = client.get("/api/v1/sessions", headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
+    finally:
+        first.stop()
+    assert first.log.read_text().count("An admin API key was generated") == 1
+
+
+def test_migrate_and_keys_create(tmp_path: Path) -> None:
+    migrated = zapgate(tmp_path, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "up to date" in migrated.stdout
+    created = zapgate(tmp_path, "keys", "create", "--name", "ci", "--tenant", "acme")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("zg_")
+    server = ServerProcess(tmp_path, free_port(), ADMIN_KEY)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url) as client:
+            listed = client.get("/api/v1/sessions", headers={"Authorization": f"Bearer {key}"})
+    finally:
+        server.stop()
+    assert listed.status_code == 200
+    assert listed.json() == [], "a key of tenant acme must not see the default tenant's sessions"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ZAPGATE_AUTH": "off", "ZAPGATE_HOST": "0.0.0.0"}, "loopback"),
+        ({"ZAPGATE_API_KEY": "short"}, "at least 16"),
+        ({"ZAPGATE_PORT": "99999"}, "port"),
+        ({"ZAPGATE_DATABASE_URL": "mysql://x"}, "ZAPGATE_DATABASE_URL"),
+    ],
+)
+def test_invalid_configuration_stops_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = zapgate(tmp_path, "serve", **env)
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr
+    assert message in result.stderr

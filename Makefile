@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test lint format bench lock clean wppconnect
+
+BRIDGE := zapgate/engines/wppconnect/bridge
+CHROMIUM ?= /usr/bin/chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +42,16 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
+# The WPPConnect engine: the bridge's npm packages (no bundled browser) and Debian's Chromium.
+wppconnect:
+	@command -v node >/dev/null || { echo "Node.js 20 is required: https://nodejs.org or apt-get install -y nodejs npm"; exit 1; }
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	  else echo "Chromium is required at $(CHROMIUM): sudo apt-get install -y chromium"; exit 1; fi; }
+	cd $(BRIDGE) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@echo "wppconnect engine ready: node $$(node --version), $$($(CHROMIUM) --version 2>/dev/null)"
+
 # Re-resolve the pins from pyproject.toml (needs the package index).
 lock:
 	rm -rf /tmp/zapgate-lock && $(PYTHON) -m venv /tmp/zapgate-lock
@@ -46,4 +59,4 @@ lock:
 	/tmp/zapgate-lock/bin/pip install -q '.[dev]' && /tmp/zapgate-lock/bin/pip freeze --exclude-editable | grep -v '^zapgate' > requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules $(BRIDGE)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -96,3 +96,20 @@ def test_invalid_configuration_stops_with_a_clear_message(
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr
     assert message in result.stderr
+
+
+def test_doctor_says_what_each_engine_needs(tmp_path: Path) -> None:
+    result = zapgate(tmp_path, "doctor", ZAPGATE_WPPCONNECT_CHROMIUM=str(tmp_path / "nothing"))
+    assert result.returncode == 0, result.stderr
+    assert "simulator: ready" in result.stdout
+    assert "wppconnect: NOT READY" in result.stdout
+    assert "MISSING  chromium" in result.stdout
+    assert "apt-get install -y chromium" in result.stdout
+    assert "auto: would run the simulator" in result.stdout
+    strict = zapgate(
+        tmp_path,
+        "doctor",
+        ZAPGATE_WPPCONNECT_CHROMIUM=str(tmp_path / "nothing"),
+        ZAPGATE_DEFAULT_ENGINE="wppconnect",
+    )
+    assert strict.returncode == 1

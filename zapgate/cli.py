@@ -122,6 +122,26 @@ def keys_create(
     typer.echo(asyncio.run(run()))
 
 
+@app.command()
+def doctor() -> None:
+    """Show what each engine needs and whether this machine has it."""
+    from zapgate.engines.wppconnect.runtime import WppRuntime
+
+    settings = _settings()
+    runtime = WppRuntime(settings.wppconnect_node, settings.wppconnect_chromium)
+    typer.echo("simulator: ready (built in)")
+    missing = runtime.missing()
+    typer.echo(f"wppconnect: {'ready' if missing is None else 'NOT READY'}")
+    for requirement in runtime.requirements():
+        mark = "ok" if requirement.present else "MISSING"
+        hint = "" if requirement.present else f"  -> {requirement.fix}"
+        typer.echo(f"  {mark:8} {requirement.name}: {requirement.detail}{hint}")
+    typer.echo(f"auto: would run {'wppconnect' if missing is None else 'the simulator'}")
+    typer.echo(f"default engine: {settings.default_engine}")
+    if settings.default_engine == "wppconnect" and missing is not None:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``zapgate`` console script."""
     app()

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, repr=False)
     auth: Literal["on", "off"] = "on"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    default_engine: Literal["simulator"] = "simulator"
+    default_engine: Literal["simulator", "wppconnect", "auto"] = "simulator"
     default_session: str = "default"
     default_country_code: str = Field(default="", pattern=r"^\d{0,3}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     session_stale_seconds: float = Field(default=120.0, gt=0)
     session_health_interval_seconds: float = Field(default=5.0, gt=0)
     terminal_qr: bool = True
+    wppconnect_node: str = "node"
+    wppconnect_chromium: str = "/usr/bin/chromium"
+    wppconnect_headless: bool = True
+    wppconnect_start_timeout_seconds: float = Field(default=60.0, gt=0)
+    wppconnect_fake_page: Path | None = None
     simulator_pairing_seconds: float = Field(default=0.2, ge=0)
     simulator_ack_seconds: float = Field(default=0.05, ge=0)
     simulator_echo_contact: str = "5511900000000"

@@ -82,6 +82,11 @@ class Unsupported(AppError):
     code = "unsupported"
 
 
+class EngineUnavailable(AppError):
+    status = 422
+    code = "engine_unavailable"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"

@@ -11,9 +11,12 @@ from zapgate.clock import Clock, SystemClock
 from zapgate.config import Settings
 from zapgate.db.committer import Committer
 from zapgate.db.database import create_engine
+from zapgate.engines import auto as auto_engine
 from zapgate.engines.registry import EngineRegistry, EngineSpec
 from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
 from zapgate.engines.simulator_config import SimulatorConfig
+from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
+from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
@@ -50,7 +53,24 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         capabilities=SimulatorEngine.capabilities,
         config_model=SimulatorConfig,
     )
-    return EngineRegistry({"simulator": simulator})
+    runtime = WppRuntime(settings.wppconnect_node, settings.wppconnect_chromium)
+    options = WppOptions(
+        runtime=runtime,
+        data_dir=settings.data_dir.resolve(),
+        fake_page=settings.wppconnect_fake_page,
+        headless=settings.wppconnect_headless,
+        start_timeout_seconds=settings.wppconnect_start_timeout_seconds,
+    )
+    wppconnect = EngineSpec(
+        factory=lambda: WppConnectEngine(options, clock),
+        capabilities=WppConnectEngine.capabilities,
+        unavailable=runtime.missing,
+    )
+    auto = EngineSpec(
+        factory=lambda: auto_engine.choose(runtime.missing, wppconnect.factory, simulator.factory),
+        capabilities=simulator.capabilities | wppconnect.capabilities,
+    )
+    return EngineRegistry({"simulator": simulator, "wppconnect": wppconnect, "auto": auto})
 
 
 def session_settings(settings: Settings) -> SessionSettings:

@@ -11,6 +11,7 @@ class Capability(StrEnum):
     """What an engine can do."""
 
     TEXT = "text"
+    FILE = "file"
     QR = "qr"
     PAIRING_CODE = "pairing_code"
     SIMULATION = "simulation"
@@ -48,13 +49,23 @@ class SessionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """A file to send: its content as a ``data:<mime>;base64,...`` URI."""
+
+    data_uri: str
+    filename: str
+    caption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """A message for the engine to send."""
+    """A message for the engine to send: ``kind`` is ``text``, or ``file`` with ``media``."""
 
     id: str
     to: str
     kind: str
     text: str | None
+    media: Media | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from zapgate.engines.base import Capability, Engine
-from zapgate.errors import InvalidInput, Unsupported
+from zapgate.errors import EngineUnavailable, InvalidInput, Unsupported
 
 EngineFactory = Callable[[], Engine]
 
@@ -21,6 +21,8 @@ class EngineSpec:
     factory: EngineFactory
     capabilities: frozenset[Capability]
     config_model: type[BaseModel] | None = None
+    unavailable: Callable[[], str | None] = lambda: None
+    """None when the engine can run on this machine, else what is missing."""
 
 
 class EngineRegistry:
@@ -44,6 +46,12 @@ class EngineRegistry:
         if spec is None:
             raise Unsupported(f"unknown engine {name!r}; known: {', '.join(self.names)}")
         return spec
+
+    def require_available(self, name: str) -> None:
+        """EngineUnavailable (naming what is missing) when ``name`` cannot run here."""
+        reason = self.spec(name).unavailable()
+        if reason is not None:
+            raise EngineUnavailable(f"engine {name!r} cannot run on this machine: {reason}")
 
     def create(self, name: str) -> Engine:
         """A new engine instance."""

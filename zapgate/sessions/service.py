@@ -14,6 +14,7 @@ from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
     Capability,
+    Engine,
     EngineError,
     InboundMessage,
     SessionConfig,
@@ -166,6 +167,7 @@ class SessionManager:
     ) -> Session:
         """Store a new session (and start it unless ``start`` is False)."""
         self.engines.check_config(engine, config)
+        self.engines.require_available(engine)
 
         async def job(unit: UnitOfWork) -> Session:
             await repository.ensure_tenant(unit.connection, tenant, tenant)
@@ -217,6 +219,7 @@ class SessionManager:
         running = self._running.get((tenant, name))
         if running is not None and running.runner.supervising:
             raise SessionAlreadyStarted(f"session {name!r} is already {session.status.value}")
+        self.engines.require_available(session.engine)
         await self._halt((tenant, name))
         session = await self._write(tenant, name, {"desired": "running"})
         self._launch(session)
@@ -234,7 +237,8 @@ class SessionManager:
 
     async def restart(self, tenant: str, name: str) -> Session:
         """Stop (if running) and start again."""
-        await self.get(tenant, name)
+        session = await self.get(tenant, name)
+        self.engines.require_available(session.engine)
         await self._halt((tenant, name))
         session = await self._write(tenant, name, {"desired": "running"})
         self._launch(session)
@@ -250,13 +254,8 @@ class SessionManager:
 
     async def pairing_code(self, tenant: str, name: str, phone: str) -> str:
         """Ask the engine for a code to type on the phone instead of scanning the QR."""
-        session = await self.get(tenant, name)
-        if Capability.PAIRING_CODE not in self.engines.spec(session.engine).capabilities:
-            raise Unsupported(f"engine {session.engine!r} does not support pairing codes")
+        engine = self._engine_of(await self.get(tenant, name), Capability.PAIRING_CODE)
         self.qr(tenant, name)
-        engine = self._running[(tenant, name)].runner.engine
-        if engine is None:
-            raise NoQrCode(f"session {name!r} is not waiting for a QR scan")
         try:
             return await engine.request_pairing_code(phone)
         except EngineError as error:
@@ -377,13 +376,25 @@ class SessionManager:
         await running.runner.stop(logout=logout)
 
     async def _simulator(self, tenant: str, name: str) -> Any:
-        session = await self.get(tenant, name)
-        if Capability.SIMULATION not in self.engines.spec(session.engine).capabilities:
-            raise Unsupported(f"engine {session.engine!r} cannot be simulated")
-        running = self._running.get((tenant, name))
-        if running is None or running.runner.engine is None:
-            raise SessionNotRunning(f"session {name!r} is not running")
-        return running.runner.engine
+        return self._engine_of(await self.get(tenant, name), Capability.SIMULATION)
+
+    def _engine_of(self, session: Session, needed: Capability) -> Engine:
+        """The engine running the session here, if it has ``needed``.
+
+        Unsupported when the engine lacks it (the running instance decides, else the spec);
+        SessionNotRunning when it could but is not running.
+        """
+        running = self._running.get((session.tenant, session.name))
+        engine = running.runner.engine if running else None
+        capabilities = (
+            engine.capabilities if engine else self.engines.spec(session.engine).capabilities
+        )
+        if needed not in capabilities:
+            shown = engine.name if engine else session.engine
+            raise Unsupported(f"engine {shown!r} does not support {needed.value.replace('_', ' ')}")
+        if engine is None:
+            raise SessionNotRunning(f"session {session.name!r} is not running")
+        return engine
 
     async def _watch_health(self) -> None:
         while True:

@@ -1,0 +1,302 @@
+"""The WPPConnect engine: drives one bridge process (and its Chromium) per session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zapgate.clock import Clock
+from zapgate.engines.base import (
+    Capability,
+    EngineNotReady,
+    EngineSink,
+    OutboundMessage,
+    PermanentEngineError,
+    SendReceipt,
+    SessionConfig,
+    SessionStatus,
+    TransientEngineError,
+    UnsupportedByEngine,
+)
+from zapgate.engines.wppconnect import mapping
+from zapgate.engines.wppconnect.rpc import BridgeError, BridgeGone, BridgeProcess
+from zapgate.engines.wppconnect.runtime import BRIDGE_SCRIPT, WppRuntime
+from zapgate.phone import chat_id, number_of
+
+log = logging.getLogger(__name__)
+
+CLOSED_NETWORK_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+REQUEST_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WppOptions:
+    """Process-wide settings of the engine."""
+
+    runtime: WppRuntime
+    data_dir: Path
+    fake_page: Path | None = None
+    headless: bool = True
+    start_timeout_seconds: float = 60.0
+    browser_args: tuple[str, ...] = CLOSED_NETWORK_ARGS
+
+
+class WppConnectEngine:
+    """One WhatsApp Web session in a real Chromium, through @wppconnect-team/wppconnect."""
+
+    name = "wppconnect"
+    capabilities = frozenset({Capability.TEXT, Capability.FILE, Capability.QR})
+
+    def __init__(self, options: WppOptions, clock: Clock) -> None:
+        self._options = options
+        self._clock = clock
+        self._sink: EngineSink | None = None
+        self._bridge: BridgeProcess | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._status: SessionStatus | None = None
+        self._token_dir: Path | None = None
+        self._heard = False
+        self._opened = False
+        self._finished = False
+        self.browser_pid: int | None = None
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, session: SessionConfig, sink: EngineSink) -> None:
+        """Launch the bridge and open WhatsApp Web; progress arrives as events."""
+        missing = self._options.runtime.missing()
+        if missing:
+            raise PermanentEngineError(f"the wppconnect engine cannot run here: {missing}")
+        self._sink = sink
+        self._token_dir = self._options.data_dir / "wppconnect" / session.tenant / session.name
+        self._token_dir.mkdir(parents=True, exist_ok=True)
+        await self._report(SessionStatus.STARTING)
+        bridge = BridgeProcess(
+            self._options.runtime.node, BRIDGE_SCRIPT, self._on_event, session.name
+        )
+        self._bridge = bridge
+        await bridge.spawn()
+        self._spawn(self._open(session))
+        self._spawn(self._watch_exit(bridge))
+        self._spawn(self._watch_start())
+
+    async def stop(self) -> None:
+        """Close WhatsApp Web and the browser; kill the process group if it lingers."""
+        self._finished = True
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            with contextlib.suppress(BridgeError, BridgeGone, TimeoutError):
+                await bridge.request("close", {}, CLOSE_TIMEOUT)
+            await bridge.terminate()
+        await self._kill_browser()
+        await self._cancel_tasks()
+
+    async def logout(self) -> None:
+        """Unlink this device, then forget the saved login."""
+        if self._bridge is not None and self._status is SessionStatus.WORKING:
+            with contextlib.suppress(BridgeError, BridgeGone, TimeoutError):
+                await self._bridge.request("logout", {}, REQUEST_TIMEOUT)
+        await self.stop()
+        if self._token_dir is not None:
+            shutil.rmtree(self._token_dir, ignore_errors=True)
+
+    # sending ---------------------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        """Send through the library; errors become EngineError subclasses."""
+        if self._bridge is None or self._status is not SessionStatus.WORKING:
+            raise EngineNotReady("WhatsApp Web is not connected")
+        method, params = _send_request(message)
+        try:
+            result = await self._bridge.request(method, params, REQUEST_TIMEOUT)
+        except BridgeGone as error:
+            raise EngineNotReady(str(error)) from None
+        except TimeoutError:
+            raise TransientEngineError(f"{method} timed out") from None
+        except BridgeError as error:
+            kind = TransientEngineError if error.transient else PermanentEngineError
+            raise kind(str(error)) from None
+        return SendReceipt(str(result["id"]))
+
+    async def request_pairing_code(self, phone: str) -> str:
+        """Not offered by this engine yet (the code must be asked for when WhatsApp opens)."""
+        raise UnsupportedByEngine("the wppconnect engine pairs by QR code")
+
+    async def fake(self, fn: str, *args: Any) -> Any:
+        """Call a hook of the fake WhatsApp Web page (tests only)."""
+        if self._bridge is None:
+            raise EngineNotReady("the bridge is not running")
+        return await self._bridge.request("fake", {"fn": fn, "args": list(args)}, REQUEST_TIMEOUT)
+
+    # what happens ----------------------------------------------------------------------------
+
+    async def _open(self, session: SessionConfig) -> None:
+        assert self._bridge is not None
+        assert self._token_dir is not None
+        params = {
+            "session": session.name,
+            "tokenDir": str(self._token_dir),
+            "executablePath": self._options.runtime.chromium,
+            "browserArgs": list(self._options.browser_args),
+            "headless": self._options.headless,
+            "fakePage": str(self._options.fake_page) if self._options.fake_page else None,
+            "phoneNumber": None,
+        }
+        try:
+            await self._bridge.request("start", params, None)
+        except BridgeError as error:
+            await self._fail(f"WhatsApp Web could not be opened: {error}")
+            return
+        except BridgeGone:
+            return  # _watch_exit reports it
+        await self._connected()
+
+    async def _connected(self) -> None:
+        assert self._bridge is not None
+        assert self._sink is not None
+        try:
+            device = await self._bridge.request("get_host_device", {}, REQUEST_TIMEOUT)
+        except (BridgeError, BridgeGone, TimeoutError) as error:
+            log.warning("could not read the host device: %s", error)
+            device = {}
+        await self._sink.me(_account(device))
+        self._opened = True
+        await self._report(SessionStatus.WORKING)
+
+    async def _on_event(self, name: str, data: dict[str, Any]) -> None:
+        self._heard = True
+        sink = self._sink
+        if sink is None or self._finished:
+            return
+        if name == "qr":
+            await self._report(SessionStatus.SCAN_QR_CODE)
+            await sink.qr(str(data["raw"]))
+        elif name == "status_find":
+            found = mapping.STATUS_FIND.get(str(data.get("status")))
+            if found is not None:
+                await self._report(*found)
+        elif name == "state":
+            await self._report(*mapping.status_of_state(str(data.get("state"))))
+        elif name == "message":
+            await sink.message(mapping.inbound(data))
+        elif name == "ack":
+            await self._ack(data)
+        elif name == "browser":
+            self.browser_pid = int(data["pid"])
+        elif name == "fatal":  # not awaited here: failing stops the reader this runs on
+            self._spawn(self._fail(str(data.get("reason", "the bridge failed"))))
+        else:
+            await sink.heartbeat()
+
+    async def _ack(self, data: dict[str, Any]) -> None:
+        assert self._sink is not None
+        status = mapping.ACKS.get(int(data.get("ack", 0)))
+        if status is not None:
+            await self._sink.ack(str(data["id"]), status)
+        elif int(data.get("ack", 0)) < 0:
+            log.warning("WhatsApp reported an error ack for %s", data.get("id"))
+
+    async def _report(self, status: SessionStatus, reason: str | None = None) -> None:
+        if self._sink is None or self._finished:
+            return
+        if status is self._status and status is not SessionStatus.FAILED:
+            return
+        if status is SessionStatus.WORKING and not self._opened:
+            return  # the first WORKING comes with the account, once the start request answers
+        self._status = status
+        await self._sink.status(status, reason)
+
+    async def _fail(self, reason: str) -> None:
+        if self._finished:
+            return
+        await self._report(SessionStatus.FAILED, reason)
+        self._finished = True
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            await bridge.terminate()
+        await self._kill_browser()
+
+    async def _watch_exit(self, bridge: BridgeProcess) -> None:
+        await bridge.exited.wait()
+        if self._finished or bridge is not self._bridge:
+            return
+        tail = " | ".join(list(bridge.stderr_tail)[-3:])
+        await self._fail(f"the bridge exited with code {bridge.returncode}: {tail}".rstrip(": "))
+
+    async def _watch_start(self) -> None:
+        await self._clock.sleep(self._options.start_timeout_seconds)
+        if not self._heard and not self._finished:
+            seconds = self._options.start_timeout_seconds
+            await self._fail(f"WhatsApp Web gave no sign of life within {seconds:g} s")
+
+    async def _kill_browser(self) -> None:
+        pid, self.browser_pid = self.browser_pid, None
+        if pid is not None:
+            await asyncio.to_thread(_kill_group, pid)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _send_request(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
+    to = chat_id(message.to)
+    if message.kind == "text":
+        return "send_text", {"to": to, "text": message.text or ""}
+    if message.media is None:
+        raise UnsupportedByEngine(f"cannot send a {message.kind!r} message without media")
+    media = message.media
+    params = {
+        "to": to,
+        "base64": media.data_uri,
+        "filename": media.filename,
+        "caption": media.caption,
+        "kind": message.kind,
+    }
+    return "send_file", params
+
+
+def _account(device: Any) -> dict[str, Any]:
+    if not isinstance(device, dict):
+        return {}
+    wid = device.get("id") or device.get("wid") or {}
+    user = wid.get("user") if isinstance(wid, dict) else number_of(str(wid))
+    return {
+        "id": str(user or ""),
+        "pushname": device.get("pushname"),
+        "platform": device.get("platform"),
+    }
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the browser's process group (puppeteer launches it detached) and the process."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)

@@ -41,7 +41,7 @@ async def test_migrations_are_idempotent_and_create_the_default(services: Servic
     assert session.engine == "simulator"
     async with services.database.connect() as connection:
         version = await connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
-    assert version == "0001"
+    assert version == "0002"
 
 
 async def test_event_seq_is_gapless_per_tenant_under_concurrency(services: Services) -> None:

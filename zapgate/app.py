@@ -24,6 +24,7 @@ from zapgate.http.responses import Json
 from zapgate.messages.api import router as messages_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions.api import router as sessions_router
+from zapgate.webhooks.api import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,15 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     errors.install(api)
-    for router in (health_router, sessions_router, messages_router, events_router, compat_router):
+    routers = (
+        health_router,
+        sessions_router,
+        messages_router,
+        events_router,
+        webhooks_router,
+        compat_router,
+    )
+    for router in routers:
         api.include_router(router)
     return api
 
@@ -96,12 +105,14 @@ async def start(services: Services) -> None:
     )
     services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
     services.realtime.start()
+    await services.dispatcher.start()
     await services.sessions.boot()
 
 
 async def stop(services: Services) -> None:
     """Stop engines, fan-out and the writer, then close the database."""
     await services.sessions.shutdown()
+    await services.dispatcher.stop()
     await services.realtime.stop()
     await services.committer.stop()
     await services.database.dispose()

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    idempotency_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    webhook_allowlist: str = ""
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = (
+        0,
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        50400,
+        72000,
+        86400,
+    )
+    webhook_disable_after: int = Field(default=10, ge=1)
+    webhook_secret_grace_seconds: float = Field(default=86_400.0, ge=0)
     send_retry_limit: int = Field(default=5, ge=0)
     send_retry_base_seconds: float = Field(default=1.0, gt=0)
     session_restart_limit: int = Field(default=5, ge=0)
@@ -66,6 +83,20 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _sane_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("ZAPGATE_WEBHOOK_RETRY_SCHEDULE needs one or more delays >= 0")
         return value
 
     @field_validator("api_key")

@@ -92,6 +92,26 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class IdempotencyKeyMismatch(AppError):
+    status = 422
+    code = "idempotency_key_mismatch"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    code = "idempotency_key_in_progress"
+
+
+class IdempotentReplay(AppError):
+    """Not a failure: the stored answer to a request already made with this Idempotency-Key."""
+
+    code = "idempotent_replay"
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__("replayed")
+        self.status = status
+        self.body = body
+
+
 class Unavailable(AppError):
     status = 503
     code = "unavailable"

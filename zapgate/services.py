@@ -18,11 +18,16 @@ from zapgate.engines.simulator_config import SimulatorConfig
 from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
 from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
+from zapgate.idempotency.service import Idempotency
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
 from zapgate.realtime.server import RealtimeServer
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
+from zapgate.webhooks.client import WebhookClient
+from zapgate.webhooks.dispatcher import Dispatcher, RetryPlan
+from zapgate.webhooks.service import WebhookService
+from zapgate.webhooks.ssrf import Allowlist
 
 DEFAULT_TENANT = "default"
 
@@ -38,6 +43,9 @@ class Services:
     sessions: SessionManager
     realtime: RealtimeServer
     clock: Clock
+    idempotency: Idempotency
+    webhooks: WebhookService
+    dispatcher: Dispatcher
     generated_key: str | None = None
 
 
@@ -102,4 +110,27 @@ def build_services(
         database, committer, messages, engines, clock, session_settings(settings)
     )
     realtime = RealtimeServer(auth, bus, settings.cors_origins)
-    return Services(settings, database, bus, committer, auth, messages, sessions, realtime, clock)
+    idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
+    allowlist = Allowlist.parse(settings.webhook_allowlist)
+    dispatcher = Dispatcher(
+        database,
+        committer,
+        bus,
+        WebhookClient(allowlist, settings.webhook_timeout_seconds),
+        RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
+    )
+    webhooks = WebhookService(database, committer, allowlist, dispatcher.wake)
+    return Services(
+        settings,
+        database,
+        bus,
+        committer,
+        auth,
+        messages,
+        sessions,
+        realtime,
+        clock,
+        idempotency,
+        webhooks,
+        dispatcher,
+    )

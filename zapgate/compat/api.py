@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
+from zapgate.http.idempotency import IdempotencyKey, claimed
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Message
@@ -46,11 +47,20 @@ class LegacySendResult(BaseModel):
     responses=responses(401, 404, 413, 422, 503),
     summary="Send a text on the default session (original contract)",
 )
-async def send(request: Request, body: LegacySend, caller: Caller) -> Json:
+async def send(
+    request: Request, body: LegacySend, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> Json:
     services = services_of(request)
     session = services.settings.default_session
-    message = await send_text(services, caller.tenant, session, str(body.number), body.message)
+    async with claimed(request, caller.tenant, idempotency_key, _answer) as claim:
+        message = await send_text(
+            services, caller.tenant, session, str(body.number), body.message, claim
+        )
     return Json(legacy_send_result(message))
+
+
+def _answer(message: Message) -> tuple[int, dict[str, Any]]:
+    return 200, legacy_send_result(message)
 
 
 @router.get(

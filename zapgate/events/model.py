@@ -19,6 +19,7 @@ class EventType:
     MESSAGE_QUEUED = "message.queued"
     MESSAGE_SENT = "message.sent"
     MESSAGE_STATUS = "message.status"
+    WEBHOOK_DISABLED = "webhook.disabled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from zapgate.errors import AppError
+from zapgate.errors import AppError, IdempotentReplay
 from zapgate.http.responses import Json
 
 log = logging.getLogger(__name__)
+REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 class ErrorBody(BaseModel):
@@ -56,6 +57,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, error: AppError) -> Json:
+        if isinstance(error, IdempotentReplay):
+            return Json(error.body, status_code=error.status, headers=REPLAYED)
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
         return error_response(error.status, error.code, error.detail, **headers)
 

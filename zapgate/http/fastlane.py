@@ -88,6 +88,8 @@ class SendFastLane:
 def _route(scope: Scope) -> tuple[Handler, str] | None:
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
+    if any(name == b"idempotency-key" for name, _ in scope["headers"]):
+        return None  # keyed requests take the full path, which stores the answer
     path = scope["path"]
     if path == _LEGACY_SEND:
         return _legacy, ""

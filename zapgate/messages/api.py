@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -11,9 +11,10 @@ from zapgate.clock import from_datetime
 from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
+from zapgate.http.idempotency import IdempotencyKey, claimed
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
-from zapgate.messages.model import Direction
+from zapgate.messages.model import Direction, Message
 from zapgate.messages.repository import HistoryQuery
 from zapgate.messages.schemas import MessageOut, MessagePage, SendText
 from zapgate.phone import chat_id, normalize_number
@@ -30,10 +31,22 @@ MAX_PAGE = 500
     summary="Send a text message (queued, then sent by the session's outbox)",
 )
 async def send_message(
-    request: Request, session: SessionName, body: SendText, caller: Caller
+    request: Request,
+    session: SessionName,
+    body: SendText,
+    caller: Caller,
+    idempotency_key: IdempotencyKey = None,
 ) -> Json:
-    message = await send_text(services_of(request), caller.tenant, session, body.to, body.text)
-    return Json(message.public(), status_code=202)
+    services = services_of(request)
+    async with claimed(request, caller.tenant, idempotency_key, accepted) as claim:
+        message = await send_text(services, caller.tenant, session, body.to, body.text, claim)
+    status, payload = accepted(message)
+    return Json(payload, status_code=status)
+
+
+def accepted(message: Message) -> tuple[int, dict[str, Any]]:
+    """The answer to an accepted send."""
+    return 202, message.public()
 
 
 @router.get(

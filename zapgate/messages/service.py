@@ -14,6 +14,7 @@ from zapgate.db.tables import messages
 from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import MessageNotFound
 from zapgate.events.model import EventDraft, EventType
+from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
 from zapgate.messages import repository
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
@@ -32,7 +33,13 @@ class MessageService:
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
 
     async def accept(
-        self, tenant: str, session: str, own_number: str, to: str, text: str
+        self,
+        tenant: str,
+        session: str,
+        own_number: str,
+        to: str,
+        text: str,
+        claim: Claim | None = None,
     ) -> Message:
         """Queue an outbound text with its ``message.queued`` event; the sender sends it."""
         now = now_ms()
@@ -55,8 +62,12 @@ class MessageService:
         )
 
         async def job(unit: UnitOfWork) -> Message:
+            if claim is not None:
+                await claim.guard(unit)
             unit.insert(messages, message.to_row())
             unit.emit(_event(message, EventType.MESSAGE_QUEUED))
+            if claim is not None:
+                claim.record(unit, message)
             return message
 
         stored = await self._committer.run(job)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
+from zapgate.http.idempotency import IdempotencyKey, claimed
 from zapgate.http.responses import Json
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_number
 from zapgate.sessions import qr as qr_render
+from zapgate.sessions.model import Session
 from zapgate.sessions.schemas import (
     CreateSession,
     PairingCodeOut,
@@ -38,12 +42,20 @@ async def list_sessions(request: Request, caller: Caller) -> Json:
     responses=responses(401, 409, 422),
     summary="Create a session (and start it unless start is false)",
 )
-async def create_session(request: Request, body: CreateSession, caller: Caller) -> Json:
+async def create_session(
+    request: Request, body: CreateSession, caller: Caller, idempotency_key: IdempotencyKey = None
+) -> Json:
     manager = services_of(request).sessions
-    session = await manager.create(
-        caller.tenant, body.name, body.engine, body.config, body.metadata, body.start
-    )
-    return Json(manager.describe(session), status_code=201)
+
+    def created(session: Session) -> tuple[int, dict[str, Any]]:
+        return 201, manager.describe(session)
+
+    async with claimed(request, caller.tenant, idempotency_key, created) as claim:
+        session = await manager.create(
+            caller.tenant, body.name, body.engine, body.config, body.metadata, body.start, claim
+        )
+    status, payload = created(session)
+    return Json(payload, status_code=status)
 
 
 @router.get(

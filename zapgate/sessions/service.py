@@ -32,6 +32,7 @@ from zapgate.errors import (
     Unsupported,
 )
 from zapgate.events.model import EventDraft, EventType
+from zapgate.idempotency.service import Claim
 from zapgate.messages.model import Message
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
@@ -164,19 +165,25 @@ class SessionManager:
         config: dict[str, Any],
         metadata: dict[str, Any],
         start: bool,
+        claim: Claim | None = None,
     ) -> Session:
         """Store a new session (and start it unless ``start`` is False)."""
         self.engines.check_config(engine, config)
         self.engines.require_available(engine)
 
         async def job(unit: UnitOfWork) -> Session:
+            if claim is not None:
+                await claim.guard(unit)
             await repository.ensure_tenant(unit.connection, tenant, tenant)
             if await repository.exists(unit.connection, tenant, name):
                 raise SessionExists(f"a session named {name!r} exists")
             desired = "running" if start else "stopped"
-            return await repository.create(
+            created = await repository.create(
                 unit.connection, tenant, name, engine, config, metadata, desired
             )
+            if claim is not None:
+                claim.record(unit, created)
+            return created
 
         session = await self._committer.run(job)
         self._known[(tenant, name)] = session

@@ -1,0 +1,1 @@
+"""Idempotency-Key: a request sent again gets the stored answer, not a second effect."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed, retried, durable deliveries of the event log."""

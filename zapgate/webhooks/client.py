@@ -1,0 +1,128 @@
+"""The HTTP side of deliveries: SSRF-checked, pinned to checked addresses, no redirects."""
+
+from __future__ import annotations
+
+import socket
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from zapgate.clock import now_ms
+from zapgate.webhooks import ssrf
+from zapgate.webhooks.model import AttemptOutcome
+
+EXCERPT_BYTES = 1024
+
+
+class CheckedResolver(AbstractResolver):
+    """Resolves names once, refusing non-public answers; the connection uses exactly those."""
+
+    def __init__(self, allowlist: ssrf.Allowlist) -> None:
+        self._allowlist = allowlist
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await ssrf.resolve_checked(host, port, self._allowlist)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class WebhookClient:
+    """Posts signed bodies; every outcome, failure included, comes back as an AttemptOutcome."""
+
+    def __init__(self, allowlist: ssrf.Allowlist, timeout_seconds: float) -> None:
+        self._allowlist = allowlist
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        connector = aiohttp.TCPConnector(
+            resolver=CheckedResolver(self._allowlist), use_dns_cache=False, limit=200
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, auto_decompress=False
+        )
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
+        """One attempt."""
+        started = time.monotonic()
+        try:
+            ssrf.check_url(url, self._allowlist)
+            return await self._post(url, body, headers, started)
+        except ssrf.UnsafeUrl as error:
+            return _failed(started, f"refused: {error}")
+        except TimeoutError:
+            return _failed(started, f"timed out after {self._timeout.total:g} s")
+        except (aiohttp.ClientError, OSError) as error:
+            return _failed(started, f"{type(error).__name__}: {error}")
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], started: float
+    ) -> AttemptOutcome:
+        assert self._session is not None, "start() the client first"
+        async with self._session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            excerpt = (await response.content.read(EXCERPT_BYTES)).decode(errors="replace")
+            status = response.status
+            error = None if 200 <= status < 300 else _http_error(status, response.headers)
+            return AttemptOutcome(
+                status_code=status,
+                duration_ms=_elapsed_ms(started),
+                error=error,
+                excerpt=excerpt,
+                retry_after_seconds=retry_after(response.headers.get("Retry-After")),
+            )
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now_ms() / 1000, 0.0)
+
+
+def _http_error(status: int, headers: Any) -> str:
+    if 300 <= status < 400:
+        return (
+            f"HTTP {status} redirect to {headers.get('Location', '?')} (redirects are not followed)"
+        )
+    return f"HTTP {status}"
+
+
+def _failed(started: float, error: str) -> AttemptOutcome:
+    return AttemptOutcome(None, _elapsed_ms(started), error, None)
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

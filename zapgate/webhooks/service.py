@@ -1,0 +1,250 @@
+"""Webhook use cases: subscriptions, secrets, and operator actions on deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.tables import events, tenants, webhook_deliveries, webhooks
+from zapgate.errors import InvalidInput, NotFound
+from zapgate.idempotency.service import Claim
+from zapgate.ids import new_id
+from zapgate.webhooks import repository, signing, ssrf
+from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
+
+REPLAY_MAX = 10_000
+RESERVED_HEADERS = frozenset(
+    {"host", "content-type", "content-length", "user-agent", "connection", "transfer-encoding"}
+)
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+
+
+class UnsafeWebhookUrl(InvalidInput):
+    code = "unsafe_url"
+
+
+class WebhookService:
+    """Subscriptions of a tenant and what an operator can do with their deliveries."""
+
+    def __init__(
+        self,
+        database: AsyncEngine,
+        committer: Committer,
+        allowlist: ssrf.Allowlist,
+        wake: Callable[[], None],
+    ) -> None:
+        self._database = database
+        self._committer = committer
+        self._allowlist = allowlist
+        self._wake = wake
+
+    def check_url(self, url: str) -> str:
+        """The normalised URL, or UnsafeWebhookUrl saying why not."""
+        try:
+            return ssrf.check_url(url, self._allowlist).url
+        except ssrf.UnsafeUrl as error:
+            raise UnsafeWebhookUrl(str(error)) from None
+
+    async def create(
+        self,
+        tenant: str,
+        fields: dict[str, Any],
+        claim: Claim | None = None,
+    ) -> tuple[Webhook, str]:
+        """A new subscription that gets events from now on; returns it and its secret."""
+        url = self.check_url(fields["url"])
+        _check_headers(fields.get("headers") or {})
+        secret = signing.new_secret()
+        now = now_ms()
+
+        async def job(unit: UnitOfWork) -> tuple[Webhook, str]:
+            if claim is not None:
+                await claim.guard(unit)
+            cursor = await unit.connection.scalar(
+                sa.select(tenants.c.last_seq).where(tenants.c.id == tenant)
+            )
+            row = {
+                "id": new_id("wh"),
+                "tenant_id": tenant,
+                "url": url,
+                "event_types": fields.get("events") or [],
+                "sessions": fields.get("sessions") or [],
+                "headers": fields.get("headers") or {},
+                "active": fields.get("active", True),
+                "secret": secret,
+                "previous_secret": None,
+                "previous_secret_until": None,
+                "cursor_seq": int(cursor or 0),
+                "consecutive_failures": 0,
+                "disabled_reason": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            await unit.connection.execute(webhooks.insert().values(**row))
+            created = (Webhook.from_row(row), secret)
+            if claim is not None:
+                claim.record(unit, created)
+            return created
+
+        created = await self._committer.run(job)
+        self._wake()
+        return created
+
+    async def get(self, tenant: str, webhook_id: str) -> Webhook:
+        """One subscription, or WebhookNotFound."""
+        found = await repository.get(self._database, tenant, webhook_id)
+        if found is None:
+            raise WebhookNotFound(f"no webhook {webhook_id!r}")
+        return found
+
+    async def list_webhooks(self, tenant: str) -> list[Webhook]:
+        """The tenant's subscriptions."""
+        return await repository.list_for(self._database, tenant)
+
+    async def update(self, tenant: str, webhook_id: str, changes: dict[str, Any]) -> Webhook:
+        """Change a subscription; turning it back on clears its failure count."""
+        await self.get(tenant, webhook_id)
+        values: dict[str, Any] = {}
+        if "url" in changes:
+            values["url"] = self.check_url(changes["url"])
+        if "headers" in changes:
+            _check_headers(changes["headers"])
+            values["headers"] = changes["headers"]
+        for field, column in (("events", "event_types"), ("sessions", "sessions")):
+            if field in changes:
+                values[column] = changes[field]
+        if "active" in changes:
+            values["active"] = changes["active"]
+            if changes["active"]:
+                values.update(disabled_reason=None, consecutive_failures=0)
+        updated = await self._write(tenant, webhook_id, values)
+        self._wake()
+        return updated
+
+    async def delete(self, tenant: str, webhook_id: str) -> None:
+        """Remove a subscription and its deliveries."""
+        await self.get(tenant, webhook_id)
+
+        async def job(unit: UnitOfWork) -> None:
+            await repository.delete(unit.connection, tenant, webhook_id)
+
+        await self._committer.run(job)
+
+    async def rotate_secret(
+        self, tenant: str, webhook_id: str, grace_seconds: float
+    ) -> tuple[Webhook, str]:
+        """A new secret; the old one keeps signing (alongside) for ``grace_seconds``."""
+        current = await self.get(tenant, webhook_id)
+        secret = signing.new_secret()
+        values = {
+            "secret": secret,
+            "previous_secret": current.secret,
+            "previous_secret_until": now_ms() + int(grace_seconds * 1000),
+        }
+        return await self._write(tenant, webhook_id, values), secret
+
+    async def deliveries(
+        self, tenant: str, webhook_id: str, limit: int, before: str | None, status: str | None
+    ) -> list[dict[str, Any]]:
+        """Deliveries, newest first, each with its attempts."""
+        await self.get(tenant, webhook_id)
+        found = await repository.list_deliveries(
+            self._database, tenant, webhook_id, limit, before, status
+        )
+        attempts = await repository.attempts_of(self._database, [d.id for d in found])
+        return [delivery.public(attempts[delivery.id]) for delivery in found]
+
+    async def retry(self, tenant: str, webhook_id: str, delivery_id: str) -> Delivery:
+        """Send a delivery again now (whatever its status)."""
+        await self.get(tenant, webhook_id)
+        found = await repository.get_delivery(self._database, tenant, webhook_id, delivery_id)
+        if found is None:
+            raise DeliveryNotFound(f"no delivery {delivery_id!r}")
+        values = {"status": DeliveryStatus.PENDING, "next_attempt_at": now_ms(), "attempts": 0}
+
+        async def job(unit: UnitOfWork) -> None:
+            await repository.update_delivery(unit.connection, delivery_id, values)
+
+        await self._committer.run(job)
+        self._wake()
+        refreshed = await repository.get_delivery(self._database, tenant, webhook_id, delivery_id)
+        assert refreshed is not None
+        return refreshed
+
+    async def replay(self, tenant: str, webhook_id: str, since_ms: int) -> int:
+        """Deliver again every matching event since ``since_ms`` (new deliveries, in order)."""
+        webhook = await self.get(tenant, webhook_id)
+        statement = (
+            sa.select(events.c.id, events.c.seq, events.c.type, events.c.session)
+            .where(
+                events.c.tenant_id == tenant,
+                events.c.created_at >= since_ms,
+                events.c.seq <= webhook.cursor_seq,
+            )
+            .order_by(events.c.seq)
+            .limit(REPLAY_MAX)
+        )
+        async with self._database.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        wanted = [row for row in rows if webhook.wants(row.type, row.session)]
+        now = now_ms()
+
+        async def job(unit: UnitOfWork) -> None:
+            for row in wanted:
+                unit.insert(
+                    webhook_deliveries, delivery_row(webhook, row.id, row.seq, row.session, now)
+                )
+
+        if wanted:
+            await self._committer.run(job)
+            self._wake()
+        return len(wanted)
+
+    async def _write(self, tenant: str, webhook_id: str, values: dict[str, Any]) -> Webhook:
+        async def job(unit: UnitOfWork) -> Webhook | None:
+            return await repository.update(unit.connection, tenant, webhook_id, values)
+
+        updated = await self._committer.run(job)
+        if updated is None:
+            raise WebhookNotFound(f"no webhook {webhook_id!r}")
+        return updated
+
+
+def delivery_row(
+    webhook: Webhook, event_id: str, seq: int, session: str | None, now: int
+) -> dict[str, Any]:
+    """A new pending delivery of one event to one subscription."""
+    return {
+        "id": new_id("dlv"),
+        "tenant_id": webhook.tenant,
+        "webhook_id": webhook.id,
+        "event_id": event_id,
+        "event_seq": seq,
+        "session": session,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    for name in headers:
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise InvalidInput(f"header {name!r} is set by zapgate and cannot be overridden")

@@ -79,6 +79,11 @@ def zapgate_server(data_dir: Path, api_key: str) -> Server:
         "ZAPGATE_DATA_DIR": str(data_dir),
         "ZAPGATE_API_KEY": api_key,
         "ZAPGATE_LOG_LEVEL": "warning",
+        "ZAPGATE_TERMINAL_QR": "false",
+        # measure capacity, not the anti-ban pacing (which limits sends per session on purpose)
+        "ZAPGATE_SEND_RATE_PER_SECOND": "0",
+        "ZAPGATE_SEND_RECIPIENT_SPACING_SECONDS": "0",
+        "ZAPGATE_SEND_JITTER_SECONDS": "0",
     }
     return Server(command=command, env=env)
 
@@ -86,7 +91,7 @@ def zapgate_server(data_dir: Path, api_key: str) -> Server:
 def sessions_server(data_dir: Path, api_key: str) -> Server:
     """The zapgate server for the sessions workload: no terminal QR, instant simulator pairing."""
     base = zapgate_server(data_dir, api_key)
-    env = {**base.env, "ZAPGATE_TERMINAL_QR": "false", "ZAPGATE_SIMULATOR_PAIRING_SECONDS": "0"}
+    env = {**base.env, "ZAPGATE_SIMULATOR_PAIRING_SECONDS": "0"}
     return replace(base, env=env)
 
 

@@ -54,6 +54,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "simulator_pairing_seconds": 0.0,
         "simulator_ack_seconds": 0.0,
         "send_retry_base_seconds": 0.01,
+        "send_rate_per_second": 0,
+        "send_recipient_spacing_seconds": 0,
+        "send_jitter_seconds": 0,
         "port": free_port(),
     }
     values.update(overrides)

@@ -104,7 +104,7 @@ async def start(services: Services) -> None:
         DEFAULT_TENANT, settings.default_session, settings.default_engine
     )
     services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
-    services.realtime.start()
+    await services.realtime.start()
     await services.dispatcher.start()
     await services.sessions.boot()
 

@@ -19,6 +19,7 @@ from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
 from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
 from zapgate.idempotency.service import Idempotency
+from zapgate.messages.pacing import PacingPolicy
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
 from zapgate.realtime.server import RealtimeServer
@@ -65,7 +66,9 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
     options = WppOptions(
         runtime=runtime,
         data_dir=settings.data_dir.resolve(),
-        fake_page=settings.wppconnect_fake_page,
+        fake_page=settings.wppconnect_fake_page.resolve()
+        if settings.wppconnect_fake_page
+        else None,
         headless=settings.wppconnect_headless,
         start_timeout_seconds=settings.wppconnect_start_timeout_seconds,
     )
@@ -92,6 +95,12 @@ def session_settings(settings: Settings) -> SessionSettings:
             stale_seconds=settings.session_stale_seconds,
         ),
         health_interval_seconds=settings.session_health_interval_seconds,
+        pacing=PacingPolicy(
+            rate_per_second=settings.send_rate_per_second,
+            burst=settings.send_burst,
+            per_recipient_seconds=settings.send_recipient_spacing_seconds,
+            jitter_seconds=settings.send_jitter_seconds,
+        ),
     )
 
 
@@ -109,7 +118,7 @@ def build_services(
     sessions = SessionManager(
         database, committer, messages, engines, clock, session_settings(settings)
     )
-    realtime = RealtimeServer(auth, bus, settings.cors_origins)
+    realtime = RealtimeServer(auth, bus, database, settings.cors_origins)
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
     allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(

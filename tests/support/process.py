@@ -11,6 +11,12 @@ from pathlib import Path
 
 import httpx
 
+NO_PACING = {
+    "ZAPGATE_SEND_RATE_PER_SECOND": "0",
+    "ZAPGATE_SEND_RECIPIENT_SPACING_SECONDS": "0",
+    "ZAPGATE_SEND_JITTER_SECONDS": "0",
+}
+
 
 class ServerProcess:
     """Start, kill -9 and restart a server on a fixed data directory and port."""
@@ -25,6 +31,7 @@ class ServerProcess:
             "ZAPGATE_DATA_DIR": str(data_dir),
             "ZAPGATE_PORT": str(port),
             "ZAPGATE_LOG_LEVEL": "warning",
+            **NO_PACING,
             **({"ZAPGATE_API_KEY": key} if key else {}),
             **env,
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
@@ -58,12 +59,21 @@ class SimulatorDefaults:
     echo_contact: str = "5511900000000"
 
 
+RECENT_SENDS = 20
+
+
 class SimulatorEngine:
     """A simulated WhatsApp account (implements ``zapgate.engines.base.Engine``)."""
 
     name = "simulator"
     capabilities = frozenset(
-        {Capability.TEXT, Capability.QR, Capability.PAIRING_CODE, Capability.SIMULATION}
+        {
+            Capability.TEXT,
+            Capability.FILE,
+            Capability.QR,
+            Capability.PAIRING_CODE,
+            Capability.SIMULATION,
+        }
     )
 
     def __init__(self, defaults: SimulatorDefaults, clock: Clock) -> None:
@@ -73,6 +83,7 @@ class SimulatorEngine:
         self._rng = random.Random()
         self._sink: EngineSink | None = None
         self._session_name = ""
+        self.recent_sends: deque[OutboundMessage] = deque(maxlen=RECENT_SENDS)
         self._status = SessionStatus.STOPPED
         self._silent = False
         self._forgotten = False
@@ -141,6 +152,7 @@ class SimulatorEngine:
                 raise PermanentEngineError(SEND_FAILURE)
             raise TransientEngineError(SEND_FAILURE)
         receipt = SendReceipt(f"sim_{ulid()}")
+        self.recent_sends.append(message)
         events = self._timeline(message, receipt.engine_message_id, run)
         self._spawn(self._play(events, self._clock.monotonic(), run))
         return receipt

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from zapgate.events import repository
+from zapgate.events import repository, stream
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
@@ -39,8 +40,15 @@ class EventPage(BaseModel):
 @router.get(
     "/events",
     response_model=EventPage,
-    responses=responses(401, 422),
-    summary="Events after a sequence number (with optional long-poll)",
+    responses={
+        **responses(401, 422),
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "JSON, or Server-Sent Events with Accept: text/event-stream "
+            "(id = seq; resume with Last-Event-ID)",
+        },
+    },
+    summary="Events after a sequence number (long-poll with wait, or a Server-Sent Events stream)",
 )
 async def list_events(
     request: Request,
@@ -49,8 +57,21 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for news")] = 0,
     session: Annotated[str | None, Query(max_length=64)] = None,
-) -> Json:
+    last_event_id: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=0, description="SSE: resume after this seq")
+    ] = None,
+) -> Response:
     services = services_of(request)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        start = last_event_id if last_event_id is not None else after
+        frames = stream.stream(
+            services.database, services.bus, caller.tenant, start, session, request.is_disconnected
+        )
+        return StreamingResponse(
+            frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     seen = after

@@ -89,3 +89,29 @@ async def last_seq(engine: AsyncEngine, tenant: str) -> int:
     async with engine.connect() as connection:
         value = await connection.scalar(sa.select(tenants.c.last_seq).where(tenants.c.id == tenant))
     return int(value or 0)
+
+
+async def last_seqs(engine: AsyncEngine) -> dict[str, int]:
+    """The newest seq of every tenant."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(sa.select(tenants.c.id, tenants.c.last_seq))).all()
+    return {str(tenant): int(seq) for tenant, seq in rows}
+
+
+async def first_kept_seq(engine: AsyncEngine, tenant: str) -> int:
+    """The oldest seq still in the log (last seq + 1 when retention removed them all)."""
+    async with engine.connect() as connection:
+        oldest = await connection.scalar(
+            sa.select(sa.func.min(events.c.seq)).where(events.c.tenant_id == tenant)
+        )
+        if oldest is not None:
+            return int(oldest)
+        last = await connection.scalar(sa.select(tenants.c.last_seq).where(tenants.c.id == tenant))
+    return int(last or 0) + 1
+
+
+async def delete_older_than(engine: AsyncEngine, cutoff_ms: int) -> int:
+    """Retention: remove events created before ``cutoff_ms``; returns how many."""
+    async with engine.begin() as connection:
+        result = await connection.execute(sa.delete(events).where(events.c.created_at < cutoff_ms))
+    return int(result.rowcount or 0)

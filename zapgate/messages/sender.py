@@ -9,6 +9,7 @@ from typing import Protocol
 
 from zapgate.engines.base import EngineError, EngineNotReady, OutboundMessage, SendReceipt
 from zapgate.messages.model import Message
+from zapgate.messages.pacing import Pacer
 from zapgate.messages.service import MessageService
 from zapgate.phone import number_of
 
@@ -52,8 +53,10 @@ class Sender:
         tenant: str,
         session: str,
         retry: RetryPolicy,
+        pacer: Pacer | None = None,
     ) -> None:
         self._messages = messages
+        self._pacer = pacer
         self._port = port
         self._tenant = tenant
         self._session = session
@@ -98,6 +101,8 @@ class Sender:
         )
         while True:
             await self._port.ready.wait()
+            if self._pacer is not None:
+                await self._pacer.wait_turn(outbound.to)
             try:
                 receipt = await self._port.send(outbound)
             except EngineNotReady:

@@ -1,27 +1,35 @@
-"""Socket.IO: authenticated connections, per-tenant and per-session rooms, ordered fan-out.
+"""Socket.IO: authenticated connections, per-tenant and per-session rooms, ordered fan-out, replay.
 
 Clients authenticate with ``auth: {token}`` (or an ``Authorization`` header); tokens are never
 read from the URL. A client joins its tenant's room, or with ``auth.sessions`` (a name or a list)
 only those sessions' rooms; ``subscribe``/``unsubscribe`` change that later. Every event is
-emitted as ``event`` (the envelope) and each received message also as ``message`` (the original
-contract).
+emitted as ``event`` (the envelope, with its ``seq``) and each received message also as
+``message`` (the original contract).
+
+With ``auth.offset`` (the last seq it saw) a client first gets every later event it may see, in
+order, then live ones. One task emits everything, replays included, so nothing is missed or
+doubled at the seam. An offset older than what retention kept gets ``resync_required``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.service import Authenticator
 from zapgate.errors import Unauthorized
+from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event, EventType
 from zapgate.realtime.rooms import session_room, tenant_room
 
 log = logging.getLogger(__name__)
+REPLAY_PAGE = 500
 
 
 def legacy_message(event: Event) -> dict[str, Any]:
@@ -43,7 +51,11 @@ class RealtimeServer:
     """The Socket.IO server and its fan-out from the bus."""
 
     def __init__(
-        self, authenticator: Authenticator, bus: EventBus, cors_origins: list[str] | None
+        self,
+        authenticator: Authenticator,
+        bus: EventBus,
+        database: AsyncEngine,
+        cors_origins: list[str] | None,
     ) -> None:
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
@@ -53,14 +65,17 @@ class RealtimeServer:
         )
         self._auth = authenticator
         self._bus = bus
-        self._outbox: asyncio.Queue[list[Event]] = asyncio.Queue()
+        self._database = database
+        self._outbox: asyncio.Queue[list[Event] | _Replay] = asyncio.Queue()
+        self._handled: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
         self._register()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Begin forwarding committed events to clients."""
         self._unsubscribe = self._bus.subscribe(self._outbox.put_nowait)
+        self._handled = await event_log.last_seqs(self._database)
         self._task = asyncio.create_task(self._forward(), name="zapgate-realtime")
 
     async def stop(self) -> None:
@@ -90,11 +105,16 @@ class RealtimeServer:
             ) from None
         await self.sio.save_session(sid, {"tenant": principal.tenant})
         sessions = _requested_sessions(auth)
-        if sessions:
-            for name in sessions:
-                await self.sio.enter_room(sid, session_room(principal.tenant, name))
+        offset = _offset(auth)
+        if offset is None:
+            await self._join(sid, principal.tenant, sessions)
         else:
-            await self.sio.enter_room(sid, tenant_room(principal.tenant))
+            self._outbox.put_nowait(_Replay(sid, principal.tenant, sessions, offset))
+
+    async def _join(self, sid: str, tenant: str, sessions: list[str]) -> None:
+        rooms = [session_room(tenant, name) for name in sessions] or [tenant_room(tenant)]
+        for room in rooms:
+            await self.sio.enter_room(sid, room)
 
     async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
         tenant = await self._tenant_of(sid)
@@ -119,22 +139,72 @@ class RealtimeServer:
 
     async def _forward(self) -> None:
         while True:
-            batch = await self._outbox.get()
+            item = await self._outbox.get()
             try:
-                for event in batch:
-                    await self._emit(event)
+                if isinstance(item, _Replay):
+                    await self._replay(item)
+                else:
+                    for event in item:
+                        await self._emit(event)
             except Exception:
                 log.exception("realtime fan-out failed")
             finally:
                 self._outbox.task_done()
 
     async def _emit(self, event: Event) -> None:
+        self._handled[event.tenant] = max(self._handled.get(event.tenant, 0), event.seq)
         rooms = [tenant_room(event.tenant)]
         if event.session is not None:
             rooms.append(session_room(event.tenant, event.session))
-        await self.sio.emit("event", event.envelope(), to=rooms)
+        await self._send(event, rooms)
+
+    async def _send(self, event: Event, to: str | list[str]) -> None:
+        await self.sio.emit("event", event.envelope(), to=to)
         if event.type == EventType.MESSAGE_RECEIVED:
-            await self.sio.emit("message", legacy_message(event), to=rooms)
+            await self.sio.emit("message", legacy_message(event), to=to)
+
+    async def _replay(self, request: _Replay) -> None:
+        """Emit what the client missed (up to what went live before it asked), then join."""
+        upto = self._handled.get(request.tenant, 0)
+        kept_from = await event_log.first_kept_seq(self._database, request.tenant)
+        if request.offset + 1 < kept_from:
+            detail = {"offset": request.offset, "oldest_seq": kept_from, "latest_seq": upto}
+            await self.sio.emit("resync_required", detail, to=request.sid)
+        else:
+            await self._replay_range(request, upto)
+        await self._join(request.sid, request.tenant, request.sessions)
+
+    async def _replay_range(self, request: _Replay, upto: int) -> None:
+        after = request.offset
+        while after < upto:
+            page = await event_log.read_after(self._database, request.tenant, after, REPLAY_PAGE)
+            for event in page:
+                if event.seq > upto:
+                    return
+                if not request.sessions or event.session in request.sessions:
+                    await self._send(event, request.sid)
+            if len(page) < REPLAY_PAGE:
+                return
+            after = page[-1].seq
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    sid: str
+    tenant: str
+    sessions: list[str]
+    offset: int
+
+
+def _offset(auth: Any) -> int | None:
+    value = auth.get("offset") if isinstance(auth, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise socketio.exceptions.ConnectionRefusedError(
+            "invalid_offset", {"error": "invalid_input", "detail": "offset is a seq >= 0"}
+        )
+    return value
 
 
 def _token(environ: dict[str, Any], auth: Any) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +34,7 @@ from zapgate.errors import (
 from zapgate.events.model import EventDraft, EventType
 from zapgate.idempotency.service import Claim
 from zapgate.messages.model import Message
+from zapgate.messages.pacing import Pacer, PacingPolicy
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
@@ -57,6 +58,7 @@ class SessionSettings:
     retry: RetryPolicy
     policy: SupervisionPolicy
     health_interval_seconds: float = 5.0
+    pacing: PacingPolicy = field(default_factory=PacingPolicy)
 
 
 class SessionManager:
@@ -141,6 +143,11 @@ class SessionManager:
         if running is None or running.runner.qr is None:
             raise NoQrCode(f"session {name!r} is not waiting for a QR scan")
         return running.runner.qr
+
+    def qr_waiting(self, tenant: str, name: str) -> bool:
+        """Whether the session shows a QR to scan right now."""
+        running = self._running.get((tenant, name))
+        return running is not None and running.runner.qr is not None
 
     async def me(self, tenant: str, name: str) -> dict[str, Any]:
         """The connected account; NotPaired before pairing."""
@@ -349,7 +356,10 @@ class SessionManager:
             self._clock,
             self._settings.policy,
         )
-        sender = Sender(self.messages, runner, session.tenant, session.name, self._settings.retry)
+        pacer = Pacer(self._settings.pacing, self._clock)
+        sender = Sender(
+            self.messages, runner, session.tenant, session.name, self._settings.retry, pacer
+        )
         self._running[key] = _Running(runner, sender)
         sender.start()
         runner.start()

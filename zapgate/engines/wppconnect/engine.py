@@ -45,6 +45,8 @@ CLOSED_NETWORK_ARGS = (
 )
 REQUEST_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 5.0
+BROWSER_EXIT_CHECKS = 40
+BROWSER_EXIT_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +227,17 @@ class WppConnectEngine:
         await self._sink.status(status, reason)
 
     async def _fail(self, reason: str) -> None:
+        """Clean up first (bridge and browser gone), then report FAILED with ``reason``."""
         if self._finished:
             return
-        await self._report(SessionStatus.FAILED, reason)
         self._finished = True
         bridge, self._bridge = self._bridge, None
         if bridge is not None:
             await bridge.terminate()
         await self._kill_browser()
+        if self._sink is not None:
+            self._status = SessionStatus.FAILED
+            await self._sink.status(SessionStatus.FAILED, reason)
 
     async def _watch_exit(self, bridge: BridgeProcess) -> None:
         await bridge.exited.wait()
@@ -249,8 +254,14 @@ class WppConnectEngine:
 
     async def _kill_browser(self) -> None:
         pid, self.browser_pid = self.browser_pid, None
-        if pid is not None:
-            await asyncio.to_thread(_kill_group, pid)
+        if pid is None:
+            return
+        _kill_group(pid)
+        for _ in range(BROWSER_EXIT_CHECKS):
+            if not _alive(pid):
+                return
+            await asyncio.sleep(BROWSER_EXIT_POLL_SECONDS)
+        log.warning("Chromium %d did not exit after SIGKILL", pid)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -292,6 +303,15 @@ def _account(device: Any) -> dict[str, Any]:
         "pushname": device.get("pushname"),
         "platform": device.get("platform"),
     }
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return False
 
 
 def _kill_group(pid: int) -> None:

@@ -18,13 +18,14 @@ STATUS_FIND: dict[str, tuple[SessionStatus, str | None]] = {
     "browserClose": (SessionStatus.FAILED, "the browser was closed"),
     "serverClose": (SessionStatus.FAILED, "the WhatsApp Web server closed the connection"),
     "disconnectedMobile": (SessionStatus.DISCONNECTED, "the phone is disconnected"),
+    "desconnectedMobile": (SessionStatus.DISCONNECTED, "the phone is disconnected"),
     "phoneNotConnected": (SessionStatus.DISCONNECTED, "the phone is not connected"),
 }
 
 SOCKET_STATE: dict[str, tuple[SessionStatus, str | None]] = {
     "CONNECTED": (SessionStatus.WORKING, None),
-    "UNPAIRED": (SessionStatus.FAILED, "this device was unlinked on the phone"),
-    "UNPAIRED_IDLE": (SessionStatus.FAILED, "this device was unlinked on the phone"),
+    "UNPAIRED": (SessionStatus.SCAN_QR_CODE, "this device was unlinked; scan the new QR code"),
+    "UNPAIRED_IDLE": (SessionStatus.SCAN_QR_CODE, "this device was unlinked; scan the new QR code"),
 }
 
 ACKS = {2: AckStatus.DELIVERED, 3: AckStatus.READ, 4: AckStatus.PLAYED, 1: AckStatus.SENT}

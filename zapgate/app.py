@@ -106,12 +106,14 @@ async def start(services: Services) -> None:
     services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
     await services.realtime.start()
     await services.dispatcher.start()
+    services.retention.start()
     await services.sessions.boot()
 
 
 async def stop(services: Services) -> None:
     """Stop engines, fan-out and the writer, then close the database."""
     await services.sessions.shutdown()
+    await services.retention.stop()
     await services.dispatcher.stop()
     await services.realtime.stop()
     await services.committer.stop()

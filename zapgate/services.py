@@ -23,6 +23,7 @@ from zapgate.messages.pacing import PacingPolicy
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
 from zapgate.realtime.server import RealtimeServer
+from zapgate.retention import RetentionCleaner, RetentionPolicy
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.webhooks.client import WebhookClient
@@ -47,6 +48,7 @@ class Services:
     idempotency: Idempotency
     webhooks: WebhookService
     dispatcher: Dispatcher
+    retention: RetentionCleaner
     generated_key: str | None = None
 
 
@@ -129,6 +131,16 @@ def build_services(
         RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
     )
     webhooks = WebhookService(database, committer, allowlist, dispatcher.wake)
+    retention = RetentionCleaner(
+        database,
+        idempotency,
+        RetentionPolicy(
+            events_days=settings.events_retention_days,
+            deliveries_days=settings.deliveries_retention_days,
+            interval_seconds=settings.retention_interval_seconds,
+        ),
+        clock,
+    )
     return Services(
         settings,
         database,
@@ -142,4 +154,5 @@ def build_services(
         idempotency,
         webhooks,
         dispatcher,
+        retention,
     )

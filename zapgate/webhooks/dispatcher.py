@@ -80,6 +80,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
         self.attempts = 0
+        self._attempt_made = asyncio.Event()
 
     def wake(self) -> None:
         """Say there may be work (new events, a retry, a changed subscription)."""
@@ -187,9 +188,13 @@ class Dispatcher:
             "user-agent": USER_AGENT,
             **signing.headers(webhook.signing_secrets(now), delivery.event_id, now // 1000, body),
         }
-        outcome = await self._client.post(webhook.url, body, headers)
-        self.attempts += 1
-        return outcome
+        return await self._client.post(webhook.url, body, headers)
+
+    async def recorded_beyond(self, count: int) -> None:
+        """Return once more than ``count`` attempts are recorded (tests await, never sleep)."""
+        while self.attempts <= count:
+            self._attempt_made.clear()
+            await self._attempt_made.wait()
 
     async def _record(
         self, state: _WebhookState, delivery: Delivery, outcome: AttemptOutcome
@@ -220,6 +225,8 @@ class Dispatcher:
         if disable is not None:
             state.webhook_active = False
         await self._committer.run(_store_attempt(state, delivery, outcome, values, disable))
+        self.attempts += 1
+        self._attempt_made.set()
         gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
         return outcome.succeeded or gave_up
 

@@ -1,0 +1,97 @@
+"""Retention: a periodic cleaner of old events, finished deliveries and expired idempotency keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.clock import Clock, now_ms
+from zapgate.db.tables import webhook_attempts, webhook_deliveries
+from zapgate.events import repository as event_log
+from zapgate.idempotency.service import Idempotency
+from zapgate.webhooks.model import DeliveryStatus
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long things are kept."""
+
+    events_days: float = 30.0
+    deliveries_days: float = 30.0
+    interval_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """What one pass removed."""
+
+    events: int
+    deliveries: int
+    idempotency_keys: int
+
+
+class RetentionCleaner:
+    """Runs ``clean`` every ``interval_seconds``."""
+
+    def __init__(
+        self, database: AsyncEngine, idempotency: Idempotency, policy: RetentionPolicy, clock: Clock
+    ) -> None:
+        self._database = database
+        self._idempotency = idempotency
+        self._policy = policy
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin the periodic passes."""
+        self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        """Stop cleaning."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def clean(self) -> Cleaned:
+        """One pass."""
+        now = now_ms()
+        events = await event_log.delete_older_than(
+            self._database, now - int(self._policy.events_days * DAY_MS)
+        )
+        deliveries = await self._delete_finished_deliveries(
+            now - int(self._policy.deliveries_days * DAY_MS)
+        )
+        keys = await self._idempotency.purge_expired()
+        return Cleaned(events, deliveries, keys)
+
+    async def _delete_finished_deliveries(self, cutoff_ms: int) -> int:
+        finished = sa.select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.status != DeliveryStatus.PENDING,
+            webhook_deliveries.c.updated_at < cutoff_ms,
+        )
+        async with self._database.begin() as connection:
+            await connection.execute(
+                sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(finished))
+            )
+            result = await connection.execute(
+                sa.delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(finished))
+            )
+        return int(result.rowcount or 0)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                cleaned = await self.clean()
+                if cleaned.events or cleaned.deliveries or cleaned.idempotency_keys:
+                    log.info("retention removed %s", cleaned)
+            except Exception:
+                log.exception("retention pass failed")
+            await self._clock.sleep(self._policy.interval_seconds)

@@ -18,6 +18,7 @@ from zapgate.engines.registry import EngineSpec
 from zapgate.services import Services, build_services
 
 TERMINAL = {"sent", "delivered", "read", "failed"}
+BACKGROUND_LOOPS = 2  # the health check and the retention cleaner sleep on the clock too
 
 
 def status_is(session: str, status: str):  # type: ignore[no-untyped-def]
@@ -78,13 +79,15 @@ async def test_failed_starts_are_retried_with_backoff_then_given_up(
 ) -> None:
     clocked.sessions.engines.register("broken", EngineSpec(BrokenEngine, BrokenEngine.capabilities))
     BrokenEngine.starts = 0
+    async with asyncio.timeout(5):
+        await clock.until_sleeping(BACKGROUND_LOOPS)
     async with EventWatcher(clocked.bus) as watcher:
         await clocked.sessions.create("default", "bad", "broken", {}, {}, start=True)
         failed = await watcher.wait_for(status_is("bad", "FAILED"))
         assert "browser could not be launched" in failed.payload["reason"]
         for attempt, delay in enumerate([2, 4, 8], start=2):
             async with asyncio.timeout(5):
-                await clock.until_sleeping(2)  # the health loop and the runner's backoff
+                await clock.until_sleeping(BACKGROUND_LOOPS + 1)  # and the runner's backoff
             clock.advance(delay - 0.01)
             assert BrokenEngine.starts == attempt - 1, "restarted before its backoff"
             clock.advance(0.01)

@@ -52,6 +52,19 @@ class Event:
     payload: dict[str, Any]
     created_at: int
 
+    @classmethod
+    def from_row(cls, row: Any) -> Event:
+        """Build from an ``events`` row mapping."""
+        return cls(
+            row["id"],
+            row["seq"],
+            row["tenant_id"],
+            row["session"],
+            row["type"],
+            row["payload"],
+            row["created_at"],
+        )
+
     def envelope(self) -> dict[str, Any]:
         """The wire form, the same on every channel."""
         return {

@@ -70,18 +70,7 @@ async def read_after(
         query = query.where(events.c.session == session)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
-    return [
-        Event(
-            r["id"],
-            r["seq"],
-            r["tenant_id"],
-            r["session"],
-            r["type"],
-            r["payload"],
-            r["created_at"],
-        )
-        for r in rows
-    ]
+    return [Event.from_row(row) for row in rows]
 
 
 async def last_seq(engine: AsyncEngine, tenant: str) -> int:

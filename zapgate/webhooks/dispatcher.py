@@ -148,7 +148,7 @@ class Dispatcher:
     # sending ---------------------------------------------------------------------------------
 
     async def _serve(self, webhook: Webhook) -> float:
-        pending = await _pending(self._database, webhook.id)
+        pending = await repository.pending(self._database, webhook.id, SCAN)
         if not pending:
             return IDLE_SECONDS
         bodies = await _bodies(self._database, [d.event_id for d in pending])
@@ -300,36 +300,8 @@ def _store_attempt(
     return job
 
 
-async def _pending(database: AsyncEngine, webhook_id: str) -> list[Delivery]:
-    statement = (
-        sa.select(webhook_deliveries)
-        .where(
-            webhook_deliveries.c.webhook_id == webhook_id,
-            webhook_deliveries.c.status == DeliveryStatus.PENDING,
-        )
-        .order_by(webhook_deliveries.c.event_seq, webhook_deliveries.c.id)
-        .limit(SCAN)
-    )
-    async with database.connect() as connection:
-        rows = (await connection.execute(statement)).mappings().all()
-    return [Delivery.from_row(row) for row in rows]
-
-
 async def _bodies(database: AsyncEngine, event_ids: list[str]) -> dict[str, bytes]:
     statement = sa.select(events_table).where(events_table.c.id.in_(set(event_ids)))
     async with database.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
-    return {
-        row["id"]: orjson.dumps(
-            Event(
-                row["id"],
-                row["seq"],
-                row["tenant_id"],
-                row["session"],
-                row["type"],
-                row["payload"],
-                row["created_at"],
-            ).envelope()
-        )
-        for row in rows
-    }
+    return {row["id"]: orjson.dumps(Event.from_row(row).envelope()) for row in rows}

@@ -67,8 +67,8 @@ async def delete(connection: AsyncConnection, tenant: str, webhook_id: str) -> b
     return bool(result.rowcount)
 
 
-async def pending_heads(engine: AsyncEngine, webhook_id: str, scan: int) -> list[Delivery]:
-    """The oldest pending delivery of each session (order is kept per subscription and session)."""
+async def pending(engine: AsyncEngine, webhook_id: str, limit: int) -> list[Delivery]:
+    """A subscription's pending deliveries, oldest event first."""
     statement = (
         sa.select(webhook_deliveries)
         .where(
@@ -76,15 +76,11 @@ async def pending_heads(engine: AsyncEngine, webhook_id: str, scan: int) -> list
             webhook_deliveries.c.status == DeliveryStatus.PENDING,
         )
         .order_by(webhook_deliveries.c.event_seq, webhook_deliveries.c.id)
-        .limit(scan)
+        .limit(limit)
     )
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
-    heads: dict[str | None, Delivery] = {}
-    for row in rows:
-        delivery = Delivery.from_row(row)
-        heads.setdefault(delivery.session, delivery)
-    return list(heads.values())
+    return [Delivery.from_row(row) for row in rows]
 
 
 async def get_delivery(

@@ -1,4 +1,4 @@
-"""Benchmark harness: zapgate vs. a bare ASGI baseline (wrk), then the sessions workload.
+"""Benchmark harness: zapgate vs. a bare ASGI baseline (wrk), then the sessions and webhooks loads.
 
 Run from the repository root::
 
@@ -6,6 +6,7 @@ Run from the repository root::
     .venv/bin/python -m bench --only baseline    # one target (repeatable)
     BENCH_DURATION=30 .venv/bin/python -m bench  # longer measured run
     .venv/bin/python -m bench --only sessions --sessions 200  # memory and events/s per session
+    .venv/bin/python -m bench --only webhooks --backlog 3000  # webhook deliveries/s, lag, drain
 
 Results are printed as a table and written to ``bench/results/latest.json``.
 """

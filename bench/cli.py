@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import report, sessions
+from bench import report, sessions, webhooks
 from bench.server import BenchError, http_call, serve
 from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
@@ -32,6 +32,9 @@ DEFAULT_DURATION_S = 10
 WARMUP_S = 2
 SESSIONS = "sessions"
 """Name of the sessions workload (run after the wrk targets)."""
+WEBHOOKS = "webhooks"
+"""Name of the webhooks workload (run last)."""
+WORKLOADS = (SESSIONS, WEBHOOKS)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Setup:
     log_dir: Path
     sessions: int
     client_cpu: int | None
+    server_cpu: int | None
+    backlog: int
 
 
 def log(message: str) -> None:
@@ -61,8 +66,8 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse ``--only``, ``--duration`` and ``--sessions`` (defaults from the environment)."""
-    names = [*build_targets(Path(), ""), SESSIONS]
+    """Parse ``--only``, ``--duration``, ``--sessions``, ``--backlog`` (defaults from the env)."""
+    names = [*build_targets(Path(), ""), *WORKLOADS]
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--only", action="append", choices=names, help="run only this target (repeatable)"
@@ -79,6 +84,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_SESSIONS", str(sessions.DEFAULT_SESSIONS)),
         help=f"sessions of the sessions workload (env BENCH_SESSIONS, "
         f"default {sessions.DEFAULT_SESSIONS})",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=positive_int,
+        default=os.environ.get("BENCH_WEBHOOK_BACKLOG", str(webhooks.DEFAULT_BACKLOG)),
+        help=f"events stored during the receiver outage of the webhooks workload "
+        f"(env BENCH_WEBHOOK_BACKLOG, default {webhooks.DEFAULT_BACKLOG})",
     )
     return parser.parse_args(argv)
 
@@ -136,6 +148,20 @@ def measure_sessions(api_key: str, setup: Setup) -> report.Outcome:
     return report.Outcome(SESSIONS, result=result)
 
 
+def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the webhooks workload (it starts its own zapgate server and receivers)."""
+    log(f"{WEBHOOKS}: {setup.duration_s}s of inbound load, then a {setup.backlog}-event backlog")
+    plan = webhooks.Plan(
+        setup.duration_s, setup.backlog, api_key, setup.log_dir,
+        server_prefix=setup.server_prefix, receiver_prefix=setup.wrk_prefix,
+        server_cpu=setup.server_cpu, client_cpu=setup.client_cpu,
+    )  # fmt: skip
+    try:
+        return report.Outcome(WEBHOOKS, result=webhooks.run(plan))
+    except BenchError as exc:
+        return report.Outcome(WEBHOOKS, failure=str(exc))
+
+
 def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
     """Build the JSON document written to ``bench/results/latest.json``."""
     return {
@@ -148,6 +174,8 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
             "sessions": setup.sessions,
             "sessions_create_concurrency": sessions.CREATE_CONCURRENCY,
             "sessions_send_concurrency": sessions.SEND_CONCURRENCY,
+            "webhooks_inbound_concurrency": webhooks.INBOUND_CONCURRENCY,
+            "webhooks_backlog": setup.backlog,
             "server_prefix": setup.server_prefix,
             "wrk_prefix": setup.wrk_prefix,
             "python": platform.python_version(),
@@ -155,19 +183,28 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
         },
         "results": [o.as_dict() for o in outcomes],
         "ratio_zapgate_over_baseline": report.throughput_ratio(outcomes, "zapgate", "baseline"),
+        "ratio_zapgate_e2e_over_baseline": report.throughput_ratio(
+            outcomes, "zapgate-e2e", "baseline"
+        ),
     }
 
 
 def print_report(outcomes: list[report.Outcome]) -> None:
     """The wrk table and ratio (if a wrk target ran), then the sessions section (if measured)."""
-    if any(o.target != SESSIONS for o in outcomes):
+    if any(o.target not in WORKLOADS for o in outcomes):
         print(report.table(outcomes))
-    ratio = report.throughput_ratio(outcomes, "zapgate", "baseline")
-    if ratio is not None:
-        print(f"zapgate/baseline throughput: {ratio:.2f}x")
+    for target, meaning in (
+        ("zapgate", "accept path, outbox paced (production defaults)"),
+        ("zapgate-e2e", "every message also sent and acknowledged on the same core"),
+    ):
+        ratio = report.throughput_ratio(outcomes, target, "baseline")
+        if ratio is not None:
+            print(f"{target}/baseline throughput: {ratio:.2f}x  ({meaning})")
     for o in outcomes:
         if isinstance(o.result, sessions.SessionsResult):
             print(report.sessions_section(o.result))
+        if isinstance(o.result, webhooks.WebhooksResult):
+            print(report.webhooks_section(o.result))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,10 +221,13 @@ def run(args: argparse.Namespace) -> int:
         setup = Setup(
             wrk, args.duration, server_prefix, wrk_prefix, Path(tmp),
             sessions=args.sessions, client_cpu=cpus[1] if cpus else None,
+            server_cpu=cpus[0] if cpus else None, backlog=args.backlog,
         )  # fmt: skip
         outcomes = measure_all(chosen, setup)
         if not args.only or SESSIONS in args.only:
             outcomes.append(measure_sessions(api_key, setup))
+        if not args.only or WEBHOOKS in args.only:
+            outcomes.append(measure_webhooks(api_key, setup))
     print_report(outcomes)
     log(f"results written to {report.write_json(payload(outcomes, setup))}")
     report.warn_failures(outcomes)

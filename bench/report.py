@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.sessions import SessionsResult
+from bench.webhooks import WebhooksResult
 from bench.wrkrun import WrkResult
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -17,7 +18,7 @@ class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: WrkResult | SessionsResult | None = None
+    result: WrkResult | SessionsResult | WebhooksResult | None = None
     failure: str | None = None
 
     @property
@@ -45,16 +46,16 @@ def throughput_ratio(outcomes: list[Outcome], num: str, den: str) -> float | Non
 
 def table(outcomes: list[Outcome]) -> str:
     """Fixed-width table of the wrk targets: target, req/s, p50 ms, p99 ms, errors."""
-    lines = [f"{'target':<12} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
+    lines = [f"{'target':<13} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
     for o in outcomes:
         r = o.result
-        if isinstance(r, SessionsResult):
+        if isinstance(r, SessionsResult | WebhooksResult):
             continue
         if r is None:
-            lines.append(f"{o.target:<12} {'FAILED':>10}")
+            lines.append(f"{o.target:<13} {'FAILED':>10}")
             continue
         lines.append(
-            f"{o.target:<12} {r.requests_per_sec:>10.1f} {r.p50_ms:>9.2f}"
+            f"{o.target:<13} {r.requests_per_sec:>10.1f} {r.p50_ms:>9.2f}"
             f" {r.p99_ms:>9.2f} {r.errors:>8d}"
         )
     return "\n".join(lines)
@@ -77,14 +78,52 @@ def sessions_section(result: SessionsResult) -> str:
     return "\n".join(["sessions:", *(f"  {name:<28} {value}" for name, value in rows)])
 
 
-def _error_detail(result: WrkResult | SessionsResult) -> str:
+def webhooks_section(result: WebhooksResult) -> str:
+    """The webhooks workload's figures, one per line."""
+    t, b, base = result.throughput, result.backlog, result.baseline
+    complete = "" if t.complete else f", NOT complete: {t.delivered}/{t.created}"
+    drained = "" if b.complete else f", NOT drained: {b.delivered}/{b.events}"
+    signatures = f"{result.received - result.verify_failures} ok, {result.verify_failures} bad"
+    rows = [
+        ("events created/s", f"{result.created_per_s:.1f} ({t.created} in {t.load_s:.1f} s)"),
+        ("deliveries/s during load", f"{result.delivered_per_s_load:.1f}"),
+        ("deliveries/s until all in", f"{result.delivered_per_s:.1f} "
+         f"(+{t.drain_s:.1f} s after the load{complete})"),
+        ("delivery lag p50 / p99", f"{t.lag_p50_ms:.0f} / {t.lag_p99_ms:.0f} ms"),
+        ("backlog drain", f"{result.drain_per_s:.1f}/s "
+         f"({b.events} in {b.drain_s:.1f} s{drained})"),
+        ("  first after return", f"{b.first_s:.2f} s (receiver down {b.outage_s:.1f} s)"),
+        ("  duplicates / failed", f"{b.duplicates} / {b.failed_deliveries}"),
+        ("sequential baseline", f"{result.baseline_per_s:.1f}/s ({base.body_bytes} B bodies)"),
+        ("vs baseline: drain / load", f"{result.ratio_drain:.2f}x / {result.ratio_load:.2f}x"),
+        ("signatures", f"{signatures}; {result.duplicates} duplicates in all"),
+    ]  # fmt: skip
+    note = "  (one session: its deliveries go out one at a time, in order)"
+    body = (f"  {name:<28} {value}" for name, value in rows)
+    return "\n".join(["webhooks:", *body, note])
+
+
+def _error_detail(result: WrkResult | SessionsResult | WebhooksResult) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, WebhooksResult):
+        return webhooks_error_detail(result)
     if isinstance(result, SessionsResult):
         t = result.traffic
         drained = "" if t.drained else "; the outbox did not drain"
         return f"{t.send_errors} send errors{drained}; first: {t.first_error}"
     sockets = ", ".join(f"{k} {v}" for k, v in result.socket_errors.items())
     return f"non-2xx: {result.non_2xx}; socket: {sockets}"
+
+
+def webhooks_error_detail(result: WebhooksResult) -> str:
+    """What went wrong in a webhooks run."""
+    t, b = result.throughput, result.backlog
+    return (
+        f"inbound errors {t.create_errors + b.create_errors} (first: {t.first_error}); "
+        f"delivered {t.delivered}/{t.created} under load, {b.delivered}/{b.events} backlog; "
+        f"failed deliveries {b.failed_deliveries}; bad signatures {result.verify_failures}; "
+        f"bad bodies {result.bad_bodies}; baseline errors {result.baseline.errors}"
+    )
 
 
 def warn_failures(outcomes: list[Outcome]) -> None:

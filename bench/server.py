@@ -113,10 +113,10 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 @contextlib.contextmanager
 def serve(
-    server: Server, cwd: Path, log_path: Path, prefix: Sequence[str] = ()
+    server: Server, cwd: Path, log_path: Path, prefix: Sequence[str] = (), port: int | None = None
 ) -> Iterator[Running]:
-    """Run ``server`` (optionally under ``prefix``, e.g. taskset) until the block exits."""
-    port = free_port()
+    """Run ``server`` (under ``prefix``, e.g. taskset; on ``port`` or a free one) until the exit."""
+    port = free_port() if port is None else port
     env = {**os.environ, **server.env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

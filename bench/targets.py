@@ -1,8 +1,9 @@
 """Benchmark targets: which server to start and which request to send it.
 
 A target is data: a server (command, environment, readiness path) plus one
-request. New wrk workloads are new entries in :func:`build_targets`; the sessions workload
-(:mod:`bench.sessions`) drives its own traffic and only borrows :func:`sessions_server`.
+request. New wrk workloads are new entries in :func:`build_targets`; the sessions and webhooks
+workloads (:mod:`bench.sessions`, :mod:`bench.webhooks`) drive their own traffic and only borrow
+:func:`sessions_server`, :func:`webhooks_server` and :func:`receiver_server`.
 """
 
 import json
@@ -71,8 +72,21 @@ def baseline_server() -> Server:
     return Server(command=command)
 
 
-def zapgate_server(data_dir: Path, api_key: str) -> Server:
-    """Describe the real zapgate server with a fresh data dir and API key."""
+UNPACED = {
+    "ZAPGATE_SEND_RATE_PER_SECOND": "0",
+    "ZAPGATE_SEND_RECIPIENT_SPACING_SECONDS": "0",
+    "ZAPGATE_SEND_JITTER_SECONDS": "0",
+}
+"""Pacing off: every accepted message is also sent, acknowledged twice and logged meanwhile."""
+
+
+def zapgate_server(data_dir: Path, api_key: str, paced: bool = False) -> Server:
+    """The real zapgate server with a fresh data dir and API key.
+
+    ``paced`` keeps the production anti-ban pacing (1 send/s per session), so the figure is the
+    accept path with the outbox draining at its paced rate; unpaced, the same core also sends,
+    records and acknowledges every message as fast as it can (sustained end-to-end work).
+    """
     command = (sys.executable, "-m", "zapgate", "serve",
                "--host", "127.0.0.1", "--port", PORT)  # fmt: skip
     env = {
@@ -80,10 +94,7 @@ def zapgate_server(data_dir: Path, api_key: str) -> Server:
         "ZAPGATE_API_KEY": api_key,
         "ZAPGATE_LOG_LEVEL": "warning",
         "ZAPGATE_TERMINAL_QR": "false",
-        # measure capacity, not the anti-ban pacing (which limits sends per session on purpose)
-        "ZAPGATE_SEND_RATE_PER_SECOND": "0",
-        "ZAPGATE_SEND_RECIPIENT_SPACING_SECONDS": "0",
-        "ZAPGATE_SEND_JITTER_SECONDS": "0",
+        **({} if paced else UNPACED),
     }
     return Server(command=command, env=env)
 
@@ -95,10 +106,35 @@ def sessions_server(data_dir: Path, api_key: str) -> Server:
     return replace(base, env=env)
 
 
+WEBHOOK_RETRY_SCHEDULE = ",".join(["0", *["1"] * 59])
+"""A failed delivery is retried every second, so a backlog moves within ~1 s of the receiver's
+return. Sixty attempts: with ten the head delivery gave up after ~9 s, shorter than the time to
+store a 3000-event backlog (~12 s at ~250 events/s), and that event was never delivered."""
+
+
+def webhooks_server(data_dir: Path, api_key: str) -> Server:
+    """The zapgate server for the webhooks workload: loopback receivers allowed, fast retries."""
+    base = sessions_server(data_dir, api_key)
+    env = {
+        **base.env,
+        "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1",
+        "ZAPGATE_WEBHOOK_RETRY_SCHEDULE": WEBHOOK_RETRY_SCHEDULE,
+        "ZAPGATE_SIMULATOR_ECHO_CONTACT": "",  # no echo replies: inbound events only
+    }
+    return replace(base, env=env)
+
+
+def receiver_server(dump: Path, secret: str) -> Server:
+    """The loopback webhook receiver (:mod:`bench.receiver`), dumping its records to ``dump``."""
+    command = (sys.executable, "-m", "bench.receiver", "--port", PORT, "--dump", str(dump))
+    return Server(command=command, env={"BENCH_WEBHOOK_SECRET": secret})
+
+
 def build_targets(data_dir: Path, api_key: str) -> dict[str, Target]:
     """All known targets by name, in run order (baseline first)."""
     targets = [
         Target("baseline", baseline_server(), send_request(api_key)),
-        Target("zapgate", zapgate_server(data_dir, api_key), send_request(api_key)),
+        Target("zapgate", zapgate_server(data_dir, api_key, paced=True), send_request(api_key)),
+        Target("zapgate-e2e", zapgate_server(data_dir, api_key), send_request(api_key)),
     ]
     return {target.name: target for target in targets}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -73,42 +75,66 @@ async def queued(engine: AsyncEngine, tenant: str, session: str, limit: int) -> 
     return [Message.from_row(row) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Which message a transition is for: by ``id``, or by the engine's id in a session."""
+
+    key: str
+    params: dict[str, str]
+
+
+def by_id(tenant: str, message_id: str) -> Match:
+    """Match one message by id."""
+    return Match("id", {"t": tenant, "k": message_id})
+
+
+def by_engine_id(tenant: str, session: str, engine_message_id: str) -> Match:
+    """Match one outbound message by the engine's id."""
+    return Match("engine", {"t": tenant, "s": session, "k": engine_message_id})
+
+
 async def transition(
-    connection: AsyncConnection,
-    where: sa.ColumnElement[bool],
-    allowed_from: list[str],
-    values: dict[str, object],
+    connection: AsyncConnection, match: Match, allowed_from: list[str], values: dict[str, object]
 ) -> Message | None:
-    """Move the message matching ``where`` to ``values`` if its status is in ``allowed_from``."""
-    statement = (
-        sa.update(messages)
-        .where(where, messages.c.status.in_(allowed_from))
-        .values(**values)
-        .returning(*messages.c)
-    )
-    row = (await connection.execute(statement)).mappings().first()
+    """Move the matched message to ``values`` if its status is in ``allowed_from``."""
+    statement = _transition(match.key, tuple(allowed_from), tuple(sorted(values)))
+    params = {**match.params, **{f"v_{column}": value for column, value in values.items()}}
+    row = (await connection.execute(statement, params)).mappings().first()
     return Message.from_row(row) if row else None
 
 
-def by_id(tenant: str, message_id: str) -> sa.ColumnElement[bool]:
-    """Match one message by id."""
-    return sa.and_(messages.c.tenant_id == tenant, messages.c.id == message_id)
+@lru_cache(maxsize=64)
+def _transition(key: str, allowed_from: tuple[str, ...], columns: tuple[str, ...]) -> sa.Update:
+    """One reusable statement per shape: built and compiled once, not per ack (hot path)."""
+    where = [
+        messages.c.tenant_id == sa.bindparam("t"),
+        sa.or_(
+            *(
+                messages.c.status == sa.literal_column(f"'{MessageStatus(s).value}'")
+                for s in allowed_from
+            )
+        ),
+    ]
+    if key == "id":
+        where.append(messages.c.id == sa.bindparam("k"))
+    else:
+        where += [
+            messages.c.session == sa.bindparam("s"),
+            messages.c.engine_message_id == sa.bindparam("k"),
+            messages.c.direction == Direction.OUT.value,
+        ]
+    assignments: dict[str, Any] = {column: sa.bindparam(f"v_{column}") for column in columns}
+    return sa.update(messages).where(*where).values(assignments).returning(*messages.c)
 
 
-def by_engine_id(tenant: str, session: str, engine_message_id: str) -> sa.ColumnElement[bool]:
-    """Match one outbound message by the engine's id."""
-    return sa.and_(
+async def exists_by_engine_id(
+    connection: AsyncConnection, tenant: str, session: str, engine_message_id: str
+) -> bool:
+    """Whether an outbound message with this engine id is stored."""
+    statement = sa.select(messages.c.id).where(
         messages.c.tenant_id == tenant,
         messages.c.session == session,
         messages.c.engine_message_id == engine_message_id,
         messages.c.direction == Direction.OUT.value,
     )
-
-
-async def exists_by_engine_id(
-    engine: AsyncEngine, tenant: str, session: str, engine_message_id: str
-) -> bool:
-    """Whether an outbound message with this engine id is stored."""
-    statement = sa.select(messages.c.id).where(by_engine_id(tenant, session, engine_message_id))
-    async with engine.connect() as connection:
-        return (await connection.execute(statement)).first() is not None
+    return (await connection.execute(statement)).first() is not None

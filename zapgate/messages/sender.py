@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from zapgate.engines.base import EngineError, EngineNotReady, OutboundMessage, SendReceipt
 from zapgate.messages.model import Message
@@ -84,8 +85,7 @@ class Sender:
             self._wake.clear()
             try:
                 page = await self._messages.queued(self._tenant, self._session, OUTBOX_PAGE)
-                for message in page:
-                    await self._deliver(message)
+                await self._deliver_page(page)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -95,7 +95,21 @@ class Sender:
             if not page:
                 await self._wake.wait()
 
-    async def _deliver(self, message: Message) -> None:
+    async def _deliver_page(self, page: list[Message]) -> None:
+        """Send a page in order. ``sent`` records are not awaited one by one (the writer keeps
+        their order); all are committed before the outbox is read again, so nothing is sent twice.
+        """
+        records: list[asyncio.Task[Message | None]] = []
+        try:
+            for message in page:
+                record = await self._deliver(message)
+                if record is not None:
+                    records.append(asyncio.create_task(record))
+        finally:
+            await asyncio.gather(*records)
+
+    async def _deliver(self, message: Message) -> Coroutine[Any, Any, Message | None] | None:
+        """Hand ``message`` to the engine; returns the (not yet awaited) record of the send."""
         outbound = OutboundMessage(
             message.id, number_of(message.recipient), message.kind, message.text
         )
@@ -112,12 +126,11 @@ class Sender:
                 transient = error.transient if isinstance(error, EngineError) else True
                 if not transient or message.attempts + 1 > self._retry.limit:
                     await self._messages.record_failed(message, _reason(error))
-                    return
+                    return None
                 message = await self._messages.record_attempt(message, _reason(error))
                 await asyncio.sleep(self._retry.delay(message.attempts))
                 continue
-            await self._messages.record_sent(message, receipt.engine_message_id)
-            return
+            return self._messages.record_sent(message, receipt.engine_message_id)
 
 
 def _reason(error: Exception) -> str:

@@ -29,7 +29,7 @@ class MessageService:
     def __init__(self, engine: AsyncEngine, committer: Committer) -> None:
         self._engine = engine
         self._committer = committer
-        self._early_acks: OrderedDict[tuple[str, str, str], AckStatus] = OrderedDict()
+        self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
 
     async def accept(
@@ -102,23 +102,34 @@ class MessageService:
         return await self._committer.run(job)
 
     async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
-        """Mark ``message`` sent; applies an ack that arrived before this record."""
+        """Mark ``message`` sent, with any acks that arrived before (in the same transaction)."""
+        key = (message.tenant, message.session, engine_message_id)
+        now = now_ms()
         values: dict[str, object] = {
             "status": MessageStatus.SENT.value,
             "engine_message_id": engine_message_id,
             "error": None,
             "attempts": message.attempts + 1,
-            "updated_at": now_ms(),
+            "updated_at": now,
         }
-        sent = await self._transition(
-            repository.by_id(message.tenant, message.id),
-            MessageStatus.SENT,
-            values,
-            EventType.MESSAGE_SENT,
-        )
-        early = self._early_acks.pop((message.tenant, message.session, engine_message_id), None)
-        if sent is not None and early is not None:
-            await self.record_ack(message.tenant, message.session, engine_message_id, early)
+        by_engine = repository.by_engine_id(message.tenant, message.session, engine_message_id)
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            where = repository.by_id(message.tenant, message.id)
+            current = await self._apply(
+                unit, where, MessageStatus.SENT, values, EventType.MESSAGE_SENT
+            )
+            for ack in sorted(self._early_acks.get(key, ()), key=list(AckStatus).index):
+                target = MessageStatus(ack.value)
+                later: dict[str, object] = {"status": target.value, "updated_at": now}
+                current = (
+                    await self._apply(unit, by_engine, target, later, EventType.MESSAGE_STATUS)
+                    or current
+                )
+            return current
+
+        sent = await self._committer.run(job)
+        self._early_acks.pop(key, None)
         return sent
 
     async def record_failed(self, message: Message, reason: str) -> Message | None:
@@ -165,15 +176,17 @@ class MessageService:
         """Advance an outbound message to ``status``; never moves it back."""
         target = MessageStatus(status.value)
         where = repository.by_engine_id(tenant, session, engine_message_id)
-        updated = await self._transition(
-            where,
-            target,
-            {"status": target.value, "updated_at": now_ms()},
-            EventType.MESSAGE_STATUS,
-        )
-        if updated is None and not await self._known(tenant, session, engine_message_id):
-            self._remember_early_ack(tenant, session, engine_message_id, status)
-        return updated
+        values: dict[str, object] = {"status": target.value, "updated_at": now_ms()}
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            updated = await self._apply(unit, where, target, values, EventType.MESSAGE_STATUS)
+            if updated is None and not await repository.exists_by_engine_id(
+                unit.connection, tenant, session, engine_message_id
+            ):  # decided inside the writer, so it cannot race the ``sent`` record
+                self._remember_early_ack(tenant, session, engine_message_id, status)
+            return updated
+
+        return await self._committer.run(job)
 
     async def get(self, tenant: str, message_id: str) -> Message:
         """One message, or MessageNotFound."""
@@ -192,33 +205,35 @@ class MessageService:
 
     async def _transition(
         self,
-        where: object,
+        where: repository.Match,
         target: MessageStatus,
         values: dict[str, object],
         event_type: str,
     ) -> Message | None:
-        allowed = statuses_before(target)
-
         async def job(unit: UnitOfWork) -> Message | None:
-            updated = await repository.transition(unit.connection, where, allowed, values)  # type: ignore[arg-type]
-            if updated is not None:
-                unit.emit(_event(updated, event_type))
-            return updated
+            return await self._apply(unit, where, target, values, event_type)
 
         return await self._committer.run(job)
 
-    async def _known(self, tenant: str, session: str, engine_message_id: str) -> bool:
-        return await repository.exists_by_engine_id(
-            self._engine, tenant, session, engine_message_id
+    @staticmethod
+    async def _apply(
+        unit: UnitOfWork,
+        where: repository.Match,
+        target: MessageStatus,
+        values: dict[str, object],
+        event_type: str,
+    ) -> Message | None:
+        updated = await repository.transition(
+            unit.connection, where, statuses_before(target), values
         )
+        if updated is not None:
+            unit.emit(_event(updated, event_type))
+        return updated
 
     def _remember_early_ack(
         self, tenant: str, session: str, engine_message_id: str, status: AckStatus
     ) -> None:
-        key = (tenant, session, engine_message_id)
-        previous = self._early_acks.get(key)
-        if previous is None or list(AckStatus).index(status) > list(AckStatus).index(previous):
-            self._early_acks[key] = status
+        self._early_acks.setdefault((tenant, session, engine_message_id), set()).add(status)
         while len(self._early_acks) > EARLY_ACKS_KEPT:
             self._early_acks.popitem(last=False)
 

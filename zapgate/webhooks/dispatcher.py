@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,34 +152,51 @@ class Dispatcher:
         pending = await repository.pending(self._database, webhook.id, SCAN)
         if not pending:
             return IDLE_SECONDS
-        bodies = await _bodies(self._database, [d.event_id for d in pending])
+        now = now_ms()  # one instant for the round: bodies are loaded for what is due at it
+        bodies = await _bodies(
+            self._database, [d.event_id for d in pending if d.next_attempt_at <= now]
+        )
         by_session: dict[str | None, list[Delivery]] = defaultdict(list)
         for delivery in pending:
             by_session[delivery.session].append(delivery)
         state = _WebhookState(webhook)
+        more = len(pending) == SCAN  # a full page: there may be more behind it
         waits = await asyncio.gather(
-            *(self._serve_session(state, queue, bodies) for queue in by_session.values())
+            *(self._serve_session(state, queue, bodies, now, more) for queue in by_session.values())
         )
         return min(waits)
 
     async def _serve_session(
-        self, state: _WebhookState, queue: list[Delivery], bodies: dict[str, bytes]
+        self,
+        state: _WebhookState,
+        queue: list[Delivery],
+        bodies: dict[str, bytes],
+        now: int,
+        more: bool,
     ) -> float:
-        for delivery in queue:
-            if not state.webhook_active:
-                return IDLE_SECONDS
-            wait = (delivery.next_attempt_at - now_ms()) / 1000
-            if wait > 0:
-                return wait
-            body = bodies.get(delivery.event_id)
-            if body is None:
-                await self._give_up(delivery, "the event is no longer in the log (retention)")
-                continue
-            async with self._limit:
-                outcome = await self._attempt(state.webhook, delivery, body)
-            if not await self._record(state, delivery, outcome):
-                return IDLE_SECONDS if not state.webhook_active else 0.0
-        return IDLE_SECONDS
+        """Send a session's deliveries in order; the attempts are stored as they complete, and
+        all of them before this returns (so the next read sees them)."""
+        records: list[asyncio.Task[None]] = []
+        try:
+            for delivery in queue:
+                if not state.webhook_active:
+                    return IDLE_SECONDS
+                wait = (delivery.next_attempt_at - now) / 1000
+                if wait > 0:
+                    return wait
+                body = bodies.get(delivery.event_id)
+                if body is None:
+                    await self._give_up(delivery, "the event is no longer in the log (retention)")
+                    continue
+                async with self._limit:
+                    outcome = await self._attempt(state.webhook, delivery, body)
+                go_on, record = self._judge(state, delivery, outcome)
+                records.append(asyncio.create_task(record))
+                if not go_on:
+                    return IDLE_SECONDS if not state.webhook_active else 0.0
+            return 0.0 if more else IDLE_SECONDS
+        finally:
+            await asyncio.gather(*records)
 
     async def _attempt(self, webhook: Webhook, delivery: Delivery, body: bytes) -> AttemptOutcome:
         now = now_ms()
@@ -196,10 +214,10 @@ class Dispatcher:
             self._attempt_made.clear()
             await self._attempt_made.wait()
 
-    async def _record(
+    def _judge(
         self, state: _WebhookState, delivery: Delivery, outcome: AttemptOutcome
-    ) -> bool:
-        """Store the attempt and its consequences; True when the session may go on."""
+    ) -> tuple[bool, Coroutine[Any, Any, None]]:
+        """Whether the session may go on, and the (not yet run) write that records the attempt."""
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {
             "attempts": attempts,
@@ -224,11 +242,14 @@ class Dispatcher:
                 values["next_attempt_at"] = now_ms() + int(delay * 1000)
         if disable is not None:
             state.webhook_active = False
-        await self._committer.run(_store_attempt(state, delivery, outcome, values, disable))
+        gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
+        job = _store_attempt(state, delivery, outcome, values, disable)
+        return outcome.succeeded or gave_up, self._store(job)
+
+    async def _store(self, job: Any) -> None:
+        await self._committer.run(job)
         self.attempts += 1
         self._attempt_made.set()
-        gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
-        return outcome.succeeded or gave_up
 
     async def _give_up(self, delivery: Delivery, reason: str) -> None:
         values = {"status": DeliveryStatus.FAILED, "last_error": reason}

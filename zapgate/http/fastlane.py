@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FAST_BODY_MAX = 256 * 1024
 _V1_SEND = re.compile(r"^/api/v1/sessions/([A-Za-z0-9_.\-]{1,64})/messages$")
 _LEGACY_SEND = "/whatsapp/send"
+FULL_PATH_HEADERS = frozenset({b"idempotency-key", b"origin"})
 
 Handler = Callable[[Services, str, bytes, str], Awaitable[tuple[int, Any]]]
 
@@ -88,8 +89,8 @@ class SendFastLane:
 def _route(scope: Scope) -> tuple[Handler, str] | None:
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
-    if any(name == b"idempotency-key" for name, _ in scope["headers"]):
-        return None  # keyed requests take the full path, which stores the answer
+    if any(name in FULL_PATH_HEADERS for name, _ in scope["headers"]):
+        return None  # keyed requests store their answer; browser requests need CORS handling
     path = scope["path"]
     if path == _LEGACY_SEND:
         return _legacy, ""

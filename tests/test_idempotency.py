@@ -105,3 +105,17 @@ async def test_a_bad_key_is_refused(api: httpx.AsyncClient) -> None:
         SEND, json={"to": "5511999999999", "text": "x"}, headers={"Idempotency-Key": "k" * 300}
     )
     assert long_key.status_code == 422
+
+
+async def test_an_expired_key_can_be_used_again(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    from zapgate.db.tables import idempotency_keys
+
+    key = {"Idempotency-Key": "reused-after-expiry"}
+    first = await api.post(SEND, json={"to": "5511999999999", "text": "a"}, headers=key)
+    async with server.services.database.begin() as connection:
+        await connection.execute(sa.update(idempotency_keys).values(expires_at=1))
+    second = await api.post(SEND, json={"to": "5511999999999", "text": "b"}, headers=key)
+    assert second.status_code == 202, second.text
+    assert second.json()["id"] != first.json()["id"]

@@ -181,3 +181,28 @@ async def test_bad_patch_and_pair_bodies(api: httpx.AsyncClient) -> None:
     bad_phone = await api.post("/api/v1/sessions/default/pair", json={"phone": "abc"})
     assert bad_phone.status_code == 422
     assert bad_phone.json()["error"] == "invalid_phone_number"
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "-x", "_x"])
+async def test_names_that_could_be_folders_are_refused(api: httpx.AsyncClient, name: str) -> None:
+    response = await api.post("/api/v1/sessions", json={"name": name, "engine": "simulator"})
+    assert response.status_code == 422
+
+
+async def test_concurrent_starts_make_one_engine(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    import asyncio
+
+    await api.post("/api/v1/sessions", json={"name": "twice", "start": False})
+    answers = await asyncio.gather(
+        *(api.post("/api/v1/sessions/twice/start") for _ in range(5)),
+        *(api.post("/api/v1/sessions/twice/restart") for _ in range(5)),
+    )
+    assert all(a.status_code in {200, 409} for a in answers)
+    engines = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "session:twice" and not task.done()
+    ]
+    assert len(engines) == 1, "more than one supervisor runs the same session"

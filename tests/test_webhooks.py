@@ -344,3 +344,15 @@ async def test_webhooks_of_another_tenant_are_invisible(
     body = orjson.loads(orjson.dumps(hook))
     assert body["id"].startswith("wh_")
     assert now_ms() > 0
+
+
+async def test_bad_header_values_and_null_patches_are_422(api: httpx.AsyncClient) -> None:
+    bad = await api.post(
+        "/api/v1/webhooks",
+        json={"url": "https://example.com/h", "headers": {"X-Token": "a\r\nInjected: 1"}},
+    )
+    assert bad.status_code == 422
+    good = await api.post("/api/v1/webhooks", json={"url": "https://example.com/h"})
+    for body in ({"url": None}, {"headers": None}, {"active": None}, {"events": None}):
+        response = await api.patch(f"/api/v1/webhooks/{good.json()['id']}", json=body)
+        assert response.status_code == 422, (body, response.text)

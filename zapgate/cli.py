@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import uvicorn
 from zapgate.config import Settings
 from zapgate.events.model import Event, EventType
 from zapgate.logs import configure_logging
+from zapgate.names import TENANT_ID
 from zapgate.services import DEFAULT_TENANT, Services
 from zapgate.sessions import qr as qr_render
 
@@ -104,6 +106,10 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (shown only once)."""
     from zapgate.services import build_services
+
+    if not re.match(TENANT_ID, tenant):
+        typer.secho(f"invalid tenant id {tenant!r}: letters, digits, _ and - only", err=True)
+        raise typer.Exit(2)
 
     settings = _settings()
 

@@ -15,10 +15,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """The database engine for ``settings.database_url``."""
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(settings.database_url, pool_size=8, max_overflow=8)
+        engine = create_async_engine(
+            settings.database_url, pool_size=8, max_overflow=8, hide_parameters=True
+        )
         _tune_sqlite(engine, settings.sqlite_synchronous)
         return engine
-    return create_async_engine(settings.database_url, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        settings.database_url, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def _tune_sqlite(engine: AsyncEngine, synchronous: str) -> None:

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import Path, Request
 
+from zapgate.names import SESSION_NAME
 from zapgate.services import Services
 
 SessionName = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["default"])
+    str, Path(min_length=1, max_length=64, pattern=SESSION_NAME, examples=["default"])
 ]
 
 

@@ -25,11 +25,12 @@ from zapgate.http.errors import error_response
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.schemas import SendText
+from zapgate.names import SESSION_NAME
 from zapgate.services import Services
 
 log = logging.getLogger(__name__)
 FAST_BODY_MAX = 256 * 1024
-_V1_SEND = re.compile(r"^/api/v1/sessions/([A-Za-z0-9_.\-]{1,64})/messages$")
+_V1_SEND = re.compile(r"^/api/v1/sessions/(" + SESSION_NAME.strip("^$") + r")/messages$")
 _LEGACY_SEND = "/whatsapp/send"
 FULL_PATH_HEADERS = frozenset({b"idempotency-key", b"origin"})
 

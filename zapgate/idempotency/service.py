@@ -56,7 +56,14 @@ class Claim:
     render: Render
 
     async def guard(self, unit: UnitOfWork) -> None:
-        """Inside the write: refuse if another node stored this key meanwhile."""
+        """Inside the write: forget this key if it expired; refuse if it was stored meanwhile."""
+        await unit.connection.execute(
+            sa.delete(idempotency_keys).where(
+                idempotency_keys.c.tenant_id == self.tenant,
+                idempotency_keys.c.key == self.key,
+                idempotency_keys.c.expires_at < now_ms(),
+            )
+        )
         _raise_if_stored(await _find(unit.connection, self.tenant, self.key), self.fingerprint)
 
     def record(self, unit: UnitOfWork, result: Any) -> None:

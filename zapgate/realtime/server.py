@@ -30,6 +30,7 @@ from zapgate.realtime.rooms import session_room, tenant_room
 
 log = logging.getLogger(__name__)
 REPLAY_PAGE = 500
+REPLAY_MAX = 10_000
 
 
 def legacy_message(event: Event) -> dict[str, Any]:
@@ -167,7 +168,8 @@ class RealtimeServer:
         """Emit what the client missed (up to what went live before it asked), then join."""
         upto = self._handled.get(request.tenant, 0)
         kept_from = await event_log.first_kept_seq(self._database, request.tenant)
-        if request.offset + 1 < kept_from:
+        too_far = upto - request.offset > REPLAY_MAX  # replays run on the shared fan-out task
+        if request.offset + 1 < kept_from or too_far:
             detail = {"offset": request.offset, "oldest_seq": kept_from, "latest_seq": upto}
             await self.sio.emit("resync_required", detail, to=request.sid)
         else:

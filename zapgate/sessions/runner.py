@@ -147,8 +147,8 @@ class SessionRunner:
             await self._report(SessionStatus.FAILED, f"start failed: {error}")
         await self._ended.wait()
         self.ready.clear()
+        await asyncio.shield(_quietly(engine.stop(), "stop"))  # a cancel must not cut it short
         self.engine = None
-        await _quietly(engine.stop(), "stop")
 
     # what the engine reports -----------------------------------------------------------------
 
@@ -166,13 +166,15 @@ class SessionRunner:
             self.ready.clear()
         if status is not SessionStatus.SCAN_QR_CODE:
             self.qr = None
-        await self._events.status(status, reason)
+        try:
+            await self._events.status(status, reason)
+        finally:
+            if status is SessionStatus.FAILED:
+                self._reason = reason
+                self._ended.set()  # even if the write failed: the run is over either way
         if status is SessionStatus.WORKING and self.health != "ok":
             self.health = "ok"
             await self._events.health("ok")
-        if status is SessionStatus.FAILED:
-            self._reason = reason
-            self._ended.set()
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         """Hand a message to the current engine."""

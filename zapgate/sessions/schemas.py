@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-SESSION_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+from zapgate.names import SESSION_NAME
 
 
 class SessionOut(BaseModel):

@@ -82,6 +82,7 @@ class SessionManager:
         self._running: dict[Key, _Running] = {}
         self._known: dict[Key, Session] = {}
         self._health_task: asyncio.Task[None] | None = None
+        self._locks: dict[Key, asyncio.Lock] = {}
         messages.on_queued = self.wake_sender
 
     # boot and shutdown -----------------------------------------------------------------------
@@ -217,54 +218,61 @@ class SessionManager:
 
     async def delete(self, tenant: str, name: str) -> None:
         """Stop and remove a session; its queued messages fail with a reason."""
-        await self.get(tenant, name)
-        await self._halt((tenant, name))
+        async with self._lock(tenant, name):
+            await self.get(tenant, name)
+            self._known.pop((tenant, name), None)  # new sends look it up (and find it gone)
+            await self._halt((tenant, name))
 
-        async def job(unit: UnitOfWork) -> None:
-            await repository.delete(unit.connection, tenant, name)
+            async def job(unit: UnitOfWork) -> None:
+                await repository.delete(unit.connection, tenant, name)
 
-        await self._committer.run(job)
-        self._known.pop((tenant, name), None)
-        await self.messages.fail_queued(tenant, name, "the session was deleted")
+            await self._committer.run(job)
+            await self.messages.fail_queued(tenant, name, "the session was deleted")
 
     async def start(self, tenant: str, name: str) -> Session:
         """Start a stopped (or given-up) session."""
-        session = await self.get(tenant, name)
-        running = self._running.get((tenant, name))
-        if running is not None and running.runner.supervising:
-            raise SessionAlreadyStarted(f"session {name!r} is already {session.status.value}")
-        self.engines.require_available(session.engine)
-        await self._halt((tenant, name))
-        session = await self._write(tenant, name, {"desired": "running"})
-        self._launch(session)
-        return session
+        async with self._lock(tenant, name):
+            session = await self.get(tenant, name)
+            running = self._running.get((tenant, name))
+            if running is not None and running.runner.supervising:
+                raise SessionAlreadyStarted(f"session {name!r} is already {session.status.value}")
+            return await self._relaunch(session)
 
     async def stop(self, tenant: str, name: str) -> Session:
         """Stop a running session."""
-        await self.get(tenant, name)
-        if (tenant, name) not in self._running:
-            raise SessionNotRunning(f"session {name!r} is not running")
-        await self._halt((tenant, name))
-        await self._write(tenant, name, {"desired": "stopped"})
-        await self.record_status(tenant, name, SessionStatus.STOPPED)
-        return await self.get(tenant, name)
+        async with self._lock(tenant, name):
+            await self.get(tenant, name)
+            if (tenant, name) not in self._running:
+                raise SessionNotRunning(f"session {name!r} is not running")
+            await self._halt((tenant, name))
+            await self._write(tenant, name, {"desired": "stopped"})
+            await self.record_status(tenant, name, SessionStatus.STOPPED)
+            return await self.get(tenant, name)
 
     async def restart(self, tenant: str, name: str) -> Session:
         """Stop (if running) and start again."""
-        session = await self.get(tenant, name)
-        self.engines.require_available(session.engine)
-        await self._halt((tenant, name))
-        session = await self._write(tenant, name, {"desired": "running"})
-        self._launch(session)
-        return session
+        async with self._lock(tenant, name):
+            return await self._relaunch(await self.get(tenant, name))
 
     async def logout(self, tenant: str, name: str) -> Session:
         """Forget the paired account; the session stops and needs a new QR scan to start."""
-        await self.get(tenant, name)
-        await self._halt((tenant, name), logout=True)
-        await self._write(tenant, name, {"desired": "stopped", "me": None})
-        await self.record_status(tenant, name, SessionStatus.STOPPED, "logged out")
-        return await self.get(tenant, name)
+        async with self._lock(tenant, name):
+            await self.get(tenant, name)
+            await self._halt((tenant, name), logout=True)
+            await self._write(tenant, name, {"desired": "stopped", "me": None})
+            await self.record_status(tenant, name, SessionStatus.STOPPED, "logged out")
+            return await self.get(tenant, name)
+
+    async def _relaunch(self, session: Session) -> Session:
+        self.engines.require_available(session.engine)
+        await self._halt((session.tenant, session.name))
+        session = await self._write(session.tenant, session.name, {"desired": "running"})
+        self._launch(session)
+        return session
+
+    def _lock(self, tenant: str, name: str) -> asyncio.Lock:
+        """One lifecycle change of a session at a time (two starts must not make two engines)."""
+        return self._locks.setdefault((tenant, name), asyncio.Lock())
 
     async def pairing_code(self, tenant: str, name: str, phone: str) -> str:
         """Ask the engine for a code to type on the phone instead of scanning the QR."""
@@ -348,6 +356,8 @@ class SessionManager:
 
     def _launch(self, session: Session) -> None:
         key = (session.tenant, session.name)
+        if key in self._running:
+            raise RuntimeError(f"session {key} is already running on this node")
         spec = self.engines.spec(session.engine)
         runner = SessionRunner(
             SessionConfig(session.tenant, session.name, session.config, session.me),
@@ -416,7 +426,10 @@ class SessionManager:
     async def _watch_health(self) -> None:
         while True:
             await self._clock.sleep(self._settings.health_interval_seconds)
-            await self.check_health()
+            try:
+                await self.check_health()
+            except Exception:
+                log.exception("session health check failed; trying again next round")
 
     async def check_health(self) -> None:
         """Restart every running session whose engine has been silent too long."""

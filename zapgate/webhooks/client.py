@@ -78,6 +78,8 @@ class WebhookClient:
             return _failed(started, f"timed out after {self._timeout.total:g} s")
         except (aiohttp.ClientError, OSError) as error:
             return _failed(started, f"{type(error).__name__}: {error}")
+        except Exception as error:  # never let one subscription's bad data stop the dispatcher
+            return _failed(started, f"could not send: {type(error).__name__}: {error}")
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], started: float

@@ -120,8 +120,16 @@ class Dispatcher:
         """Plan, then send what is due; returns seconds until something is due again."""
         await self.plan()
         subscriptions = await repository.all_active(self._database)
-        waits = await asyncio.gather(*(self._serve(webhook) for webhook in subscriptions))
+        waits = await asyncio.gather(*(self._serve_safely(webhook) for webhook in subscriptions))
         return min([IDLE_SECONDS, *waits])
+
+    async def _serve_safely(self, webhook: Webhook) -> float:
+        """One subscription's round; its failure is logged and does not touch the others."""
+        try:
+            return await self._serve(webhook)
+        except Exception:
+            log.exception("webhook %s: dispatch round failed", webhook.id)
+            return IDLE_SECONDS
 
     # planning --------------------------------------------------------------------------------
 

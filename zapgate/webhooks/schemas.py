@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
-HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
+HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,4096}$")
+
+
+def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    for name, value in (headers or {}).items():
+        if not HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        if not HEADER_VALUE.match(value):
+            raise ValueError(f"the value of {name!r} must be printable ASCII (no line breaks)")
+    return headers
 
 
 class CreateWebhook(BaseModel):
@@ -27,6 +46,8 @@ class CreateWebhook(BaseModel):
     )
     active: StrictBool = True
 
+    _headers_ok = field_validator("headers")(_check_headers)
+
 
 class UpdateWebhook(BaseModel):
     """Changes to a subscription (only the fields given)."""
@@ -38,6 +59,17 @@ class UpdateWebhook(BaseModel):
     sessions: list[StrictStr] | None = Field(default=None, max_length=500)
     headers: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=20)
     active: StrictBool | None = None
+
+    _headers_ok = field_validator("headers")(_check_headers)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [key for key, value in data.items() if value is None]
+            if nulls:
+                raise ValueError(f"leave out what you do not change; null is not allowed: {nulls}")
+        return data
 
 
 class WebhookOut(BaseModel):

@@ -88,7 +88,7 @@ class WppConnectEngine:
         if missing:
             raise PermanentEngineError(f"the wppconnect engine cannot run here: {missing}")
         self._sink = sink
-        self._token_dir = self._options.data_dir / "wppconnect" / session.tenant / session.name
+        self._token_dir = _token_dir(self._options.data_dir, session)
         self._token_dir.mkdir(parents=True, exist_ok=True)
         await self._report(SessionStatus.STARTING)
         bridge = BridgeProcess(
@@ -274,6 +274,15 @@ class WppConnectEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _token_dir(data_dir: Path, session: SessionConfig) -> Path:
+    """The session's login folder, refusing any name that would leave its tenant's folder."""
+    root = (data_dir / "wppconnect" / session.tenant).resolve()
+    folder = (root / session.name).resolve()
+    if folder.parent != root:
+        raise PermanentEngineError(f"session name {session.name!r} cannot be a folder name")
+    return folder
 
 
 def _send_request(message: OutboundMessage) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
-from zapgate.http.idempotency import IdempotencyKey, claimed
+from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Message
@@ -52,11 +52,15 @@ async def send(
 ) -> Json:
     services = services_of(request)
     session = services.settings.default_session
-    async with claimed(request, caller.tenant, idempotency_key, _answer) as claim:
-        message = await send_text(
+    return await idempotent(
+        request,
+        caller.tenant,
+        idempotency_key,
+        _answer,
+        lambda claim: send_text(
             services, caller.tenant, session, str(body.number), body.message, claim
-        )
-    return Json(legacy_send_result(message))
+        ),
+    )
 
 
 def _answer(message: Message) -> tuple[int, dict[str, Any]]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request
 
 from zapgate.http.deps import services_of
+from zapgate.http.responses import Json
 from zapgate.idempotency.service import Claim, Render, fingerprint
 
+T = TypeVar("T")
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -20,6 +22,20 @@ IdempotencyKey = Annotated[
         "(kept 24 h; per tenant; a different body with the same key is refused with 422).",
     ),
 ]
+
+
+async def idempotent(
+    request: Request,
+    tenant: str,
+    key: str | None,
+    render: Callable[[T], tuple[int, Any]],
+    produce: Callable[[Claim | None], Awaitable[T]],
+) -> Json:
+    """Run ``produce`` under the key's claim and answer what ``render`` makes of its result."""
+    async with claimed(request, tenant, key, render) as claim:
+        result = await produce(claim)
+    status, payload = render(result)
+    return Json(payload, status_code=status)
 
 
 @asynccontextmanager

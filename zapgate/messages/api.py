@@ -11,7 +11,7 @@ from zapgate.clock import from_datetime
 from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
-from zapgate.http.idempotency import IdempotencyKey, claimed
+from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Direction, Message
@@ -38,10 +38,13 @@ async def send_message(
     idempotency_key: IdempotencyKey = None,
 ) -> Json:
     services = services_of(request)
-    async with claimed(request, caller.tenant, idempotency_key, accepted) as claim:
-        message = await send_text(services, caller.tenant, session, body.to, body.text, claim)
-    status, payload = accepted(message)
-    return Json(payload, status_code=status)
+    return await idempotent(
+        request,
+        caller.tenant,
+        idempotency_key,
+        accepted,
+        lambda claim: send_text(services, caller.tenant, session, body.to, body.text, claim),
+    )
 
 
 def accepted(message: Message) -> tuple[int, dict[str, Any]]:

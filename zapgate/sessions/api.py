@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
-from zapgate.http.idempotency import IdempotencyKey, claimed
+from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.responses import Json
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_number
@@ -50,12 +50,15 @@ async def create_session(
     def created(session: Session) -> tuple[int, dict[str, Any]]:
         return 201, manager.describe(session)
 
-    async with claimed(request, caller.tenant, idempotency_key, created) as claim:
-        session = await manager.create(
+    return await idempotent(
+        request,
+        caller.tenant,
+        idempotency_key,
+        created,
+        lambda claim: manager.create(
             caller.tenant, body.name, body.engine, body.config, body.metadata, body.start, claim
-        )
-    status, payload = created(session)
-    return Json(payload, status_code=status)
+        ),
+    )
 
 
 @router.get(

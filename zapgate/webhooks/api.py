@@ -10,7 +10,7 @@ from zapgate.clock import from_datetime
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
-from zapgate.http.idempotency import IdempotencyKey, claimed
+from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.responses import Json
 from zapgate.webhooks.model import Webhook
 from zapgate.webhooks.schemas import (
@@ -43,10 +43,13 @@ async def create_webhook(
     request: Request, body: CreateWebhook, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> Json:
     service = services_of(request).webhooks
-    async with claimed(request, caller.tenant, idempotency_key, _with_secret) as claim:
-        created = await service.create(caller.tenant, body.model_dump(), claim)
-    status, payload = _with_secret(created)
-    return Json(payload, status_code=status)
+    return await idempotent(
+        request,
+        caller.tenant,
+        idempotency_key,
+        _with_secret,
+        lambda claim: service.create(caller.tenant, body.model_dump(), claim),
+    )
 
 
 @router.get("", response_model=list[WebhookOut], responses=responses(401), summary="Subscriptions")

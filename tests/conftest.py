@@ -96,13 +96,22 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     async with admin.begin() as connection:
         await connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
     engine = create_async_engine(
-        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}
+        POSTGRES_URL,
+        connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
     )
     try:
         yield engine
     finally:
         await engine.dispose()
         async with admin.begin() as connection:
+            # a connection a cancelled task left open would block DROP SCHEMA for ever
+            await connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": schema},
+            )
             await connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         await admin.dispose()
 

@@ -161,3 +161,22 @@ async def test_a_replaced_configured_key_stops_working(services: Services) -> No
     assert (await services.auth.authenticate(new)).tenant == "default"
     with pytest.raises(Unauthorized):
         await services.auth.authenticate(old)
+
+
+async def test_a_send_for_a_deleted_session_fails_alone(services: Services) -> None:
+    from zapgate.errors import SessionNotFound
+
+    await services.sessions.create("default", "doomed", "simulator", {}, {}, start=False)
+    await services.sessions.delete("default", "doomed")
+    results = await asyncio.gather(
+        services.messages.accept("default", "default", "", "5511999999999", "ok 1"),
+        services.messages.accept("default", "doomed", "", "5511999999999", "lost?"),
+        services.messages.accept("default", "default", "", "5511999999999", "ok 2"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], SessionNotFound)
+    assert [r.text for r in (results[0], results[2])] == ["ok 1", "ok 2"]  # type: ignore[union-attr]
+    doomed = await services.messages.history(
+        HistoryQuery(tenant="default", session="doomed", limit=10)
+    )
+    assert doomed == []

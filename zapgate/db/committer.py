@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.errors import AppError, Unavailable
+from zapgate.db.tables import sessions
+from zapgate.errors import AppError, SessionNotFound, Unavailable
 from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event, EventDraft
@@ -35,6 +36,15 @@ class UnitOfWork:
         self.connection = connection
         self._inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
         self._events: list[EventDraft] = []
+        self._sessions: set[tuple[str, str]] = set()
+
+    def require_session(self, tenant: str, name: str) -> None:
+        """Fail the write (SessionNotFound) unless the session exists when it commits.
+
+        Checked once per batch for every session its jobs touch, so a send racing a delete
+        cannot leave a message queued for a session that is gone.
+        """
+        self._sessions.add((tenant, name))
 
     def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
         """Insert ``row`` when the batch flushes (one executemany per table)."""
@@ -45,13 +55,27 @@ class UnitOfWork:
         self._events.append(draft)
 
     async def flush(self) -> list[Event]:
-        """Write the deferred rows, then the events; returns the placed events."""
+        """Check required sessions, write the deferred rows, then the events."""
+        if self._sessions:
+            await self._check_sessions()
         for table, rows in self._inserts.items():
             await self.connection.execute(table.insert(), rows)
         self._inserts.clear()
         placed = await event_log.append(self.connection, self._events) if self._events else []
         self._events.clear()
         return placed
+
+    async def _check_sessions(self) -> None:
+        wanted = sorted(self._sessions)
+        self._sessions.clear()
+        key = sa.tuple_(sessions.c.tenant_id, sessions.c.name)
+        found = await self.connection.execute(
+            sa.select(sessions.c.tenant_id, sessions.c.name).where(key.in_(wanted))
+        )
+        missing = set(wanted) - {(row[0], row[1]) for row in found}
+        if missing:
+            names = ", ".join(repr(name) for _, name in sorted(missing))
+            raise SessionNotFound(f"no session {names}")
 
 
 Job = Callable[[UnitOfWork], Awaitable[T]]

@@ -64,6 +64,7 @@ class MessageService:
         async def job(unit: UnitOfWork) -> Message:
             if claim is not None:
                 await claim.guard(unit)
+            unit.require_session(tenant, session)
             unit.insert(messages, message.to_row())
             unit.emit(_event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:

@@ -17,6 +17,7 @@ from zapgate.webhooks.model import DeliveryStatus
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+FIRST_PASS_AFTER_SECONDS = 60.0  # not at the busy moment of start-up, but soon after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class RetentionCleaner:
         return int(result.rowcount or 0)
 
     async def _loop(self) -> None:
+        await self._clock.sleep(min(FIRST_PASS_AFTER_SECONDS, self._policy.interval_seconds))
         while True:
             try:
                 cleaned = await self.clean()

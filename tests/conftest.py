@@ -97,7 +97,14 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         await connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
     engine = create_async_engine(
         POSTGRES_URL,
-        connect_args={"server_settings": {"search_path": schema, "application_name": schema}},
+        connect_args={
+            "server_settings": {
+                "search_path": schema,
+                "application_name": schema,
+                "lock_timeout": "20s",
+                "idle_in_transaction_session_timeout": "60s",
+            }
+        },
     )
     try:
         yield engine

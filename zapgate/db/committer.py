@@ -26,6 +26,7 @@ from zapgate.events.bus import EventBus
 from zapgate.events.model import Event, EventDraft
 
 T = TypeVar("T")
+STOP_DRAIN_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
 
@@ -109,7 +110,11 @@ class Committer:
         """Finish what is queued, then stop."""
         if self._task is None:
             return
-        await self._queue.join()
+        try:
+            async with asyncio.timeout(STOP_DRAIN_SECONDS):
+                await self._queue.join()
+        except TimeoutError:
+            log.error("the writer did not drain in %s s; stopping it anyway", STOP_DRAIN_SECONDS)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None

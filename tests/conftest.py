@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+import sys
+import warnings
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,27 @@ POSTGRES_URL = os.environ.get(
 )
 ADMIN_KEY = "zg_testadmin0001_" + "k" * 32
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+TEARDOWN_SECONDS = 20.0
+
+
+async def bounded_teardown(work: Awaitable[object], what: str) -> None:
+    """Finish a teardown step, or after TEARDOWN_SECONDS report every pending task and go on.
+
+    An intermittent stall was seen in CI after tests had passed; this keeps it from hanging
+    the run and prints where each task waits, for the investigation.
+    """
+    try:
+        async with asyncio.timeout(TEARDOWN_SECONDS):
+            await work
+    except TimeoutError:
+        buffer = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=buffer)
+        message = f"teardown of {what} took over {TEARDOWN_SECONDS} s; tasks:\n{buffer.getvalue()}"
+        print(message, file=sys.stderr)
+        warnings.warn(message[:2000], stacklevel=1)
 
 
 def require_service(reason: str | None) -> None:
@@ -88,7 +112,7 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     if backend == "sqlite":
         engine = create_engine(make_settings(tmp_path))
         yield engine
-        await engine.dispose()
+        await bounded_teardown(engine.dispose(), "the SQLite engine")
         return
     require_service(await postgres_reason())
     schema = "zg_" + secrets.token_hex(6)
@@ -131,7 +155,7 @@ async def services(database: AsyncEngine, tmp_path: Path) -> AsyncIterator[Servi
     try:
         yield built
     finally:
-        await stop(built)
+        await bounded_teardown(stop(built), "services")
 
 
 @dataclass
@@ -186,7 +210,7 @@ class serve:
     async def __aexit__(self, *exc: object) -> None:
         self._server.should_exit = True
         if self._task is not None:
-            await self._task
+            await bounded_teardown(self._task, "the server")
 
 
 @pytest.fixture

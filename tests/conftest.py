@@ -133,7 +133,7 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     try:
         yield engine
     finally:
-        await engine.dispose()
+        await bounded_teardown(engine.dispose(), "the PostgreSQL engine")
         async with admin.begin() as connection:
             # a connection a cancelled task left open would block DROP SCHEMA for ever
             await connection.execute(

@@ -9,16 +9,10 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.support.engines import InstantEngine
-from tests.support.events import EventWatcher
+from tests.support.events import EventWatcher, status_is
 from zapgate.engines.registry import EngineSpec
 
 MANUAL = {"pairing": "manual"}
-
-
-def status_is(session: str, status: str):  # type: ignore[no-untyped-def]
-    return lambda e: (
-        e.type == "session.status" and e.session == session and e.payload["status"] == status
-    )
 
 
 async def create(api: httpx.AsyncClient, name: str, **body: object) -> httpx.Response:

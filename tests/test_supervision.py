@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import RunningServer, make_settings
 from tests.support.engines import BrokenEngine
-from tests.support.events import EventWatcher
+from tests.support.events import EventWatcher, status_is
 from zapgate.app import start, stop
 from zapgate.clock import ManualClock
 from zapgate.engines.registry import EngineSpec
@@ -19,12 +19,6 @@ from zapgate.services import Services, build_services
 
 TERMINAL = {"sent", "delivered", "read", "failed"}
 BACKGROUND_LOOPS = 2  # the health check and the retention cleaner sleep on the clock too
-
-
-def status_is(session: str, status: str):  # type: ignore[no-untyped-def]
-    return lambda e: (
-        e.type == "session.status" and e.session == session and e.payload["status"] == status
-    )
 
 
 @pytest.fixture

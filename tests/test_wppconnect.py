@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, RunningServer, make_settings, require_service
 from tests.contract.drivers import FAKE_PAGE
-from tests.support.events import EventWatcher, message_status
+from tests.support.events import EventWatcher, message_status, status_is
 from tests.support.js_client import JsSocketClient, ensure_node_harness
 from tests.support.procs import chromium_under
 from zapgate.config import Settings
@@ -34,12 +34,6 @@ def server_settings(tmp_path: Path) -> Settings:
         wppconnect_fake_page=FAKE_PAGE,
         session_restart_base_seconds=0.2,
         wppconnect_start_timeout_seconds=30,
-    )
-
-
-def status_is(session: str, status: str):  # type: ignore[no-untyped-def]
-    return lambda e: (
-        e.type == "session.status" and e.session == session and e.payload["status"] == status
     )
 
 

@@ -60,3 +60,10 @@ def message_status(message_id: str, status: str) -> Predicate:
 def of_type(event_type: str, session: str | None = None) -> Predicate:
     """Matches events of a type (and session)."""
     return lambda e: e.type == event_type and (session is None or e.session == session)
+
+
+def status_is(session: str, status: str) -> Predicate:
+    """Matches the ``session.status`` event that moves ``session`` to ``status``."""
+    return lambda e: (
+        e.type == "session.status" and e.session == session and e.payload["status"] == status
+    )

@@ -71,8 +71,14 @@ def free_port() -> int:
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for tests: instant simulator, a known admin key, a free port."""
+    """Settings for tests: instant simulator, a known admin key, a free port.
+
+    Rate limits are off (tests fire requests much faster than any client should); the tests of
+    the limits turn them on.
+    """
     values: dict[str, Any] = {
+        "rate_limit_per_key": 0,
+        "auth_failures_per_minute": 0,
         "data_dir": data_dir,
         "api_key": ADMIN_KEY,
         "simulator_pairing_seconds": 0.0,
@@ -217,4 +223,19 @@ class serve:
 async def api(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for ``server`` with the admin key."""
     async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def any_server(database: AsyncEngine, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A real uvicorn over each backend: a SQLite file, then PostgreSQL."""
+    built = build_services(make_settings(tmp_path), database)
+    async with serve(built) as running:
+        yield running
+
+
+@pytest.fixture
+async def any_api(any_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for ``any_server`` with the admin key."""
+    async with httpx.AsyncClient(base_url=any_server.url, headers=AUTH, timeout=10) as client:
         yield client

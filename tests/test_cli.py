@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, free_port
 from tests.support.process import ServerProcess
+from zapgate.events.model import Event
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,7 @@ def test_migrate_and_keys_create(tmp_path: Path) -> None:
     [
         ({"ZAPGATE_AUTH": "off", "ZAPGATE_HOST": "0.0.0.0"}, "loopback"),
         ({"ZAPGATE_API_KEY": "short"}, "at least 16"),
-        ({"ZAPGATE_PORT": "99999"}, "port"),
+        ({"ZAPGATE_PORT": "99999"}, "ZAPGATE_PORT"),
         ({"ZAPGATE_DATABASE_URL": "mysql://x"}, "ZAPGATE_DATABASE_URL"),
     ],
 )
@@ -96,6 +97,27 @@ def test_invalid_configuration_stops_with_a_clear_message(
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr
     assert message in result.stderr
+
+
+def test_configuration_errors_never_print_the_value_given(tmp_path: Path) -> None:
+    secret = "zg_oops_tooShort"
+    result = zapgate(tmp_path, "serve", ZAPGATE_API_KEY=secret[:12])
+    assert result.returncode == 2
+    assert "ZAPGATE_API_KEY" in result.stderr
+    assert secret[:12] not in result.stderr + result.stdout
+
+
+def test_only_the_operators_qr_codes_reach_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from zapgate.cli import _print_qr_codes
+    from zapgate.events.model import EventDraft
+
+    def qr(tenant: str) -> Event:
+        return EventDraft(tenant, "s", "session.qr", {"qr": f"{tenant}-qr-content"}).placed(1)
+
+    _print_qr_codes([qr("acme"), qr("default")])
+    printed = capsys.readouterr().out
+    assert "'s' is waiting for a scan" in printed
+    assert printed.count("waiting for a scan") == 1, "another tenant's QR was printed"
 
 
 def test_doctor_says_what_each_engine_needs(tmp_path: Path) -> None:

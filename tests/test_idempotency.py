@@ -119,3 +119,23 @@ async def test_an_expired_key_can_be_used_again(
     second = await api.post(SEND, json={"to": "5511999999999", "text": "b"}, headers=key)
     assert second.status_code == 202, second.text
     assert second.json()["id"] != first.json()["id"]
+
+
+async def test_a_webhook_secret_is_never_kept_in_the_stored_answer(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    key = {"Idempotency-Key": "hook-1"}
+    body = {"url": "https://example.com/hook"}
+    created = await api.post("/api/v1/webhooks", json=body, headers=key)
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert secret.startswith("whsec_")
+    replayed = await api.post("/api/v1/webhooks", json=body, headers=key)
+    assert replayed.status_code == 201
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json()["id"] == created.json()["id"]
+    assert replayed.json()["secret"] is None, "a replay does not hand out the secret again"
+    async with server.services.database.connect() as connection:
+        stored = (await connection.execute(sa.text("SELECT * FROM idempotency_keys"))).all()
+    assert stored
+    assert secret.removeprefix("whsec_") not in repr(stored)

@@ -200,3 +200,17 @@ async def test_concurrent_starts_make_one_engine(
         if task.get_name() == "session:twice" and not task.done()
     ]
     assert len(engines) == 1, "more than one supervisor runs the same session"
+
+
+async def test_unknown_names_leave_no_lock_behind(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    import gc
+
+    for index in range(200):
+        for action in ("start", "stop", "restart", "logout"):
+            answer = await api.post(f"/api/v1/sessions/ghost-{index}/{action}")
+            assert answer.status_code == 404
+        assert (await api.delete(f"/api/v1/sessions/ghost-{index}")).status_code == 404
+    gc.collect()
+    assert len(server.services.sessions._locks) == 0

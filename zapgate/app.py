@@ -17,9 +17,12 @@ from zapgate.config import Settings
 from zapgate.db.migrate import migrate
 from zapgate.events.api import router as events_router
 from zapgate.http import errors
+from zapgate.http.boundary import BoundaryMiddleware
 from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
 from zapgate.http.limits import BodyLimitMiddleware
+from zapgate.http.loopback import LoopbackGuard
+from zapgate.http.ratelimit import RateLimitHeaders
 from zapgate.http.responses import Json
 from zapgate.messages.api import router as messages_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
@@ -44,8 +47,11 @@ def create_asgi(services: Services, announce: Announce | None = None) -> ASGIApp
     """The ASGI app over already built ``services``."""
     settings = services.settings
     api = create_api(services, announce)
-    limited = BodyLimitMiddleware(SendFastLane(api, services), settings.max_body_bytes)
+    checked = BoundaryMiddleware(RateLimitHeaders(SendFastLane(api, services)))
+    limited = BodyLimitMiddleware(checked, settings.max_body_bytes)
     asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
+    if settings.auth == "off":
+        asgi = LoopbackGuard(asgi, settings.cors_origins)
     return asgi
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from zapgate.config import Settings
 from zapgate.events.model import Event, EventType
@@ -26,9 +28,19 @@ app.add_typer(keys_app, name="keys")
 def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValueError as error:
-        typer.secho(f"invalid configuration:\n{error}", fg="red", err=True)
+    except ValidationError as error:
+        typer.secho(f"invalid configuration:\n{describe(error)}", fg="red", err=True)
         raise typer.Exit(2) from None
+
+
+def describe(error: ValidationError) -> str:
+    """Each problem with its setting, never the value given (it may be a key)."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        setting = "ZAPGATE_" + "_".join(str(part) for part in problem["loc"]).upper()
+        where = setting if problem["loc"] else "settings"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "\n".join(lines)
 
 
 def _announce(services: Services) -> None:
@@ -47,8 +59,9 @@ def _announce(services: Services) -> None:
 
 
 def _print_qr_codes(events: list[Event]) -> None:
+    """QR codes of the operator's own (default) tenant: other tenants' are theirs alone."""
     for event in events:
-        if event.type == EventType.SESSION_QR:
+        if event.type == EventType.SESSION_QR and event.tenant == DEFAULT_TENANT:
             typer.echo(
                 f"\nSession {event.session!r} is waiting for a scan (WhatsApp > Linked devices):\n"
                 + qr_render.terminal(event.payload["qr"])
@@ -65,6 +78,7 @@ def serve(
     from zapgate.app import create_app
 
     settings = _settings(host=host, port=port)
+    os.umask(0o077)  # whatever zapgate, Chromium or the bridge create is private to this user
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings, announce=_announce),

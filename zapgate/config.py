@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    rate_limit_per_key: float = Field(default=100.0, ge=0, allow_inf_nan=False)
+    rate_limit_burst: int = Field(default=200, ge=0)
+    max_sessions_per_tenant: int = Field(default=20, ge=0)
+    max_webhooks_per_tenant: int = Field(default=20, ge=0)
+    max_queued_per_session: int = Field(default=10_000, ge=0)
+    max_streams_per_key: int = Field(default=32, ge=0)
+    auth_failures_per_minute: int = Field(default=60, ge=0)
+    limits_cache_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = Field(default=86_400.0, gt=0)
     webhook_allowlist: str = ""
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)
@@ -124,6 +132,11 @@ class Settings(BaseSettings):
         if self.auth == "off" and not is_loopback_host(self.host):
             raise ValueError(
                 "ZAPGATE_AUTH=off is only allowed when ZAPGATE_HOST is a loopback address"
+            )
+        if self.auth == "off" and "*" in self.cors_origins:
+            raise ValueError(
+                "ZAPGATE_CORS_ORIGINS=* with ZAPGATE_AUTH=off would let any web page use the "
+                "API; list the origins you trust"
             )
         return self
 

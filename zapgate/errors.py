@@ -14,6 +14,7 @@ class AppError(Exception):
     def __init__(self, detail: Any = None) -> None:
         super().__init__(detail if isinstance(detail, str) else self.code)
         self.detail = detail
+        self.headers: dict[str, str] = {}
 
 
 class InvalidInput(AppError):
@@ -110,6 +111,28 @@ class IdempotentReplay(AppError):
         super().__init__("replayed")
         self.status = status
         self.body = body
+
+
+class TooMany(AppError):
+    """Over a limit (429); ``headers`` says when to retry and what the policy is."""
+
+    status = 429
+
+
+class RateLimited(TooMany):
+    """Too many requests in too short a time: retry after ``Retry-After`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.headers = headers
+
+
+class QuotaExceeded(TooMany):
+    """A count quota (sessions, webhooks, queued messages, open streams) is full."""
+
+    code = "quota_exceeded"
 
 
 class Unavailable(AppError):

@@ -19,6 +19,9 @@ from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
 from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
 from zapgate.idempotency.service import Idempotency
+from zapgate.limits.gate import Gate
+from zapgate.limits.model import Limits
+from zapgate.limits.service import LimitService
 from zapgate.messages.pacing import PacingPolicy
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
@@ -49,6 +52,8 @@ class Services:
     webhooks: WebhookService
     dispatcher: Dispatcher
     retention: RetentionCleaner
+    limits: LimitService
+    gate: Gate
     generated_key: str | None = None
 
 
@@ -115,10 +120,17 @@ def build_services(
     bus = EventBus()
     committer = Committer(database, bus, settings.commit_batch_max)
     auth = Authenticator(database, committer, settings.auth == "on", settings.auth_cache_seconds)
-    messages = MessageService(database, committer)
+    limits = LimitService(
+        database,
+        committer,
+        Limits.from_settings(settings),
+        settings.auth_failures_per_minute,
+        settings.limits_cache_seconds,
+    )
+    messages = MessageService(database, committer, limits)
     engines = build_engines(settings, clock)
     sessions = SessionManager(
-        database, committer, messages, engines, clock, session_settings(settings)
+        database, committer, messages, engines, clock, session_settings(settings), limits
     )
     realtime = RealtimeServer(auth, bus, database, settings.cors_origins)
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
@@ -142,17 +154,19 @@ def build_services(
         clock,
     )
     return Services(
-        settings,
-        database,
-        bus,
-        committer,
-        auth,
-        messages,
-        sessions,
-        realtime,
-        clock,
-        idempotency,
-        webhooks,
-        dispatcher,
-        retention,
+        settings=settings,
+        database=database,
+        bus=bus,
+        committer=committer,
+        auth=auth,
+        messages=messages,
+        sessions=sessions,
+        realtime=realtime,
+        clock=clock,
+        idempotency=idempotency,
+        webhooks=webhooks,
+        dispatcher=dispatcher,
+        retention=retention,
+        limits=limits,
+        gate=Gate(auth, limits),
     )

@@ -72,3 +72,21 @@ async def revoke_named_except(
         )
         .values(revoked_at=now_ms())
     )
+
+
+async def reinstate_named(
+    connection: AsyncConnection, tenant: str, name: str, lookup: str, key_hash: str
+) -> bool:
+    """Make ``tenant``'s key called ``name`` with this lookup live again (the configured admin
+    key coming back); False when the lookup belongs to another key."""
+    result = await connection.execute(
+        sa.update(api_keys)
+        .where(
+            api_keys.c.tenant_id == tenant,
+            api_keys.c.name == name,
+            api_keys.c.prefix == lookup,
+            api_keys.c.key_hash == key_hash,
+        )
+        .values(revoked_at=None)
+    )
+    return bool(result.rowcount)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.auth import keys
 from zapgate.auth import repository as key_store
 from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.errors import Unauthorized
+from zapgate.errors import InvalidInput, Unauthorized
 from zapgate.sessions.repository import ensure_tenant
 
 CACHE_MAX = 10_000
@@ -53,6 +53,15 @@ class Authenticator:
         self._remember(digest, principal)
         return principal
 
+    def cached(self, presented: str | None) -> Principal | None:
+        """The principal of a key verified recently, without touching the database."""
+        if not presented:
+            return None
+        cached = self._cache.get(keys.hash_key(presented))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     async def _verify(self, presented: str) -> Principal:
         row = await key_store.find_by_lookup(self._engine, keys.lookup_of(presented))
         if row is None or not keys.matches(presented, row["key_hash"]):
@@ -91,7 +100,16 @@ class Authenticator:
             async def store_configured(unit: UnitOfWork) -> None:
                 await ensure_tenant(unit.connection, tenant, tenant)
                 await key_store.revoke_named_except(unit.connection, tenant, CONFIGURED, lookup)
-                if not await key_store.exists_lookup(unit.connection, lookup):
+                if await key_store.exists_lookup(unit.connection, lookup):
+                    # configured before (maybe replaced since, so revoked): it is the key again
+                    if not await key_store.reinstate_named(
+                        unit.connection, tenant, CONFIGURED, lookup, keys.hash_key(configured_key)
+                    ):
+                        raise InvalidInput(
+                            "ZAPGATE_API_KEY has the lookup part of another stored key; "
+                            "choose another key"
+                        )
+                else:
                     await key_store.insert(
                         unit.connection,
                         f"key_{lookup[:12]}",

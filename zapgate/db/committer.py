@@ -38,6 +38,11 @@ class UnitOfWork:
         self._inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
         self._events: list[EventDraft] = []
         self._sessions: set[tuple[str, str]] = set()
+        self.committed: list[Callable[[], None]] = []
+        """Callbacks run once the transaction is committed (never if it fails): how a job
+        updates in-memory state, since a job may run twice and must touch only its unit."""
+        self.scratch: dict[Any, Any] = {}
+        """State shared by the jobs of one transaction (e.g. counters loaded once per batch)."""
 
     def require_session(self, tenant: str, name: str) -> None:
         """Fail the write (SessionNotFound) unless the session exists when it commits.
@@ -163,6 +168,11 @@ class Committer:
             unit = UnitOfWork(connection)
             results = [await pending.job(unit) for pending in batch]
             events = await unit.flush()
+        for callback in unit.committed:
+            try:
+                callback()
+            except Exception:
+                log.exception("an after-commit callback failed")
         return results, events
 
 

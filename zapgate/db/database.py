@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from zapgate.config import Settings
+from zapgate.files import FILE_MODE, private_dir, private_file
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """The database engine for ``settings.database_url``."""
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        database_file = _sqlite_file(settings.database_url)
+        if database_file is not None:
+            private_dir(database_file.parent)
+            private_file(database_file)  # SQLite gives its -wal and -shm files the same mode
+            for companion in ("-wal", "-shm", "-journal"):
+                sidecar = database_file.with_name(database_file.name + companion)
+                if sidecar.exists():
+                    sidecar.chmod(FILE_MODE)
         engine = create_async_engine(
             settings.database_url, pool_size=8, max_overflow=8, hide_parameters=True
         )
@@ -23,6 +33,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url, pool_size=10, max_overflow=10, hide_parameters=True
     )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for an in-memory database)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _tune_sqlite(engine: AsyncEngine, synchronous: str) -> None:

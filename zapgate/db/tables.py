@@ -151,3 +151,16 @@ webhook_attempts = sa.Table(
     sa.Column("response_excerpt", sa.Text, nullable=True),
     sa.Index("ix_attempts_delivery", "delivery_id", "attempted_at"),
 )
+
+tenant_limits = sa.Table(
+    "tenant_limits",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("rate_per_key", sa.Float, nullable=True),
+    sa.Column("burst", sa.Integer, nullable=True),
+    sa.Column("sessions", sa.Integer, nullable=True),
+    sa.Column("webhooks", sa.Integer, nullable=True),
+    sa.Column("queued_per_session", sa.Integer, nullable=True),
+    sa.Column("streams_per_key", sa.Integer, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

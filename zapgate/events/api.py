@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 from zapgate.events import repository, stream
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.responses import Json
+from zapgate.limits.streams import StreamSlot
+from zapgate.validation import INT64_MAX as SEQ_MAX
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A stream that holds one of its key's stream slots until it ends, however it ends."""
+
+    def __init__(self, slot: StreamSlot, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
 
 
 class EventOut(BaseModel):
@@ -53,35 +69,45 @@ class EventPage(BaseModel):
 async def list_events(
     request: Request,
     caller: Caller,
-    after: Annotated[int, Query(ge=0, description="return events with seq greater than this")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=SEQ_MAX, description="return events with seq greater than this")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for news")] = 0,
     session: Annotated[str | None, Query(max_length=64)] = None,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, description="SSE: resume after this seq")
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=SEQ_MAX, description="SSE: resume after this seq"),
     ] = None,
 ) -> Response:
     services = services_of(request)
     if "text/event-stream" in request.headers.get("accept", ""):
+        slot = await services.limits.open_stream(caller.tenant, caller.key_id)
         start = last_event_id if last_event_id is not None else after
         frames = stream.stream(
             services.database, services.bus, caller.tenant, start, session, request.is_disconnected
         )
-        return StreamingResponse(
+        return SlotStreamingResponse(
+            slot,
             frames,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    seen = after
-    events = await repository.read_after(services.database, caller.tenant, after, limit, session)
-    while not events and loop.time() < deadline:
-        if not await services.bus.wait_beyond(caller.tenant, seen, deadline - loop.time()):
-            break
-        seen = services.bus.latest(caller.tenant)
+    if wait <= 0:
         events = await repository.read_after(
             services.database, caller.tenant, after, limit, session
         )
+    else:
+        with await services.limits.open_stream(caller.tenant, caller.key_id):
+            events = await stream.long_poll(
+                services.database,
+                services.bus,
+                caller.tenant,
+                after,
+                limit,
+                session,
+                wait,
+                request.is_disconnected,
+            )
     next_after = events[-1].seq if events else after
     return Json({"data": [e.envelope() for e in events], "next_after": next_after})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -13,6 +14,8 @@ from zapgate.events.model import Event
 
 PAGE = 500
 KEEPALIVE_SECONDS = 15.0
+GONE_CHECK_SECONDS = 2.0
+"""How often a quiet stream checks that its client is still there (its slot is freed then)."""
 
 
 def frame(event: Event) -> bytes:
@@ -32,6 +35,7 @@ async def stream(
     """Frames of events after ``after``, then live ones, until ``gone()``."""
     yield b"retry: 3000\n\n"
     cursor = after
+    quiet = 0.0
     while not await gone():
         newest = bus.latest(tenant)
         page = await repository.read_after(database, tenant, cursor, PAGE, session)
@@ -40,5 +44,36 @@ async def stream(
             cursor = event.seq
         if len(page) == PAGE:
             continue
-        if not await bus.wait_beyond(tenant, max(newest, cursor), KEEPALIVE_SECONDS):
+        if await bus.wait_beyond(tenant, max(newest, cursor), GONE_CHECK_SECONDS):
+            quiet = 0.0
+            continue
+        quiet += GONE_CHECK_SECONDS
+        if quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
             yield b": keep-alive\n\n"
+
+
+async def long_poll(
+    database: AsyncEngine,
+    bus: EventBus,
+    tenant: str,
+    after: int,
+    limit: int,
+    session: str | None,
+    wait: float,
+    gone: Callable[[], Awaitable[bool]],
+) -> list[Event]:
+    """Events after ``after``, waiting up to ``wait`` seconds for the first (until ``gone()``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    seen = after
+    events = await repository.read_after(database, tenant, after, limit, session)
+    while not events and loop.time() < deadline:
+        slice_seconds = min(GONE_CHECK_SECONDS, deadline - loop.time())
+        if not await bus.wait_beyond(tenant, seen, slice_seconds):
+            if await gone():
+                break
+            continue
+        seen = bus.latest(tenant)
+        events = await repository.read_after(database, tenant, after, limit, session)
+    return events

@@ -52,15 +52,22 @@ _HTTP_CODES = {
 }
 
 
+def app_error_response(error: AppError) -> Json:
+    """Render an AppError (with its headers; 401 also says how to authenticate)."""
+    if isinstance(error, IdempotentReplay):
+        return Json(error.body, status_code=error.status, headers=REPLAYED)
+    headers = {**error.headers}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_response(error.status, error.code, error.detail, **headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, error: AppError) -> Json:
-        if isinstance(error, IdempotentReplay):
-            return Json(error.body, status_code=error.status, headers=REPLAYED)
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
-        return error_response(error.status, error.code, error.detail, **headers)
+        return app_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> Json:

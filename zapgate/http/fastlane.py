@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.compat.api import LegacySend, legacy_send_result
 from zapgate.errors import AppError
-from zapgate.http.errors import error_response
+from zapgate.http.errors import app_error_response, error_response
+from zapgate.http.ratelimit import ADMITTED, remember_decision
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.schemas import SendText
@@ -76,15 +77,26 @@ class SendFastLane:
         await answer(scope, receive, send)
 
     async def _serve(self, handler: Handler, session: str, scope: Scope, body: bytes) -> Any:
+        client = scope.get("client")
         try:
-            principal = await self.services.auth.authenticate(_presented_key(scope))
-            status, payload = await handler(self.services, principal.tenant, body, session)
+            admission = await self.services.gate.admit(
+                _presented_key(scope), client[0] if client else None
+            )
+        except AppError as refused:  # rendered here: admitting twice would count twice
+            return app_error_response(refused)
+        scope[ADMITTED] = admission
+        remember_decision(scope, admission.decision)
+        try:
+            status, payload = await handler(
+                self.services, admission.principal.tenant, body, session
+            )
         except (AppError, ValidationError, ValueError):
             return None
         except Exception:
             log.exception("unhandled error on the send fast lane")
             return error_response(500, "internal_error", "an unexpected error was logged")
-        return Json(payload, status_code=status)
+        headers = admission.decision.headers() if admission.decision is not None else None
+        return Json(payload, status_code=status, headers=headers)
 
 
 def _route(scope: Scope) -> tuple[Handler, str] | None:

@@ -30,9 +30,13 @@ async def idempotent(
     key: str | None,
     render: Callable[[T], tuple[int, Any]],
     produce: Callable[[Claim | None], Awaitable[T]],
+    stored: Callable[[T], tuple[int, Any]] | None = None,
 ) -> Json:
-    """Run ``produce`` under the key's claim and answer what ``render`` makes of its result."""
-    async with claimed(request, tenant, key, render) as claim:
+    """Run ``produce`` under the key's claim and answer what ``render`` makes of its result.
+
+    ``stored`` renders the answer kept for replays when it must differ (no secrets at rest).
+    """
+    async with claimed(request, tenant, key, stored or render) as claim:
         result = await produce(claim)
     status, payload = render(result)
     return Json(payload, status_code=status)

@@ -138,3 +138,13 @@ async def exists_by_engine_id(
         messages.c.direction == Direction.OUT.value,
     )
     return (await connection.execute(statement)).first() is not None
+
+
+async def count_queued(connection: AsyncConnection, tenant: str, session: str) -> int:
+    """How many outbound messages of a session wait in the outbox."""
+    statement = sa.select(sa.func.count()).where(
+        messages.c.tenant_id == tenant,
+        messages.c.session == session,
+        messages.c.status == MessageStatus.QUEUED.value,
+    )
+    return int(await connection.scalar(statement) or 0)

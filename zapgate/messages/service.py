@@ -16,7 +16,9 @@ from zapgate.errors import MessageNotFound
 from zapgate.events.model import EventDraft, EventType
 from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
+from zapgate.limits.service import LimitService
 from zapgate.messages import repository
+from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
 from zapgate.phone import chat_id
 
@@ -26,9 +28,11 @@ EARLY_ACKS_KEPT = 10_000
 class MessageService:
     """Writes go through the committer (one transaction with their event); reads go to the store."""
 
-    def __init__(self, engine: AsyncEngine, committer: Committer) -> None:
+    def __init__(self, engine: AsyncEngine, committer: Committer, limits: LimitService) -> None:
         self._engine = engine
         self._committer = committer
+        self._limits = limits
+        self.depth = OutboxDepth()
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
 
@@ -61,10 +65,13 @@ class MessageService:
             updated_at=now,
         )
 
+        limits = await self._limits.of(tenant)
+
         async def job(unit: UnitOfWork) -> Message:
             if claim is not None:
                 await claim.guard(unit)
             unit.require_session(tenant, session)
+            await self.depth.reserve(unit, tenant, session, limits)
             unit.insert(messages, message.to_row())
             unit.emit(_event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:
@@ -120,6 +127,8 @@ class MessageService:
             current = await self._apply(
                 unit, where, MessageStatus.SENT, values, EventType.MESSAGE_SENT
             )
+            if current is not None:
+                await self.depth.release(unit, message.tenant, message.session)
             for ack in sorted(self._early_acks.get(key, ()), key=list(AckStatus).index):
                 target = MessageStatus(ack.value)
                 later: dict[str, object] = {"status": target.value, "updated_at": now}
@@ -141,12 +150,17 @@ class MessageService:
             "attempts": message.attempts + 1,
             "updated_at": now_ms(),
         }
-        return await self._transition(
-            repository.by_id(message.tenant, message.id),
-            MessageStatus.SENT,
-            values,
-            EventType.MESSAGE_STATUS,
-        )
+        where = repository.by_id(message.tenant, message.id)
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            failed = await self._apply(
+                unit, where, MessageStatus.SENT, values, EventType.MESSAGE_STATUS
+            )
+            if failed is not None:  # it was queued
+                await self.depth.release(unit, message.tenant, message.session)
+            return failed
+
+        return await self._committer.run(job)
 
     async def fail_queued(self, tenant: str, session: str, reason: str) -> int:
         """Fail every queued message of a session (it is gone); returns how many."""
@@ -203,18 +217,6 @@ class MessageService:
     async def queued(self, tenant: str, session: str, limit: int) -> list[Message]:
         """The session's outbox, oldest first."""
         return await repository.queued(self._engine, tenant, session, limit)
-
-    async def _transition(
-        self,
-        where: repository.Match,
-        target: MessageStatus,
-        values: dict[str, object],
-        event_type: str,
-    ) -> Message | None:
-        async def job(unit: UnitOfWork) -> Message | None:
-            return await self._apply(unit, where, target, values, event_type)
-
-        return await self._committer.run(job)
 
     @staticmethod
     async def _apply(

@@ -105,3 +105,11 @@ async def delete(connection: AsyncConnection, tenant: str, name: str) -> bool:
 
 def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:
     return sa.and_(sessions.c.tenant_id == tenant, sessions.c.name == name)
+
+
+async def count(connection: AsyncConnection, tenant: str) -> int:
+    """How many sessions ``tenant`` has."""
+    statement = (
+        sa.select(sa.func.count()).select_from(sessions).where(sessions.c.tenant_id == tenant)
+    )
+    return int(await connection.scalar(statement) or 0)

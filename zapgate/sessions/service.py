@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from zapgate.errors import (
 )
 from zapgate.events.model import EventDraft, EventType
 from zapgate.idempotency.service import Claim
+from zapgate.limits.service import LimitService
 from zapgate.messages.model import Message
 from zapgate.messages.pacing import Pacer, PacingPolicy
 from zapgate.messages.sender import RetryPolicy, Sender
@@ -72,8 +74,10 @@ class SessionManager:
         engines: EngineRegistry,
         clock: Clock,
         settings: SessionSettings,
+        limits: LimitService,
     ) -> None:
         self._database = database
+        self._limits = limits
         self._committer = committer
         self.messages = messages
         self.engines = engines
@@ -82,7 +86,7 @@ class SessionManager:
         self._running: dict[Key, _Running] = {}
         self._known: dict[Key, Session] = {}
         self._health_task: asyncio.Task[None] | None = None
-        self._locks: dict[Key, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
 
     # boot and shutdown -----------------------------------------------------------------------
@@ -178,6 +182,7 @@ class SessionManager:
         """Store a new session (and start it unless ``start`` is False)."""
         self.engines.check_config(engine, config)
         self.engines.require_available(engine)
+        limits = await self._limits.of(tenant)
 
         async def job(unit: UnitOfWork) -> Session:
             if claim is not None:
@@ -185,6 +190,8 @@ class SessionManager:
             await repository.ensure_tenant(unit.connection, tenant, tenant)
             if await repository.exists(unit.connection, tenant, name):
                 raise SessionExists(f"a session named {name!r} exists")
+            used = await repository.count(unit.connection, tenant)
+            self._limits.require_room(limits, "sessions", used)
             desired = "running" if start else "stopped"
             created = await repository.create(
                 unit.connection, tenant, name, engine, config, metadata, desired
@@ -195,6 +202,7 @@ class SessionManager:
 
         session = await self._committer.run(job)
         self._known[(tenant, name)] = session
+        self.messages.depth.forget(tenant, name)
         if start:
             self._launch(session)
         return session
@@ -227,6 +235,7 @@ class SessionManager:
                 await repository.delete(unit.connection, tenant, name)
 
             await self._committer.run(job)
+            self.messages.depth.forget(tenant, name)
             await self.messages.fail_queued(tenant, name, "the session was deleted")
 
     async def start(self, tenant: str, name: str) -> Session:
@@ -271,8 +280,16 @@ class SessionManager:
         return session
 
     def _lock(self, tenant: str, name: str) -> asyncio.Lock:
-        """One lifecycle change of a session at a time (two starts must not make two engines)."""
-        return self._locks.setdefault((tenant, name), asyncio.Lock())
+        """One lifecycle change of a session at a time (two starts must not make two engines).
+
+        Held weakly: a lock lives while someone holds or waits for it, so names that were
+        never sessions (404s) leave nothing behind.
+        """
+        lock = self._locks.get((tenant, name))
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[(tenant, name)] = lock
+        return lock
 
     async def pairing_code(self, tenant: str, name: str, phone: str) -> str:
         """Ask the engine for a code to type on the phone instead of scanning the QR."""

@@ -32,6 +32,12 @@ def _with_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
     return 201, {**webhook.public(), "secret": secret}
 
 
+def _without_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
+    """The answer kept for an Idempotency-Key replay: never the secret (rotate it if lost)."""
+    webhook, _secret = created
+    return 201, {**webhook.public(), "secret": None}
+
+
 @router.post(
     "",
     status_code=201,
@@ -49,6 +55,7 @@ async def create_webhook(
         idempotency_key,
         _with_secret,
         lambda claim: service.create(caller.tenant, body.model_dump(), claim),
+        stored=_without_secret,
     )
 
 

@@ -29,6 +29,7 @@ from zapgate.engines.base import (
 from zapgate.engines.wppconnect import mapping
 from zapgate.engines.wppconnect.rpc import BridgeError, BridgeGone, BridgeProcess
 from zapgate.engines.wppconnect.runtime import BRIDGE_SCRIPT, WppRuntime
+from zapgate.files import private_dir
 from zapgate.phone import chat_id, number_of
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class WppConnectEngine:
             raise PermanentEngineError(f"the wppconnect engine cannot run here: {missing}")
         self._sink = sink
         self._token_dir = _token_dir(self._options.data_dir, session)
-        self._token_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._token_dir, within=self._options.data_dir)
         await self._report(SessionStatus.STARTING)
         bridge = BridgeProcess(
             self._options.runtime.node, BRIDGE_SCRIPT, self._on_event, session.name

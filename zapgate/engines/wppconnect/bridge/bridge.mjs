@@ -210,7 +210,7 @@ async function start(params) {
   state.started = true;
   state.fake = Boolean(params.fakePage);
   const profileDir = join(params.tokenDir, 'profile');
-  mkdirSync(profileDir, { recursive: true });
+  mkdirSync(profileDir, { recursive: true, mode: 0o700 });
 
   const options = {
     session: params.session,

@@ -1,0 +1,1 @@
+"""Quotas and rate limits: per tenant and per key, defaults from settings, overrides per tenant."""

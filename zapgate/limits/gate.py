@@ -1,0 +1,54 @@
+"""The way in for every request and connection: authenticate, then count against the limits.
+
+HTTP routes, the send fast lane, SSE, long-polls and Socket.IO all call ``Gate.admit``, so a
+check added here applies everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zapgate.auth.service import Authenticator, Principal
+from zapgate.errors import Unauthorized
+from zapgate.limits.buckets import Decision
+from zapgate.limits.service import LimitService
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted caller and the rate decision (None when rates are unlimited)."""
+
+    principal: Principal
+    decision: Decision | None
+
+
+class Gate:
+    """Authentication with failed-attempt limits per client address, then the key's rate."""
+
+    def __init__(self, auth: Authenticator, limits: LimitService) -> None:
+        self._auth = auth
+        self.limits = limits
+
+    async def admit(self, presented: str | None, address: str | None) -> Admission:
+        """The caller of a request; Unauthorized or RateLimited when refused.
+
+        An address that used up its failed attempts may still use a key verified recently (no
+        database work), but nothing else until its budget refills.
+        """
+        principal = self._auth.cached(presented) if self._auth.enabled else self._auth.anonymous
+        if principal is None:
+            principal = await self._verify(presented, address)
+        decision = await self.limits.take_request(principal.tenant, principal.key_id)
+        return Admission(principal, decision)
+
+    async def _verify(self, presented: str | None, address: str | None) -> Principal:
+        if presented:
+            blocked = self.limits.address_blocked(address)
+            if blocked is not None:
+                raise blocked
+        try:
+            return await self._auth.authenticate(presented)
+        except Unauthorized:
+            if presented:
+                self.limits.record_failure(address)
+            raise

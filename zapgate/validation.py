@@ -1,0 +1,75 @@
+"""Input that could be stored must also be readable back: one check for every JSON value.
+
+Refused anywhere in a value (keys included): NUL characters (PostgreSQL text cannot hold them),
+lone surrogates (no UTF-8 form, so no JSON output), integers outside 64 bits, NaN and infinities,
+and nesting deeper than ``MAX_DEPTH``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from zapgate.errors import InvalidInput
+
+MAX_DEPTH = 32
+INT64_MAX = 2**63 - 1
+Loc = tuple[str | int, ...]
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or None."""
+    if "\x00" in text:
+        return "NUL characters are not allowed"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "lone surrogates (invalid Unicode) are not allowed"
+    return None
+
+
+def problems(value: Any, loc: Loc = (), max_depth: int = MAX_DEPTH) -> list[dict[str, Any]]:
+    """Every problem of a parsed JSON value, as validation error items (``loc``, ``msg``)."""
+    found: list[dict[str, Any]] = []
+    stack: list[tuple[Any, Loc, int]] = [(value, loc, 0)]
+    while stack and len(found) < 20:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                found.append(_problem(where, f"nested deeper than {max_depth} levels", "depth"))
+                continue
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and (problem := text_problem(key)):
+                    found.append(_problem((*where, key), f"key: {problem}", "text"))
+                stack.append((child, (*where, key), depth + 1))
+        elif isinstance(item, str):
+            if problem := text_problem(item):
+                found.append(_problem(where, problem, "text"))
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -INT64_MAX - 1 <= item <= INT64_MAX:
+                found.append(_problem(where, "integers must fit in 64 bits", "int_range"))
+        elif isinstance(item, float) and not math.isfinite(item):
+            found.append(_problem(where, "numbers must be finite", "float_range"))
+    return found
+
+
+def check(value: Any, loc: Loc = ()) -> None:
+    """InvalidInput listing the problems of ``value`` (see ``problems``)."""
+    found = problems(value, loc)
+    if found:
+        raise InvalidInput(found)
+
+
+def _problem(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": [_printable(part) for part in loc], "msg": msg, "type": f"boundary_{kind}"}
+
+
+def _printable(part: str | int) -> str | int:
+    """A location part that can itself be rendered (a bad key is shown escaped)."""
+    if isinstance(part, int) or text_problem(part) is None:
+        return part
+    return part.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

@@ -65,11 +65,9 @@ class UnitOfWork:
         for table, rows in self._inserts.items():
             await self.connection.execute(table.insert(), rows)
         self._inserts.clear()
-        placed = (
-            await event_log.all_tenants_append(self.connection, self._events)
-            if self._events
-            else []
-        )
+        placed: list[Event] = []
+        if self._events:
+            placed = await event_log.all_tenants_append(self.connection, self._events)
         self._events.clear()
         return placed
 

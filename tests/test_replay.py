@@ -9,12 +9,12 @@ from tests.conftest import RunningServer, require_service
 from tests.support.js_client import JsSocketClient, ensure_node_harness
 from zapgate.db.committer import UnitOfWork
 from zapgate.events.model import EventDraft
-from zapgate.sessions.repository import ensure_tenant
+from zapgate.tenants import repository as tenant_store
 
 
 async def tenant_with_key(server: RunningServer, tenant: str) -> str:
     async def job(unit: UnitOfWork) -> None:
-        await ensure_tenant(unit.connection, tenant, tenant)
+        await tenant_store.ensure(unit.connection, tenant, tenant)
 
     await server.services.committer.run(job)
     return await server.services.auth.create_key(tenant, "replay test")

@@ -17,7 +17,7 @@ from zapgate.events.model import EventDraft
 from zapgate.messages.model import Direction, MessageStatus
 from zapgate.messages.repository import HistoryQuery
 from zapgate.services import Services
-from zapgate.sessions import repository as session_store
+from zapgate.tenants import repository as tenant_store
 
 
 async def emit(services: Services, tenant: str, count: int) -> None:
@@ -30,7 +30,7 @@ async def emit(services: Services, tenant: str, count: int) -> None:
 
 async def make_tenant(services: Services, tenant: str) -> None:
     async def job(unit: UnitOfWork) -> None:
-        await session_store.ensure_tenant(unit.connection, tenant, tenant)
+        await tenant_store.ensure(unit.connection, tenant, tenant)
 
     await services.committer.run(job)
 

@@ -6,14 +6,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import Clock, now_ms
-from zapgate.db.tables import webhook_attempts, webhook_deliveries
 from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Idempotency
-from zapgate.webhooks.model import DeliveryStatus
+from zapgate.webhooks import repository as webhook_store
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -64,28 +62,14 @@ class RetentionCleaner:
     async def clean(self) -> Cleaned:
         """One pass."""
         now = now_ms()
-        events = await event_log.delete_older_than(
+        events = await event_log.all_tenants_delete_older_than(
             self._database, now - int(self._policy.events_days * DAY_MS)
         )
-        deliveries = await self._delete_finished_deliveries(
-            now - int(self._policy.deliveries_days * DAY_MS)
+        deliveries = await webhook_store.all_tenants_delete_finished_deliveries(
+            self._database, now - int(self._policy.deliveries_days * DAY_MS)
         )
         keys = await self._idempotency.purge_expired()
         return Cleaned(events, deliveries, keys)
-
-    async def _delete_finished_deliveries(self, cutoff_ms: int) -> int:
-        finished = sa.select(webhook_deliveries.c.id).where(
-            webhook_deliveries.c.status != DeliveryStatus.PENDING,
-            webhook_deliveries.c.updated_at < cutoff_ms,
-        )
-        async with self._database.begin() as connection:
-            await connection.execute(
-                sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(finished))
-            )
-            result = await connection.execute(
-                sa.delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(finished))
-            )
-        return int(result.rowcount or 0)
 
     async def _loop(self) -> None:
         await self._clock.sleep(min(FIRST_PASS_AFTER_SECONDS, self._policy.interval_seconds))

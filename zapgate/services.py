@@ -27,6 +27,7 @@ from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
 from zapgate.realtime.server import RealtimeServer
 from zapgate.retention import RetentionCleaner, RetentionPolicy
+from zapgate.sessions import repository as session_store
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.webhooks.client import WebhookClient
@@ -118,7 +119,9 @@ def build_services(
     database = database or create_engine(settings)
     clock = clock or SystemClock()
     bus = EventBus()
-    committer = Committer(database, bus, settings.commit_batch_max)
+    committer = Committer(
+        database, bus, session_store.all_tenants_missing_sessions, settings.commit_batch_max
+    )
     auth = Authenticator(database, committer, settings.auth == "on", settings.auth_cache_seconds)
     limits = LimitService(
         database,

@@ -1,4 +1,4 @@
-"""SQL for API keys."""
+"""SQL for API keys; a key is found by its public lookup part, across tenants."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from zapgate.clock import now_ms
 from zapgate.db.tables import api_keys
 
 
-async def find_by_lookup(engine: AsyncEngine, lookup: str) -> dict[str, Any] | None:
-    """The live key with this lookup part."""
+async def all_tenants_find_key_by_lookup(engine: AsyncEngine, lookup: str) -> dict[str, Any] | None:
+    """The live key with this lookup part, whichever tenant owns it (how a caller is identified)."""
     statement = sa.select(api_keys).where(
         api_keys.c.prefix == lookup, api_keys.c.revoked_at.is_(None)
     )
@@ -44,7 +44,7 @@ async def insert(
     )
 
 
-async def count_live(connection: AsyncConnection) -> int:
+async def all_tenants_count_live_keys(connection: AsyncConnection) -> int:
     """How many keys are not revoked, across tenants (the first-start check)."""
     statement = (
         sa.select(sa.func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
@@ -52,8 +52,8 @@ async def count_live(connection: AsyncConnection) -> int:
     return int(await connection.scalar(statement) or 0)
 
 
-async def exists_lookup(connection: AsyncConnection, lookup: str) -> bool:
-    """Whether a key with this lookup part is stored."""
+async def all_tenants_lookup_exists(connection: AsyncConnection, lookup: str) -> bool:
+    """Whether a key with this lookup part is stored (lookup parts are unique across tenants)."""
     found = await connection.scalar(sa.select(api_keys.c.id).where(api_keys.c.prefix == lookup))
     return found is not None
 

@@ -11,7 +11,7 @@ from zapgate.auth import keys
 from zapgate.auth import repository as key_store
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import InvalidInput, Unauthorized
-from zapgate.sessions.repository import ensure_tenant
+from zapgate.tenants import repository as tenant_store
 
 CACHE_MAX = 10_000
 CONFIGURED = "ZAPGATE_API_KEY"
@@ -63,7 +63,9 @@ class Authenticator:
         return None
 
     async def _verify(self, presented: str) -> Principal:
-        row = await key_store.find_by_lookup(self._engine, keys.lookup_of(presented))
+        row = await key_store.all_tenants_find_key_by_lookup(
+            self._engine, keys.lookup_of(presented)
+        )
         if row is None or not keys.matches(presented, row["key_hash"]):
             raise Unauthorized("invalid API key")
         return Principal(row["tenant_id"], row["id"], row["role"])
@@ -80,7 +82,7 @@ class Authenticator:
         issued = keys.issue()
 
         async def job(unit: UnitOfWork) -> None:
-            await ensure_tenant(unit.connection, tenant, tenant)
+            await tenant_store.ensure(unit.connection, tenant, tenant)
             await key_store.insert(
                 unit.connection, issued.id, tenant, name, issued.prefix, issued.key_hash
             )
@@ -98,9 +100,9 @@ class Authenticator:
             lookup = keys.lookup_of(configured_key)
 
             async def store_configured(unit: UnitOfWork) -> None:
-                await ensure_tenant(unit.connection, tenant, tenant)
+                await tenant_store.ensure(unit.connection, tenant, tenant)
                 await key_store.revoke_named_except(unit.connection, tenant, CONFIGURED, lookup)
-                if await key_store.exists_lookup(unit.connection, lookup):
+                if await key_store.all_tenants_lookup_exists(unit.connection, lookup):
                     # configured before (maybe replaced since, so revoked): it is the key again
                     if not await key_store.reinstate_named(
                         unit.connection, tenant, CONFIGURED, lookup, keys.hash_key(configured_key)
@@ -123,7 +125,7 @@ class Authenticator:
             return None
 
         async def count(unit: UnitOfWork) -> int:
-            return await key_store.count_live(unit.connection)
+            return await key_store.all_tenants_count_live_keys(unit.connection)
 
         if await self._committer.run(count) > 0:
             return None

@@ -19,13 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.db.tables import sessions
 from zapgate.errors import AppError, SessionNotFound, Unavailable
 from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event, EventDraft
 
 T = TypeVar("T")
+MissingSessions = Callable[
+    [AsyncConnection, list[tuple[str, str]]], Awaitable[set[tuple[str, str]]]
+]
 STOP_DRAIN_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,9 @@ log = logging.getLogger(__name__)
 class UnitOfWork:
     """What a job sees: the transaction's connection, deferred bulk inserts and event emission."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, missing_sessions: MissingSessions) -> None:
         self.connection = connection
+        self._missing_sessions = missing_sessions
         self._inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
         self._events: list[EventDraft] = []
         self._sessions: set[tuple[str, str]] = set()
@@ -67,18 +70,16 @@ class UnitOfWork:
         for table, rows in self._inserts.items():
             await self.connection.execute(table.insert(), rows)
         self._inserts.clear()
-        placed = await event_log.append(self.connection, self._events) if self._events else []
+        placed: list[Event] = []
+        if self._events:
+            placed = await event_log.all_tenants_append(self.connection, self._events)
         self._events.clear()
         return placed
 
     async def _check_sessions(self) -> None:
         wanted = sorted(self._sessions)
         self._sessions.clear()
-        key = sa.tuple_(sessions.c.tenant_id, sessions.c.name)
-        found = await self.connection.execute(
-            sa.select(sessions.c.tenant_id, sessions.c.name).where(key.in_(wanted))
-        )
-        missing = set(wanted) - {(row[0], row[1]) for row in found}
+        missing = await self._missing_sessions(self.connection, wanted)
         if missing:
             names = ", ".join(repr(name) for _, name in sorted(missing))
             raise SessionNotFound(f"no session {names}")
@@ -96,11 +97,22 @@ class _Pending(Generic[T]):
 
 
 class Committer:
-    """The single writer of a process."""
+    """The single writer of a process.
 
-    def __init__(self, engine: AsyncEngine, bus: EventBus, batch_max: int = 256) -> None:
+    ``missing_sessions`` answers ``UnitOfWork.require_session`` (which of these sessions are not
+    stored); it is passed in so this module knows no domain table.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: EventBus,
+        missing_sessions: MissingSessions,
+        batch_max: int = 256,
+    ) -> None:
         self._engine = engine
         self._bus = bus
+        self._missing_sessions = missing_sessions
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -165,7 +177,7 @@ class Committer:
 
     async def _transaction(self, batch: list[_Pending[Any]]) -> tuple[list[Any], list[Event]]:
         async with self._engine.begin() as connection:
-            unit = UnitOfWork(connection)
+            unit = UnitOfWork(connection, self._missing_sessions)
             results = [await pending.job(unit) for pending in batch]
             events = await unit.flush()
         for callback in unit.committed:

@@ -7,41 +7,29 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.db.tables import events, tenants
+from zapgate.db.tables import events
 from zapgate.events.model import Event, EventDraft
+from zapgate.tenants import repository as tenant_store
 
 
-async def append(connection: AsyncConnection, drafts: list[EventDraft]) -> list[Event]:
-    """Give ``drafts`` their seq (per tenant, in order) and insert them.
+async def all_tenants_append(connection: AsyncConnection, drafts: list[EventDraft]) -> list[Event]:
+    """Give ``drafts`` (of any tenants: a batch is shared) their seq per tenant and insert them.
 
-    Allocating with ``UPDATE ... RETURNING`` locks the tenant's counter row until commit, so
-    writers of one tenant commit in seq order and a reader never sees seq N+1 before N.
+    Each tenant's seqs come from ``tenant_store.advance_seq``, whose row lock keeps one
+    tenant's writers committing in seq order.
     """
     by_tenant: dict[str, list[EventDraft]] = defaultdict(list)
     for draft in drafts:
         by_tenant[draft.tenant].append(draft)
     placed: dict[str, Event] = {}
     for tenant, group in sorted(by_tenant.items()):
-        last = await _advance_counter(connection, tenant, len(group))
+        last = await tenant_store.advance_seq(connection, tenant, len(group))
         first = last - len(group) + 1
         for offset, draft in enumerate(group):
             placed[draft.id] = draft.placed(first + offset)
     result = [placed[draft.id] for draft in drafts]
     await connection.execute(events.insert(), [_row(event) for event in result])
     return result
-
-
-async def _advance_counter(connection: AsyncConnection, tenant: str, count: int) -> int:
-    statement = (
-        sa.update(tenants)
-        .where(tenants.c.id == tenant)
-        .values(last_seq=tenants.c.last_seq + count)
-        .returning(tenants.c.last_seq)
-    )
-    last = (await connection.execute(statement)).scalar_one_or_none()
-    if last is None:
-        raise LookupError(f"unknown tenant {tenant!r}")
-    return int(last)
 
 
 def _row(event: Event) -> dict[str, object]:
@@ -76,15 +64,13 @@ async def read_after(
 async def last_seq(engine: AsyncEngine, tenant: str) -> int:
     """The newest seq of ``tenant`` (0 when it has none)."""
     async with engine.connect() as connection:
-        value = await connection.scalar(sa.select(tenants.c.last_seq).where(tenants.c.id == tenant))
-    return int(value or 0)
+        return await tenant_store.last_seq(connection, tenant)
 
 
-async def last_seqs(engine: AsyncEngine) -> dict[str, int]:
+async def all_tenants_last_seqs(engine: AsyncEngine) -> dict[str, int]:
     """The newest seq of every tenant."""
     async with engine.connect() as connection:
-        rows = (await connection.execute(sa.select(tenants.c.id, tenants.c.last_seq))).all()
-    return {str(tenant): int(seq) for tenant, seq in rows}
+        return await tenant_store.all_tenants_last_seqs(connection)
 
 
 async def first_kept_seq(engine: AsyncEngine, tenant: str) -> int:
@@ -95,12 +81,11 @@ async def first_kept_seq(engine: AsyncEngine, tenant: str) -> int:
         )
         if oldest is not None:
             return int(oldest)
-        last = await connection.scalar(sa.select(tenants.c.last_seq).where(tenants.c.id == tenant))
-    return int(last or 0) + 1
+        return await tenant_store.last_seq(connection, tenant) + 1
 
 
-async def delete_older_than(engine: AsyncEngine, cutoff_ms: int) -> int:
-    """Retention: remove events created before ``cutoff_ms``; returns how many."""
+async def all_tenants_delete_older_than(engine: AsyncEngine, cutoff_ms: int) -> int:
+    """Retention: remove events of every tenant created before ``cutoff_ms``; returns how many."""
     async with engine.begin() as connection:
         result = await connection.execute(sa.delete(events).where(events.c.created_at < cutoff_ms))
     return int(result.rowcount or 0)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
 from zapgate import __version__
+from zapgate.db.database import ping
 from zapgate.http.deps import services_of
 from zapgate.http.errors import error_response, responses
 from zapgate.http.responses import Json
@@ -21,8 +21,7 @@ async def health() -> Json:
 @router.get("/ready", responses=responses(503), summary="Readiness: the database answers (no auth)")
 async def ready(request: Request) -> Json:
     try:
-        async with services_of(request).database.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+        await ping(services_of(request).database)
     except Exception as error:
         return error_response(503, "unavailable", f"database: {type(error).__name__}")
     return Json({"status": "ready"})

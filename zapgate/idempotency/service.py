@@ -19,18 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.clock import now_ms
 from zapgate.db.committer import UnitOfWork
-from zapgate.db.tables import idempotency_keys
 from zapgate.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyMismatch,
     IdempotentReplay,
     InvalidInput,
 )
+from zapgate.idempotency import repository
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 Render = Callable[[Any], tuple[int, Any]]
@@ -57,31 +55,14 @@ class Claim:
 
     async def guard(self, unit: UnitOfWork) -> None:
         """Inside the write: forget this key if it expired; refuse if it was stored meanwhile."""
-        await unit.connection.execute(
-            sa.delete(idempotency_keys).where(
-                idempotency_keys.c.tenant_id == self.tenant,
-                idempotency_keys.c.key == self.key,
-                idempotency_keys.c.expires_at < now_ms(),
-            )
-        )
-        _raise_if_stored(await _find(unit.connection, self.tenant, self.key), self.fingerprint)
+        await repository.forget_expired(unit.connection, self.tenant, self.key)
+        stored = await repository.find(unit.connection, self.tenant, self.key)
+        _raise_if_stored(stored, self.fingerprint)
 
     def record(self, unit: UnitOfWork, result: Any) -> None:
         """Inside the write: store the answer ``result`` will be rendered as."""
-        status, body = self.render(result)
-        now = now_ms()
-        unit.insert(
-            idempotency_keys,
-            {
-                "tenant_id": self.tenant,
-                "key": self.key,
-                "fingerprint": self.fingerprint,
-                "response_status": status,
-                "response_body": body,
-                "created_at": now,
-                "expires_at": now + self.ttl_ms,
-            },
-        )
+        answer = self.render(result)
+        repository.insert(unit, self.tenant, self.key, self.fingerprint, answer, self.ttl_ms)
 
 
 class Idempotency:
@@ -99,7 +80,7 @@ class Idempotency:
         if (tenant, key) in self._in_flight:
             raise IdempotencyKeyInProgress("a request with this Idempotency-Key is in progress")
         async with self._database.connect() as connection:
-            _raise_if_stored(await _find(connection, tenant, key), request_fingerprint)
+            _raise_if_stored(await repository.find(connection, tenant, key), request_fingerprint)
         if (tenant, key) in self._in_flight:
             raise IdempotencyKeyInProgress("a request with this Idempotency-Key is in progress")
         self._in_flight.add((tenant, key))
@@ -111,20 +92,7 @@ class Idempotency:
 
     async def purge_expired(self) -> int:
         """Delete expired keys; returns how many."""
-        async with self._database.begin() as connection:
-            result = await connection.execute(
-                sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at < now_ms())
-            )
-        return int(result.rowcount or 0)
-
-
-async def _find(connection: AsyncConnection, tenant: str, key: str) -> Any:
-    statement = sa.select(idempotency_keys).where(
-        idempotency_keys.c.tenant_id == tenant,
-        idempotency_keys.c.key == key,
-        idempotency_keys.c.expires_at >= now_ms(),
-    )
-    return (await connection.execute(statement)).mappings().first()
+        return await repository.all_tenants_purge_expired(self._database)
 
 
 def _raise_if_stored(row: Any, request_fingerprint: str) -> None:

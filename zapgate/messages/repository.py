@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import messages
 from zapgate.messages.model import Direction, Message, MessageStatus
 
@@ -25,6 +26,11 @@ class HistoryQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     before: str | None = None
+
+
+def insert(unit: UnitOfWork, message: Message) -> None:
+    """Store a new message (of ``message.tenant``) when the write batch flushes."""
+    unit.insert(messages, message.to_row())
 
 
 async def history(engine: AsyncEngine, query: HistoryQuery) -> list[Message]:
@@ -77,20 +83,21 @@ async def queued(engine: AsyncEngine, tenant: str, session: str, limit: int) -> 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Which message a transition is for: by ``id``, or by the engine's id in a session."""
+    """Which message of ``tenant`` a transition is for: by ``id``, or by the engine's id."""
 
+    tenant: str
     key: str
     params: dict[str, str]
 
 
 def by_id(tenant: str, message_id: str) -> Match:
     """Match one message by id."""
-    return Match("id", {"t": tenant, "k": message_id})
+    return Match(tenant, "id", {"k": message_id})
 
 
 def by_engine_id(tenant: str, session: str, engine_message_id: str) -> Match:
     """Match one outbound message by the engine's id."""
-    return Match("engine", {"t": tenant, "s": session, "k": engine_message_id})
+    return Match(tenant, "engine", {"s": session, "k": engine_message_id})
 
 
 async def transition(
@@ -98,7 +105,11 @@ async def transition(
 ) -> Message | None:
     """Move the matched message to ``values`` if its status is in ``allowed_from``."""
     statement = _transition(match.key, tuple(allowed_from), tuple(sorted(values)))
-    params = {**match.params, **{f"v_{column}": value for column, value in values.items()}}
+    params = {
+        "t": match.tenant,
+        **match.params,
+        **{f"v_{column}": value for column, value in values.items()},
+    }
     row = (await connection.execute(statement, params)).mappings().first()
     return Message.from_row(row) if row else None
 

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.db.tables import messages
 from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import MessageNotFound
 from zapgate.events.model import EventDraft, EventType
@@ -72,7 +71,7 @@ class MessageService:
                 await claim.guard(unit)
             unit.require_session(tenant, session)
             await self.depth.reserve(unit, tenant, session, limits)
-            unit.insert(messages, message.to_row())
+            repository.insert(unit, message)
             unit.emit(_event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:
                 claim.record(unit, message)
@@ -103,7 +102,7 @@ class MessageService:
         )
 
         async def job(unit: UnitOfWork) -> Message:
-            unit.insert(messages, message.to_row())
+            repository.insert(unit, message)
             unit.emit(_event(message, EventType.MESSAGE_RECEIVED))
             return message
 

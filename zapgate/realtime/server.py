@@ -76,7 +76,7 @@ class RealtimeServer:
     async def start(self) -> None:
         """Begin forwarding committed events to clients."""
         self._unsubscribe = self._bus.subscribe(self._outbox.put_nowait)
-        self._handled = await event_log.last_seqs(self._database)
+        self._handled = await event_log.all_tenants_last_seqs(self._database)
         self._task = asyncio.create_task(self._forward(), name="zapgate-realtime")
 
     async def stop(self) -> None:

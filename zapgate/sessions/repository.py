@@ -1,4 +1,4 @@
-"""SQL for sessions and tenants; every query is scoped by tenant."""
+"""SQL for sessions; every query is scoped by tenant."""
 
 from __future__ import annotations
 
@@ -8,18 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import sessions, tenants
+from zapgate.db.tables import sessions
 from zapgate.engines.base import SessionStatus
 from zapgate.sessions.model import Session
-
-
-async def ensure_tenant(connection: AsyncConnection, tenant: str, name: str) -> None:
-    """Create ``tenant`` unless it exists."""
-    exists = await connection.scalar(sa.select(tenants.c.id).where(tenants.c.id == tenant))
-    if exists is None:
-        await connection.execute(
-            tenants.insert().values(id=tenant, name=name, last_seq=0, created_at=now_ms())
-        )
 
 
 async def create(
@@ -75,7 +66,7 @@ async def list_for(engine: AsyncEngine, tenant: str) -> list[Session]:
     return [Session.from_row(row) for row in rows]
 
 
-async def all_wanted_running(engine: AsyncEngine) -> list[Session]:
+async def all_tenants_wanted_running(engine: AsyncEngine) -> list[Session]:
     """Sessions of every tenant that should run on boot (the boot path is tenant-wide by design)."""
     statement = sa.select(sessions).where(sessions.c.desired == "running")
     async with engine.connect() as connection:
@@ -101,6 +92,17 @@ async def delete(connection: AsyncConnection, tenant: str, name: str) -> bool:
     """Remove one session; False if it was not there."""
     result = await connection.execute(sa.delete(sessions).where(_key(tenant, name)))
     return bool(result.rowcount)
+
+
+async def all_tenants_missing_sessions(
+    connection: AsyncConnection, wanted: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which ``(tenant, name)`` pairs of ``wanted`` (one write batch: any tenants) are missing."""
+    key = sa.tuple_(sessions.c.tenant_id, sessions.c.name)
+    found = await connection.execute(
+        sa.select(sessions.c.tenant_id, sessions.c.name).where(key.in_(wanted))
+    )
+    return set(wanted) - {(row[0], row[1]) for row in found}
 
 
 def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:

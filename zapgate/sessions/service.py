@@ -42,6 +42,7 @@ from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
 from zapgate.sessions.model import Session
 from zapgate.sessions.runner import RunnerEvents, SessionRunner, SupervisionPolicy
+from zapgate.tenants import repository as tenant_store
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -95,7 +96,7 @@ class SessionManager:
         """Create the default tenant and session on first start."""
 
         async def job(unit: UnitOfWork) -> None:
-            await repository.ensure_tenant(unit.connection, tenant, tenant)
+            await tenant_store.ensure(unit.connection, tenant, tenant)
             if not await repository.exists(unit.connection, tenant, name):
                 await repository.create(unit.connection, tenant, name, engine, {}, {})
 
@@ -103,7 +104,7 @@ class SessionManager:
 
     async def boot(self) -> None:
         """Start every session that was running, then watch their health."""
-        for session in await repository.all_wanted_running(self._database):
+        for session in await repository.all_tenants_wanted_running(self._database):
             try:
                 self._launch(session)
             except Exception:
@@ -187,7 +188,7 @@ class SessionManager:
         async def job(unit: UnitOfWork) -> Session:
             if claim is not None:
                 await claim.guard(unit)
-            await repository.ensure_tenant(unit.connection, tenant, tenant)
+            await tenant_store.ensure(unit.connection, tenant, tenant)
             if await repository.exists(unit.connection, tenant, name):
                 raise SessionExists(f"a session named {name!r} exists")
             used = await repository.count(unit.connection, tenant)

@@ -167,3 +167,19 @@ async def count_by_status(engine: AsyncEngine, webhook_id: str) -> dict[str, int
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).all()
     return {str(status): int(count) for status, count in rows}
+
+
+async def all_tenants_delete_finished_deliveries(engine: AsyncEngine, cutoff_ms: int) -> int:
+    """Retention: remove every tenant's deliveries finished before ``cutoff_ms``, with attempts."""
+    finished = sa.select(webhook_deliveries.c.id).where(
+        webhook_deliveries.c.status != DeliveryStatus.PENDING,
+        webhook_deliveries.c.updated_at < cutoff_ms,
+    )
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(finished))
+        )
+        result = await connection.execute(
+            sa.delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(finished))
+        )
+    return int(result.rowcount or 0)

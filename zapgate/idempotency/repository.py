@@ -1,0 +1,67 @@
+"""SQL for stored Idempotency-Key answers; every query is scoped by tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.committer import UnitOfWork
+from zapgate.db.tables import idempotency_keys
+
+
+async def find(connection: AsyncConnection, tenant: str, key: str) -> Any:
+    """The unexpired stored answer of ``tenant``'s ``key`` (a row mapping), or None."""
+    statement = sa.select(idempotency_keys).where(
+        idempotency_keys.c.tenant_id == tenant,
+        idempotency_keys.c.key == key,
+        idempotency_keys.c.expires_at >= now_ms(),
+    )
+    return (await connection.execute(statement)).mappings().first()
+
+
+async def forget_expired(connection: AsyncConnection, tenant: str, key: str) -> None:
+    """Delete ``tenant``'s ``key`` if it has expired, so it can be used again."""
+    await connection.execute(
+        sa.delete(idempotency_keys).where(
+            idempotency_keys.c.tenant_id == tenant,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.expires_at < now_ms(),
+        )
+    )
+
+
+def insert(
+    unit: UnitOfWork,
+    tenant: str,
+    key: str,
+    fingerprint: str,
+    answer: tuple[int, Any],
+    ttl_ms: int,
+) -> None:
+    """Store the answer (status, body) to ``tenant``'s ``key`` when the write batch flushes."""
+    status, body = answer
+    now = now_ms()
+    unit.insert(
+        idempotency_keys,
+        {
+            "tenant_id": tenant,
+            "key": key,
+            "fingerprint": fingerprint,
+            "response_status": status,
+            "response_body": body,
+            "created_at": now,
+            "expires_at": now + ttl_ms,
+        },
+    )
+
+
+async def all_tenants_purge_expired(engine: AsyncEngine) -> int:
+    """Retention: delete every tenant's expired keys; returns how many."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at < now_ms())
+        )
+    return int(result.rowcount or 0)

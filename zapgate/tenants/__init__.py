@@ -1,0 +1,1 @@
+"""Tenants: the owner of every row, and the counter of its event log."""

@@ -135,3 +135,18 @@ def test_doctor_says_what_each_engine_needs(tmp_path: Path) -> None:
         ZAPGATE_DEFAULT_ENGINE="wppconnect",
     )
     assert strict.returncode == 1
+
+
+def test_tenant_limits_are_shown_set_and_reset_without_creating_tenants(tmp_path: Path) -> None:
+    shown = zapgate(tmp_path, "tenants", "limits", "default")
+    assert shown.returncode == 0, shown.stderr
+    assert "sessions: 20" in shown.stdout
+    changed = zapgate(tmp_path, "tenants", "limits", "default", "--sessions", "3", "--burst", "0")
+    assert "sessions: 3" in changed.stdout
+    assert "burst: 0  (unlimited)" in changed.stdout
+    unknown = zapgate(tmp_path, "tenants", "limits", "acme", "--sessions", "3")
+    assert unknown.returncode == 1
+    assert "no tenant 'acme'" in unknown.stderr
+    reset = zapgate(tmp_path, "tenants", "limits", "default", "--reset")
+    assert "sessions: 20" in reset.stdout
+    assert "burst: 200" in reset.stdout

@@ -23,6 +23,9 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 app = typer.Typer(help="zapgate: a self-hosted WhatsApp gateway.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+Count = Annotated[int | None, typer.Option(min=0, help="0 = unlimited")]
 
 
 def _settings(**overrides: object) -> Settings:
@@ -140,6 +143,59 @@ def keys_create(
             await services.database.dispose()
 
     typer.echo(asyncio.run(run()))
+
+
+@tenants_app.command("limits")
+def tenants_limits(
+    tenant: Annotated[str, typer.Argument(help="the tenant id")],
+    sessions: Count = None,
+    webhooks: Count = None,
+    queued_per_session: Count = None,
+    streams_per_key: Count = None,
+    rate_per_key: Annotated[
+        float | None, typer.Option(min=0, help="requests per second per key; 0 = unlimited")
+    ] = None,
+    burst: Count = None,
+    reset: Annotated[bool, typer.Option(help="back to the ZAPGATE_* defaults")] = False,
+) -> None:
+    """Show a tenant's limits, or set its own (they replace the ZAPGATE_* defaults)."""
+    from zapgate.errors import AppError
+    from zapgate.services import build_services
+
+    given = {
+        "sessions": sessions,
+        "webhooks": webhooks,
+        "queued_per_session": queued_per_session,
+        "streams_per_key": streams_per_key,
+        "rate_per_key": rate_per_key,
+        "burst": burst,
+    }
+    changes = dict.fromkeys(given) if reset else {k: v for k, v in given.items() if v is not None}
+    settings = _settings()
+
+    async def run() -> dict[str, object]:
+        from zapgate.db.migrate import migrate
+
+        services = build_services(settings)
+        await migrate(services.database)
+        services.committer.start()
+        try:
+            await services.sessions.ensure_default(
+                DEFAULT_TENANT, settings.default_session, settings.default_engine
+            )
+            limits = await services.limits.set_overrides(tenant, changes)
+            return {name: getattr(limits, name) for name in given}
+        finally:
+            await services.committer.stop()
+            await services.database.dispose()
+
+    try:
+        shown = asyncio.run(run())
+    except AppError as error:
+        typer.secho(str(error.detail), fg="red", err=True)
+        raise typer.Exit(1) from None
+    for name, value in shown.items():
+        typer.echo(f"{name}: {value}{'  (unlimited)' if not value else ''}")
 
 
 @app.command()

@@ -45,6 +45,10 @@ class SessionNotFound(NotFound):
     code = "session_not_found"
 
 
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+
+
 class MessageNotFound(NotFound):
     code = "message_not_found"
 

@@ -8,11 +8,13 @@ and nesting deeper than ``MAX_DEPTH``.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from zapgate.errors import InvalidInput
 
 MAX_DEPTH = 32
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 INT64_MAX = 2**63 - 1
 Loc = tuple[str | int, ...]
 
@@ -73,3 +75,24 @@ def _printable(part: str | int) -> str | int:
     if isinstance(part, int) or text_problem(part) is None:
         return part
     return part.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def scrub_text(text: str) -> str:
+    """``text`` made storable: NUL and lone surrogates become U+FFFD (for what engines report,
+    which is stored as received rather than refused)."""
+    if text_problem(text) is None:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """A JSON-like value from an engine made storable (strings scrubbed, depth capped)."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {scrub_text(str(k)): scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, depth + 1) for item in value]
+    return value

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.errors import QuotaExceeded, RateLimited
+from zapgate.errors import QuotaExceeded, RateLimited, TenantNotFound
 from zapgate.limits import repository
 from zapgate.limits.buckets import Decision, TokenBuckets
 from zapgate.limits.model import Limits, quota_message
 from zapgate.limits.streams import StreamSlot, StreamSlots
+from zapgate.tenants import repository as tenant_store
 
 MINUTE = 60.0
 
@@ -57,10 +58,16 @@ class LimitService:
         return limits
 
     async def set_overrides(self, tenant: str, values: dict[str, Any]) -> Limits:
-        """Store ``tenant``'s own limits (None clears one back to the default)."""
+        """Store ``tenant``'s own limits (None clears one back to the default); returns them.
+
+        TenantNotFound for an unknown tenant (nothing is created).
+        """
 
         async def job(unit: UnitOfWork) -> None:
-            await repository.put(unit.connection, tenant, values)
+            if not await tenant_store.exists(unit.connection, tenant):
+                raise TenantNotFound(f"no tenant {tenant!r}")
+            if values:
+                await repository.put(unit.connection, tenant, values)
 
         await self._committer.run(job)
         self._cache.pop(tenant, None)

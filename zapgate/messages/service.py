@@ -20,6 +20,7 @@ from zapgate.messages import repository
 from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
 from zapgate.phone import chat_id
+from zapgate.validation import scrub_text
 
 EARLY_ACKS_KEPT = 10_000
 
@@ -88,15 +89,17 @@ class MessageService:
             tenant=tenant,
             session=session,
             direction=Direction.IN,
-            chat_id=chat_id(inbound.sender),
-            sender=chat_id(inbound.sender),
-            recipient=chat_id(inbound.recipient),
+            chat_id=chat_id(scrub_text(inbound.sender)),
+            sender=chat_id(scrub_text(inbound.sender)),
+            recipient=chat_id(scrub_text(inbound.recipient)),
             kind=inbound.kind,
-            text=inbound.text,
+            text=scrub_text(inbound.text) if inbound.text is not None else None,
             status=MessageStatus.RECEIVED,
             error=None,
             attempts=0,
-            engine_message_id=inbound.engine_message_id,
+            engine_message_id=scrub_text(inbound.engine_message_id)
+            if inbound.engine_message_id
+            else None,
             created_at=inbound.timestamp_ms,
             updated_at=now_ms(),
         )

@@ -43,6 +43,7 @@ from zapgate.sessions import repository
 from zapgate.sessions.model import Session
 from zapgate.sessions.runner import RunnerEvents, SessionRunner, SupervisionPolicy
 from zapgate.tenants import repository as tenant_store
+from zapgate.validation import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -394,13 +395,13 @@ class SessionManager:
 
     def _events_for(self, tenant: str, name: str) -> RunnerEvents:
         async def status(status: SessionStatus, reason: str | None) -> None:
-            await self.record_status(tenant, name, status, reason)
+            await self.record_status(tenant, name, status, scrub(reason))
 
         async def qr(raw: str) -> None:
-            await self._emit(tenant, name, EventType.SESSION_QR, {"qr": raw})
+            await self._emit(tenant, name, EventType.SESSION_QR, {"qr": scrub_text(raw)})
 
         async def me(account: dict[str, Any]) -> None:
-            await self._write(tenant, name, {"me": account})
+            await self._write(tenant, name, {"me": scrub(account)})
 
         async def message(inbound: InboundMessage) -> str:
             return (await self.messages.record_inbound(tenant, name, inbound)).id

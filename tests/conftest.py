@@ -189,11 +189,11 @@ async def server(server_settings: Settings) -> AsyncIterator[RunningServer]:
 class serve:
     """``async with serve(services) as running``: uvicorn in this loop, stopped on exit."""
 
-    def __init__(self, built: Services) -> None:
+    def __init__(self, built: Services, fast_lane: bool = True) -> None:
         self._services = built
         settings = built.settings
         config = uvicorn.Config(
-            create_asgi(built),
+            create_asgi(built, fast_lane=fast_lane),
             host="127.0.0.1",
             port=settings.port,
             log_level="warning",

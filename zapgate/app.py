@@ -43,11 +43,15 @@ def create_app(settings: Settings, announce: Announce | None = None) -> ASGIApp:
     return create_asgi(build_services(settings), announce)
 
 
-def create_asgi(services: Services, announce: Announce | None = None) -> ASGIApp:
-    """The ASGI app over already built ``services``."""
+def create_asgi(
+    services: Services, announce: Announce | None = None, fast_lane: bool = True
+) -> ASGIApp:
+    """The ASGI app over already built ``services`` (``fast_lane=False``: every request goes
+    through the framework, which tests use to show the fast lane answers the same)."""
     settings = services.settings
     api = create_api(services, announce)
-    checked = BoundaryMiddleware(RateLimitHeaders(SendFastLane(api, services)))
+    routes: ASGIApp = SendFastLane(api, services) if fast_lane else api
+    checked = BoundaryMiddleware(RateLimitHeaders(routes))
     limited = BodyLimitMiddleware(checked, settings.max_body_bytes)
     asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
     if settings.auth == "off":

@@ -1,0 +1,82 @@
+"""The send fast lane answers exactly what the framework routes answer, limits included."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_KEY, make_settings, serve
+from zapgate.services import build_services
+
+NUMBER = "5511999999999"
+V1 = "/api/v1/sessions/default/messages"
+LEGACY = "/whatsapp/send"
+BEARER = {"Authorization": f"Bearer {ADMIN_KEY}"}
+REQUESTS: list[tuple[str, dict[str, str], Any]] = [
+    (V1, BEARER, {"to": NUMBER, "text": "hello"}),
+    (LEGACY, BEARER, {"number": NUMBER, "message": "hello"}),
+    (LEGACY, BEARER, {"number": int(NUMBER), "message": "a number as a number"}),
+    (V1, {"X-Api-Key": ADMIN_KEY}, {"to": NUMBER, "text": "x-api-key"}),
+    (V1, BEARER, {"to": "abc", "text": "bad number"}),
+    (V1, BEARER, {"to": NUMBER}),
+    (V1, BEARER, {"to": NUMBER, "text": "x", "extra": 1}),
+    ("/api/v1/sessions/nope/messages", BEARER, {"to": NUMBER, "text": "x"}),
+    (V1, {}, {"to": NUMBER, "text": "no key"}),
+    (V1, {"Authorization": "Bearer zg_wrong0000000_" + "x" * 32}, {"to": NUMBER, "text": "x"}),
+    (V1, BEARER, {"to": NUMBER, "text": "a\u0000b"}),
+    (V1, BEARER, {"to": NUMBER, "text": "quota"}),  # the outbox holds 4: this is the 5th queued
+    (V1, BEARER, {"to": NUMBER, "text": "over the rate"}),
+]
+VOLATILE = {"id", "timestamp", "updated_at", "message"}
+
+
+def shape(response: httpx.Response) -> tuple[Any, ...]:
+    body = response.json()
+    if isinstance(body, dict):
+        stable = {k: v for k, v in body.items() if k not in VOLATILE}
+    else:
+        stable = body
+    headers = {
+        name: response.headers.get(name)
+        for name in ("ratelimit", "ratelimit-policy", "retry-after", "www-authenticate")
+    }
+    return response.status_code, seconds_blurred(stable), seconds_blurred(headers)
+
+
+def seconds_blurred(value: Any) -> Any:
+    """The same, but how many seconds to wait (it moves on between the two runs)."""
+    text = re.sub(r"(retry after |t=)\d+", r"\1N", json.dumps(value))
+    return json.loads(re.sub(r'"retry-after": "\d+"', '"retry-after": "N"', text))
+
+
+async def answers(tmp_path: Path, fast_lane: bool) -> list[tuple[Any, ...]]:
+    settings = make_settings(
+        tmp_path,
+        rate_limit_per_key=0.001,
+        rate_limit_burst=9,  # every request above but the 401s and the NUL one takes a token
+        max_queued_per_session=4,
+        simulator_pairing_seconds=3600,  # the default session never pairs: sends stay queued
+    )
+    async with (
+        serve(build_services(settings), fast_lane=fast_lane) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        return [
+            shape(await client.post(path, headers=headers, json=body))
+            for path, headers, body in REQUESTS
+        ]
+
+
+async def test_the_fast_lane_and_the_routes_answer_alike(tmp_path: Path) -> None:
+    fast = await answers(tmp_path / "fast", fast_lane=True)
+    slow = await answers(tmp_path / "slow", fast_lane=False)
+    for request, with_lane, without in zip(REQUESTS, fast, slow, strict=True):
+        assert with_lane == without, request
+    statuses = [answer[0] for answer in fast]
+    assert statuses == [202, 200, 200, 202, 422, 422, 422, 404, 401, 401, 422, 429, 429]
+    assert fast[-2][1]["error"] == "quota_exceeded"
+    assert fast[-1][1]["error"] == "rate_limited"

@@ -5,6 +5,7 @@ pairing code, refreshes its QR and gives up after a few, acknowledges sends (del
 read), answers from an echo contact and from reply rules, fails sends at a given rate, drops
 and restores its connection, and sends heartbeats. All waiting goes through the injected
 ``Clock`` and all chance through one ``random.Random(seed)``, so a seed replays a run.
+Reply rules are tenants' RE2 patterns, matched on one thread of their own, off the event loop.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from typing import Any
 
@@ -36,7 +38,7 @@ from zapgate.engines.base import (
     TransientEngineError,
     WrongEngineState,
 )
-from zapgate.engines.simulator_config import Latency, SimulatorConfig, fixed, parse_config
+from zapgate.engines.simulator_config import Latency, Rule, SimulatorConfig, fixed, parse_config
 from zapgate.ids import ulid
 
 log = logging.getLogger(__name__)
@@ -144,16 +146,16 @@ class SimulatorEngine:
         delay = config.send_latency.sample(self._rng)
         if delay > 0:
             await self._clock.sleep(delay)
-            if not self._current(run):
-                raise EngineNotReady("the simulated phone was stopped")
-            self._require_working()
+            self._still_sending(run)
         if config.send_failure_rate > 0 and self._rng.random() < config.send_failure_rate:
             if config.failure_kind == "permanent":
                 raise PermanentEngineError(SEND_FAILURE)
             raise TransientEngineError(SEND_FAILURE)
+        rules = await _answering(config, message)
+        self._still_sending(run)
         receipt = SendReceipt(f"sim_{ulid()}")
         self.recent_sends.append(message)
-        events = self._timeline(message, receipt.engine_message_id, run)
+        events = self._timeline(message, receipt.engine_message_id, run, rules)
         self._spawn(self._play(events, self._clock.monotonic(), run))
         return receipt
 
@@ -272,22 +274,26 @@ class SimulatorEngine:
         if self._status is not SessionStatus.WORKING:
             raise EngineNotReady(f"the simulated phone is not connected ({self._status})")
 
+    def _still_sending(self, run: int) -> None:
+        """After a wait inside ``send``: EngineNotReady if the phone stopped or disconnected."""
+        if not self._current(run):
+            raise EngineNotReady("the simulated phone was stopped")
+        self._require_working()
+
     # what a send sets off --------------------------------------------------------------------
 
-    def _timeline(self, message: OutboundMessage, engine_message_id: str, run: int) -> Timeline:
+    def _timeline(
+        self, message: OutboundMessage, engine_message_id: str, run: int, rules: list[Rule]
+    ) -> Timeline:
         """Acks and replies of one send, as (seconds after the send, action), in order."""
         delivered = self._latency(self._config.delivered_latency).sample(self._rng)
         read = self._latency(self._config.read_latency).sample(self._rng)
         ack = partial(self._ack, engine_message_id, run=run)
         reply = partial(self._reply, message.to, run=run)
         events: Timeline = [(delivered, partial(ack, AckStatus.DELIVERED))]
-        text = message.text
-        if text:
-            if message.to == self._echo_contact():
-                events.append((delivered, partial(reply, text)))
-            for rule in self._config.rules:
-                if rule.applies(message.to, text):
-                    events.append((rule.after_ms / 1000, partial(reply, rule.reply)))
+        if message.text and message.to == self._echo_contact():
+            events.append((delivered, partial(reply, message.text)))
+        events.extend((rule.after_ms / 1000, partial(reply, rule.reply)) for rule in rules)
         events.append((delivered + read, partial(ack, AckStatus.READ)))
         events.sort(key=itemgetter(0))
         return events
@@ -406,6 +412,24 @@ class SimulatorEngine:
         await asyncio.gather(*cancelled, return_exceptions=True)
         self._tasks.difference_update(cancelled)
         self._pairing_tasks.difference_update(cancelled)
+
+
+async def _answering(config: SimulatorConfig, message: OutboundMessage) -> list[Rule]:
+    """The rules that answer ``message``, matched on the rules thread (never on the loop)."""
+    if not message.text or not config.rules:
+        return []
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_rules_thread(), config.replies_to, message.to, message.text)
+
+
+@cache
+def _rules_thread() -> ThreadPoolExecutor:
+    """One thread, for the whole process, where every simulator matches its rules.
+
+    RE2 lets go of the GIL while it matches, so the event loop runs on meanwhile, and however
+    many sessions match at once they use at most one core.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator-rules")
 
 
 def _report_status(status: SessionStatus, reason: str | None, sink: EngineSink) -> Awaitable[None]:

@@ -32,6 +32,7 @@ from zapgate.engines.base import (
     WrongEngineState,
 )
 from zapgate.engines.simulator import (
+    MAX_PENDING_SENDS,
     QR_TIMEOUT_REASON,
     SimulatorDefaults,
     SimulatorEngine,
@@ -271,6 +272,19 @@ async def test_a_pairing_code_pairs_after_pairing_seconds(
         await engine.request_pairing_code("5511922221111")
 
 
+async def test_a_new_pairing_code_replaces_the_last(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    await engine.start(session({"pairing": "manual", "pairing_seconds": 600}), sink)
+    codes = {await engine.request_pairing_code("5511922221111") for _ in range(50)}
+    assert len(codes) == 50
+    await settle()
+    assert len(engine.tasks) == 2, "the QR refresh and one pairing, not one per code"
+
+    await advance(clock, 600)
+    assert sink.statuses().count(SessionStatus.WORKING) == 1
+
+
 async def test_a_restored_session_skips_the_qr(
     engine: SimulatorEngine, sink: RecordingSink
 ) -> None:
@@ -376,6 +390,20 @@ async def test_send_latency_holds_the_send(
     clock.advance(2)
     with pytest.raises(EngineNotReady):
         await asyncio.wait_for(late, 2)
+
+
+async def test_sends_awaiting_acks_are_bounded(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    await working(engine, sink, {"read_latency": {"kind": "fixed", "seconds": 3600}})
+    for index in range(MAX_PENDING_SENDS):
+        await engine.send(text(FRIEND, message_id=f"msg_{index}"))
+    with pytest.raises(TransientEngineError, match="busy"):
+        await engine.send(text(FRIEND, message_id="one_more"))
+
+    await advance(clock, 3600.5)
+    assert len(sink.named("ack")) == 2 * MAX_PENDING_SENDS
+    assert await engine.send(text(FRIEND, message_id="one_more"))
 
 
 async def test_only_a_working_engine_sends_or_receives(

@@ -62,6 +62,9 @@ class SimulatorDefaults:
 
 
 RECENT_SENDS = 20
+MAX_PENDING_SENDS = 1000
+"""Sends still awaiting acks or replies, per session; one more is a transient failure."""
+BUSY = "the simulated phone is busy: too many sends awaiting acks or replies"
 
 
 class SimulatorEngine:
@@ -92,6 +95,9 @@ class SimulatorEngine:
         self._run = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._pairing_tasks: set[asyncio.Task[None]] = set()
+        self._code_tasks: set[asyncio.Task[None]] = set()
+        self._send_tasks: set[asyncio.Task[None]] = set()
+        self._groups = (self._tasks, self._pairing_tasks, self._code_tasks, self._send_tasks)
         self._epoch_ms = now_ms()
         self._epoch_monotonic = clock.monotonic()
 
@@ -126,7 +132,7 @@ class SimulatorEngine:
         await self._set_status(SessionStatus.SCAN_QR_CODE, run)
         await self._emit(partial(_report_qr, self._new_qr()), run)
         if self._current(run):
-            self._spawn(self._refresh_qr(self._clock.monotonic(), run), pairing=True)
+            self._spawn(self._refresh_qr(self._clock.monotonic(), run), self._pairing_tasks)
             if config.pairing == "auto":
                 self._schedule_pairing(run)
 
@@ -151,20 +157,23 @@ class SimulatorEngine:
             if config.failure_kind == "permanent":
                 raise PermanentEngineError(SEND_FAILURE)
             raise TransientEngineError(SEND_FAILURE)
+        if len(self._send_tasks) >= MAX_PENDING_SENDS:
+            raise TransientEngineError(BUSY)
         rules = await _answering(config, message)
         self._still_sending(run)
         receipt = SendReceipt(f"sim_{ulid()}")
         self.recent_sends.append(message)
         events = self._timeline(message, receipt.engine_message_id, run, rules)
-        self._spawn(self._play(events, self._clock.monotonic(), run))
+        self._spawn(self._play(events, self._clock.monotonic(), run), self._send_tasks)
         return receipt
 
     async def request_pairing_code(self, phone: str) -> str:
-        """An ``XXXX-XXXX`` code; the phone is paired ``pairing_seconds`` later."""
+        """An ``XXXX-XXXX`` code (replacing the last); paired ``pairing_seconds`` later."""
         if self._status is not SessionStatus.SCAN_QR_CODE:
             raise WrongEngineState(f"no pairing code while {self._status}")
         code = "".join(self._rng.choice(_CODE_ALPHABET) for _ in range(8))
-        self._schedule_pairing(self._run)
+        self._cancel_tasks(self._code_tasks)
+        self._schedule_pairing(self._run, self._code_tasks)
         return f"{code[:4]}-{code[4:]}"
 
     # simulation hooks ------------------------------------------------------------------------
@@ -212,10 +221,10 @@ class SimulatorEngine:
             self._cancel_tasks(self._tasks)
             await self._announce(SessionStatus.FAILED, run, QR_TIMEOUT_REASON)
 
-    def _schedule_pairing(self, run: int) -> None:
+    def _schedule_pairing(self, run: int, *groups: set[asyncio.Task[None]]) -> None:
         """Pair ``pairing_seconds`` from now (the QR scanned, or the code typed, by then)."""
         at = self._clock.monotonic() + self._pairing_seconds()
-        self._spawn(self._pair_at(at, run), pairing=True)
+        self._spawn(self._pair_at(at, run), self._pairing_tasks, *groups)
 
     async def _pair_at(self, at: float, run: int) -> None:
         await self._sleep_until(at)
@@ -383,16 +392,16 @@ class SimulatorEngine:
         """False for a task left over from before a stop (e.g. one that called stop itself)."""
         return run == self._run
 
-    def _spawn(self, work: Coroutine[Any, Any, None], *, pairing: bool = False) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], *groups: set[asyncio.Task[None]]) -> None:
+        """Run ``work`` as one of the engine's tasks, and of ``groups`` (e.g. pairing tasks)."""
         task = asyncio.create_task(work, name=f"simulator:{self._session_name}")
-        self._tasks.add(task)
-        if pairing:
-            self._pairing_tasks.add(task)
+        for group in (self._tasks, *groups):
+            group.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._pairing_tasks.discard(task)
+        for group in self._groups:
+            group.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("simulator task %s failed", task.get_name(), exc_info=error)
 
@@ -410,8 +419,8 @@ class SimulatorEngine:
         self._status = SessionStatus.STOPPED
         cancelled = self._cancel_tasks(self._tasks)
         await asyncio.gather(*cancelled, return_exceptions=True)
-        self._tasks.difference_update(cancelled)
-        self._pairing_tasks.difference_update(cancelled)
+        for group in self._groups:
+            group.difference_update(cancelled)
 
 
 async def _answering(config: SimulatorConfig, message: OutboundMessage) -> list[Rule]:

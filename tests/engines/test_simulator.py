@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import re2
 from pydantic import ValidationError
 
 from zapgate.clock import ManualClock
@@ -1029,8 +1030,11 @@ def test_no_latency_exceeds_an_hour(latency: dict[str, Any]) -> None:
 
 
 def test_rules_use_re2_case_insensitively() -> None:
-    config = parse_config({"rules": [{"match": r"^pre[cç]o\b", "reply": "R$ 10"}]})
+    raw = {"rules": [{"match": r"^pre[cç]o\b", "reply": "R$ 10"}]}
+    config = parse_config(raw)
     (rule,) = config.rules
     assert rule.applies(FRIEND, "PREÇO?")
     assert rule.applies(FRIEND, "preco")
     assert not rule.applies(FRIEND, "o preço")
+    re2.purge()
+    assert parse_config(raw) == config, "equal configs stay equal when recompiled"

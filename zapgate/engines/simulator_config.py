@@ -12,11 +12,12 @@ of work per send. One session on its own therefore costs a small, fixed rate of 
 from __future__ import annotations
 
 import random
+from functools import cached_property
 from itertools import islice
 from typing import Annotated, Any, Literal
 
 import re2
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zapgate.errors import InvalidPhoneNumber
 from zapgate.phone import normalize_number
@@ -165,7 +166,6 @@ class Rule(BaseModel):
     reply: str = Field(min_length=1, max_length=4096)
     after_ms: int = Field(default=0, ge=0, le=int(MAX_WAIT_SECONDS * 1000))
     contact: str | None = Field(default=None, description="only texts sent to this number")
-    _pattern: Any = PrivateAttr()
 
     @field_validator("match")
     @classmethod
@@ -173,14 +173,15 @@ class Rule(BaseModel):
         compile_pattern(value)
         return value
 
-    def model_post_init(self, context: Any) -> None:
-        """Keep the compiled pattern (RE2 caches it too, so this compiles only once)."""
-        self._pattern = compile_pattern(self.match)
+    @cached_property
+    def compiled(self) -> Any:
+        """The RE2 pattern (kept out of equality: two rules alike are equal)."""
+        return compile_pattern(self.match)
 
     @property
     def cost(self) -> int:
         """RE2 instructions of the pattern: matching costs at most this per byte of text."""
-        size: int = self._pattern.programsize
+        size: int = self.compiled.programsize
         return size
 
     @field_validator("contact")
@@ -193,7 +194,7 @@ class Rule(BaseModel):
         if self.contact is not None and self.contact != to:
             return False
         window = text[:MATCH_WINDOW].encode("utf-8", "surrogatepass")
-        return self._pattern.search(window) is not None
+        return self.compiled.search(window) is not None
 
 
 class SimulatorConfig(BaseModel):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -14,7 +16,9 @@ from tests.support.engines import BrokenEngine
 from tests.support.events import EventWatcher, status_is
 from zapgate.app import start, stop
 from zapgate.clock import ManualClock
+from zapgate.engines.base import WrongEngineState
 from zapgate.engines.registry import EngineSpec
+from zapgate.engines.simulator import SimulatorEngine
 from zapgate.services import Services, build_services
 
 TERMINAL = {"sent", "delivered", "read", "failed"}
@@ -136,7 +140,7 @@ async def test_failures_and_disconnects_lose_nothing_and_the_session_recovers(
     config = {
         "seed": 42,
         "send_failure_rate": 0.2,
-        "disconnect_mean_seconds": 0.05,
+        "disconnect_mean_seconds": 1,  # the shortest a session may ask for
         "reconnect_latency": {"kind": "uniform", "min": 0.005, "max": 0.02},
         "delivered_latency": {"kind": "fixed", "seconds": 0},
         "read_latency": {"kind": "fixed", "seconds": 0},
@@ -144,8 +148,15 @@ async def test_failures_and_disconnects_lose_nothing_and_the_session_recovers(
     async with EventWatcher(server.services.bus) as watcher:
         created = await api.post("/api/v1/sessions", json={"name": "chaos", "config": config})
         assert created.status_code == 201, created.text
+        await watcher.wait_for(status_is("chaos", "WORKING"))
+        runner = server.services.sessions.runner("default", "chaos")
+        assert runner is not None
+        phone = cast(SimulatorEngine, runner.engine)
         ids = []
         for index in range(120):
+            if index % 30 == 15:
+                with contextlib.suppress(WrongEngineState):  # unless a random one came first
+                    await phone.force_disconnect(0.05)
             response = await api.post(
                 "/api/v1/sessions/chaos/messages", json={"to": "5511999999999", "text": f"{index}"}
             )

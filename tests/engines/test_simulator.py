@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import re2
 from pydantic import ValidationError
 
 from zapgate.clock import ManualClock
@@ -32,11 +33,12 @@ from zapgate.engines.base import (
     WrongEngineState,
 )
 from zapgate.engines.simulator import (
+    MAX_PENDING_SENDS,
     QR_TIMEOUT_REASON,
     SimulatorDefaults,
     SimulatorEngine,
 )
-from zapgate.engines.simulator_config import SimulatorConfig, parse_config
+from zapgate.engines.simulator_config import MATCH_WINDOW, SimulatorConfig, parse_config
 
 DEFAULTS = SimulatorDefaults(pairing_seconds=0.25, ack_seconds=0.5, echo_contact="5511900000000")
 OWN = "5511000000000"
@@ -271,6 +273,19 @@ async def test_a_pairing_code_pairs_after_pairing_seconds(
         await engine.request_pairing_code("5511922221111")
 
 
+async def test_a_new_pairing_code_replaces_the_last(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    await engine.start(session({"pairing": "manual", "pairing_seconds": 600}), sink)
+    codes = {await engine.request_pairing_code("5511922221111") for _ in range(50)}
+    assert len(codes) == 50
+    await settle()
+    assert len(engine.tasks) == 2, "the QR refresh and one pairing, not one per code"
+
+    await advance(clock, 600)
+    assert sink.statuses().count(SessionStatus.WORKING) == 1
+
+
 async def test_a_restored_session_skips_the_qr(
     engine: SimulatorEngine, sink: RecordingSink
 ) -> None:
@@ -376,6 +391,20 @@ async def test_send_latency_holds_the_send(
     clock.advance(2)
     with pytest.raises(EngineNotReady):
         await asyncio.wait_for(late, 2)
+
+
+async def test_sends_awaiting_acks_are_bounded(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    await working(engine, sink, {"read_latency": {"kind": "fixed", "seconds": 3600}})
+    for index in range(MAX_PENDING_SENDS):
+        await engine.send(text(FRIEND, message_id=f"msg_{index}"))
+    with pytest.raises(TransientEngineError, match="busy"):
+        await engine.send(text(FRIEND, message_id="one_more"))
+
+    await advance(clock, 3600.5)
+    assert len(sink.named("ack")) == 2 * MAX_PENDING_SENDS
+    assert await engine.send(text(FRIEND, message_id="one_more"))
 
 
 async def test_only_a_working_engine_sends_or_receives(
@@ -507,6 +536,59 @@ async def test_reply_rules_answer_matching_texts(
 
     replies = [(m.sender, m.recipient, m.text) for m in sink.inbound()]
     assert replies == [(FRIEND, OWN, "pong"), ("5511955554444", OWN, "R$ 10")]
+
+
+async def test_an_evil_pattern_cannot_stall_the_loop(
+    engine: SimulatorEngine, sink: RecordingSink
+) -> None:
+    """Issue 8: ``^(a+)+$`` against 26 ``a``s and a ``!`` once froze every tenant for seconds."""
+    rules = [{"match": "^(a+)+$", "reply": "only a"}]
+    await working(engine, sink, {"rules": rules, "echo_contact": ""})
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        during = []
+        for index, body in enumerate(["a" * 26 + "!", "a" * 26]):
+            before = ticks
+            await engine.send(text(FRIEND, body, message_id=f"msg_{index}"))
+            during.append(ticks - before)
+        await sink.wait_for(lambda call: call.name == "message")
+    finally:
+        ticking.cancel()
+    assert all(count >= 1 for count in during), f"the loop stood still while matching: {during}"
+    await settle()
+    assert [m.text for m in sink.inbound()] == ["only a"]
+
+
+async def test_a_send_gets_at_most_three_rule_replies(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    rules = [{"match": "hi", "reply": f"reply {index}", "after_ms": index} for index in range(6)]
+    await working(engine, sink, {"rules": rules})
+    await engine.send(text(DEFAULTS.echo_contact, "hi"))
+    await advance(clock, 1)
+
+    assert [m.text for m in sink.inbound()] == ["reply 0", "reply 1", "reply 2", "hi"]
+
+
+async def test_rules_see_the_start_of_a_long_text(
+    engine: SimulatorEngine, sink: RecordingSink, clock: ManualClock
+) -> None:
+    rules = [{"match": "^x+$", "reply": "all x"}, {"match": "tail", "reply": "found"}]
+    await working(engine, sink, {"rules": rules, "echo_contact": ""})
+    await engine.send(text(FRIEND, "x" * MATCH_WINDOW))
+    await engine.send(text(FRIEND, "x" * MATCH_WINDOW + "tail"))
+    await advance(clock, 1)
+
+    assert [m.text for m in sink.inbound()] == ["all x", "all x"]
 
 
 # connection ----------------------------------------------------------------------------------
@@ -812,22 +894,27 @@ def test_a_full_config_is_valid() -> None:
         {
             "seed": 5,
             "pairing": "manual",
-            "pairing_seconds": 0,
-            "qr_refresh_seconds": 0.5,
-            "qr_attempts": 1,
+            "pairing_seconds": 600,
+            "qr_refresh_seconds": 1,
+            "qr_attempts": 100,
             "send_latency": {"kind": "uniform", "min": 0.1, "max": 0.1},
             "delivered_latency": {"kind": "exponential", "mean": 0},
             "read_latency": {"kind": "normal", "mean": 0, "stddev": 3},
             "reconnect_latency": {"kind": "fixed", "seconds": 0},
             "send_failure_rate": 1,
             "failure_kind": "permanent",
-            "disconnect_mean_seconds": 0.5,
-            "heartbeat_seconds": 0.1,
+            "disconnect_mean_seconds": 1,
+            "heartbeat_seconds": 1,
             "own_number": "5511987654321@c.us",
             "push_name": "bot",
             "echo_contact": "",
             "rules": [
-                {"match": "(?i)^oi", "reply": "olá", "after_ms": 10, "contact": "+5511987650000"}
+                {
+                    "match": "(?i)^oi",
+                    "reply": "olá",
+                    "after_ms": 3_600_000,
+                    "contact": "+5511987650000",
+                }
             ],
         }
     )
@@ -875,3 +962,79 @@ def test_a_full_config_is_valid() -> None:
 def test_a_bad_config_is_rejected(config: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         SimulatorConfig.model_validate(config)
+
+
+@pytest.mark.parametrize(
+    ("config", "loc"),
+    [
+        ({"heartbeat_seconds": 1e-9}, ("heartbeat_seconds",)),
+        ({"heartbeat_seconds": 0.99}, ("heartbeat_seconds",)),
+        ({"qr_refresh_seconds": 0.001}, ("qr_refresh_seconds",)),
+        ({"qr_attempts": 101}, ("qr_attempts",)),
+        ({"pairing_seconds": 601}, ("pairing_seconds",)),
+        ({"disconnect_mean_seconds": 0.5}, ("disconnect_mean_seconds",)),
+        (
+            {"send_latency": {"kind": "fixed", "seconds": 3601}},
+            ("send_latency", "fixed", "seconds"),
+        ),
+        (
+            {"reconnect_latency": {"kind": "uniform", "min": 0, "max": 3601}},
+            ("reconnect_latency", "uniform", "max"),
+        ),
+        (
+            {"delivered_latency": {"kind": "exponential", "mean": 3601}},
+            ("delivered_latency", "exponential", "mean"),
+        ),
+        (
+            {"read_latency": {"kind": "normal", "mean": 1, "stddev": 3601}},
+            ("read_latency", "normal", "stddev"),
+        ),
+        (
+            {"rules": [{"match": "x", "reply": "y", "after_ms": 3_600_001}]},
+            ("rules", 0, "after_ms"),
+        ),
+        ({"rules": [{"match": r"(a)\1", "reply": "y"}]}, ("rules", 0, "match")),
+        ({"rules": [{"match": "a(?=b)", "reply": "y"}]}, ("rules", 0, "match")),
+        ({"rules": [{"match": "(?<!a)b", "reply": "y"}]}, ("rules", 0, "match")),
+        ({"rules": [{"match": "a.{500}b", "reply": "y"}]}, ("rules", 0, "match")),
+    ],
+)
+def test_a_config_out_of_bounds_is_rejected(config: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SimulatorConfig.model_validate(config)
+    assert [error["loc"] for error in caught.value.errors()] == [loc]
+
+
+def test_rules_together_have_a_complexity_budget() -> None:
+    costly = {"match": "[a-z]{60}", "reply": "y"}
+    assert parse_config({"rules": [costly]}).rules
+    with pytest.raises(ValidationError, match="too complex") as caught:
+        parse_config({"rules": [costly] * 100})
+    assert [error["loc"] for error in caught.value.errors()] == [("rules",)]
+
+
+@pytest.mark.parametrize(
+    "latency",
+    [
+        {"kind": "exponential", "mean": 3600},
+        {"kind": "normal", "mean": 3600, "stddev": 3600},
+        {"kind": "uniform", "min": 3600, "max": 3600},
+    ],
+)
+def test_no_latency_exceeds_an_hour(latency: dict[str, Any]) -> None:
+    config = parse_config({"send_latency": latency})
+    rng = random.Random(4)
+    samples = [config.send_latency.sample(rng) for _ in range(2000)]
+    assert max(samples) == 3600
+    assert min(samples) >= 0
+
+
+def test_rules_use_re2_case_insensitively() -> None:
+    raw = {"rules": [{"match": r"^pre[cç]o\b", "reply": "R$ 10"}]}
+    config = parse_config(raw)
+    (rule,) = config.rules
+    assert rule.applies(FRIEND, "PREÇO?")
+    assert rule.applies(FRIEND, "preco")
+    assert not rule.applies(FRIEND, "o preço")
+    re2.purge()
+    assert parse_config(raw) == config, "equal configs stay equal when recompiled"

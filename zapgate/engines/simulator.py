@@ -5,6 +5,7 @@ pairing code, refreshes its QR and gives up after a few, acknowledges sends (del
 read), answers from an echo contact and from reply rules, fails sends at a given rate, drops
 and restores its connection, and sends heartbeats. All waiting goes through the injected
 ``Clock`` and all chance through one ``random.Random(seed)``, so a seed replays a run.
+Reply rules are tenants' RE2 patterns, matched on one thread of their own, off the event loop.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from typing import Any
 
@@ -36,7 +38,7 @@ from zapgate.engines.base import (
     TransientEngineError,
     WrongEngineState,
 )
-from zapgate.engines.simulator_config import Latency, SimulatorConfig, fixed, parse_config
+from zapgate.engines.simulator_config import Latency, Rule, SimulatorConfig, fixed, parse_config
 from zapgate.ids import ulid
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class SimulatorDefaults:
 
 
 RECENT_SENDS = 20
+MAX_PENDING_SENDS = 1000
+"""Sends still awaiting acks or replies, per session; one more is a transient failure."""
+BUSY = "the simulated phone is busy: too many sends awaiting acks or replies"
 
 
 class SimulatorEngine:
@@ -90,6 +95,9 @@ class SimulatorEngine:
         self._run = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._pairing_tasks: set[asyncio.Task[None]] = set()
+        self._code_tasks: set[asyncio.Task[None]] = set()
+        self._send_tasks: set[asyncio.Task[None]] = set()
+        self._groups = (self._tasks, self._pairing_tasks, self._code_tasks, self._send_tasks)
         self._epoch_ms = now_ms()
         self._epoch_monotonic = clock.monotonic()
 
@@ -124,7 +132,7 @@ class SimulatorEngine:
         await self._set_status(SessionStatus.SCAN_QR_CODE, run)
         await self._emit(partial(_report_qr, self._new_qr()), run)
         if self._current(run):
-            self._spawn(self._refresh_qr(self._clock.monotonic(), run), pairing=True)
+            self._spawn(self._refresh_qr(self._clock.monotonic(), run), self._pairing_tasks)
             if config.pairing == "auto":
                 self._schedule_pairing(run)
 
@@ -144,25 +152,28 @@ class SimulatorEngine:
         delay = config.send_latency.sample(self._rng)
         if delay > 0:
             await self._clock.sleep(delay)
-            if not self._current(run):
-                raise EngineNotReady("the simulated phone was stopped")
-            self._require_working()
+            self._still_sending(run)
         if config.send_failure_rate > 0 and self._rng.random() < config.send_failure_rate:
             if config.failure_kind == "permanent":
                 raise PermanentEngineError(SEND_FAILURE)
             raise TransientEngineError(SEND_FAILURE)
+        if len(self._send_tasks) >= MAX_PENDING_SENDS:
+            raise TransientEngineError(BUSY)
+        rules = await _answering(config, message)
+        self._still_sending(run)
         receipt = SendReceipt(f"sim_{ulid()}")
         self.recent_sends.append(message)
-        events = self._timeline(message, receipt.engine_message_id, run)
-        self._spawn(self._play(events, self._clock.monotonic(), run))
+        events = self._timeline(message, receipt.engine_message_id, run, rules)
+        self._spawn(self._play(events, self._clock.monotonic(), run), self._send_tasks)
         return receipt
 
     async def request_pairing_code(self, phone: str) -> str:
-        """An ``XXXX-XXXX`` code; the phone is paired ``pairing_seconds`` later."""
+        """An ``XXXX-XXXX`` code (replacing the last); paired ``pairing_seconds`` later."""
         if self._status is not SessionStatus.SCAN_QR_CODE:
             raise WrongEngineState(f"no pairing code while {self._status}")
         code = "".join(self._rng.choice(_CODE_ALPHABET) for _ in range(8))
-        self._schedule_pairing(self._run)
+        self._cancel_tasks(self._code_tasks)
+        self._schedule_pairing(self._run, self._code_tasks)
         return f"{code[:4]}-{code[4:]}"
 
     # simulation hooks ------------------------------------------------------------------------
@@ -210,10 +221,10 @@ class SimulatorEngine:
             self._cancel_tasks(self._tasks)
             await self._announce(SessionStatus.FAILED, run, QR_TIMEOUT_REASON)
 
-    def _schedule_pairing(self, run: int) -> None:
+    def _schedule_pairing(self, run: int, *groups: set[asyncio.Task[None]]) -> None:
         """Pair ``pairing_seconds`` from now (the QR scanned, or the code typed, by then)."""
         at = self._clock.monotonic() + self._pairing_seconds()
-        self._spawn(self._pair_at(at, run), pairing=True)
+        self._spawn(self._pair_at(at, run), self._pairing_tasks, *groups)
 
     async def _pair_at(self, at: float, run: int) -> None:
         await self._sleep_until(at)
@@ -272,22 +283,26 @@ class SimulatorEngine:
         if self._status is not SessionStatus.WORKING:
             raise EngineNotReady(f"the simulated phone is not connected ({self._status})")
 
+    def _still_sending(self, run: int) -> None:
+        """After a wait inside ``send``: EngineNotReady if the phone stopped or disconnected."""
+        if not self._current(run):
+            raise EngineNotReady("the simulated phone was stopped")
+        self._require_working()
+
     # what a send sets off --------------------------------------------------------------------
 
-    def _timeline(self, message: OutboundMessage, engine_message_id: str, run: int) -> Timeline:
+    def _timeline(
+        self, message: OutboundMessage, engine_message_id: str, run: int, rules: list[Rule]
+    ) -> Timeline:
         """Acks and replies of one send, as (seconds after the send, action), in order."""
         delivered = self._latency(self._config.delivered_latency).sample(self._rng)
         read = self._latency(self._config.read_latency).sample(self._rng)
         ack = partial(self._ack, engine_message_id, run=run)
         reply = partial(self._reply, message.to, run=run)
         events: Timeline = [(delivered, partial(ack, AckStatus.DELIVERED))]
-        text = message.text
-        if text:
-            if message.to == self._echo_contact():
-                events.append((delivered, partial(reply, text)))
-            for rule in self._config.rules:
-                if rule.applies(message.to, text):
-                    events.append((rule.after_ms / 1000, partial(reply, rule.reply)))
+        if message.text and message.to == self._echo_contact():
+            events.append((delivered, partial(reply, message.text)))
+        events.extend((rule.after_ms / 1000, partial(reply, rule.reply)) for rule in rules)
         events.append((delivered + read, partial(ack, AckStatus.READ)))
         events.sort(key=itemgetter(0))
         return events
@@ -377,16 +392,16 @@ class SimulatorEngine:
         """False for a task left over from before a stop (e.g. one that called stop itself)."""
         return run == self._run
 
-    def _spawn(self, work: Coroutine[Any, Any, None], *, pairing: bool = False) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], *groups: set[asyncio.Task[None]]) -> None:
+        """Run ``work`` as one of the engine's tasks, and of ``groups`` (e.g. pairing tasks)."""
         task = asyncio.create_task(work, name=f"simulator:{self._session_name}")
-        self._tasks.add(task)
-        if pairing:
-            self._pairing_tasks.add(task)
+        for group in (self._tasks, *groups):
+            group.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._pairing_tasks.discard(task)
+        for group in self._groups:
+            group.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("simulator task %s failed", task.get_name(), exc_info=error)
 
@@ -404,8 +419,26 @@ class SimulatorEngine:
         self._status = SessionStatus.STOPPED
         cancelled = self._cancel_tasks(self._tasks)
         await asyncio.gather(*cancelled, return_exceptions=True)
-        self._tasks.difference_update(cancelled)
-        self._pairing_tasks.difference_update(cancelled)
+        for group in self._groups:
+            group.difference_update(cancelled)
+
+
+async def _answering(config: SimulatorConfig, message: OutboundMessage) -> list[Rule]:
+    """The rules that answer ``message``, matched on the rules thread (never on the loop)."""
+    if not message.text or not config.rules:
+        return []
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_rules_thread(), config.replies_to, message.to, message.text)
+
+
+@cache
+def _rules_thread() -> ThreadPoolExecutor:
+    """One thread, for the whole process, where every simulator matches its rules.
+
+    RE2 lets go of the GIL while it matches, so the event loop runs on meanwhile, and however
+    many sessions match at once they use at most one core.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator-rules")
 
 
 def _report_status(status: SessionStatus, reason: str | None, sink: EngineSink) -> Awaitable[None]:

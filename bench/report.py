@@ -5,7 +5,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.neighbours import MAX_RATIO, Flood, NeighboursResult
 from bench.sessions import SessionsResult
+from bench.victim import PhaseFigures
 from bench.webhooks import WebhooksResult
 from bench.wrkrun import WrkResult
 
@@ -18,7 +20,7 @@ class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: WrkResult | SessionsResult | WebhooksResult | None = None
+    result: WrkResult | SessionsResult | WebhooksResult | NeighboursResult | None = None
     failure: str | None = None
 
     @property
@@ -49,7 +51,7 @@ def table(outcomes: list[Outcome]) -> str:
     lines = [f"{'target':<13} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
     for o in outcomes:
         r = o.result
-        if isinstance(r, SessionsResult | WebhooksResult):
+        if isinstance(r, SessionsResult | WebhooksResult | NeighboursResult):
             continue
         if r is None:
             lines.append(f"{o.target:<13} {'FAILED':>10}")
@@ -103,6 +105,82 @@ def webhooks_section(result: WebhooksResult) -> str:
     return "\n".join(["webhooks:", *body, note])
 
 
+def neighbours_section(result: NeighboursResult) -> str:
+    """B's figures idle vs. hostile with their ratios, then what A achieved, then the verdict."""
+    lines = [
+        f"neighbours (tenant B alone, then while tenant A attacks: {', '.join(result.attacks)}):",
+        f"  {'B':<20} {'idle ms':>10} {'hostile ms':>11} {'ratio':>8}",
+    ]
+    for r in result.ratios():
+        mark = ("PASS" if r.passed else "FAIL") if r.gated else ""
+        lines.append(
+            f"  {r.name:<20} {r.idle_ms:>10.1f} {r.hostile_ms:>11.1f} {r.ratio:>7.1f}x  {mark}"
+        )
+    i, h = result.idle, result.hostile
+    for name, idle, hostile in (
+        ("API p95 / max", i.api, h.api),
+        ("webhook lag max", i.webhook_lag, h.webhook_lag),
+        ("socket lag max", i.socket_lag, h.socket_lag),
+    ):
+        shown = (f"{d.p95_ms:.0f} / {d.max_ms:.0f}" if name.startswith("API") else f"{d.max_ms:.0f}"
+                 for d in (idle, hostile))  # fmt: skip
+        lines.append(f"  {name:<20} {next(shown):>10} {next(shown):>11}")
+    lines += [
+        f"  {'B stalled':<20} {_stalls(i):>10} {_stalls(h):>11}   (API / webhook / socket)",
+        f"  {'B errors':<20} {i.api_errors:>10} {h.api_errors:>11}   "
+        f"{h.first_error or i.first_error or ''}",
+        *(f"  {line}" for line in attacker_lines(result)),
+    ]
+    failed = result.failed_checks()
+    verdict = f"PASS (every p99 within {MAX_RATIO:.0f}x of idle)" if result.passed else "FAIL"
+    lines.append(f"  verdict: {verdict}" + (f": {'; '.join(failed)}" if failed else ""))
+    return "\n".join(lines)
+
+
+def _stalls(figures: PhaseFigures) -> str:
+    """Stalled requests / webhook events / socket events of a phase."""
+    parts = (figures.api, figures.webhook_lag, figures.socket_lag)
+    return " / ".join(str(d.stalled) for d in parts)
+
+
+def attacker_lines(result: NeighboursResult) -> list[str]:
+    """What tenant A achieved, one attack per line."""
+    a = result.attacker
+    if "failure" in a:
+        return [f"A: {a['failure']}"]
+    lines = []
+    if "redos" in result.attacks:
+        lines.append(f"A ReDoS session: {a.get('redos')}; its sends: {a.get('redos_sends')}")
+    if "slow" in result.attacks:
+        lines.append(
+            f"A webhooks: {a.get('webhooks')}; slow receiver hit {a.get('slow_requests')}x, "
+            f"dead one {a.get('dead_requests')}x; A's sends {a.get('producer')}"
+        )
+    replays = a.get("replays")
+    if "replay" in result.attacks and isinstance(replays, dict):
+        lines.append(
+            f"A replays ({replays['clients']} sockets, offset 0, {result.history} events): "
+            f"{replays['connects']} connects, {replays['completed']} complete, "
+            f"{replays['resync_required']} resync_required, {replays['timed_out']} timed out, "
+            f"{replays['interrupted']} cut by the phase's end, {replays['refused']} refused"
+        )
+    if result.flood is not None:
+        lines.append(f"A flood (GET, wrk): {flood_line(result.flood)}")
+    return lines
+
+
+def flood_line(flood: Flood) -> str:
+    """What the wrk flood got."""
+    if flood.failure:
+        return flood.failure
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted((flood.statuses or {}).items()))
+    sockets = sum((flood.socket_errors or {}).values())
+    return (
+        f"{flood.requests} requests ({flood.requests_per_sec:.0f}/s), "
+        f"{flood.rate_limited} answered 429 [{statuses}], {sockets} socket errors"
+    )
+
+
 def _error_detail(result: WrkResult | SessionsResult | WebhooksResult) -> str:
     """What went wrong in a measured run."""
     if isinstance(result, WebhooksResult):
@@ -133,12 +211,25 @@ def warn_failures(outcomes: list[Outcome]) -> None:
             continue
         if o.result is None:
             detail = f"FAILED: {o.failure}"
+        elif isinstance(o.result, NeighboursResult):
+            detail = neighbours_detail(o.result)
         else:
             detail = (
                 f"{o.result.errors} ERRORS ({_error_detail(o.result)}) -- figures are NOT valid"
             )
         bar = "!" * 72
         print(f"\n{bar}\n!!! {o.target}: {detail}\n{bar}", file=sys.stderr)
+
+
+def neighbours_detail(result: NeighboursResult) -> str:
+    """Why the noisy-neighbour workload did not pass."""
+    checks = "; ".join(result.failed_checks())
+    invalid = (
+        f"; the idle phase had {result.idle_problems} errors or stalls: figures are NOT valid"
+        if result.idle_problems
+        else ""
+    )
+    return f"tenant B was not kept safe from tenant A: {checks or 'ok'}{invalid}"
 
 
 def write_json(payload: dict[str, object], path: Path = LATEST) -> Path:

@@ -42,7 +42,7 @@ from bench.server import BenchError, Running, free_port, log_tail, serve
 from bench.sessions import Tally, api_clients, create_sessions, newest_seq, pinned, pool, post
 from bench.sessions import wait_working as all_working
 from bench.targets import Request, key_command, neighbours_server
-from bench.victim import PhaseFigures, Victim
+from bench.victim import Distribution, PhaseFigures, Victim
 from bench.wrkrun import FLOOD_SCRIPT, parse_statuses, parse_wrk, wrk_argv, wrk_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -102,29 +102,48 @@ class Flood:
 
 @dataclass(frozen=True)
 class Ratio:
-    """One of B's figures, idle and hostile."""
+    """One percentile of one of B's figures, idle and hostile."""
 
     name: str
-    idle_ms: float
-    hostile_ms: float
+    idle: Distribution
+    hostile: Distribution
+    percentile: int
     gated: bool
 
     @property
-    def ratio(self) -> float:
-        """Hostile over idle (each at least :data:`RESOLUTION_MS`)."""
+    def idle_ms(self) -> float | None:
+        """The idle figure (None: no sample)."""
+        return self.idle.at(self.percentile)
+
+    @property
+    def hostile_ms(self) -> float | None:
+        """The hostile figure (None: no sample, e.g. no inbound message was even answered)."""
+        return self.hostile.at(self.percentile)
+
+    @property
+    def ratio(self) -> float | None:
+        """Hostile over idle (each at least :data:`RESOLUTION_MS`); None without samples."""
+        if self.idle_ms is None or self.hostile_ms is None:
+            return None
         return max(self.hostile_ms, RESOLUTION_MS) / max(self.idle_ms, RESOLUTION_MS)
 
     @property
     def passed(self) -> bool:
-        """Within :data:`MAX_RATIO`."""
-        return self.ratio <= MAX_RATIO
+        """Within :data:`MAX_RATIO` (no sample: not passed)."""
+        return self.ratio is not None and self.ratio <= MAX_RATIO
+
+    def verdict(self) -> str:
+        """The failure in words, e.g. ``webhook lag p99 7.4x``."""
+        if self.ratio is None:
+            return f"{self.name}: no sample"
+        return f"{self.name} {self.ratio:.1f}x"
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready view."""
         figures = {"idle_ms": self.idle_ms, "hostile_ms": self.hostile_ms, "ratio": self.ratio}
         return {
             "name": self.name,
-            **{k: round(v, 3) for k, v in figures.items()},
+            **{k: None if v is None else round(v, 3) for k, v in figures.items()},
             "gated": self.gated,
             "passed": self.passed,
         }
@@ -145,17 +164,18 @@ class NeighboursResult:
         """B's figures side by side; the p99s are gated."""
         i, h = self.idle, self.hostile
         return [
-            Ratio("API latency p50", i.api.p50_ms, h.api.p50_ms, gated=False),
-            Ratio("API latency p99", i.api.p99_ms, h.api.p99_ms, gated=True),
-            Ratio("webhook lag p50", i.webhook_lag.p50_ms, h.webhook_lag.p50_ms, gated=False),
-            Ratio("webhook lag p99", i.webhook_lag.p99_ms, h.webhook_lag.p99_ms, gated=True),
-            Ratio("socket lag p50", i.socket_lag.p50_ms, h.socket_lag.p50_ms, gated=False),
-            Ratio("socket lag p99", i.socket_lag.p99_ms, h.socket_lag.p99_ms, gated=True),
+            Ratio(f"{name} p{pct}", idle, hostile, pct, gated=pct == 99)
+            for name, idle, hostile in (
+                ("API latency", i.api, h.api),
+                ("webhook lag", i.webhook_lag, h.webhook_lag),
+                ("socket lag", i.socket_lag, h.socket_lag),
+            )
+            for pct in (50, 99)
         ]
 
     def failed_checks(self) -> list[str]:
         """Why B was not kept safe from A (empty: PASS)."""
-        failed = [f"{r.name} {r.ratio:.1f}x" for r in self.ratios() if r.gated and not r.passed]
+        failed = [r.verdict() for r in self.ratios() if r.gated and not r.passed]
         if self.hostile.api_errors:
             failed.append(f"{self.hostile.api_errors} of B's requests failed under load")
         return failed

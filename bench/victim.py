@@ -66,6 +66,11 @@ class Distribution:
 
         return cls(len(ordered), stalled, rank(50), rank(95), rank(99), rank(100))
 
+    def at(self, percentile: int) -> float | None:
+        """The p50, p95, p99 or p100 (max) figure; None without samples."""
+        figures = {50: self.p50_ms, 95: self.p95_ms, 99: self.p99_ms, 100: self.max_ms}
+        return figures[percentile] if self.count else None
+
 
 @dataclass(frozen=True)
 class PhaseFigures:
@@ -91,7 +96,7 @@ class Tally:
     errors: int = 0
     first_error: str | None = None
     inbound: dict[str, float] = field(default_factory=dict)
-    """Message id of each answered inbound simulation -> wall time of the answer."""
+    """Message id of each answered inbound simulation -> its timestamp (wall clock, s)."""
 
     def fail(self, detail: str) -> None:
         """Count a failed request, remembering the first one."""
@@ -112,9 +117,9 @@ class Kind:
     follow: bool = False
 
 
-def lag_of(envelope: dict[str, Any], received_at: float) -> float:
-    """Receipt time minus the envelope's timestamp, in seconds."""
-    return received_at - datetime.fromisoformat(str(envelope["timestamp"])).timestamp()
+def stamp_of(data: dict[str, Any]) -> float:
+    """The ``timestamp`` of an envelope or a message, as a wall-clock time in seconds."""
+    return datetime.fromisoformat(str(data["timestamp"])).timestamp()
 
 
 class Receipts:
@@ -129,7 +134,7 @@ class Receipts:
         if envelope.get("type") != RECEIVED:
             return
         message_id = str(envelope["payload"]["id"])
-        self.lags.setdefault(message_id, lag_of(envelope, received_at))
+        self.lags.setdefault(message_id, received_at - stamp_of(envelope))
         self.arrived.set()
 
 
@@ -239,7 +244,7 @@ class Victim:
         if status != kind.expected:
             tally.fail(f"{kind.name}: {status} {str(data)[:200]}")
         elif kind.follow and data is not None:
-            tally.inbound[str(data["id"])] = time.time()
+            tally.inbound[str(data["id"])] = stamp_of(data)
 
     async def phase(self, duration_s: float) -> PhaseFigures:
         """Run B's load for ``duration_s``, then collect what arrives within the grace."""
@@ -307,14 +312,15 @@ async def _cancel(pending: dict[asyncio.Task[None], float]) -> list[float]:
 
 
 def _lags(receipts: Receipts, inbound: dict[str, float]) -> Distribution:
-    """Lags (ms) of the phase's inbound messages; a missing one waits from its answer until now."""
+    """Lags (ms) of the phase's inbound messages; a missing one's is its age now, counted from
+    the message's timestamp (its event is stamped a moment later, in the same request)."""
     now = time.time()
     values, stalled = [], 0
-    for message_id, answered_at in inbound.items():
+    for message_id, created_at in inbound.items():
         lag = receipts.lags.get(message_id)
         if lag is None:
             stalled += 1
-            lag = now - answered_at
+            lag = now - created_at
         values.append(lag * 1000)
     return Distribution.of(values, stalled)
 

@@ -34,6 +34,7 @@ import uvloop
 from aiohttp import web
 
 from bench.server import HOST, free_port
+from bench.victim import socket_client
 
 KEY_ENV = "BENCH_HOSTILE_KEY"
 REDOS, SLOW, REPLAY, FLOOD = "redos", "slow", "replay", "flood"
@@ -214,7 +215,7 @@ class Attacker:
     async def replay_once(self, history: int) -> None:
         """One connection at offset 0 until ``history`` events arrived (or resync, or timeout)."""
         replays = self.summary.replays
-        client = socketio.AsyncClient(reconnection=False)
+        client = socket_client()
         received = 0
         done = asyncio.Event()
 

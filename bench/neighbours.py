@@ -49,7 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VICTIM, HOSTILE = "victim", "hostile"
 """Tenant ids of B and A."""
 VICTIM_SESSION, HOSTILE_SESSION = "main", "noise"
-DEFAULT_HISTORY = 6000
+DEFAULT_HISTORY = 5000
 """A's events before the phases: what each of its sockets asks to replay (today's server answers
 ``resync_required`` instead beyond 10,000)."""
 EVENTS_PER_SEND = 5
@@ -213,6 +213,11 @@ class NeighboursResult:
         }
 
 
+def log(message: str) -> None:
+    """Progress line on stderr."""
+    print(f"[bench] neighbours: {message}", file=sys.stderr, flush=True)
+
+
 # set-up -----------------------------------------------------------------------------------------
 
 
@@ -368,10 +373,14 @@ async def run_workload(plan: Plan, running: Running, keys: dict[str, str]) -> Ne
     port = running.port
     await create_session(port, keys[VICTIM], VICTIM_SESSION)
     await create_session(port, keys[HOSTILE], HOSTILE_SESSION)
+    started = time.monotonic()
     history = await build_history(port, keys[HOSTILE], plan.history)
+    log(f"tenant A's history: {history} events in {time.monotonic() - started:.1f}s")
     async with Victim(port, keys[VICTIM], VICTIM_SESSION, free_port()) as victim:
         await victim.phase(WARMUP_S)
+        log(f"idle phase: tenant B alone for {plan.duration_s}s")
         idle = await victim.phase(plan.duration_s)
+        log(f"hostile phase: tenant A attacks ({', '.join(sorted(plan.attacks))})")
         hostile_figures, attacker, flood = await hostile_phase(
             plan, victim, port, keys[HOSTILE], history
         )

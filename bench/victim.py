@@ -15,6 +15,7 @@ lower bound of its latency or lag (so a stall raises the percentiles, it never h
 import asyncio
 import contextlib
 import itertools
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,14 @@ SEND_TO = "5511977776666"
 """Not the simulator's echo contact: B's sends add acks, but no inbound message."""
 INBOUND_FROM = "5511988887777"
 RECEIVED = "message.received"
+QUIET = logging.getLogger("bench.socketio")
+"""For the Socket.IO clients: a stalled server is measured, not logged to the terminal."""
+QUIET.setLevel(logging.CRITICAL)
+
+
+def socket_client() -> Any:
+    """A Socket.IO client that never reconnects by itself and stays quiet."""
+    return socketio.AsyncClient(reconnection=False, logger=QUIET, engineio_logger=QUIET)
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,7 @@ class Victim:
             raise BenchError(f"B's webhook subscription answered {status}: {data}")
 
     async def _connect_socket(self) -> None:
-        client = socketio.AsyncClient(reconnection=False)
+        client = socket_client()
         client.on("event", lambda envelope: self.socket.record(envelope, time.time()))
         await asyncio.wait_for(
             client.connect(

@@ -1,4 +1,5 @@
-"""Benchmark harness: zapgate vs. a bare ASGI baseline (wrk), then the sessions and webhooks loads.
+"""Benchmark harness: zapgate vs. a bare ASGI baseline (wrk), then the sessions, webhooks and
+noisy-neighbour loads.
 
 Run from the repository root::
 
@@ -7,6 +8,7 @@ Run from the repository root::
     BENCH_DURATION=30 .venv/bin/python -m bench  # longer measured run
     .venv/bin/python -m bench --only sessions --sessions 200  # memory and events/s per session
     .venv/bin/python -m bench --only webhooks --backlog 3000  # webhook deliveries/s, lag, drain
+    .venv/bin/python -m bench --only neighbours  # tenant B's latencies, alone and while A attacks
 
 Results are printed as a table and written to ``bench/results/latest.json``.
 """

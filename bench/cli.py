@@ -5,6 +5,7 @@ import http.client
 import os
 import platform
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import report, sessions, webhooks
+from bench import hostile, neighbours, report, sessions, victim, webhooks
 from bench.server import BenchError, http_call, serve
 from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
@@ -33,8 +34,10 @@ WARMUP_S = 2
 SESSIONS = "sessions"
 """Name of the sessions workload (run after the wrk targets)."""
 WEBHOOKS = "webhooks"
-"""Name of the webhooks workload (run last)."""
-WORKLOADS = (SESSIONS, WEBHOOKS)
+"""Name of the webhooks workload."""
+NEIGHBOURS = "neighbours"
+"""Name of the noisy-neighbour workload (run last)."""
+WORKLOADS = (SESSIONS, WEBHOOKS, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Setup:
     client_cpu: int | None
     server_cpu: int | None
     backlog: int
+    attacks: frozenset[str]
 
 
 def log(message: str) -> None:
@@ -91,6 +95,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_WEBHOOK_BACKLOG", str(webhooks.DEFAULT_BACKLOG)),
         help=f"events stored during the receiver outage of the webhooks workload "
         f"(env BENCH_WEBHOOK_BACKLOG, default {webhooks.DEFAULT_BACKLOG})",
+    )
+    parser.add_argument(
+        "--attacks",
+        type=hostile.attack_names,
+        default=os.environ.get("BENCH_NEIGHBOURS_ATTACKS", ",".join(hostile.ATTACKS)),
+        help=f"tenant A's attacks in the neighbours workload, comma-separated "
+        f"(env BENCH_NEIGHBOURS_ATTACKS, default all: {','.join(hostile.ATTACKS)})",
     )
     return parser.parse_args(argv)
 
@@ -162,6 +173,22 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
         return report.Outcome(WEBHOOKS, failure=str(exc))
 
 
+def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the noisy-neighbour workload (its own zapgate server, two tenants, two phases)."""
+    log(f"{NEIGHBOURS}: tenant B alone for {setup.duration_s}s, then while tenant A attacks")
+    nice = shutil.which("nice")
+    plan = neighbours.Plan(
+        setup.duration_s, api_key, setup.log_dir, setup.wrk,
+        server_prefix=setup.server_prefix,
+        hostile_prefix=[*setup.wrk_prefix, *([nice, "-n", "19"] if nice else [])],
+        client_cpu=setup.client_cpu, attacks=setup.attacks,
+    )  # fmt: skip
+    try:
+        return report.Outcome(NEIGHBOURS, result=neighbours.run(plan))
+    except BenchError as exc:
+        return report.Outcome(NEIGHBOURS, failure=str(exc))
+
+
 def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
     """Build the JSON document written to ``bench/results/latest.json``."""
     return {
@@ -176,6 +203,9 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
             "sessions_send_concurrency": sessions.SEND_CONCURRENCY,
             "webhooks_inbound_concurrency": webhooks.INBOUND_CONCURRENCY,
             "webhooks_backlog": setup.backlog,
+            "neighbours_victim_rate": victim.RATE,
+            "neighbours_history": neighbours.DEFAULT_HISTORY,
+            "neighbours_attacks": sorted(setup.attacks),
             "server_prefix": setup.server_prefix,
             "wrk_prefix": setup.wrk_prefix,
             "python": platform.python_version(),
@@ -205,6 +235,8 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             print(report.sessions_section(o.result))
         if isinstance(o.result, webhooks.WebhooksResult):
             print(report.webhooks_section(o.result))
+        if isinstance(o.result, neighbours.NeighboursResult):
+            print(report.neighbours_section(o.result))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -221,13 +253,15 @@ def run(args: argparse.Namespace) -> int:
         setup = Setup(
             wrk, args.duration, server_prefix, wrk_prefix, Path(tmp),
             sessions=args.sessions, client_cpu=cpus[1] if cpus else None,
-            server_cpu=cpus[0] if cpus else None, backlog=args.backlog,
+            server_cpu=cpus[0] if cpus else None, backlog=args.backlog, attacks=args.attacks,
         )  # fmt: skip
         outcomes = measure_all(chosen, setup)
         if not args.only or SESSIONS in args.only:
             outcomes.append(measure_sessions(api_key, setup))
         if not args.only or WEBHOOKS in args.only:
             outcomes.append(measure_webhooks(api_key, setup))
+        if not args.only or NEIGHBOURS in args.only:
+            outcomes.append(measure_neighbours(api_key, setup))
     print_report(outcomes)
     log(f"results written to {report.write_json(payload(outcomes, setup))}")
     report.warn_failures(outcomes)

@@ -5,7 +5,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.neighbours import MAX_RATIO, Flood, NeighboursResult
 from bench.sessions import SessionsResult
+from bench.victim import GRACE_S
 from bench.webhooks import WebhooksResult
 from bench.wrkrun import WrkResult
 
@@ -18,7 +20,7 @@ class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: WrkResult | SessionsResult | WebhooksResult | None = None
+    result: WrkResult | SessionsResult | WebhooksResult | NeighboursResult | None = None
     failure: str | None = None
 
     @property
@@ -49,7 +51,7 @@ def table(outcomes: list[Outcome]) -> str:
     lines = [f"{'target':<13} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
     for o in outcomes:
         r = o.result
-        if isinstance(r, SessionsResult | WebhooksResult):
+        if isinstance(r, SessionsResult | WebhooksResult | NeighboursResult):
             continue
         if r is None:
             lines.append(f"{o.target:<13} {'FAILED':>10}")
@@ -103,6 +105,85 @@ def webhooks_section(result: WebhooksResult) -> str:
     return "\n".join(["webhooks:", *body, note])
 
 
+def neighbours_section(result: NeighboursResult) -> str:
+    """B's figures idle vs. hostile with their ratios, then what A achieved, then the verdict."""
+    lines = [
+        f"neighbours (tenant B alone, then while tenant A attacks: {', '.join(result.attacks)}):",
+        f"  {'B':<22} {'idle':>9} {'hostile':>9} {'ratio':>8}",
+    ]
+    for r in result.ratios():
+        mark = ("PASS" if r.passed else "FAIL") if r.gated else ""
+        ratio = "-" if r.ratio is None else f"{r.ratio:.1f}x"
+        lines.append(
+            f"  {r.name + ' ms':<22} {_ms(r.idle_ms):>9} {_ms(r.hostile_ms):>9} {ratio:>8}  {mark}"
+        )
+    i, h = result.idle, result.hostile
+    for name, idle, hostile in (
+        ("API", i.api, h.api),
+        ("webhook lag", i.webhook_lag, h.webhook_lag),
+        ("socket lag", i.socket_lag, h.socket_lag),
+    ):
+        lines.append(f"  {name + ' max ms':<22} {_ms(idle.at(100)):>9} {_ms(hostile.at(100)):>9}")
+        counts = f"{idle.stalled}/{idle.count}", f"{hostile.stalled}/{hostile.count}"
+        lines.append(f"  {name + ' stalled/n':<22} {counts[0]:>9} {counts[1]:>9}")
+    error = h.first_error or i.first_error
+    lines += [
+        f"  {'B errors':<22} {i.api_errors:>9} {h.api_errors:>9}" + (f"  {error}" if error else ""),
+        *(f"  {line}" for line in attacker_lines(result)),
+    ]
+    lines.append(
+        f"  (stalled: not answered or delivered {GRACE_S:.0f} s after the phase; counted at their "
+        "wait so far)"
+    )
+    failed = result.failed_checks()
+    verdict = f"PASS (every p99 within {MAX_RATIO:.0f}x of idle)" if result.passed else "FAIL"
+    lines.append(f"  verdict: {verdict}" + (f": {'; '.join(failed)}" if failed else ""))
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds for the table; ``-`` when there was no sample."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def attacker_lines(result: NeighboursResult) -> list[str]:
+    """What tenant A achieved, one attack per line."""
+    a = result.attacker
+    if "failure" in a:
+        return [f"A: {a['failure']}"]
+    lines = []
+    if "redos" in result.attacks:
+        lines.append(f"A ReDoS session: {a.get('redos')}; its sends: {a.get('redos_sends')}")
+    if "slow" in result.attacks:
+        lines.append(
+            f"A webhooks: {a.get('webhooks')}; slow receiver hit {a.get('slow_requests')}x, "
+            f"dead one {a.get('dead_requests')}x; A's sends {a.get('producer')}"
+        )
+    replays = a.get("replays")
+    if "replay" in result.attacks and isinstance(replays, dict):
+        lines.append(
+            f"A replays ({replays['clients']} sockets, offset 0, {result.history} events): "
+            f"{replays['connects']} connects, {replays['completed']} complete, "
+            f"{replays['resync_required']} resync_required, {replays['timed_out']} timed out, "
+            f"{replays['interrupted']} cut by the phase's end, {replays['refused']} refused"
+        )
+    if result.flood is not None:
+        lines.append(f"A flood (GET, wrk): {flood_line(result.flood)}")
+    return lines
+
+
+def flood_line(flood: Flood) -> str:
+    """What the wrk flood got."""
+    if flood.failure:
+        return flood.failure
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted((flood.statuses or {}).items()))
+    sockets = sum((flood.socket_errors or {}).values())
+    return (
+        f"{flood.requests} requests ({flood.requests_per_sec:.0f}/s), "
+        f"{flood.rate_limited} answered 429 [{statuses}], {sockets} socket errors"
+    )
+
+
 def _error_detail(result: WrkResult | SessionsResult | WebhooksResult) -> str:
     """What went wrong in a measured run."""
     if isinstance(result, WebhooksResult):
@@ -133,12 +214,25 @@ def warn_failures(outcomes: list[Outcome]) -> None:
             continue
         if o.result is None:
             detail = f"FAILED: {o.failure}"
+        elif isinstance(o.result, NeighboursResult):
+            detail = neighbours_detail(o.result)
         else:
             detail = (
                 f"{o.result.errors} ERRORS ({_error_detail(o.result)}) -- figures are NOT valid"
             )
         bar = "!" * 72
         print(f"\n{bar}\n!!! {o.target}: {detail}\n{bar}", file=sys.stderr)
+
+
+def neighbours_detail(result: NeighboursResult) -> str:
+    """Why the noisy-neighbour workload did not pass."""
+    checks = "; ".join(result.failed_checks())
+    invalid = (
+        f"; the idle phase had {result.idle_problems} errors or stalls: figures are NOT valid"
+        if result.idle_problems
+        else ""
+    )
+    return f"tenant B was not kept safe from tenant A: {checks or 'ok'}{invalid}"
 
 
 def write_json(payload: dict[str, object], path: Path = LATEST) -> Path:

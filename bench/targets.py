@@ -1,9 +1,9 @@
 """Benchmark targets: which server to start and which request to send it.
 
 A target is data: a server (command, environment, readiness path) plus one
-request. New wrk workloads are new entries in :func:`build_targets`; the sessions and webhooks
-workloads (:mod:`bench.sessions`, :mod:`bench.webhooks`) drive their own traffic and only borrow
-:func:`sessions_server`, :func:`webhooks_server` and :func:`receiver_server`.
+request. New wrk workloads are new entries in :func:`build_targets`; the sessions, webhooks and
+neighbours workloads (:mod:`bench.sessions`, :mod:`bench.webhooks`, :mod:`bench.neighbours`)
+drive their own traffic and only borrow the servers described here.
 """
 
 import json
@@ -122,6 +122,28 @@ def webhooks_server(data_dir: Path, api_key: str) -> Server:
         "ZAPGATE_SIMULATOR_ECHO_CONTACT": "",  # no echo replies: inbound events only
     }
     return replace(base, env=env)
+
+
+def neighbours_server(data_dir: Path, api_key: str) -> Server:
+    """The zapgate server for the noisy-neighbour workload: product defaults for every limit,
+    pacing off, instant simulator pairing, loopback webhook receivers allowed."""
+    base = sessions_server(data_dir, api_key)
+    return replace(base, env={**base.env, "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1"})
+
+
+def key_command(tenant: str) -> tuple[str, ...]:
+    """``zapgate keys create`` for ``tenant`` (run with the server's environment, before it)."""
+    return (
+        sys.executable,
+        "-m",
+        "zapgate",
+        "keys",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        "bench",
+    )
 
 
 def receiver_server(dump: Path, secret: str) -> Server:

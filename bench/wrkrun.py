@@ -11,6 +11,8 @@ from bench.server import HOST, BenchError
 from bench.targets import Request
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
+FLOOD_SCRIPT = Path(__file__).with_name("flood.lua")
+"""``post.lua`` plus a count of answers per status (slower per request; for the flood only)."""
 CONNECTIONS = 50
 THREADS = 1
 SOCKET_ERROR_KINDS = ("connect", "read", "write", "timeout")
@@ -21,6 +23,7 @@ _RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _REQUESTS_RE = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", re.MULTILINE)
 _NON_2XX_RE = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET_RE = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_STATUS_RE = re.compile(r"^Status (\d+): (\d+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,34 @@ def request_env(request: Request) -> dict[str, str]:
     }
 
 
-def run_wrk(wrk: str, port: int, request: Request, duration_s: int, prefix: list[str]) -> str:
-    """Run wrk against the local server for ``duration_s`` seconds; return its output."""
-    argv = [
+def wrk_argv(
+    wrk: str, port: int, request: Request, duration_s: int, prefix: list[str], script: Path
+) -> list[str]:
+    """The wrk command line for ``request`` against the local server."""
+    return [
         *prefix, wrk,
         f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s",
-        "--latency", "-s", str(LUA_SCRIPT),
+        "--latency", "-s", str(script),
         f"http://{HOST}:{port}{request.path}",
     ]  # fmt: skip
-    env = {**os.environ, **request_env(request)}
+
+
+def wrk_env(request: Request) -> dict[str, str]:
+    """The process environment for wrk: ours, the request, and where ``post.lua`` is."""
+    return {**os.environ, **request_env(request), "BENCH_POST_LUA": str(LUA_SCRIPT)}
+
+
+def run_wrk(wrk: str, port: int, request: Request, duration_s: int, prefix: list[str]) -> str:
+    """Run wrk against the local server for ``duration_s`` seconds; return its output."""
+    argv = wrk_argv(wrk, port, request, duration_s, prefix, LUA_SCRIPT)
     try:
         proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=duration_s + 30, check=False
+            argv,
+            env=wrk_env(request),
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 30,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish within {exc.timeout:.0f}s") from exc
@@ -131,3 +150,11 @@ def parse_wrk(output: str) -> WrkResult:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=dict(zip(SOCKET_ERROR_KINDS, counts, strict=True)),
     )
+
+
+def parse_statuses(output: str) -> dict[int, int]:
+    """Answers per HTTP status, from the ``Status <code>: <count>`` lines of ``flood.lua``."""
+    counts: dict[int, int] = {}
+    for status, count in _STATUS_RE.findall(output):
+        counts[int(status)] = counts.get(int(status), 0) + int(count)
+    return counts

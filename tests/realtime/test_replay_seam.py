@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from tests.conftest import RunningServer
 from tests.realtime.support import (
     HeldReads,
+    connected,
     emit,
     emit_many,
     events_of,
@@ -19,7 +21,8 @@ from tests.realtime.support import (
     until,
 )
 from tests.support.js_client import JsSocketClient
-from zapgate.events.model import Event
+from zapgate.db.committer import UnitOfWork
+from zapgate.events.model import Event, EventDraft, EventType
 
 pytestmark = pytest.mark.node
 
@@ -100,3 +103,38 @@ async def test_a_replay_whose_live_buffer_overflows_asks_for_a_resync_then_goes_
         await emit(server, "flood", 8)
         await client.wait_for(got_seq(8))
         assert seqs(client) == [8]
+
+
+async def test_a_replay_starting_in_the_middle_of_an_event_gets_it_once(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await tenant_with_key(server, "mid")
+    sio = server.services.realtime.sio
+    real_emit = sio.emit
+    paused = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def emit_pausing_before_message(name: str, data: Any, **options: Any) -> None:
+        if name == "message" and isinstance(options.get("to"), list) and not resume.is_set():
+            paused.set()  # the fan-out sent ``event`` for this message, not yet ``message``
+            await resume.wait()
+        await real_emit(name, data, **options)
+
+    monkeypatch.setattr(sio, "emit", emit_pausing_before_message)
+
+    async def receive(unit: UnitOfWork) -> None:
+        payload = {"id": "m1", "from": "1", "to": "2", "text": "hi", "type": "text"}
+        unit.emit(EventDraft("mid", "s1", EventType.MESSAGE_RECEIVED, payload | {"timestamp": 1}))
+
+    await server.services.committer.run(receive)
+    await asyncio.wait_for(paused.wait(), 10)
+    async with JsSocketClient(
+        server.url, auth={"token": key, "offset": 0}, events=["event", "message"]
+    ) as client:
+        assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+        resume.set()
+        await emit(server, "mid", 2)
+        await client.wait_for(got_seq(2))
+        assert seqs(client) == [1, 2]
+        messages = [line["args"][0]["id"] for line in client.lines if line.get("name") == "message"]
+        assert messages == ["m1"]

@@ -4,6 +4,9 @@ Clients that are replaying the log are left out of room emits; their events are 
 :class:`LiveBuffer` instead, in the same step that records the event as handled. A replay that
 starts (:meth:`Fanout.hold`) therefore splits the stream at one seq: up to it, the log; after it,
 the buffer; and once it lets go (:meth:`Fanout.release`), the rooms.
+
+Rooms change only between two events (``_turn``), never between the ``event`` and ``message``
+emits of one, so a client never gets half of an event from its rooms.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event
 from zapgate.realtime.buffer import LiveBuffer
-from zapgate.realtime.clients import Client
+from zapgate.realtime.clients import Client, join, move
 from zapgate.realtime.rooms import session_room, tenant_room
 from zapgate.realtime.wire import send
 
@@ -38,6 +41,7 @@ class Fanout:
         self._outbox: asyncio.Queue[list[Event]] = asyncio.Queue()
         self._newest: dict[str, int] = {}
         self._held: dict[str, dict[str, tuple[Client, LiveBuffer]]] = {}
+        self._turn = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -64,10 +68,22 @@ class Fanout:
         """The newest seq of ``tenant`` handled (emitted or held) so far."""
         return self._newest.get(tenant, 0)
 
-    def hold(self, client: Client, limit: int = BUFFER_MAX) -> LiveBuffer:
-        """From now on keep ``client``'s live events in the returned buffer, after ``newest``."""
-        buffer = LiveBuffer(self.newest(client.tenant), limit)
-        self._held.setdefault(client.tenant, {})[client.sid] = (client, buffer)
+    async def join(self, client: Client) -> None:
+        """Enter ``client``'s rooms: live events reach it from the next one on."""
+        async with self._turn:
+            await join(self._sio, client)
+
+    async def move(self, client: Client, before: set[str]) -> None:
+        """Bring a joined client's rooms from ``before`` to what it wants now."""
+        async with self._turn:
+            await move(self._sio, client, before)
+
+    async def hold(self, client: Client, limit: int = BUFFER_MAX) -> LiveBuffer:
+        """Enter ``client``'s rooms, but keep its live events after ``newest`` in a buffer."""
+        async with self._turn:
+            buffer = LiveBuffer(self.newest(client.tenant), limit)
+            self._held.setdefault(client.tenant, {})[client.sid] = (client, buffer)
+            await join(self._sio, client)
         return buffer
 
     def release(self, client: Client) -> None:
@@ -84,7 +100,8 @@ class Fanout:
             batch = await self._outbox.get()
             try:
                 for event in batch:
-                    await self._emit(event)
+                    async with self._turn:
+                        await self._emit(event)
             except Exception:
                 log.exception("realtime fan-out failed")
             finally:

@@ -4,13 +4,13 @@ Each replay runs on its own task, so the live fan-out never waits for one. Admis
 (:class:`FairSlots`: a few at once overall and per tenant; the rest wait in line without
 holding anything). A replay:
 
-1. asks the fan-out to hold the client's live events (:meth:`Fanout.hold`); the fan-out's
-   newest seq at that instant is ``upto``, and later events go to the client's buffer;
-2. enters the client's rooms (the fan-out leaves it out of room emits while it is held);
-3. sends the log from the offset to ``upto`` in small pages, yielding between pages; or
+1. asks the fan-out to hold the client's live events and enter its rooms (:meth:`Fanout.hold`):
+   the fan-out's newest seq at that instant is ``upto``; later events go to the client's
+   buffer, and room emits leave it out while it is held;
+2. sends the log from the offset to ``upto`` in small pages, yielding between pages; or
    ``resync_required`` when the offset is older than retention or more than ``REPLAY_MAX``
    behind;
-4. sends what the buffer holds until it is empty, then lets go of the client in the same step
+3. sends what the buffer holds until it is empty, then lets go of the client in the same step
    (no await in between), so the next live event reaches it through its rooms: no gap, no
    double, in order. A buffer that overflows becomes ``resync_required`` and a fresh start.
 
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.events import repository as event_log
 from zapgate.realtime.buffer import LiveBuffer
-from zapgate.realtime.clients import Client, join
+from zapgate.realtime.clients import Client
 from zapgate.realtime.fanout import BUFFER_MAX, Fanout
 from zapgate.realtime.slots import FairSlots
 from zapgate.realtime.wire import send
@@ -88,9 +88,8 @@ class Replays:
     async def _run(self, client: Client, offset: int) -> None:
         try:
             async with self.slots.hold(client.tenant):
-                buffer = self._fanout.hold(client, self.buffer_max)
                 try:
-                    await join(self._sio, client)
+                    buffer = await self._fanout.hold(client, self.buffer_max)
                     await self._replay(client, offset, buffer)
                     await self._hand_over(client, offset, buffer)
                 finally:

@@ -28,7 +28,7 @@ from zapgate.auth.service import Authenticator, Principal
 from zapgate.errors import Unauthorized
 from zapgate.events.bus import EventBus
 from zapgate.realtime import inputs
-from zapgate.realtime.clients import Client, join, move
+from zapgate.realtime.clients import Client
 from zapgate.realtime.cors import cors_options
 from zapgate.realtime.fanout import Fanout
 from zapgate.realtime.inputs import InvalidInput
@@ -97,7 +97,7 @@ class RealtimeServer:
         client = Client(sid, principal, set(request.sessions) if request.sessions else None)
         self._clients[sid] = client
         if request.offset is None:
-            await join(self.sio, client)
+            await self.fanout.join(client)
         else:
             self.replays.start(client, request.offset)
 
@@ -144,5 +144,5 @@ class RealtimeServer:
                 client.unsubscribe(name)
         except InvalidInput as error:
             return error.body()
-        await move(self.sio, client, before)
+        await self.fanout.move(client, before)
         return {"ok": True, "session": name}

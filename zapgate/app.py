@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -45,8 +44,7 @@ def create_asgi(services: Services, announce: Announce | None = None) -> ASGIApp
     settings = services.settings
     api = create_api(services, announce)
     limited = BodyLimitMiddleware(SendFastLane(api, services), settings.max_body_bytes)
-    asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
-    return asgi
+    return services.realtime.asgi(limited)
 
 
 def create_api(services: Services, announce: Announce | None = None) -> FastAPI:

@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import ADMIN_KEY, RunningServer
 from tests.realtime.support import (
     HeldReads,
     connected,
+    emit,
     emit_many,
     got_seq,
     seqs,
@@ -106,3 +107,39 @@ async def test_principals_are_kept_from_connect_to_disconnect(server: RunningSer
         await client.close()
         await client.wait_exit()
         await until(lambda: realtime.principals() == [])
+
+
+async def test_a_polling_client_that_vanishes_is_forgotten_before_any_ping_timeout(
+    server: RunningServer,
+) -> None:
+    realtime = server.services.realtime
+    engineio = realtime.sio.eio
+    assert engineio.ping_interval + engineio.ping_timeout >= 30, "what it would take without"
+    async with JsSocketClient(
+        server.url, auth={"token": ADMIN_KEY}, transports=["polling"], timeout_ms=60_000
+    ) as client:
+        assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+        assert realtime.polls is not None
+        polls = realtime.polls
+        await until(lambda: bool(polls.pending), timeout=10)
+        await client.kill()
+        await until(lambda: realtime.principals() == [], timeout=10)
+
+
+async def test_a_client_upgrading_from_polling_to_websocket_stays_connected(
+    server: RunningServer,
+) -> None:
+    key = await tenant_with_key(server, "upgrade")
+    realtime = server.services.realtime
+    async with JsSocketClient(
+        server.url,
+        auth={"token": key},
+        events=["event"],
+        transports=["polling", "websocket"],
+        timeout_ms=60_000,
+    ) as client:
+        assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+        await until(lambda: all(s.upgraded for s in realtime.sio.eio.sockets.values()))
+        await emit(server, "upgrade", 1)
+        await client.wait_for(got_seq(1))
+        assert [p.tenant for p in realtime.principals()] == ["upgrade"]

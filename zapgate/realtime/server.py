@@ -23,6 +23,7 @@ from typing import Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from zapgate.auth.service import Authenticator, Principal
 from zapgate.errors import Unauthorized
@@ -32,6 +33,7 @@ from zapgate.realtime.clients import Client
 from zapgate.realtime.cors import cors_options
 from zapgate.realtime.fanout import Fanout
 from zapgate.realtime.inputs import InvalidInput
+from zapgate.realtime.polling import PollWatch
 from zapgate.realtime.replay import Replays
 
 NOT_CONNECTED = {"error": "not_connected", "detail": "this socket is not connected"}
@@ -57,10 +59,16 @@ class RealtimeServer:
         self.fanout = Fanout(self.sio, bus, database)
         self.replays = Replays(self.sio, self.fanout, database)
         self._clients: dict[str, Client] = {}
+        self.polls: PollWatch | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("subscribe", self._subscribe)
         self.sio.on("unsubscribe", self._unsubscribe)
+
+    def asgi(self, other: ASGIApp) -> ASGIApp:
+        """The ASGI app: Socket.IO at ``/socket.io``, ``other`` for everything else."""
+        self.polls = PollWatch(socketio.ASGIApp(self.sio, other_asgi_app=other), self.sio.eio)
+        return self.polls
 
     async def start(self) -> None:
         """Begin forwarding committed events to clients."""

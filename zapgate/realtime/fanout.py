@@ -100,12 +100,17 @@ class Fanout:
             batch = await self._outbox.get()
             try:
                 for event in batch:
-                    async with self._turn:
-                        await self._emit(event)
-            except Exception:
-                log.exception("realtime fan-out failed")
+                    await self._emit_alone(event)
             finally:
                 self._outbox.task_done()
+
+    async def _emit_alone(self, event: Event) -> None:
+        """Emit ``event`` in its own turn; a failure is logged and costs only this event."""
+        try:
+            async with self._turn:
+                await self._emit(event)
+        except Exception:
+            log.exception("realtime fan-out of %s failed", event.id)
 
     async def _emit(self, event: Event) -> None:
         self._newest[event.tenant] = max(self.newest(event.tenant), event.seq)

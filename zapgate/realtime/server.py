@@ -120,8 +120,9 @@ class RealtimeServer:
     def _still_there(self, sid: str) -> bool:
         """Whether ``sid``'s transport is still open.
 
-        python-socketio does not call ``disconnect`` for a socket that goes away while its
-        ``connect`` handler runs; refusing it here keeps such a socket from being registered.
+        python-socketio does not call ``disconnect`` for a socket whose transport is closed
+        while its ``connect`` handler runs (a ping timeout, a dropped long-poll); refusing it
+        here keeps such a socket from being registered for ever.
         """
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         transport = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
@@ -142,7 +143,7 @@ class RealtimeServer:
     async def _change(self, sid: str, args: tuple[Any, ...], subscribe: bool) -> dict[str, Any]:
         client = self._clients.get(sid)
         if client is None:
-            return NOT_CONNECTED
+            return dict(NOT_CONNECTED)
         try:
             name = inputs.subscription(args)
             before = client.rooms()

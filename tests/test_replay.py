@@ -6,41 +6,8 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, require_service
+from tests.realtime.support import emit, got_seq, seqs, tenant_with_key
 from tests.support.js_client import JsSocketClient, ensure_node_harness
-from zapgate.db.committer import UnitOfWork
-from zapgate.events.model import EventDraft
-from zapgate.tenants import repository as tenant_store
-
-
-async def tenant_with_key(server: RunningServer, tenant: str) -> str:
-    async def job(unit: UnitOfWork) -> None:
-        await tenant_store.ensure(unit.connection, tenant, tenant)
-
-    await server.services.committer.run(job)
-    return await server.services.auth.create_key(tenant, "replay test")
-
-
-async def emit(server: RunningServer, tenant: str, *numbers: int, session: str = "s1") -> None:
-    for number in numbers:
-
-        async def job(unit: UnitOfWork, n: int = number) -> None:
-            unit.emit(EventDraft(tenant, session, "test.event", {"n": n}))
-
-        await server.services.committer.run(job)
-
-
-def seqs(client: JsSocketClient) -> list[int]:
-    return [
-        line["args"][0]["seq"]
-        for line in client.lines
-        if line["kind"] == "event" and line["name"] == "event"
-    ]
-
-
-def got_seq(seq: int):  # type: ignore[no-untyped-def]
-    return lambda line: (
-        line["kind"] == "event" and line["name"] == "event" and line["args"][0]["seq"] == seq
-    )
 
 
 @pytest.mark.node

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import socketio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -53,7 +52,7 @@ def create_asgi(
     routes: ASGIApp = SendFastLane(api, services) if fast_lane else api
     checked = BoundaryMiddleware(RateLimitHeaders(routes))
     limited = BodyLimitMiddleware(checked, settings.max_body_bytes)
-    asgi: ASGIApp = socketio.ASGIApp(services.realtime.sio, other_asgi_app=limited)
+    asgi = services.realtime.asgi(limited)
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)
     return asgi

@@ -135,7 +135,8 @@ def build_services(
     sessions = SessionManager(
         database, committer, messages, engines, clock, session_settings(settings), limits
     )
-    realtime = RealtimeServer(auth, bus, database, settings.cors_origins)
+    gate = Gate(auth, limits)
+    realtime = RealtimeServer(gate, bus, database, settings.cors_origins)
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
     allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(
@@ -171,5 +172,5 @@ def build_services(
         dispatcher=dispatcher,
         retention=retention,
         limits=limits,
-        gate=Gate(auth, limits),
+        gate=gate,
     )

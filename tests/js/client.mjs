@@ -5,7 +5,8 @@
 // Options (all optional): auth, events (names to report; all if absent),
 // exit_after (exit 0 after this many reported events), timeout_ms (default
 // 10000; then print {"kind":"timeout"} and exit 3), transports (default
-// ["websocket"]), path, query.
+// ["websocket"]), path, query, extra_headers (sent with the handshake, e.g.
+// Origin).
 //
 // stdout: one JSON object per line (connect, connect_error, event, ack,
 // disconnect, timeout, error).
@@ -62,6 +63,7 @@ const ioOpts = {
 };
 if (opts.path !== undefined) ioOpts.path = opts.path;
 if (opts.query !== undefined) ioOpts.query = opts.query;
+if (opts.extra_headers !== undefined) ioOpts.extraHeaders = opts.extra_headers;
 
 const socket = io(url, ioOpts);
 

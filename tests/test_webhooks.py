@@ -65,7 +65,7 @@ async def settled(server: RunningServer, webhook_id: str) -> None:
     dispatcher = server.services.dispatcher
     while True:
         seen = dispatcher.attempts
-        counts = await repository.count_by_status(server.services.database, webhook_id)
+        counts = await repository.count_by_status(server.services.database, "default", webhook_id)
         if not counts.get("pending"):
             return
         async with asyncio.timeout(10):
@@ -145,8 +145,11 @@ async def test_410_disables_the_subscription(
     state = (await api.get(f"/api/v1/webhooks/{hook['id']}")).json()
     assert state["active"] is False
     assert "410" in state["disabled_reason"]
+    dispatcher = server.services.dispatcher
+    await dispatcher.until_quiet()
+    assert not dispatcher.serving("default", str(hook["id"])), "a disabled subscription's worker"
     await inbound(api, "after")
-    await server.services.dispatcher.run_once()
+    await dispatcher.until_quiet()
     assert len(receiver.requests) == 1
     revived = await api.patch(f"/api/v1/webhooks/{hook['id']}", json={"active": True})
     assert revived.json()["active"] is True
@@ -271,6 +274,7 @@ async def test_unsafe_urls_are_refused_at_send_time(tmp_path: Path, url: str) ->
             await connection.execute(
                 sa.update(webhooks_table).where(webhooks_table.c.id == hook["id"]).values(url=url)
             )
+        server.services.dispatcher.wake("default", str(hook["id"]))  # as the service would
         await working(server)
         seen = server.services.dispatcher.attempts
         await inbound(api, "ssrf")

@@ -27,7 +27,7 @@ from zapgate.retention import RetentionCleaner, RetentionPolicy
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.webhooks.client import WebhookClient
-from zapgate.webhooks.dispatcher import Dispatcher, RetryPlan
+from zapgate.webhooks.dispatcher import Dispatcher, Limits, RetryPlan
 from zapgate.webhooks.service import WebhookService
 from zapgate.webhooks.ssrf import Allowlist
 
@@ -107,9 +107,12 @@ def session_settings(settings: Settings) -> SessionSettings:
 
 
 def build_services(
-    settings: Settings, database: AsyncEngine | None = None, clock: Clock | None = None
+    settings: Settings,
+    database: AsyncEngine | None = None,
+    clock: Clock | None = None,
+    webhook_limits: Limits | None = None,
 ) -> Services:
-    """Construct every part (nothing runs yet); ``database`` and ``clock`` override defaults."""
+    """Construct every part (nothing runs yet); the optional arguments override defaults."""
     database = database or create_engine(settings)
     clock = clock or SystemClock()
     bus = EventBus()
@@ -129,6 +132,7 @@ def build_services(
         bus,
         WebhookClient(allowlist, settings.webhook_timeout_seconds),
         RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
+        webhook_limits,
     )
     webhooks = WebhookService(database, committer, allowlist, dispatcher.wake)
     retention = RetentionCleaner(

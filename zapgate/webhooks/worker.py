@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 PLAN_PAGE = 500
 SCAN = 1000
 SCAN_PAGES = 4
-RESCAN_MS = 1000
 CURSOR_LAG = 1000
 """Events skipped in memory (not wanted) before the stored cursor is moved past them."""
 USER_AGENT = "zapgate-webhooks/1"
@@ -247,8 +246,10 @@ class Worker:
                 elif len(self._lanes) < self._context.max_lanes:
                     self._start_lane(session, queue)
             if len(page) < SCAN:
-                return due_at
-        return now + RESCAN_MS  # more sessions than one scan covers: look again soon
+                break
+        # Sessions beyond the scanned pages are seen at the next scan: a lane ending, a timer
+        # or new deliveries for a session not seen here (see _plan_page) starts one.
+        return due_at
 
     def _start_lane(self, session: str | None, queue: list[Delivery]) -> None:
         lane = asyncio.create_task(self._lane(queue), name=f"webhook-{self.webhook_id}-lane")

@@ -21,9 +21,7 @@ import pytest
 import zapgate
 
 ROOT = Path(zapgate.__file__).parent
-# TODO(merge): make this () when the webhooks rewrite lands (its SQL moved into
-# webhooks/repository.py, every function tenant-scoped); the SQL and tenant rules then cover it.
-SQL_RULES_SKIP: tuple[str, ...] = ("webhooks/",)
+SQL_RULES_SKIP: tuple[str, ...] = ()
 WEB_FRAMEWORKS = ("fastapi", "starlette", "socketio", "engineio")
 EXECUTING = {"execute", "exec_driver_sql", "scalar", "scalars", "stream_scalars"}
 

@@ -31,7 +31,7 @@ from zapgate.sessions import repository as session_store
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.webhooks.client import WebhookClient
-from zapgate.webhooks.dispatcher import Dispatcher, RetryPlan
+from zapgate.webhooks.dispatcher import Concurrency, Dispatcher, RetryPlan
 from zapgate.webhooks.service import WebhookService
 from zapgate.webhooks.ssrf import Allowlist
 
@@ -113,9 +113,12 @@ def session_settings(settings: Settings) -> SessionSettings:
 
 
 def build_services(
-    settings: Settings, database: AsyncEngine | None = None, clock: Clock | None = None
+    settings: Settings,
+    database: AsyncEngine | None = None,
+    clock: Clock | None = None,
+    webhook_concurrency: Concurrency | None = None,
 ) -> Services:
-    """Construct every part (nothing runs yet); ``database`` and ``clock`` override defaults."""
+    """Construct every part (nothing runs yet); the optional arguments override defaults."""
     database = database or create_engine(settings)
     clock = clock or SystemClock()
     bus = EventBus()
@@ -145,8 +148,9 @@ def build_services(
         bus,
         WebhookClient(allowlist, settings.webhook_timeout_seconds),
         RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
+        webhook_concurrency,
     )
-    webhooks = WebhookService(database, committer, allowlist, dispatcher.wake)
+    webhooks = WebhookService(database, committer, allowlist, dispatcher.wake, limits)
     retention = RetentionCleaner(
         database,
         idempotency,

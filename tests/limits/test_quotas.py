@@ -177,3 +177,16 @@ async def slots_free_within(server: RunningServer, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         while server.services.limits.streams.open(admin_key_id(server)):
             await asyncio.sleep(0.02)
+
+
+async def test_the_webhook_quota_counts_inactive_subscriptions_too(tmp_path: Path) -> None:
+    async with limited(tmp_path, max_webhooks_per_tenant=2) as (_server, api):
+        url = "https://example.com/hook"
+        first = await api.post("/api/v1/webhooks", json={"url": url, "active": False})
+        assert first.status_code == 201
+        assert (await api.post("/api/v1/webhooks", json={"url": url})).status_code == 201
+        refused = await api.post("/api/v1/webhooks", json={"url": url})
+        assert_quota(refused, "ZAPGATE_MAX_WEBHOOKS_PER_TENANT")
+        assert len((await api.get("/api/v1/webhooks")).json()) == 2
+        assert (await api.delete(f"/api/v1/webhooks/{first.json()['id']}")).status_code == 204
+        assert (await api.post("/api/v1/webhooks", json={"url": url})).status_code == 201

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -89,3 +90,37 @@ async def all_tenants_delete_older_than(engine: AsyncEngine, cutoff_ms: int) -> 
     async with engine.begin() as connection:
         result = await connection.execute(sa.delete(events).where(events.c.created_at < cutoff_ms))
     return int(result.rowcount or 0)
+
+
+async def last_seq_in(connection: AsyncConnection, tenant: str) -> int:
+    """The newest seq of ``tenant`` as the transaction of ``connection`` sees it."""
+    return await tenant_store.last_seq(connection, tenant)
+
+
+async def by_ids(engine: AsyncEngine, tenant: str, event_ids: Collection[str]) -> list[Event]:
+    """The events of ``tenant`` among ``event_ids`` still in the log (in no particular order)."""
+    if not event_ids:
+        return []
+    query = sa.select(events).where(events.c.tenant_id == tenant, events.c.id.in_(set(event_ids)))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [Event.from_row(row) for row in rows]
+
+
+async def created_since(
+    engine: AsyncEngine, tenant: str, since_ms: int, up_to_seq: int, limit: int
+) -> list[Event]:
+    """Events of ``tenant`` created at or after ``since_ms`` with seq <= ``up_to_seq``, in order."""
+    query = (
+        sa.select(events)
+        .where(
+            events.c.tenant_id == tenant,
+            events.c.created_at >= since_ms,
+            events.c.seq <= up_to_seq,
+        )
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [Event.from_row(row) for row in rows]

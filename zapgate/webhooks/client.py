@@ -1,11 +1,19 @@
-"""The HTTP side of deliveries: SSRF-checked, pinned to checked addresses, no redirects."""
+"""The HTTP side of deliveries: SSRF-checked, pinned to checked addresses, no redirects.
+
+A failed attempt is recorded with a reason the tenant may read (it is shown over the API), so
+the reason never names what a host resolved to, an internal address or resolver details; the
+full error goes to the server's log instead.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -15,6 +23,7 @@ from zapgate.webhooks import ssrf
 from zapgate.webhooks.model import AttemptOutcome
 
 EXCERPT_BYTES = 1024
+log = logging.getLogger(__name__)
 
 
 class CheckedResolver(AbstractResolver):
@@ -72,14 +81,9 @@ class WebhookClient:
         try:
             ssrf.check_url(url, self._allowlist)
             return await self._post(url, body, headers, started)
-        except ssrf.UnsafeUrl as error:
-            return _failed(started, f"refused: {error}")
-        except TimeoutError:
-            return _failed(started, f"timed out after {self._timeout.total:g} s")
-        except (aiohttp.ClientError, OSError) as error:
-            return _failed(started, f"{type(error).__name__}: {error}")
         except Exception as error:  # never let one subscription's bad data stop the dispatcher
-            return _failed(started, f"could not send: {type(error).__name__}: {error}")
+            _log_failure(url, error)
+            return _failed(started, public_reason(error, self._timeout.total))
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], started: float
@@ -120,6 +124,47 @@ def _http_error(status: int, headers: Any) -> str:
             f"HTTP {status} redirect to {headers.get('Location', '?')} (redirects are not followed)"
         )
     return f"HTTP {status}"
+
+
+def public_reason(error: BaseException, timeout_seconds: float | None) -> str:
+    """Why an attempt failed, in words that reveal nothing of the network behind zapgate."""
+    if isinstance(error, ssrf.UnsafeAddress):
+        return f"refused: {error.public}"
+    if isinstance(error, ssrf.UnsafeUrl):  # about the URL as the tenant wrote it
+        return f"refused: {error}"
+    if isinstance(error, TimeoutError):
+        return f"timed out after {timeout_seconds or 0:g} s"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "DNS lookup failed: the host name could not be resolved"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return "TLS failed: the receiver's certificate could not be verified"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return "TLS failed: the handshake did not complete"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"could not connect: {_os_reason(error.os_error)}"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the receiver closed the connection without answering"
+    if isinstance(error, aiohttp.ClientError | OSError):
+        return f"connection failed: {_os_reason(error)}"
+    return f"could not send: {type(error).__name__}"
+
+
+def _os_reason(error: BaseException) -> str:
+    """The errno's standard wording (never the message, which may carry addresses)."""
+    number = getattr(error, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number).lower()
+    return type(error).__name__
+
+
+def _log_failure(url: str, error: Exception) -> None:
+    host = urlsplit(url).hostname or "?"
+    if isinstance(error, ssrf.UnsafeUrl):
+        log.warning("webhook delivery to %s refused: %s", host, error)
+    elif isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        log.info("webhook delivery to %s failed: %s: %s", host, type(error).__name__, error)
+    else:
+        log.warning("webhook delivery to %s failed", host, exc_info=error)
 
 
 def _failed(started: float, error: str) -> AttemptOutcome:

@@ -1,17 +1,29 @@
-"""SQL for webhooks, deliveries and attempts; every query is scoped by tenant or subscription."""
+"""SQL for webhooks, deliveries and attempts: every function is scoped by tenant.
+
+The one deliberately cross-tenant function is named so (``all_tenants_active``). Writes that
+take a :class:`UnitOfWork` run inside a committer job, which may run twice (a failed batch is
+retried job by job), so they touch only that unit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
+from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import webhook_attempts, webhook_deliveries, webhooks
-from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
+from zapgate.events.model import Event
+from zapgate.ids import new_id
+from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Webhook
 
 EXCERPT_LIMIT = 1024
+
+
+# subscriptions -------------------------------------------------------------------------------
 
 
 async def get(engine: AsyncEngine, tenant: str, webhook_id: str) -> Webhook | None:
@@ -32,16 +44,31 @@ async def list_for(engine: AsyncEngine, tenant: str) -> list[Webhook]:
     return [Webhook.from_row(row) for row in rows]
 
 
-async def all_active(engine: AsyncEngine) -> list[Webhook]:
-    """Active subscriptions of every tenant (the dispatcher serves them all)."""
+async def count(connection: AsyncConnection, tenant: str) -> int:
+    """How many subscriptions ``tenant`` has (active or not)."""
+    statement = (
+        sa.select(sa.func.count()).select_from(webhooks).where(webhooks.c.tenant_id == tenant)
+    )
+    return int(await connection.scalar(statement) or 0)
+
+
+async def all_tenants_active(engine: AsyncEngine) -> list[Webhook]:
+    """Active subscriptions of every tenant (the dispatcher starts a worker for each)."""
     statement = sa.select(webhooks).where(webhooks.c.active.is_(True)).order_by(webhooks.c.id)
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
     return [Webhook.from_row(row) for row in rows]
 
 
+async def insert(unit: UnitOfWork, tenant: str, row: dict[str, Any]) -> Webhook:
+    """Store a new subscription of ``tenant`` (``row`` without ``tenant_id``)."""
+    stored = {**row, "tenant_id": tenant}
+    await unit.connection.execute(webhooks.insert().values(**stored))
+    return Webhook.from_row(stored)
+
+
 async def update(
-    connection: AsyncConnection, tenant: str, webhook_id: str, values: dict[str, Any]
+    unit: UnitOfWork, tenant: str, webhook_id: str, values: dict[str, Any]
 ) -> Webhook | None:
     """Change one subscription; returns it as stored."""
     statement = (
@@ -50,36 +77,95 @@ async def update(
         .values(updated_at=now_ms(), **values)
         .returning(*webhooks.c)
     )
-    row = (await connection.execute(statement)).mappings().first()
+    row = (await unit.connection.execute(statement)).mappings().first()
     return Webhook.from_row(row) if row else None
 
 
-async def delete(connection: AsyncConnection, tenant: str, webhook_id: str) -> bool:
-    """Remove a subscription and its deliveries."""
-    await connection.execute(
-        sa.delete(webhook_deliveries).where(
-            webhook_deliveries.c.tenant_id == tenant, webhook_deliveries.c.webhook_id == webhook_id
+async def advance_cursor(
+    unit: UnitOfWork, tenant: str, webhook_id: str, old: int, new: int
+) -> bool:
+    """Move a subscription's cursor from ``old`` to ``new``; False if it was not at ``old``."""
+    moved = await unit.connection.execute(
+        sa.update(webhooks)
+        .where(
+            webhooks.c.tenant_id == tenant,
+            webhooks.c.id == webhook_id,
+            webhooks.c.cursor_seq == old,
+        )
+        .values(cursor_seq=new)
+    )
+    return bool(moved.rowcount)
+
+
+async def delete(unit: UnitOfWork, tenant: str, webhook_id: str) -> bool:
+    """Remove a subscription, its deliveries and their attempts."""
+    of_webhook = sa.and_(
+        webhook_deliveries.c.tenant_id == tenant, webhook_deliveries.c.webhook_id == webhook_id
+    )
+    await unit.connection.execute(
+        sa.delete(webhook_attempts).where(
+            webhook_attempts.c.tenant_id == tenant,
+            webhook_attempts.c.delivery_id.in_(
+                sa.select(webhook_deliveries.c.id).where(of_webhook)
+            ),
         )
     )
-    result = await connection.execute(
+    await unit.connection.execute(sa.delete(webhook_deliveries).where(of_webhook))
+    result = await unit.connection.execute(
         sa.delete(webhooks).where(webhooks.c.tenant_id == tenant, webhooks.c.id == webhook_id)
     )
     return bool(result.rowcount)
 
 
-async def pending(engine: AsyncEngine, webhook_id: str, limit: int) -> list[Delivery]:
-    """A subscription's pending deliveries, oldest event first."""
-    statement = (
-        sa.select(webhook_deliveries)
-        .where(
-            webhook_deliveries.c.webhook_id == webhook_id,
-            webhook_deliveries.c.status == DeliveryStatus.PENDING,
+# deliveries ----------------------------------------------------------------------------------
+
+
+def add_deliveries(unit: UnitOfWork, tenant: str, webhook_id: str, events: list[Event]) -> None:
+    """A new pending delivery of each event to one subscription of ``tenant``."""
+    now = now_ms()
+    for event in events:
+        unit.insert(
+            webhook_deliveries,
+            {
+                "id": new_id("dlv"),
+                "tenant_id": tenant,
+                "webhook_id": webhook_id,
+                "event_id": event.id,
+                "event_seq": event.seq,
+                "session": event.session,
+                "status": DeliveryStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_status_code": None,
+                "last_error": None,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        .order_by(webhook_deliveries.c.event_seq, webhook_deliveries.c.id)
-        .limit(limit)
+
+
+async def pending(
+    engine: AsyncEngine,
+    tenant: str,
+    webhook_id: str,
+    limit: int,
+    skip_sessions: Collection[str | None] = (),
+) -> list[Delivery]:
+    """A subscription's pending deliveries, oldest event first, leaving out ``skip_sessions``."""
+    column = webhook_deliveries.c.session
+    statement = sa.select(webhook_deliveries).where(
+        webhook_deliveries.c.tenant_id == tenant,
+        webhook_deliveries.c.webhook_id == webhook_id,
+        webhook_deliveries.c.status == DeliveryStatus.PENDING,
     )
+    names = [name for name in skip_sessions if name is not None]
+    if None in skip_sessions:
+        statement = statement.where(column.is_not(None))
+    if names:
+        statement = statement.where(sa.or_(column.is_(None), column.not_in(names)))
+    statement = statement.order_by(webhook_deliveries.c.event_seq, webhook_deliveries.c.id)
     async with engine.connect() as connection:
-        rows = (await connection.execute(statement)).mappings().all()
+        rows = (await connection.execute(statement.limit(limit))).mappings().all()
     return [Delivery.from_row(row) for row in rows]
 
 
@@ -119,15 +205,64 @@ async def list_deliveries(
     return [Delivery.from_row(row) for row in rows]
 
 
+async def update_delivery(
+    unit: UnitOfWork, tenant: str, delivery_id: str, values: dict[str, Any]
+) -> None:
+    """Change one delivery of ``tenant``."""
+    await unit.connection.execute(
+        sa.update(webhook_deliveries)
+        .where(webhook_deliveries.c.tenant_id == tenant, webhook_deliveries.c.id == delivery_id)
+        .values(updated_at=now_ms(), **values)
+    )
+
+
+async def count_by_status(engine: AsyncEngine, tenant: str, webhook_id: str) -> dict[str, int]:
+    """How many deliveries of a subscription are in each status."""
+    statement = (
+        sa.select(webhook_deliveries.c.status, sa.func.count())
+        .where(
+            webhook_deliveries.c.tenant_id == tenant,
+            webhook_deliveries.c.webhook_id == webhook_id,
+        )
+        .group_by(webhook_deliveries.c.status)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+# attempts ------------------------------------------------------------------------------------
+
+
+def add_attempt(unit: UnitOfWork, tenant: str, delivery_id: str, outcome: AttemptOutcome) -> None:
+    """Record one attempt of a delivery of ``tenant``."""
+    unit.insert(
+        webhook_attempts,
+        {
+            "id": new_id("att"),
+            "tenant_id": tenant,
+            "delivery_id": delivery_id,
+            "attempted_at": now_ms(),
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+            "error": outcome.error,
+            "response_excerpt": outcome.excerpt,
+        },
+    )
+
+
 async def attempts_of(
-    engine: AsyncEngine, delivery_ids: list[str]
+    engine: AsyncEngine, tenant: str, delivery_ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The attempts of each delivery, oldest first."""
+    """The attempts of each delivery of ``tenant``, oldest first."""
     if not delivery_ids:
         return {}
     statement = (
         sa.select(webhook_attempts)
-        .where(webhook_attempts.c.delivery_id.in_(delivery_ids))
+        .where(
+            webhook_attempts.c.tenant_id == tenant,
+            webhook_attempts.c.delivery_id.in_(delivery_ids),
+        )
         .order_by(webhook_attempts.c.attempted_at, webhook_attempts.c.id)
     )
     async with engine.connect() as connection:
@@ -144,29 +279,6 @@ async def attempts_of(
             }
         )
     return found
-
-
-async def update_delivery(
-    connection: AsyncConnection, delivery_id: str, values: dict[str, Any]
-) -> None:
-    """Change one delivery."""
-    await connection.execute(
-        sa.update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
-        .values(updated_at=now_ms(), **values)
-    )
-
-
-async def count_by_status(engine: AsyncEngine, webhook_id: str) -> dict[str, int]:
-    """How many deliveries of a subscription are in each status."""
-    statement = (
-        sa.select(webhook_deliveries.c.status, sa.func.count())
-        .where(webhook_deliveries.c.webhook_id == webhook_id)
-        .group_by(webhook_deliveries.c.status)
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(statement)).all()
-    return {str(status): int(count) for status, count in rows}
 
 
 async def all_tenants_delete_finished_deliveries(engine: AsyncEngine, cutoff_ms: int) -> int:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.db.tables import events, tenants, webhook_deliveries, webhooks
 from zapgate.errors import InvalidInput, NotFound
+from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
+from zapgate.limits.service import LimitService
 from zapgate.webhooks import repository, signing, ssrf
 from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
 
@@ -35,16 +35,26 @@ class UnsafeWebhookUrl(InvalidInput):
     code = "unsafe_url"
 
 
+Wake = Callable[[str, str], None]
+"""``wake(tenant, webhook_id)``: tell the dispatcher that this subscription changed."""
+
+
 class WebhookService:
-    """Subscriptions of a tenant and what an operator can do with their deliveries."""
+    """Subscriptions of a tenant and what an operator can do with their deliveries.
+
+    Every change is committed first, then announced with ``wake(tenant, webhook_id)`` so the
+    dispatcher (re)reads that one subscription: starts, refreshes or stops its worker.
+    """
 
     def __init__(
         self,
         database: AsyncEngine,
         committer: Committer,
         allowlist: ssrf.Allowlist,
-        wake: Callable[[], None],
+        wake: Wake,
+        limits: LimitService,
     ) -> None:
+        self._limits = limits
         self._database = database
         self._committer = committer
         self._allowlist = allowlist
@@ -68,16 +78,15 @@ class WebhookService:
         _check_headers(fields.get("headers") or {})
         secret = signing.new_secret()
         now = now_ms()
+        limits = await self._limits.of(tenant)
 
         async def job(unit: UnitOfWork) -> tuple[Webhook, str]:
             if claim is not None:
                 await claim.guard(unit)
-            cursor = await unit.connection.scalar(
-                sa.select(tenants.c.last_seq).where(tenants.c.id == tenant)
-            )
+            used = await repository.count(unit.connection, tenant)
+            self._limits.require_room(limits, "webhooks", used)
             row = {
                 "id": new_id("wh"),
-                "tenant_id": tenant,
                 "url": url,
                 "event_types": fields.get("events") or [],
                 "sessions": fields.get("sessions") or [],
@@ -86,20 +95,19 @@ class WebhookService:
                 "secret": secret,
                 "previous_secret": None,
                 "previous_secret_until": None,
-                "cursor_seq": int(cursor or 0),
+                "cursor_seq": await event_log.last_seq_in(unit.connection, tenant),
                 "consecutive_failures": 0,
                 "disabled_reason": None,
                 "created_at": now,
                 "updated_at": now,
             }
-            await unit.connection.execute(webhooks.insert().values(**row))
-            created = (Webhook.from_row(row), secret)
+            created = (await repository.insert(unit, tenant, row), secret)
             if claim is not None:
                 claim.record(unit, created)
             return created
 
         created = await self._committer.run(job)
-        self._wake()
+        self._wake(tenant, created[0].id)
         return created
 
     async def get(self, tenant: str, webhook_id: str) -> Webhook:
@@ -129,18 +137,17 @@ class WebhookService:
             values["active"] = changes["active"]
             if changes["active"]:
                 values.update(disabled_reason=None, consecutive_failures=0)
-        updated = await self._write(tenant, webhook_id, values)
-        self._wake()
-        return updated
+        return await self._write(tenant, webhook_id, values)
 
     async def delete(self, tenant: str, webhook_id: str) -> None:
         """Remove a subscription and its deliveries."""
         await self.get(tenant, webhook_id)
 
         async def job(unit: UnitOfWork) -> None:
-            await repository.delete(unit.connection, tenant, webhook_id)
+            await repository.delete(unit, tenant, webhook_id)
 
         await self._committer.run(job)
+        self._wake(tenant, webhook_id)
 
     async def rotate_secret(
         self, tenant: str, webhook_id: str, grace_seconds: float
@@ -163,7 +170,7 @@ class WebhookService:
         found = await repository.list_deliveries(
             self._database, tenant, webhook_id, limit, before, status
         )
-        attempts = await repository.attempts_of(self._database, [d.id for d in found])
+        attempts = await repository.attempts_of(self._database, tenant, [d.id for d in found])
         return [delivery.public(attempts[delivery.id]) for delivery in found]
 
     async def retry(self, tenant: str, webhook_id: str, delivery_id: str) -> Delivery:
@@ -175,10 +182,10 @@ class WebhookService:
         values = {"status": DeliveryStatus.PENDING, "next_attempt_at": now_ms(), "attempts": 0}
 
         async def job(unit: UnitOfWork) -> None:
-            await repository.update_delivery(unit.connection, delivery_id, values)
+            await repository.update_delivery(unit, tenant, delivery_id, values)
 
         await self._committer.run(job)
-        self._wake()
+        self._wake(tenant, webhook_id)
         refreshed = await repository.get_delivery(self._database, tenant, webhook_id, delivery_id)
         assert refreshed is not None
         return refreshed
@@ -186,61 +193,28 @@ class WebhookService:
     async def replay(self, tenant: str, webhook_id: str, since_ms: int) -> int:
         """Deliver again every matching event since ``since_ms`` (new deliveries, in order)."""
         webhook = await self.get(tenant, webhook_id)
-        statement = (
-            sa.select(events.c.id, events.c.seq, events.c.type, events.c.session)
-            .where(
-                events.c.tenant_id == tenant,
-                events.c.created_at >= since_ms,
-                events.c.seq <= webhook.cursor_seq,
-            )
-            .order_by(events.c.seq)
-            .limit(REPLAY_MAX)
+        found = await event_log.created_since(
+            self._database, tenant, since_ms, webhook.cursor_seq, REPLAY_MAX
         )
-        async with self._database.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        wanted = [row for row in rows if webhook.wants(row.type, row.session)]
-        now = now_ms()
+        wanted = [event for event in found if webhook.wants(event.type, event.session)]
 
         async def job(unit: UnitOfWork) -> None:
-            for row in wanted:
-                unit.insert(
-                    webhook_deliveries, delivery_row(webhook, row.id, row.seq, row.session, now)
-                )
+            repository.add_deliveries(unit, tenant, webhook_id, wanted)
 
         if wanted:
             await self._committer.run(job)
-            self._wake()
+            self._wake(tenant, webhook_id)
         return len(wanted)
 
     async def _write(self, tenant: str, webhook_id: str, values: dict[str, Any]) -> Webhook:
         async def job(unit: UnitOfWork) -> Webhook | None:
-            return await repository.update(unit.connection, tenant, webhook_id, values)
+            return await repository.update(unit, tenant, webhook_id, values)
 
         updated = await self._committer.run(job)
         if updated is None:
             raise WebhookNotFound(f"no webhook {webhook_id!r}")
+        self._wake(tenant, webhook_id)
         return updated
-
-
-def delivery_row(
-    webhook: Webhook, event_id: str, seq: int, session: str | None, now: int
-) -> dict[str, Any]:
-    """A new pending delivery of one event to one subscription."""
-    return {
-        "id": new_id("dlv"),
-        "tenant_id": webhook.tenant,
-        "webhook_id": webhook.id,
-        "event_id": event_id,
-        "event_seq": seq,
-        "session": session,
-        "status": DeliveryStatus.PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "last_status_code": None,
-        "last_error": None,
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def _check_headers(headers: dict[str, str]) -> None:

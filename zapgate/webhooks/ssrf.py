@@ -84,6 +84,16 @@ class UnsafeUrl(ValueError):
     """A webhook URL or its target is refused; the message says why."""
 
 
+class UnsafeAddress(UnsafeUrl):
+    """A host name resolved to a refused address.
+
+    The message names the address, so it is for the server's log only: what internal names
+    resolve to is not the tenant's business. Show :attr:`public` instead.
+    """
+
+    public = "the host resolves to a non-public address"
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedTarget:
     """A webhook URL that passed :func:`check_url`, with its host in normal form."""
@@ -221,8 +231,8 @@ def _wrap(kind: str, inner: ipaddress.IPv4Address, refuse_public: bool) -> str:
     return f"{kind} {inner}" if refuse_public else ""
 
 
-def _refusal(shown: str, reason: str, admit: str) -> UnsafeUrl:
-    return UnsafeUrl(f"{shown} is {reason}; add {admit} to {ALLOWLIST_SETTING} to allow it")
+def _refusal(shown: str, reason: str, admit: str, kind: type[UnsafeUrl] = UnsafeUrl) -> UnsafeUrl:
+    return kind(f"{shown} is {reason}; add {admit} to {ALLOWLIST_SETTING} to allow it")
 
 
 def _ascii_host(host: str) -> str | None:
@@ -342,8 +352,9 @@ async def resolve_checked(host: str, port: int, allowlist: Allowlist) -> list[st
     """Resolve ``host`` once and return its addresses, refusing any that is not public.
 
     Connect to exactly these addresses (pinning) so a second lookup cannot rebind the
-    name. An allowlisted host name admits whatever it resolves to. DNS failures raise
-    :class:`OSError` (``socket.gaierror``), a transient delivery failure.
+    name. An allowlisted host name admits whatever it resolves to. A refused answer raises
+    :class:`UnsafeAddress`; DNS failures raise :class:`OSError` (``socket.gaierror``), a
+    transient delivery failure.
     """
     name = host.strip("[]")
     infos = await asyncio.get_running_loop().getaddrinfo(
@@ -356,5 +367,5 @@ async def resolve_checked(host: str, port: int, allowlist: Allowlist) -> list[st
         for ip in addresses:
             reason = non_public_reason(ip)
             if reason is not None and not allowlist.admits_ip(ip):
-                raise _refusal(f"{name} resolves to {ip}, which", reason, str(ip))
+                raise _refusal(f"{name} resolves to {ip}, which", reason, str(ip), UnsafeAddress)
     return [str(ip) for ip in addresses]

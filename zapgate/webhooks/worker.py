@@ -1,0 +1,395 @@
+"""One subscription's worker: stores its deliveries as events arrive and sends them in order.
+
+A worker sleeps until it is poked: events its subscription wants were committed, its next
+retry is due, a lane (below) finished, or the subscription changed. Then it
+
+- **plans**: reads the log after its cursor and, in one transaction, stores a delivery per
+  wanted event and moves the cursor, so an event is never skipped, even across a crash;
+- **dispatches**: reads the pending deliveries and starts a *lane* per session whose oldest
+  delivery is due, at most ``Concurrency.per_subscription`` at once. A lane sends its session's
+  deliveries one after the other and stops at the first that must wait for a retry, so a
+  session's next delivery waits until the one before it succeeded or gave up.
+
+Every HTTP request holds a slot of its tenant and one of the dispatcher (``slot``), so a slow
+or dead receiver costs its own subscription and never more than its tenant's share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.committer import Committer, Job, UnitOfWork
+from zapgate.events import repository as event_log
+from zapgate.events.model import Event, EventDraft, EventType
+from zapgate.webhooks import repository, signing
+from zapgate.webhooks.client import WebhookClient
+from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Webhook
+from zapgate.webhooks.policy import RetryPlan
+
+log = logging.getLogger(__name__)
+PLAN_PAGE = 500
+SCAN = 1000
+SCAN_PAGES = 4
+CURSOR_LAG = 1000
+"""Events skipped in memory (not wanted) before the stored cursor is moved past them."""
+USER_AGENT = "zapgate-webhooks/1"
+GONE = "the event is no longer in the log (retention)"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every worker of a dispatcher shares."""
+
+    database: AsyncEngine
+    committer: Committer
+    client: WebhookClient
+    plan: RetryPlan
+    rng: random.Random
+    max_lanes: int
+    recorded: Callable[[], None]
+    """Called after each attempt is stored."""
+    notify: Callable[[], None]
+    """Called when the worker may have come to rest (``Dispatcher.until_quiet``)."""
+
+
+Slot = Callable[[], AbstractAsyncContextManager[None]]
+
+
+class Worker:
+    """Plans and sends the deliveries of one subscription; ``run`` serves until it is off."""
+
+    def __init__(self, context: Context, tenant: str, webhook_id: str, slot: Slot) -> None:
+        self.tenant = tenant
+        self.webhook_id = webhook_id
+        self._context = context
+        self._slot = slot
+        self._signal = asyncio.Event()
+        self._lanes: dict[str | None, asyncio.Task[None]] = {}
+        self._waiting: set[str | None] = set()  # sessions whose oldest delivery is not due
+        self._webhook: Webhook | None = None
+        self._stored_cursor = -1
+        self._cursor = -1
+        self._failures = 0
+        self._stored_failures = 0
+        self._active = True
+        self._due_at: int | None = None
+        self._reload = self._plan = self._scan = True
+        self._planning = self._resting = False
+
+    # signals (synchronous: called by the dispatcher) -------------------------------------------
+
+    def prime(self, webhook: Webhook) -> None:
+        """Start from this row instead of reading it."""
+        self._adopt(webhook)
+        self._reload = False
+
+    def changed(self) -> None:
+        """The subscription or its deliveries changed: re-read it and its pending deliveries."""
+        self._reload = self._plan = self._scan = True
+        self._poke()
+
+    def events_arrived(self, events: list[Event]) -> None:
+        """Committed events of this tenant, in seq order (the bus's batch)."""
+        if self._skippable(events):
+            self._cursor = events[-1].seq  # none wanted: step over them without reading the log
+            return
+        self._plan = True
+        self._poke()
+
+    def _skippable(self, events: list[Event]) -> bool:
+        """None is wanted and they follow the cursor (so the log holds nothing else between)."""
+        webhook = self._webhook
+        if webhook is None or self._plan or self._planning or self._reload:
+            return False
+        if any(webhook.wants(event.type, event.session) for event in events):
+            return False
+        follows = events[0].seq == self._cursor + 1
+        return follows and events[-1].seq - self._stored_cursor < CURSOR_LAG
+
+    @property
+    def stale(self) -> bool:
+        """Changed since it last read its subscription (a stopping worker must run again)."""
+        return self._reload
+
+    @property
+    def resting(self) -> bool:
+        """Waiting with nothing to do now (a retry may be due later)."""
+        return self._resting and not self._signal.is_set() and not self._lanes
+
+    def _poke(self) -> None:
+        self._signal.set()
+        self._context.notify()
+
+    # the loop ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the subscription is gone or off; raises what went wrong (restart me)."""
+        self._plan = self._scan = True
+        try:
+            while True:
+                self._signal.clear()
+                if not await self._refresh():
+                    return
+                self._reap()
+                if self._plan:
+                    self._plan = False
+                    await self._plan_all()
+                if self._scan:
+                    self._scan = False
+                    self._due_at = await self._dispatch()
+                await self._rest()
+        finally:
+            await self._stop_lanes()
+
+    async def _refresh(self) -> bool:
+        if self._reload:
+            self._reload = False
+            found = await repository.get(self._context.database, self.tenant, self.webhook_id)
+            if found is None or not found.active:
+                return False
+            self._adopt(found)
+        return self._active
+
+    def _adopt(self, webhook: Webhook) -> None:
+        self._webhook = webhook
+        self._active = True
+        self._failures = self._stored_failures = webhook.consecutive_failures
+        if webhook.cursor_seq != self._stored_cursor:  # else keep what was skipped in memory
+            self._cursor = self._stored_cursor = webhook.cursor_seq
+
+    def _reap(self) -> None:
+        for session, lane in list(self._lanes.items()):
+            if lane.done():
+                del self._lanes[session]
+                lane.result()  # a lane's failure is the worker's: it is logged and restarted
+
+    async def _rest(self) -> None:
+        timeout = None if self._due_at is None else max(self._due_at - now_ms(), 0) / 1000
+        self._resting = True
+        self._context.notify()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._signal.wait()
+        except TimeoutError:
+            self._scan = True
+        finally:
+            self._resting = False
+
+    async def _stop_lanes(self) -> None:
+        lanes = list(self._lanes.values())
+        self._lanes.clear()
+        for lane in lanes:
+            lane.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+
+    # planning ----------------------------------------------------------------------------------
+
+    async def _plan_all(self) -> None:
+        """Store deliveries for the events after the cursor, a page per transaction."""
+        self._planning = True
+        try:
+            while await self._plan_page():
+                pass
+        finally:
+            self._planning = False
+
+    async def _plan_page(self) -> bool:
+        webhook = self._webhook
+        assert webhook is not None
+        page = await event_log.read_after(
+            self._context.database, self.tenant, self._cursor, PLAN_PAGE
+        )
+        if not page:
+            return False
+        wanted = [event for event in page if webhook.wants(event.type, event.session)]
+        last = page[-1].seq
+        if wanted or last - self._stored_cursor >= CURSOR_LAG:
+            job = _advance(self.tenant, self.webhook_id, self._stored_cursor, last, wanted)
+            if not await self._context.committer.run(job):
+                self.changed()  # the stored cursor is not what this worker thought: re-read it
+                return False
+            self._stored_cursor = last
+        self._cursor = last
+        if any(e.session not in self._lanes and e.session not in self._waiting for e in wanted):
+            self._scan = True
+        return len(page) == PLAN_PAGE
+
+    # dispatching -------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> int | None:
+        """Start a lane per session whose oldest delivery is due; returns when one falls due."""
+        self._reap()  # a lane that just ended no longer holds its session
+        skip: set[str | None] = set(self._lanes)
+        self._waiting = set()
+        due_at: int | None = None
+        now = now_ms()
+        for _ in range(SCAN_PAGES):
+            page = await repository.pending(
+                self._context.database, self.tenant, self.webhook_id, SCAN, skip
+            )
+            for session, queue in _by_session(page):
+                skip.add(session)
+                head_at = queue[0].next_attempt_at
+                if head_at > now:
+                    self._waiting.add(session)
+                    due_at = head_at if due_at is None else min(due_at, head_at)
+                elif len(self._lanes) < self._context.max_lanes:
+                    self._start_lane(session, queue)
+            if len(page) < SCAN:
+                break
+        # Sessions beyond the scanned pages are seen at the next scan: a lane ending, a timer
+        # or new deliveries for a session not seen here (see _plan_page) starts one.
+        return due_at
+
+    def _start_lane(self, session: str | None, queue: list[Delivery]) -> None:
+        lane = asyncio.create_task(self._lane(queue), name=f"webhook-{self.webhook_id}-lane")
+        lane.add_done_callback(lambda _lane: self._lane_done())
+        self._lanes[session] = lane
+
+    def _lane_done(self) -> None:
+        self._scan = True
+        self._poke()
+
+    async def _lane(self, queue: list[Delivery]) -> None:
+        """Send a session's deliveries in order; every attempt is stored before this returns."""
+        records: list[asyncio.Task[None]] = []
+        try:
+            bodies = await self._bodies(queue)
+            for delivery in queue:
+                if not self._active or delivery.next_attempt_at > now_ms():
+                    return
+                body = bodies.get(delivery.event_id)
+                if body is None:
+                    records.append(self._record(_give_up(self.tenant, delivery)))
+                    continue
+                async with self._slot():
+                    outcome = await self._attempt(delivery, body)
+                go_on, job = self._judge(delivery, outcome)
+                records.append(self._record(job))
+                if not go_on:
+                    return
+        finally:
+            # shielded: a lane cancelled mid-request still stores the attempts it made
+            await asyncio.shield(asyncio.gather(*records))
+
+    async def _bodies(self, queue: list[Delivery]) -> dict[str, bytes]:
+        wanted = {delivery.event_id for delivery in queue}
+        found = await event_log.by_ids(self._context.database, self.tenant, wanted)
+        return {event.id: orjson.dumps(event.envelope()) for event in found}
+
+    async def _attempt(self, delivery: Delivery, body: bytes) -> AttemptOutcome:
+        webhook = self._webhook
+        assert webhook is not None
+        now = now_ms()
+        headers = {
+            **webhook.headers,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            **signing.headers(webhook.signing_secrets(now), delivery.event_id, now // 1000, body),
+        }
+        return await self._context.client.post(webhook.url, body, headers)
+
+    def _judge(self, delivery: Delivery, outcome: AttemptOutcome) -> tuple[bool, Job[None]]:
+        """Whether the session may go on, and the write that records the attempt."""
+        attempts = delivery.attempts + 1
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+        }
+        disable: str | None = None
+        if outcome.succeeded:
+            values["status"] = DeliveryStatus.SUCCEEDED
+            self._failures = 0
+        elif outcome.status_code == 410:
+            values["status"] = DeliveryStatus.FAILED
+            disable = "the receiver answered 410 Gone"
+        else:
+            plan, rng = self._context.plan, self._context.rng
+            delay = plan.delay(attempts, outcome.retry_after_seconds, rng)
+            if delay is None:
+                values["status"] = DeliveryStatus.FAILED
+                self._failures += 1
+                if self._failures >= plan.disable_after:
+                    disable = f"{self._failures} events in a row could not be delivered"
+            else:
+                values["next_attempt_at"] = now_ms() + int(delay * 1000)
+        if disable is not None:
+            self._active = False
+        gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
+        return outcome.succeeded or gave_up, self._attempt_job(delivery, outcome, values, disable)
+
+    def _attempt_job(
+        self,
+        delivery: Delivery,
+        outcome: AttemptOutcome,
+        values: dict[str, Any],
+        disable: str | None,
+    ) -> Job[None]:
+        webhook = self._webhook
+        assert webhook is not None
+        counters: dict[str, Any] = {}
+        if self._failures != self._stored_failures:
+            counters["consecutive_failures"] = self._stored_failures = self._failures
+        if disable is not None:
+            counters.update(active=False, disabled_reason=disable)
+        tenant = self.tenant
+
+        async def job(unit: UnitOfWork) -> None:
+            repository.add_attempt(unit, tenant, delivery.id, outcome)
+            await repository.update_delivery(unit, tenant, delivery.id, values)
+            if counters:
+                await repository.update(unit, tenant, webhook.id, counters)
+            if disable is not None:
+                payload = {"webhook_id": webhook.id, "url": webhook.url, "reason": disable}
+                unit.emit(EventDraft(tenant, None, EventType.WEBHOOK_DISABLED, payload))
+
+        return job
+
+    def _record(self, job: Job[None]) -> asyncio.Task[None]:
+        async def store() -> None:
+            await self._context.committer.run(job)
+            self._context.recorded()
+
+        return asyncio.create_task(store())
+
+
+def _by_session(page: list[Delivery]) -> Iterator[tuple[str | None, list[Delivery]]]:
+    """Each session's deliveries (in the page's order), sessions by their oldest delivery."""
+    queues: dict[str | None, list[Delivery]] = {}
+    for delivery in page:
+        queues.setdefault(delivery.session, []).append(delivery)
+    yield from queues.items()
+
+
+def _advance(
+    tenant: str, webhook_id: str, cursor: int, last: int, wanted: list[Event]
+) -> Job[bool]:
+    """Move the cursor and store the deliveries, in one transaction; False if the cursor moved."""
+
+    async def job(unit: UnitOfWork) -> bool:
+        if not await repository.advance_cursor(unit, tenant, webhook_id, cursor, last):
+            return False
+        repository.add_deliveries(unit, tenant, webhook_id, wanted)
+        return True
+
+    return job
+
+
+def _give_up(tenant: str, delivery: Delivery) -> Job[None]:
+    values = {"status": DeliveryStatus.FAILED, "last_error": GONE}
+
+    async def job(unit: UnitOfWork) -> None:
+        await repository.update_delivery(unit, tenant, delivery.id, values)
+
+    return job

@@ -20,6 +20,7 @@ from zapgate.http import errors
 from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
 from zapgate.http.limits import BodyLimitMiddleware
+from zapgate.http.openapi import operation_id
 from zapgate.http.responses import Json
 from zapgate.messages.api import router as messages_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
@@ -56,6 +57,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted WhatsApp gateway. Send `Authorization: Bearer <key>`.",
         default_response_class=Json,
+        generate_unique_id_function=operation_id,
         lifespan=_lifespan,
     )
     api.state.services = services

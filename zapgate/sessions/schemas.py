@@ -44,8 +44,12 @@ class UpdateSession(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = Field(
+        default=None, description="the engine's settings; absent or null: unchanged"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="replaces the metadata; absent or null: unchanged"
+    )
 
 
 class QrOut(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
@@ -21,7 +21,7 @@ from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Message
 from zapgate.messages.repository import HistoryQuery
-from zapgate.messages.schemas import MAX_TEXT, MessageOut
+from zapgate.messages.schemas import MAX_TEXT, MessageOut, phone_field
 
 router = APIRouter(prefix="/whatsapp", tags=["original contract"])
 SEND_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
@@ -29,14 +29,15 @@ NEXT_PAGE = {
     "description": 'the next page, `<...>; rel="next"`, when this page is full',
     "schema": {"type": "string"},
 }
-NumberAsInteger = Annotated[StrictInt, Field(ge=10**9, le=10**15 - 1)]
+PhoneText = Annotated[StrictStr, phone_field()]
+NumberAsInteger = Annotated[int, Field(ge=10**9, le=10**15 - 1)]
 """A number with country code written as a JSON integer: 10 to 15 digits."""
 
 
 class LegacySend(BaseModel):
     """The original body."""
 
-    number: StrictStr | NumberAsInteger = Field(
+    number: PhoneText | NumberAsInteger = Field(
         examples=["5511999999999"], description="digits with country code (text or an integer)"
     )
     message: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo!"])

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from zapgate.errors import AppError, IdempotentReplay
 from zapgate.http.responses import Json
@@ -96,6 +97,16 @@ _HTTP_CODES = {
 }
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
@@ -115,11 +126,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_input", detail)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, error: HTTPException) -> Json:
+    async def _http(request: Request, error: HTTPException) -> Json:
         if error.status_code == 400:  # FastAPI could not parse a JSON body
             return error_response(422, "invalid_input", UNPARSABLE)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         code = _HTTP_CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, error.detail, **(error.headers or {}))
+        return error_response(error.status_code, code, error.detail, **headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 SESSION_OPERATIONS = (
@@ -62,3 +63,33 @@ def success(status: int, description: str, **extra: Any) -> dict[int | str, dict
 def also_serves(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     """A second content type of a success response (next to the route's JSON)."""
     return {"content": {media_type: {"schema": schema}}}
+
+
+def install(api: FastAPI) -> None:
+    """Publish FastAPI's schema with parameters that are never ``null`` (absent is not null)."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            _never_null_parameters(build())
+        return build()
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _never_null_parameters(schema: dict[str, Any]) -> None:
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                without_null(parameter.get("schema", {}))
+
+
+def without_null(schema: dict[str, Any]) -> None:
+    """Drop the ``null`` branch (and ``null`` default) of an optional value's schema."""
+    if schema.get("default", "") is None:
+        del schema["default"]
+    kept = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    elif kept:
+        schema["anyOf"] = kept

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
 from zapgate.clock import from_datetime
 from zapgate.http.auth import Caller
-from zapgate.http.deps import SessionName, services_of
+from zapgate.http.deps import Instant, SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
@@ -70,8 +69,8 @@ async def list_messages(
     caller: Caller,
     chat: Annotated[str | None, Query(max_length=128, description="a number or chat id")] = None,
     direction: Literal["in", "out"] | None = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[Instant | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[Instant | None, Query(description="ISO 8601, exclusive")] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Json:

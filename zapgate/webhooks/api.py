@@ -29,15 +29,6 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 WebhookId = Annotated[str, Path(max_length=40)]
 DeliveryId = Annotated[str, Path(max_length=40)]
 WEBHOOK_LINKS = links("webhook_id", "$response.body#/id", WEBHOOK_OPERATIONS)
-RETRY_LINK = {
-    "RetryDelivery": {
-        "operationId": "retry_delivery",
-        "parameters": {
-            "webhook_id": "$request.path.webhook_id",
-            "delivery_id": "$response.body#/data/0/id",
-        },
-    }
-}
 
 
 def _with_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
@@ -123,10 +114,7 @@ async def rotate_secret(
 @router.get(
     "/{webhook_id}/deliveries",
     response_model=DeliveryPage,
-    responses={
-        **responses(404),
-        **success(200, "A page of deliveries", links=RETRY_LINK),
-    },
+    responses=responses(404),
     summary="Deliveries and every attempt, newest first",
 )
 async def list_deliveries(

@@ -11,10 +11,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictStr,
     field_validator,
 )
 
+from zapgate.http.deps import Instant
+from zapgate.http.openapi import without_null
 from zapgate.names import SESSION_NAME
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -40,12 +43,7 @@ HEADERS_DOC = "sent with every delivery (not the webhook-* signature headers or 
 
 def _unset(schema: dict[str, Any]) -> None:
     """A PATCH field: absent means unchanged and null is refused, so the schema has no null."""
-    schema.pop("default", None)
-    kept = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
-    if len(kept) == 1:
-        schema.update(kept[0])
-    elif kept:
-        schema["anyOf"] = kept
+    without_null(schema)
 
 
 def _only_valid_names(schema: dict[str, Any]) -> None:
@@ -138,7 +136,9 @@ class RotateSecret(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400)
+    grace_seconds: StrictFloat | None = Field(
+        default=None, ge=0, le=7 * 86_400, description="null or absent: the configured default"
+    )
 
 
 class Replay(BaseModel):
@@ -146,7 +146,7 @@ class Replay(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime
+    since: Instant
 
 
 class Replayed(BaseModel):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from zapgate.errors import AppError, IdempotentReplay
 from zapgate.http.responses import Json
@@ -97,14 +97,20 @@ _HTTP_CODES = {
 }
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (the router names only the first route's)."""
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every documented method at this path (the router names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    for template, item in request.app.openapi()["paths"].items():
+        if _template_pattern(template).fullmatch(request.url.path):
+            methods |= {method.upper() for method in item}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or fallback
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^}]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
 def install(app: FastAPI) -> None:
@@ -131,7 +137,7 @@ def install(app: FastAPI) -> None:
             return error_response(422, "invalid_input", UNPARSABLE)
         headers = dict(error.headers or {})
         if error.status_code == 405:
-            headers["Allow"] = _allowed_methods(request)
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         code = _HTTP_CODES.get(error.status_code, "http_error")
         return error_response(error.status_code, code, error.detail, **headers)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, make_settings, serve
@@ -71,6 +73,9 @@ async def test_the_running_api_keeps_its_openapi_contract(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, **UNLIMITED)
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
     async with serve(build_services(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            spec = (await client.get("/openapi.json")).json()
+        server_spec = [(m, p) for p, item in spec["paths"].items() for m in item]
         process = await asyncio.create_subprocess_exec(
             *schemathesis_command(server.url, tmp_path / "junit.xml"),
             stdout=asyncio.subprocess.PIPE,
@@ -87,4 +92,8 @@ async def test_the_running_api_keeps_its_openapi_contract(tmp_path: Path) -> Non
                 await process.wait()
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-30_000:]
-    assert "Tested: " in text, text[-30_000:]
+    tested = re.search(r"Tested: (\d+)", text)
+    assert tested is not None, text[-30_000:]
+    assert int(tested.group(1)) == len(server_spec), text[-30_000:]
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in text, text[-30_000:]

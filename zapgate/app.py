@@ -15,7 +15,7 @@ from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
 from zapgate.db.migrate import migrate
 from zapgate.events.api import router as events_router
-from zapgate.http import errors
+from zapgate.http import errors, openapi
 from zapgate.http.boundary import BoundaryMiddleware
 from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
@@ -65,6 +65,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted WhatsApp gateway. Send `Authorization: Bearer <key>`.",
         default_response_class=Json,
+        generate_unique_id_function=openapi.operation_id,
         lifespan=_lifespan,
     )
     api.state.services = services
@@ -77,6 +78,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     errors.install(api)
+    openapi.install(api)
     routers = (
         health_router,
         sessions_router,

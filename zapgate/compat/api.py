@@ -10,25 +10,36 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
+from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Message
 from zapgate.messages.repository import HistoryQuery
-from zapgate.messages.schemas import MAX_TEXT, MessageOut
+from zapgate.messages.schemas import MAX_TEXT, MessageOut, phone_field
 
 router = APIRouter(prefix="/whatsapp", tags=["original contract"])
+SEND_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
+NEXT_PAGE = {
+    "description": 'the next page, `<...>; rel="next"`, when this page is full',
+    "schema": {"type": "string"},
+}
+PhoneText = Annotated[StrictStr, phone_field()]
+NumberAsInteger = Annotated[int, Field(ge=10**9, le=10**15 - 1)]
+"""A number with country code written as a JSON integer: 10 to 15 digits."""
 
 
 class LegacySend(BaseModel):
     """The original body."""
 
-    number: StrictStr | StrictInt = Field(examples=["5511999999999"])
+    number: PhoneText | NumberAsInteger = Field(
+        examples=["5511999999999"], description="digits with country code (text or an integer)"
+    )
     message: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo!"])
 
 
@@ -41,10 +52,19 @@ class LegacySendResult(BaseModel):
     message: MessageOut
 
 
+class LegacyMessage(MessageOut):
+    """A stored message with the original ``body`` (its text)."""
+
+    body: str | None = Field(description="the text, as the original contract named it")
+
+
 @router.post(
     "/send",
     response_model=LegacySendResult,
-    responses=responses(401, 404, 413, 422, 503),
+    responses={
+        **responses(404, 409, 413, 503),
+        **success(200, "The queued message", links=SEND_LINKS),
+    },
     summary="Send a text on the default session (original contract)",
 )
 async def send(
@@ -69,8 +89,11 @@ def _answer(message: Message) -> tuple[int, dict[str, Any]]:
 
 @router.get(
     "/messages",
-    response_model=list[dict[str, Any]],
-    responses=responses(401, 404, 422),
+    response_model=list[LegacyMessage],
+    responses={
+        **responses(404),
+        **success(200, "Messages, newest first", headers={"Link": NEXT_PAGE}),
+    },
     summary="Messages of the default session, newest first (original contract)",
 )
 async def messages(

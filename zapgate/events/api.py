@@ -13,11 +13,18 @@ from zapgate.events import repository, stream
 from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
+from zapgate.http.openapi import also_serves, success
 from zapgate.http.responses import Json
 from zapgate.limits.streams import StreamSlot
-from zapgate.validation import INT64_MAX as SEQ_MAX
+from zapgate.validation import INT64_MAX
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
+MAX_SEQ = INT64_MAX
+"""Sequence numbers are 64-bit signed integers in the database."""
+SSE_FRAMES = {
+    "type": "string",
+    "description": "frames `id: <seq>`, `event: <type>`, `data: <the event envelope as JSON>`",
+}
 
 
 class SlotStreamingResponse(StreamingResponse):
@@ -57,12 +64,13 @@ class EventPage(BaseModel):
     "/events",
     response_model=EventPage,
     responses={
-        **responses(401, 422),
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "JSON, or Server-Sent Events with Accept: text/event-stream "
+        **responses(),
+        **success(
+            200,
+            "JSON, or Server-Sent Events with Accept: text/event-stream "
             "(id = seq; resume with Last-Event-ID)",
-        },
+            **also_serves("text/event-stream", SSE_FRAMES),
+        ),
     },
     summary="Events after a sequence number (long-poll with wait, or a Server-Sent Events stream)",
 )
@@ -70,14 +78,14 @@ async def list_events(
     request: Request,
     caller: Caller,
     after: Annotated[
-        int, Query(ge=0, le=SEQ_MAX, description="return events with seq greater than this")
+        int, Query(ge=0, le=MAX_SEQ, description="return events with seq greater than this")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for news")] = 0,
-    session: Annotated[str | None, Query(max_length=64)] = None,
+    session: Annotated[str | None, Query(max_length=64, description="only this session")] = None,
     last_event_id: Annotated[
         int | None,
-        Header(alias="Last-Event-ID", ge=0, le=SEQ_MAX, description="SSE: resume after this seq"),
+        Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="SSE: resume after this seq"),
     ] = None,
 ) -> Response:
     services = services_of(request)

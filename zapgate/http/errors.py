@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from zapgate.errors import AppError, IdempotentReplay
@@ -15,13 +16,18 @@ from zapgate.http.responses import Json
 
 log = logging.getLogger(__name__)
 REPLAYED = {"Idempotent-Replayed": "true"}
+UNPARSABLE = "the body is not valid JSON: not UTF-8, nested too deeply or a number too long"
 
 
 class ErrorBody(BaseModel):
     """Every error response."""
 
-    error: str
-    detail: Any = None
+    error: str = Field(
+        description="a stable code: invalid_input, unauthorized, not_found, session_not_found, "
+        "conflict, rate_limited, quota_exceeded, ...",
+        examples=["invalid_input"],
+    )
+    detail: Any = Field(default=None, description="what went wrong: a text or a list of problems")
 
 
 def error_response(status: int, error: str, detail: Any = None, **headers: str) -> Json:
@@ -29,18 +35,57 @@ def error_response(status: int, error: str, detail: Any = None, **headers: str) 
     return Json({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the error responses a route can give."""
-    described = {
-        400: "Bad request",
-        401: "Missing or invalid API key",
-        404: "Not found",
-        409: "Conflict with the current state",
-        413: "Request body too large",
-        422: "Invalid input",
-        503: "Temporarily unavailable",
-    }
-    return {status: {"model": ErrorBody, "description": described[status]} for status in statuses}
+_DESCRIBED = {
+    401: "Missing or invalid API key (`unauthorized`)",
+    404: "Not found",
+    409: "Conflict with the current state, or a request with this Idempotency-Key is in progress",
+    413: "Request body too large (`payload_too_large`)",
+    422: "Invalid input (`invalid_input` and more specific codes): a body that is not valid "
+    "JSON, a value out of range, a field the route refuses",
+    429: "Too many requests (`rate_limited`, with Retry-After) or over a quota (`quota_exceeded`)",
+    503: "Temporarily unavailable: retry later",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "always `Bearer`",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "seconds to wait before trying again (rate limits)",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "RateLimit": {
+            "description": "the remaining quota (IETF RateLimit header fields)",
+            "schema": {"type": "string"},
+        },
+        "RateLimit-Policy": {
+            "description": "the limit that applies (IETF RateLimit header fields)",
+            "schema": {"type": "string"},
+        },
+    },
+}
+AUTHENTICATED = (401, 422, 429)
+"""What every authenticated route can answer: no key, bad input, over a limit."""
+
+
+def responses(*statuses: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the error responses a route can give.
+
+    Authenticated routes (the default) always declare ``AUTHENTICATED`` as well.
+    """
+    declared = set(statuses) | (set(AUTHENTICATED) if authenticated else set())
+    return {status: _declaration(status) for status in sorted(declared)}
+
+
+def _declaration(status: int) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIBED[status]}
+    if status in _HEADERS:
+        declaration["headers"] = _HEADERS[status]
+    return declaration
 
 
 _HTTP_CODES = {
@@ -62,6 +107,22 @@ def app_error_response(error: AppError) -> Json:
     return error_response(error.status, error.code, error.detail, **headers)
 
 
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every documented method at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        if _template_pattern(template).fullmatch(request.url.path):
+            methods |= {method.upper() for method in item}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or fallback
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^}]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
@@ -78,9 +139,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_input", detail)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, error: HTTPException) -> Json:
+    async def _http(request: Request, error: HTTPException) -> Json:
+        if error.status_code == 400:  # FastAPI could not parse a JSON body
+            return error_response(422, "invalid_input", UNPARSABLE)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         code = _HTTP_CODES.get(error.status_code, "http_error")
-        return error_response(error.status_code, code, error.detail, **(error.headers or {}))
+        return error_response(error.status_code, code, error.detail, **headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Json:

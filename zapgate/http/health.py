@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 
 from zapgate import __version__
 from zapgate.db.database import ping
@@ -13,12 +14,30 @@ from zapgate.http.responses import Json
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Liveness (no auth)")
+class Health(BaseModel):
+    """The process answers."""
+
+    status: str
+    version: str
+
+
+class Ready(BaseModel):
+    """The database answers."""
+
+    status: str
+
+
+@router.get("/health", response_model=Health, summary="Liveness (no auth)")
 async def health() -> Json:
     return Json({"status": "ok", "version": __version__})
 
 
-@router.get("/ready", responses=responses(503), summary="Readiness: the database answers (no auth)")
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses=responses(503, authenticated=False),
+    summary="Readiness: the database answers (no auth)",
+)
 async def ready(request: Request) -> Json:
     try:
         await ping(services_of(request).database)

@@ -10,7 +10,7 @@ from fastapi import Header, Request
 
 from zapgate.http.deps import services_of
 from zapgate.http.responses import Json
-from zapgate.idempotency.service import Claim, Render, fingerprint
+from zapgate.idempotency.service import KEY_PATTERN, Claim, Render, fingerprint
 
 T = TypeVar("T")
 IdempotencyKey = Annotated[
@@ -18,6 +18,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=255,
+        pattern=KEY_PATTERN.pattern,
         description="Send the same key again to get the stored answer instead of a second effect "
         "(kept 24 h; per tenant; a different body with the same key is refused with 422).",
     ),

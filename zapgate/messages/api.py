@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from zapgate.clock import from_datetime
 from zapgate.http.auth import Caller
-from zapgate.http.deps import SessionName, services_of
+from zapgate.http.deps import Instant, SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
+from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
 from zapgate.http.responses import Json
 from zapgate.messages.commands import send_text
 from zapgate.messages.model import Direction, Message
@@ -21,13 +21,18 @@ from zapgate.phone import chat_id, normalize_number
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 MAX_PAGE = 500
+MESSAGE_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
+MessageId = Annotated[str, Path(max_length=64, examples=["msg_01J0000000000000000000000"])]
 
 
 @router.post(
     "/sessions/{session}/messages",
     status_code=202,
     response_model=MessageOut,
-    responses=responses(401, 404, 413, 422, 503),
+    responses={
+        **responses(404, 409, 413, 503),
+        **success(202, "The queued message", links=MESSAGE_LINKS),
+    },
     summary="Send a text message (queued, then sent by the session's outbox)",
 )
 async def send_message(
@@ -55,17 +60,17 @@ def accepted(message: Message) -> tuple[int, dict[str, Any]]:
 @router.get(
     "/sessions/{session}/messages",
     response_model=MessagePage,
-    responses=responses(401, 404, 422),
+    responses=responses(404),
     summary="Message history of a session, newest first",
 )
 async def list_messages(
     request: Request,
     session: SessionName,
     caller: Caller,
-    chat: Annotated[str | None, Query(description="a number or chat id")] = None,
+    chat: Annotated[str | None, Query(max_length=128, description="a number or chat id")] = None,
     direction: Literal["in", "out"] | None = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[Instant | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[Instant | None, Query(description="ISO 8601, exclusive")] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Json:
@@ -89,10 +94,10 @@ async def list_messages(
 @router.get(
     "/messages/{message_id}",
     response_model=MessageOut,
-    responses=responses(401, 404),
+    responses=responses(404),
     summary="One message by id",
 )
-async def get_message(request: Request, message_id: str, caller: Caller) -> Json:
+async def get_message(request: Request, message_id: MessageId, caller: Caller) -> Json:
     message = await services_of(request).messages.get(caller.tenant, message_id)
     return Json(message.public())
 

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 MAX_TEXT = 65_536
+_SEPARATOR = r"[\t\n\v\f\r ().\-/]"
+PHONE_PATTERN = (
+    rf"^{_SEPARATOR}*\+?{_SEPARATOR}*[1-9](?:{_SEPARATOR}*[0-9]){{9,14}}{_SEPARATOR}*"
+    r"(?:@c\.us[\t\n\v\f\r ]*)?$"
+)
+"""What ``zapgate.phone.normalize_number`` accepts, for the schema (it stays the judge, answering
+``invalid_phone_number``): 10-15 digits with country code, optional ``+``, spaces, ``().-/``
+separators and an ``@c.us`` suffix. With ZAPGATE_DEFAULT_COUNTRY_CODE set, national numbers
+are accepted too."""
+PHONE_DOC = "digits with country code, e.g. 5511999999999 or +55 (11) 99999-9999"
+
+
+def phone_field(**extra: Any) -> Any:
+    """A phone number field: at most 64 characters, ``PHONE_PATTERN`` in the schema."""
+    return Field(
+        max_length=64,
+        description=PHONE_DOC,
+        examples=["5511999999999"],
+        json_schema_extra={"pattern": PHONE_PATTERN},
+        **extra,
+    )
 
 
 class SendText(BaseModel):
@@ -14,7 +36,7 @@ class SendText(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = Field(min_length=1, max_length=64, examples=["5511999999999"])
+    to: StrictStr = phone_field()
     text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo!"])
 
 

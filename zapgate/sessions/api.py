@@ -10,6 +10,13 @@ from zapgate.http.auth import Caller
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
+from zapgate.http.openapi import (
+    MESSAGE_OPERATIONS,
+    SESSION_OPERATIONS,
+    also_serves,
+    links,
+    success,
+)
 from zapgate.http.responses import Json
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_number
@@ -26,9 +33,11 @@ from zapgate.sessions.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+SESSION_LINKS = links("session", "$response.body#/name", SESSION_OPERATIONS)
+MESSAGE_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
 
 
-@router.get("", response_model=list[SessionOut], responses=responses(401), summary="All sessions")
+@router.get("", response_model=list[SessionOut], responses=responses(), summary="All sessions")
 async def list_sessions(request: Request, caller: Caller) -> Json:
     manager = services_of(request).sessions
     sessions = await manager.list_sessions(caller.tenant)
@@ -39,7 +48,10 @@ async def list_sessions(request: Request, caller: Caller) -> Json:
     "",
     status_code=201,
     response_model=SessionOut,
-    responses=responses(401, 409, 422),
+    responses={
+        **responses(409, 413, 503),
+        **success(201, "The session", links=SESSION_LINKS),
+    },
     summary="Create a session (and start it unless start is false)",
 )
 async def create_session(
@@ -61,9 +73,7 @@ async def create_session(
     )
 
 
-@router.get(
-    "/{session}", response_model=SessionOut, responses=responses(401, 404, 422), summary="A session"
-)
+@router.get("/{session}", response_model=SessionOut, responses=responses(404), summary="A session")
 async def get_session(request: Request, session: SessionName, caller: Caller) -> Json:
     manager = services_of(request).sessions
     return Json(manager.describe(await manager.get(caller.tenant, session)))
@@ -72,7 +82,7 @@ async def get_session(request: Request, session: SessionName, caller: Caller) ->
 @router.patch(
     "/{session}",
     response_model=SessionOut,
-    responses=responses(401, 404, 422),
+    responses=responses(404, 413, 503),
     summary="Change config or metadata (config applies at the next start)",
 )
 async def update_session(
@@ -86,7 +96,7 @@ async def update_session(
 @router.delete(
     "/{session}",
     status_code=204,
-    responses=responses(401, 404, 422),
+    responses=responses(404, 503),
     summary="Stop and delete a session (its queued messages fail)",
 )
 async def delete_session(request: Request, session: SessionName, caller: Caller) -> Response:
@@ -111,18 +121,22 @@ def _lifecycle_route(action: str, summary: str, errors: tuple[int, ...]) -> None
     )
 
 
-_lifecycle_route("start", "Start a stopped session", (401, 404, 409, 422))
-_lifecycle_route("stop", "Stop a running session", (401, 404, 409, 422))
-_lifecycle_route("restart", "Stop (if running) and start again", (401, 404, 422))
-_lifecycle_route("logout", "Forget the paired account and stop", (401, 404, 422))
+_lifecycle_route("start", "Start a stopped session", (404, 409, 503))
+_lifecycle_route("stop", "Stop a running session", (404, 409, 503))
+_lifecycle_route("restart", "Stop (if running) and start again", (404, 503))
+_lifecycle_route("logout", "Forget the paired account and stop", (404, 503))
 
 
 @router.get(
     "/{session}/qr",
     response_model=QrOut,
     responses={
-        **responses(401, 404, 409, 422),
-        200: {"content": {"image/png": {}}, "description": "JSON, or a PNG with Accept: image/png"},
+        **responses(404, 409),
+        **success(
+            200,
+            "JSON, or a PNG with Accept: image/png",
+            **also_serves("image/png", {"type": "string", "format": "binary"}),
+        ),
     },
     summary="The QR to scan (JSON, or PNG with Accept: image/png)",
 )
@@ -138,7 +152,7 @@ async def get_qr(request: Request, session: SessionName, caller: Caller) -> Resp
 @router.post(
     "/{session}/pair",
     response_model=PairingCodeOut,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(404, 409, 413),
     summary="Get a pairing code to type on the phone (engines that support it)",
 )
 async def pair(request: Request, session: SessionName, body: PairRequest, caller: Caller) -> Json:
@@ -150,8 +164,8 @@ async def pair(request: Request, session: SessionName, body: PairRequest, caller
 
 @router.get(
     "/{session}/me",
-    response_model=dict[str, object],
-    responses=responses(401, 404, 409, 422),
+    response_model=dict[str, Any],
+    responses=responses(404, 409),
     summary="The connected WhatsApp account",
 )
 async def me(request: Request, session: SessionName, caller: Caller) -> Json:
@@ -161,7 +175,7 @@ async def me(request: Request, session: SessionName, caller: Caller) -> Json:
 @router.post(
     "/{session}/simulate/scan",
     status_code=204,
-    responses=responses(401, 404, 409, 422),
+    responses=responses(404, 409, 503),
     summary="Simulator: scan the QR that is showing",
 )
 async def simulate_scan(request: Request, session: SessionName, caller: Caller) -> Response:
@@ -173,7 +187,10 @@ async def simulate_scan(request: Request, session: SessionName, caller: Caller) 
     "/{session}/simulate/inbound",
     status_code=201,
     response_model=MessageOut,
-    responses=responses(401, 404, 409, 422),
+    responses={
+        **responses(404, 409, 413, 503),
+        **success(201, "The received message", links=MESSAGE_LINKS),
+    },
     summary="Simulator: deliver an inbound message to the session",
 )
 async def simulate_inbound(

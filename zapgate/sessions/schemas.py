@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from zapgate.messages.schemas import phone_field
 from zapgate.names import SESSION_NAME
 
 
@@ -44,8 +45,12 @@ class UpdateSession(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = Field(
+        default=None, description="the engine's settings; absent or null: unchanged"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="replaces the metadata; absent or null: unchanged"
+    )
 
 
 class QrOut(BaseModel):
@@ -60,7 +65,7 @@ class PairRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: StrictStr = Field(min_length=1, max_length=64, examples=["5511999999999"])
+    phone: StrictStr = phone_field()
 
 
 class PairingCodeOut(BaseModel):
@@ -74,5 +79,5 @@ class SimulatedInbound(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: StrictStr = Field(alias="from", min_length=1, max_length=64, examples=["5511988887777"])
+    from_: StrictStr = phone_field(alias="from")
     text: StrictStr = Field(min_length=1, max_length=65_536, examples=["Oi!"])

@@ -11,6 +11,7 @@ from zapgate.http.auth import Caller
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
+from zapgate.http.openapi import WEBHOOK_OPERATIONS, links, success
 from zapgate.http.responses import Json
 from zapgate.webhooks.model import Webhook
 from zapgate.webhooks.schemas import (
@@ -18,6 +19,7 @@ from zapgate.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
     Replay,
+    Replayed,
     RotateSecret,
     UpdateWebhook,
     WebhookOut,
@@ -25,6 +27,8 @@ from zapgate.webhooks.schemas import (
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 WebhookId = Annotated[str, Path(max_length=40)]
+DeliveryId = Annotated[str, Path(max_length=40)]
+WEBHOOK_LINKS = links("webhook_id", "$response.body#/id", WEBHOOK_OPERATIONS)
 
 
 def _with_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
@@ -42,7 +46,10 @@ def _without_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
     "",
     status_code=201,
     response_model=WebhookOut,
-    responses=responses(401, 409, 422),
+    responses={
+        **responses(409, 413, 503),
+        **success(201, "The subscription, with its secret", links=WEBHOOK_LINKS),
+    },
     summary="Subscribe a URL to events (the secret is shown only now)",
 )
 async def create_webhook(
@@ -59,15 +66,13 @@ async def create_webhook(
     )
 
 
-@router.get("", response_model=list[WebhookOut], responses=responses(401), summary="Subscriptions")
+@router.get("", response_model=list[WebhookOut], responses=responses(), summary="Subscriptions")
 async def list_webhooks(request: Request, caller: Caller) -> Json:
     found = await services_of(request).webhooks.list_webhooks(caller.tenant)
     return Json([webhook.public() for webhook in found])
 
 
-@router.get(
-    "/{webhook_id}", response_model=WebhookOut, responses=responses(401, 404), summary="One"
-)
+@router.get("/{webhook_id}", response_model=WebhookOut, responses=responses(404), summary="One")
 async def get_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -> Json:
     return Json((await services_of(request).webhooks.get(caller.tenant, webhook_id)).public())
 
@@ -75,7 +80,7 @@ async def get_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -
 @router.patch(
     "/{webhook_id}",
     response_model=WebhookOut,
-    responses=responses(401, 404, 422),
+    responses=responses(404, 413, 503),
     summary="Change a subscription (active: true turns a disabled one back on)",
 )
 async def update_webhook(
@@ -87,7 +92,7 @@ async def update_webhook(
 
 
 @router.delete(
-    "/{webhook_id}", status_code=204, responses=responses(401, 404), summary="Unsubscribe"
+    "/{webhook_id}", status_code=204, responses=responses(404, 503), summary="Unsubscribe"
 )
 async def delete_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -> Response:
     await services_of(request).webhooks.delete(caller.tenant, webhook_id)
@@ -97,7 +102,7 @@ async def delete_webhook(request: Request, webhook_id: WebhookId, caller: Caller
 @router.post(
     "/{webhook_id}/rotate-secret",
     response_model=WebhookOut,
-    responses=responses(401, 404, 422),
+    responses=responses(404, 413, 503),
     summary="A new secret; the old one keeps signing alongside it during the grace period",
 )
 async def rotate_secret(
@@ -116,7 +121,7 @@ async def rotate_secret(
 @router.get(
     "/{webhook_id}/deliveries",
     response_model=DeliveryPage,
-    responses=responses(401, 404, 422),
+    responses=responses(404),
     summary="Deliveries and every attempt, newest first",
 )
 async def list_deliveries(
@@ -138,13 +143,13 @@ async def list_deliveries(
     "/{webhook_id}/deliveries/{delivery_id}/retry",
     status_code=202,
     response_model=DeliveryOut,
-    responses=responses(401, 404),
+    responses=responses(404, 503),
     summary="Send a delivery again now",
 )
 async def retry_delivery(
     request: Request,
     webhook_id: WebhookId,
-    delivery_id: Annotated[str, Path(max_length=40)],
+    delivery_id: DeliveryId,
     caller: Caller,
 ) -> Json:
     delivery = await services_of(request).webhooks.retry(caller.tenant, webhook_id, delivery_id)
@@ -154,7 +159,8 @@ async def retry_delivery(
 @router.post(
     "/{webhook_id}/replay",
     status_code=202,
-    responses=responses(401, 404, 422),
+    response_model=Replayed,
+    responses=responses(404, 413, 503),
     summary="Deliver again every matching event since a time",
 )
 async def replay(request: Request, webhook_id: WebhookId, body: Replay, caller: Caller) -> Json:

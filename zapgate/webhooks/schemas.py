@@ -4,20 +4,62 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictStr,
     field_validator,
-    model_validator,
 )
+
+from zapgate.http.deps import Instant
+from zapgate.http.openapi import without_null
+from zapgate.names import SESSION_NAME
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,4096}$")
+EventName = Literal[
+    "session.status",
+    "session.qr",
+    "session.health",
+    "message.received",
+    "message.queued",
+    "message.sent",
+    "message.status",
+    "webhook.disabled",
+]
+"""The event types a subscription can ask for (``zapgate.events.model.EventType``)."""
+EVENTS_DOC = "event types to deliver; empty means all (there is no wildcard)"
+SESSIONS_DOC = "session names; empty means all"
+SessionFilter = Annotated[StrictStr, Field(pattern=SESSION_NAME)]
+HeaderName = Annotated[StrictStr, Field(pattern=HEADER_NAME.pattern)]
+HeaderValue = Annotated[StrictStr, Field(pattern=HEADER_VALUE.pattern)]
+HEADERS_DOC = "sent with every delivery (not the webhook-* signature headers or Content-Type)"
+
+
+def _unset(schema: dict[str, Any]) -> None:
+    """A PATCH field: absent means unchanged and null is refused, so the schema has no null."""
+    without_null(schema)
+
+
+def _only_valid_names(schema: dict[str, Any]) -> None:
+    """Header names other than ``HeaderName`` are refused, not free-form."""
+    schema["additionalProperties"] = False
+
+
+def _unset_headers(schema: dict[str, Any]) -> None:
+    _unset(schema)
+    _only_valid_names(schema)
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("leave out what you do not change; null is not allowed")
+    return value
 
 
 def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -35,14 +77,15 @@ class CreateWebhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: StrictStr = Field(max_length=2048, examples=["https://example.com/hooks/whatsapp"])
-    events: list[StrictStr] = Field(
-        default_factory=list, max_length=50, description="event types; empty means all"
+    events: list[EventName] = Field(default_factory=list, max_length=50, description=EVENTS_DOC)
+    sessions: list[SessionFilter] = Field(
+        default_factory=list, max_length=500, description=SESSIONS_DOC
     )
-    sessions: list[StrictStr] = Field(
-        default_factory=list, max_length=500, description="session names; empty means all"
-    )
-    headers: dict[StrictStr, StrictStr] = Field(
-        default_factory=dict, max_length=20, description="sent with every delivery"
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description=HEADERS_DOC,
+        json_schema_extra=_only_valid_names,
     )
     active: StrictBool = True
 
@@ -50,26 +93,24 @@ class CreateWebhook(BaseModel):
 
 
 class UpdateWebhook(BaseModel):
-    """Changes to a subscription (only the fields given)."""
+    """Changes to a subscription: only the fields given; leave out (never null) what stays."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: StrictStr | None = Field(default=None, max_length=2048)
-    events: list[StrictStr] | None = Field(default=None, max_length=50)
-    sessions: list[StrictStr] | None = Field(default=None, max_length=500)
-    headers: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=20)
-    active: StrictBool | None = None
+    url: StrictStr | None = Field(default=None, max_length=2048, json_schema_extra=_unset)
+    events: list[EventName] | None = Field(
+        default=None, max_length=50, description=EVENTS_DOC, json_schema_extra=_unset
+    )
+    sessions: list[SessionFilter] | None = Field(
+        default=None, max_length=500, description=SESSIONS_DOC, json_schema_extra=_unset
+    )
+    headers: dict[HeaderName, HeaderValue] | None = Field(
+        default=None, max_length=20, description=HEADERS_DOC, json_schema_extra=_unset_headers
+    )
+    active: StrictBool | None = Field(default=None, json_schema_extra=_unset)
 
     _headers_ok = field_validator("headers")(_check_headers)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = [key for key, value in data.items() if value is None]
-            if nulls:
-                raise ValueError(f"leave out what you do not change; null is not allowed: {nulls}")
-        return data
+    _no_nulls = field_validator("*", mode="before")(_refuse_null)
 
 
 class WebhookOut(BaseModel):
@@ -95,7 +136,9 @@ class RotateSecret(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: float | None = Field(default=None, ge=0, le=7 * 86_400)
+    grace_seconds: StrictFloat | None = Field(
+        default=None, ge=0, le=7 * 86_400, description="null or absent: the configured default"
+    )
 
 
 class Replay(BaseModel):
@@ -103,7 +146,13 @@ class Replay(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime
+    since: Instant
+
+
+class Replayed(BaseModel):
+    """How many deliveries a replay queued."""
+
+    replayed: int
 
 
 class DeliveryOut(BaseModel):

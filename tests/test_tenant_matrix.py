@@ -1,0 +1,250 @@
+"""Every operation of /openapi.json, called as owner, other tenant, no key and bad key.
+
+The owner makes real things (a session, a message, a webhook, a delivery); the other tenant
+tries each operation on the owner's ids and must get 404 (or, for lists, its own empty world),
+and must leave the owner's things as they were. Without a valid key every authenticated
+operation answers 401 with ``WWW-Authenticate: Bearer``. The table below must name every
+operation of the schema, so a route added later cannot skip this test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, make_settings
+from zapgate.config import Settings
+
+OWNER_SESSION = "matrix"
+BAD_KEY = {"Authorization": "Bearer zg_nosuchkey00001_" + "x" * 32}
+OPEN = {"/health", "/ready"}
+NUMBER = "5511999999999"
+
+
+@dataclass(frozen=True)
+class Row:
+    """How one operation is called and what each caller gets."""
+
+    owner: frozenset[int]
+    body: Any = None
+    other: frozenset[int] = frozenset({404})
+    other_body: Any = None
+    order: int = 0
+    """Owner calls run by ascending order: state-changing ones (stop, delete) last."""
+
+
+def row(*owner: int, body: Any = None, other: tuple[int, ...] = (404,), **extra: Any) -> Row:
+    return Row(frozenset(owner), body, frozenset(other), **extra)
+
+
+TABLE: dict[tuple[str, str], Row] = {
+    ("GET", "/health"): row(200, other=(200,)),
+    ("GET", "/ready"): row(200, other=(200,)),
+    ("GET", "/api/v1/sessions"): row(200, other=(200,)),
+    ("POST", "/api/v1/sessions"): row(
+        201,
+        body={"name": "owner-made", "start": False},
+        other=(201,),
+        other_body={"name": "other-made", "start": False},
+    ),
+    ("GET", "/api/v1/sessions/{session}"): row(200),
+    ("PATCH", "/api/v1/sessions/{session}"): row(200, body={"metadata": {"by": "owner"}}),
+    ("DELETE", "/api/v1/sessions/{session}"): row(204, order=9),
+    ("POST", "/api/v1/sessions/{session}/start"): row(200, 409, order=6),
+    ("POST", "/api/v1/sessions/{session}/stop"): row(200, 409, order=5),
+    ("POST", "/api/v1/sessions/{session}/restart"): row(200, order=7),
+    ("POST", "/api/v1/sessions/{session}/logout"): row(200, order=8),
+    ("GET", "/api/v1/sessions/{session}/qr"): row(200, 409),
+    ("POST", "/api/v1/sessions/{session}/pair"): row(200, 409, 422, body={"phone": NUMBER}),
+    ("GET", "/api/v1/sessions/{session}/me"): row(200, 409),
+    ("POST", "/api/v1/sessions/{session}/simulate/scan"): row(204, 409),
+    ("POST", "/api/v1/sessions/{session}/simulate/inbound"): row(
+        201, body={"from": "5511988887777", "text": "hi"}
+    ),
+    ("POST", "/api/v1/sessions/{session}/messages"): row(202, body={"to": NUMBER, "text": "x"}),
+    ("GET", "/api/v1/sessions/{session}/messages"): row(200),
+    ("GET", "/api/v1/messages/{message_id}"): row(200),
+    ("GET", "/api/v1/events"): row(200, other=(200,)),
+    ("POST", "/api/v1/webhooks"): row(
+        201,
+        body={"url": "https://example.com/owner"},
+        other=(201,),
+        other_body={"url": "https://example.com/other"},
+    ),
+    ("GET", "/api/v1/webhooks"): row(200, other=(200,)),
+    ("GET", "/api/v1/webhooks/{webhook_id}"): row(200),
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): row(200, body={"active": True}),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): row(204, order=9),
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): row(200),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): row(200),
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): row(202),
+    ("POST", "/api/v1/webhooks/{webhook_id}/replay"): row(
+        202, body={"since": "2000-01-01T00:00:00Z"}
+    ),
+    ("POST", "/whatsapp/send"): row(200, body={"number": NUMBER, "message": "hi"}),
+    ("GET", "/whatsapp/messages"): row(200),
+}
+"""The other tenant has no ``default`` session, so the original routes are 404 for it."""
+
+
+@dataclass
+class Owned:
+    """The owner's things, by path parameter name."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def path(self, template: str) -> str:
+        return re.sub(r"\{(\w+)\}", lambda m: self.ids[m.group(1)], template)
+
+
+@pytest.fixture
+def server_settings(tmp_path: Path) -> Settings:
+    """Limits off: this test makes 60 unauthenticated requests in a few seconds on purpose."""
+    return make_settings(tmp_path, auth_failures_per_minute=0, rate_limit_per_key=0)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 15) -> Any:
+    """The first truthy result of ``check``, polling a background worker's effect."""
+    async with asyncio.timeout(seconds):
+        while not (result := await check()):
+            await asyncio.sleep(0.05)
+    assert result, what
+    return result
+
+
+async def make_owned(owner: httpx.AsyncClient) -> Owned:
+    """A working session, a message on it, a webhook, and a delivery of that webhook."""
+    created = await owner.post("/api/v1/sessions", json={"name": OWNER_SESSION})
+    assert created.status_code == 201, created.text
+
+    async def working() -> bool:
+        session = await owner.get(f"/api/v1/sessions/{OWNER_SESSION}")
+        return bool(session.json()["status"] == "WORKING")
+
+    await eventually(working, "the session never got to WORKING")
+    hook = await owner.post("/api/v1/webhooks", json={"url": "https://example.com/hook"})
+    assert hook.status_code == 201, hook.text
+    webhook_id = hook.json()["id"]
+    sent = await owner.post(
+        f"/api/v1/sessions/{OWNER_SESSION}/messages", json={"to": NUMBER, "text": "matrix"}
+    )
+    assert sent.status_code == 202, sent.text
+
+    async def a_delivery() -> str | None:
+        page = (await owner.get(f"/api/v1/webhooks/{webhook_id}/deliveries")).json()
+        return str(page["data"][0]["id"]) if page["data"] else None
+
+    delivery_id = await eventually(a_delivery, "the webhook got no delivery")
+    return Owned(
+        {
+            "session": OWNER_SESSION,
+            "message_id": sent.json()["id"],
+            "webhook_id": webhook_id,
+            "delivery_id": delivery_id,
+        }
+    )
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(method.upper(), path) for path, item in spec["paths"].items() for method in item]
+
+
+def documented(spec: dict[str, Any], method: str, path: str) -> set[int]:
+    return {int(status) for status in spec["paths"][path][method.lower()]["responses"]}
+
+
+async def snapshot(owner: httpx.AsyncClient, owned: Owned) -> list[Any]:
+    """What the other tenant must not change."""
+    session = (await owner.get(owned.path("/api/v1/sessions/{session}"))).json()
+    webhook = (await owner.get(owned.path("/api/v1/webhooks/{webhook_id}"))).json()
+    message = (await owner.get(owned.path("/api/v1/messages/{message_id}"))).json()
+    return [
+        {key: session[key] for key in ("name", "engine", "config", "metadata")},
+        {key: webhook[key] for key in ("url", "events", "sessions", "active", "updated_at")},
+        message["id"],
+    ]
+
+
+def assert_no_owner_data(method: str, path: str, body: Any, owned: Owned) -> None:
+    """A 2xx the other tenant gets shows nothing of the owner's."""
+    text = str(body)
+    for value in owned.ids.values():
+        if value != OWNER_SESSION:
+            assert value not in text, (method, path, value)
+    if (method, path) == ("GET", "/api/v1/sessions"):
+        assert {s["name"] for s in body} <= {"other-made"}, body
+    if (method, path) == ("GET", "/api/v1/events"):
+        assert {event["tenant"] for event in body["data"]} <= {"other"}, body
+
+
+async def test_every_operation_keeps_tenants_apart(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    ops = operations(spec)
+    missing = sorted(set(ops) - set(TABLE))
+    assert not missing, f"operations without a row in TABLE: {missing}"
+    assert not sorted(set(TABLE) - set(ops)), "rows for operations the schema no longer has"
+    owned = await make_owned(api)
+    other_key = await server.services.auth.create_key("other", "matrix")
+    before = await snapshot(api, owned)
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as anonymous,
+        httpx.AsyncClient(base_url=server.url, headers=BAD_KEY, timeout=10) as bad,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {other_key}"}, timeout=10
+        ) as other,
+    ):
+        for method, path in ops:
+            expected = TABLE[(method, path)]
+            await check_unauthenticated(anonymous, bad, method, owned.path(path), path)
+            body = expected.other_body if expected.other_body is not None else expected.body
+            response = await other.request(method, owned.path(path), json=body)
+            assert response.status_code in expected.other, (method, path, response.text)
+            assert response.status_code in documented(spec, method, path), (method, path)
+            if response.status_code < 300 and response.content:
+                assert_no_owner_data(method, path, response.json(), owned)
+    assert await snapshot(api, owned) == before
+    for method, path in sorted(ops, key=lambda op: TABLE[op].order):
+        expected = TABLE[(method, path)]
+        response = await api.request(method, owned.path(path), json=expected.body)
+        assert response.status_code in expected.owner, (method, path, response.text)
+        assert response.status_code in documented(spec, method, path), (method, path)
+        if response.status_code < 300 and response.content and path != "/health":
+            assert_sees_own(method, path, response.json(), owned)
+
+
+async def check_unauthenticated(
+    anonymous: httpx.AsyncClient, bad: httpx.AsyncClient, method: str, url: str, path: str
+) -> None:
+    for client in (anonymous, bad):
+        response = await client.request(method, url, json={})
+        if path in OPEN:
+            assert response.status_code == 200, (method, path)
+            continue
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["www-authenticate"] == "Bearer", (method, path)
+        assert response.json()["error"] == "unauthorized"
+
+
+def assert_sees_own(method: str, path: str, body: Any, owned: Owned) -> None:
+    """The owner's lists contain the owner's things, and none the other tenant made."""
+    if (method, path) == ("GET", "/api/v1/sessions"):
+        names = {session["name"] for session in body}
+        assert OWNER_SESSION in names, names
+        assert "other-made" not in names, names
+    if (method, path) == ("GET", "/api/v1/webhooks"):
+        urls = {webhook["url"] for webhook in body}
+        assert "https://example.com/hook" in urls, urls
+        assert "https://example.com/other" not in urls, urls
+    if (method, path) == ("GET", "/api/v1/sessions/{session}/messages"):
+        assert owned.ids["message_id"] in {m["id"] for m in body["data"]}
+    if (method, path) == ("GET", "/api/v1/events"):
+        assert {event["tenant"] for event in body["data"]} == {"default"}, body

@@ -79,6 +79,15 @@ UNPACED = {
 }
 """Pacing off: every accepted message is also sent, acknowledged twice and logged meanwhile."""
 
+UNLIMITED = {
+    "ZAPGATE_RATE_LIMIT_PER_KEY": "0",
+    "ZAPGATE_MAX_SESSIONS_PER_TENANT": "0",
+    "ZAPGATE_MAX_QUEUED_PER_SESSION": "0",
+    "ZAPGATE_MAX_STREAMS_PER_KEY": "0",
+}
+"""Per-tenant limits off: the throughput targets measure one client as fast as it can go (the
+neighbours workload keeps the product's defaults, since they are what it measures)."""
+
 
 def zapgate_server(data_dir: Path, api_key: str, paced: bool = False) -> Server:
     """The real zapgate server with a fresh data dir and API key.
@@ -94,6 +103,7 @@ def zapgate_server(data_dir: Path, api_key: str, paced: bool = False) -> Server:
         "ZAPGATE_API_KEY": api_key,
         "ZAPGATE_LOG_LEVEL": "warning",
         "ZAPGATE_TERMINAL_QR": "false",
+        **UNLIMITED,
         **({} if paced else UNPACED),
     }
     return Server(command=command, env=env)
@@ -128,7 +138,8 @@ def neighbours_server(data_dir: Path, api_key: str) -> Server:
     """The zapgate server for the noisy-neighbour workload: product defaults for every limit,
     pacing off, instant simulator pairing, loopback webhook receivers allowed."""
     base = sessions_server(data_dir, api_key)
-    return replace(base, env={**base.env, "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1"})
+    env = {k: v for k, v in base.env.items() if k not in UNLIMITED}
+    return replace(base, env={**env, "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1"})
 
 
 def key_command(tenant: str) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from zapgate.config import Settings
 from zapgate.db.migrate import migrate
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
+from zapgate.http.admission import AdmissionMiddleware
 from zapgate.http.boundary import BoundaryMiddleware
 from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
@@ -51,7 +52,16 @@ def create_asgi(
     api = create_api(services, announce)
     routes: ASGIApp = SendFastLane(api, services) if fast_lane else api
     checked = BoundaryMiddleware(RateLimitHeaders(routes))
-    limited = BodyLimitMiddleware(checked, settings.max_body_bytes)
+    admitted: ASGIApp = AdmissionMiddleware(checked, services.gate)
+    if settings.cors_origins:  # outside admission, so refusals carry the CORS headers too
+        admitted = CORSMiddleware(
+            admitted,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "RateLimit", "RateLimit-Policy"],
+        )
+    limited = BodyLimitMiddleware(admitted, settings.max_body_bytes)
     asgi = services.realtime.asgi(limited)
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)
@@ -70,13 +80,6 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
     )
     api.state.services = services
     api.state.announce = announce
-    if services.settings.cors_origins:
-        api.add_middleware(
-            CORSMiddleware,
-            allow_origins=services.settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-        )
     errors.install(api)
     openapi.install(api)
     routers = (

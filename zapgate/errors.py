@@ -128,9 +128,10 @@ class RateLimited(TooMany):
 
     code = "rate_limited"
 
-    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+    def __init__(self, detail: str, headers: dict[str, str], retry_after: float = 1.0) -> None:
         super().__init__(detail)
         self.headers = headers
+        self.retry_after = retry_after
 
 
 class QuotaExceeded(TooMany):

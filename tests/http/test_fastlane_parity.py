@@ -57,7 +57,7 @@ async def answers(tmp_path: Path, fast_lane: bool) -> list[tuple[Any, ...]]:
     settings = make_settings(
         tmp_path,
         rate_limit_per_key=0.001,
-        rate_limit_burst=9,  # every request above but the 401s and the NUL one takes a token
+        rate_limit_burst=10,  # every request above but the 401s takes a token
         max_queued_per_session=4,
         simulator_pairing_seconds=3600,  # the default session never pairs: sends stay queued
     )

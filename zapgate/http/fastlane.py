@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.compat.api import LegacySend, legacy_send_result
 from zapgate.errors import AppError
-from zapgate.http.errors import app_error_response, error_response
-from zapgate.http.ratelimit import ADMITTED, remember_decision
+from zapgate.http.errors import error_response
+from zapgate.http.ratelimit import ADMITTED
 from zapgate.http.responses import Json
+from zapgate.limits.gate import Admission
 from zapgate.messages.commands import send_text
 from zapgate.messages.schemas import SendText
 from zapgate.names import SESSION_NAME
@@ -77,15 +78,9 @@ class SendFastLane:
         await answer(scope, receive, send)
 
     async def _serve(self, handler: Handler, session: str, scope: Scope, body: bytes) -> Any:
-        client = scope.get("client")
-        try:
-            admission = await self.services.gate.admit(
-                _presented_key(scope), client[0] if client else None
-            )
-        except AppError as refused:  # rendered here: admitting twice would count twice
-            return app_error_response(refused)
-        scope[ADMITTED] = admission
-        remember_decision(scope, admission.decision)
+        admission: Admission | None = scope.get(ADMITTED)
+        if admission is None:  # no key: the framework answers (401, counted there once)
+            return None
         try:
             status, payload = await handler(
                 self.services, admission.principal.tenant, body, session
@@ -143,15 +138,3 @@ def _replay(chunks: list[bytes], complete: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _presented_key(scope: Scope) -> str | None:
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and credentials.strip():
-                return credentials.strip()
-        elif name == b"x-api-key":
-            return value.decode("latin-1")
-    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zapgate.auth.service import Authenticator, Principal
-from zapgate.errors import Unauthorized
+from zapgate.errors import RateLimited, Unauthorized
 from zapgate.limits.buckets import Decision
 from zapgate.limits.service import LimitService
 
@@ -41,14 +41,23 @@ class Gate:
         decision = await self.limits.take_request(principal.tenant, principal.key_id)
         return Admission(principal, decision)
 
+    def refusal_for(self, presented: str | None, address: str | None) -> RateLimited | None:
+        """The refusal an address gets before anything else is done, or None.
+
+        Only an address that used up its failed authentications is refused this early, and only
+        when it does not present a key verified recently.
+        """
+        blocked = self.limits.address_blocked(address)
+        if blocked is None or (presented and self._auth.cached(presented) is not None):
+            return None
+        return blocked
+
     async def _verify(self, presented: str | None, address: str | None) -> Principal:
-        if presented:
-            blocked = self.limits.address_blocked(address)
-            if blocked is not None:
-                raise blocked
+        blocked = self.limits.address_blocked(address)
+        if blocked is not None:
+            raise blocked
         try:
             return await self._auth.authenticate(presented)
         except Unauthorized:
-            if presented:
-                self.limits.record_failure(address)
+            self.limits.record_failure(address)  # a missing key too: anonymous floods count
             raise

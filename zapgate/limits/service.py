@@ -90,6 +90,7 @@ class LimitService:
                 f"(burst {limits.burst}; ZAPGATE_RATE_LIMIT_PER_KEY); "
                 f"retry after {decision.headers()['Retry-After']} s",
                 decision.headers(),
+                decision.retry_after,
             )
         return decision
 
@@ -108,6 +109,7 @@ class LimitService:
             f"too many failed authentications from this address (over "
             f"{self._failures_per_minute} a minute; ZAPGATE_AUTH_FAILURES_PER_MINUTE)",
             waiting.headers("auth-failures"),
+            waiting.retry_after,
         )
 
     def record_failure(self, address: str | None) -> None:

@@ -114,7 +114,8 @@ class Dispatcher:
                 log.exception("webhook dispatch round failed")
                 wait = IDLE_SECONDS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def run_once(self) -> float:
         """Plan, then send what is due; returns seconds until something is due again."""

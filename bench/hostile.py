@@ -33,6 +33,7 @@ import socketio
 import uvloop
 from aiohttp import web
 
+from bench.aio import bounded
 from bench.server import HOST, free_port
 from bench.victim import socket_client
 
@@ -232,7 +233,7 @@ class Attacker:
         client.on("event", on_event)
         client.on("resync_required", on_resync)
         try:
-            await asyncio.wait_for(self.connect(client), REQUEST_TIMEOUT_S)
+            await bounded(self.connect(client), REQUEST_TIMEOUT_S)
         except (socketio.exceptions.ConnectionError, TimeoutError) as exc:
             replays.refused += 1
             replays.first_refusal = replays.first_refusal or repr(exc)[:200]
@@ -247,7 +248,7 @@ class Attacker:
             replays.interrupted += self.stop.is_set()
             replays.timed_out += not self.stop.is_set()
         with contextlib.suppress(TimeoutError, OSError):
-            await asyncio.wait_for(client.disconnect(), STOP_TIMEOUT_S)
+            await bounded(client.disconnect(), STOP_TIMEOUT_S)
 
     async def connect(self, client: Any) -> None:
         """Connect a Socket.IO client of A asking for a replay from seq 0."""
@@ -261,7 +262,7 @@ class Attacker:
     async def stopped_after(self, seconds: float) -> bool:
         """Wait ``seconds`` or until stopped; True if stopped."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+            await bounded(self.stop.wait(), seconds)
         return self.stop.is_set()
 
 
@@ -330,7 +331,7 @@ async def main_async(args: argparse.Namespace) -> Summary:
 async def _cleanup(runner: web.AppRunner) -> None:
     """Stop the receivers, bounded (the dead one's handlers never end by themselves)."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.cleanup(), STOP_TIMEOUT_S)
+        await bounded(runner.cleanup(), STOP_TIMEOUT_S)
 
 
 def attack_names(text: str) -> frozenset[str]:

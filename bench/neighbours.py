@@ -38,6 +38,7 @@ import socketio
 import uvloop
 
 from bench import hostile
+from bench.aio import bounded
 from bench.server import BenchError, Running, free_port, log_tail, serve
 from bench.sessions import Tally, api_clients, create_sessions, newest_seq, pinned, pool
 from bench.sessions import wait_working as all_working
@@ -304,7 +305,7 @@ async def start_hostile(
         )  # fmt: skip
     assert process.stdout is not None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT_S)
+        line = await bounded(process.stdout.readline(), READY_TIMEOUT_S)
     except TimeoutError:
         line = b""
     if line.strip() != hostile.READY.encode():
@@ -326,7 +327,7 @@ async def start_flood(plan: Plan, port: int, key: str) -> asyncio.subprocess.Pro
 async def finish(process: asyncio.subprocess.Process, grace: float) -> tuple[bytes, bool]:
     """Its output once it exits within ``grace`` (True), else kill its group (False)."""
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), grace)
+        output, _ = await bounded(process.communicate(), grace)
         return output or b"", True
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -26,6 +26,7 @@ import aiohttp
 import socketio
 from aiohttp import web
 
+from bench.aio import bounded
 from bench.server import HOST, BenchError
 
 RATE = 30.0
@@ -171,7 +172,7 @@ class Victim:
 
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stack.aclose(), CLOSE_TIMEOUT_S * 2)
+            await bounded(self._stack.aclose(), CLOSE_TIMEOUT_S * 2)
 
     async def _start(self) -> None:
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
@@ -209,7 +210,7 @@ class Victim:
     async def _connect_socket(self) -> None:
         client = socket_client()
         client.on("event", lambda envelope: self.socket.record(envelope, time.time()))
-        await asyncio.wait_for(
+        await bounded(
             client.connect(
                 f"http://{HOST}:{self._port}",
                 auth={"token": self._api_key},
@@ -293,7 +294,7 @@ class Victim:
                     return
                 receipts.arrived.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(receipts.arrived.wait(), remaining)
+                    await bounded(receipts.arrived.wait(), remaining)
 
 
 async def _answer(request: Any, read: bool = True) -> tuple[int, dict[str, Any] | None]:
@@ -337,4 +338,4 @@ def _lags(receipts: Receipts, inbound: dict[str, float]) -> Distribution:
 async def _disconnect(client: Any) -> None:
     """Disconnect a Socket.IO client, bounded."""
     with contextlib.suppress(TimeoutError, OSError):
-        await asyncio.wait_for(client.disconnect(), CLOSE_TIMEOUT_S)
+        await bounded(client.disconnect(), CLOSE_TIMEOUT_S)

@@ -7,8 +7,6 @@ import io
 import os
 import secrets
 import socket
-import sys
-import warnings
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +35,10 @@ TEARDOWN_SECONDS = 20.0
 
 
 async def bounded_teardown(work: Awaitable[object], what: str) -> None:
-    """Finish a teardown step, or after TEARDOWN_SECONDS report every pending task and go on.
+    """Finish a teardown step, or fail after TEARDOWN_SECONDS showing where every task waits.
 
-    An intermittent stall was seen in CI after tests had passed; this keeps it from hanging
-    the run and prints where each task waits, for the investigation.
+    A stop that hangs is a bug (one was a cancellation dropped by ``asyncio.wait_for``); this
+    makes it a failure naming the culprit, not a stalled run or a warning nobody reads.
     """
     try:
         async with asyncio.timeout(TEARDOWN_SECONDS):
@@ -49,9 +47,9 @@ async def bounded_teardown(work: Awaitable[object], what: str) -> None:
         buffer = io.StringIO()
         for task in asyncio.all_tasks():
             task.print_stack(file=buffer)
-        message = f"teardown of {what} took over {TEARDOWN_SECONDS} s; tasks:\n{buffer.getvalue()}"
-        print(message, file=sys.stderr)
-        warnings.warn(message[:2000], stacklevel=1)
+        pytest.fail(
+            f"teardown of {what} took over {TEARDOWN_SECONDS} s; tasks:\n{buffer.getvalue()}"
+        )
 
 
 def require_service(reason: str | None) -> None:

@@ -85,9 +85,11 @@ async def test_failed_authentications_are_limited_per_address(tmp_path: Path) ->
 
 
 async def test_requests_without_a_key_count_as_failed_authentications(tmp_path: Path) -> None:
-    async with limited(tmp_path, auth_failures_per_minute=3) as (server, _api):
-        async with httpx.AsyncClient(base_url=server.url) as anonymous:
-            for _ in range(3):
-                assert (await anonymous.get("/api/v1/sessions")).status_code == 401
-            assert_rate_limited(await anonymous.get("/api/v1/webhooks"))
-            assert (await anonymous.get("/openapi.json")).status_code == 200
+    async with (
+        limited(tmp_path, auth_failures_per_minute=3) as (server, _api),
+        httpx.AsyncClient(base_url=server.url) as anonymous,
+    ):
+        for _ in range(3):
+            assert (await anonymous.get("/api/v1/sessions")).status_code == 401
+        assert_rate_limited(await anonymous.get("/api/v1/webhooks"))
+        assert (await anonymous.get("/openapi.json")).status_code == 200

@@ -175,10 +175,11 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
 
 def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
     """Run the noisy-neighbour workload (its own zapgate server, two tenants, two phases)."""
-    log(f"{NEIGHBOURS}: tenant B alone for {setup.duration_s}s, then while tenant A attacks")
+    duration_s = max(setup.duration_s, neighbours.MIN_DURATION_S)
+    log(f"{NEIGHBOURS}: tenant B alone for {duration_s}s, then while tenant A attacks")
     nice = shutil.which("nice")
     plan = neighbours.Plan(
-        setup.duration_s, api_key, setup.log_dir, setup.wrk,
+        duration_s, api_key, setup.log_dir, setup.wrk,
         server_prefix=setup.server_prefix,
         hostile_prefix=[*setup.wrk_prefix, *([nice, "-n", "19"] if nice else [])],
         client_cpu=setup.client_cpu, attacks=setup.attacks,

@@ -59,6 +59,12 @@ ECHO_CONTACT = "5511900000000"
 HISTORY_CONCURRENCY = 20
 HISTORY_TIMEOUT_S = 90.0
 WARMUP_S = 2.0
+MIN_DURATION_S = 30
+"""Each phase lasts at least this long: a p99 of 900 samples is the 9th largest, not the 3rd,
+so one stray pause does not decide the verdict."""
+RAMP_S = 2.0
+ATTACK_MARGIN_S = 3.0
+"""B's load runs on while A opens its connections and starts; then the measured window."""
 MAX_RATIO = 2.0
 RESOLUTION_MS = 1.0
 """Envelope timestamps are whole milliseconds: no figure is taken as smaller than this."""
@@ -157,6 +163,9 @@ class NeighboursResult:
     attacks: list[str]
     history: int
     idle: PhaseFigures
+    ramp: PhaseFigures
+    """B during the attack's first ``RAMP_S`` seconds (A opening its connections): reported,
+    not judged, since the gate is about B's service under a sustained attack."""
     hostile: PhaseFigures
     attacker: dict[str, object]
     flood: Flood | None
@@ -204,6 +213,7 @@ class NeighboursResult:
             "attacks": self.attacks,
             "history_events": self.history,
             "idle": self.idle.as_dict(),
+            "ramp_up": self.ramp.as_dict(),
             "hostile": self.hostile.as_dict(),
             "ratios": [r.as_dict() for r in self.ratios()],
             "max_ratio": MAX_RATIO,
@@ -287,13 +297,19 @@ async def build_history(port: int, key: str, events: int) -> int:
 # A's processes -----------------------------------------------------------------------------------
 
 
+def attack_s(plan: Plan) -> int:
+    """How long A attacks: through the ramp-up and B's whole measured window, so that A's own
+    start and end (connections opened, receivers torn down) fall outside the window."""
+    return math.ceil(RAMP_S + plan.duration_s + ATTACK_MARGIN_S)
+
+
 async def start_hostile(
     plan: Plan, port: int, key: str, history: int
 ) -> asyncio.subprocess.Process:
     """Start :mod:`bench.hostile` and wait for its ``ready``."""
     argv = [
         *plan.hostile_prefix, sys.executable, "-m", "bench.hostile",
-        "--port", str(port), "--session", HOSTILE_SESSION, "--duration", str(plan.duration_s),
+        "--port", str(port), "--session", HOSTILE_SESSION, "--duration", str(attack_s(plan)),
         "--history", str(history), "--summary", str(plan.log_dir / "hostile.json"),
         "--attacks", ",".join(sorted(plan.attacks)),
     ]  # fmt: skip
@@ -317,7 +333,7 @@ async def start_hostile(
 async def start_flood(plan: Plan, port: int, key: str) -> asyncio.subprocess.Process:
     """wrk on a cheap GET with A's key, for the phase's duration."""
     request = Request("GET", FLOOD_PATH, {"Authorization": f"Bearer {key}"})
-    argv = wrk_argv(plan.wrk, port, request, plan.duration_s, plan.hostile_prefix, FLOOD_SCRIPT)
+    argv = wrk_argv(plan.wrk, port, request, attack_s(plan), plan.hostile_prefix, FLOOD_SCRIPT)
     return await asyncio.create_subprocess_exec(
         *argv, env=wrk_env(request), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -364,8 +380,8 @@ def attacker_summary(plan: Plan, finished: bool) -> dict[str, object]:
 
 async def hostile_phase(
     plan: Plan, victim: Victim, port: int, key: str, history: int
-) -> tuple[PhaseFigures, dict[str, object], Flood | None]:
-    """B measured while A attacks; A's processes are always ended."""
+) -> tuple[PhaseFigures, PhaseFigures, dict[str, object], Flood | None]:
+    """B measured while A ramps its attack up, then while it keeps it up; A always ends."""
     attacker: asyncio.subprocess.Process | None = None
     flood: asyncio.subprocess.Process | None = None
     try:
@@ -373,12 +389,13 @@ async def hostile_phase(
             attacker = await start_hostile(plan, port, key, history)
         if hostile.FLOOD in plan.attacks:
             flood = await start_flood(plan, port, key)
+        ramp = await victim.phase(RAMP_S)
         figures = await victim.phase(plan.duration_s)
     finally:
         wrk_done = await finish(flood, EXIT_GRACE_S) if flood else None
         attacker_done = await finish(attacker, EXIT_GRACE_S) if attacker else None
     summary = {} if attacker_done is None else attacker_summary(plan, attacker_done[1])
-    return figures, summary, flood_figures(*wrk_done) if wrk_done else None
+    return ramp, figures, summary, flood_figures(*wrk_done) if wrk_done else None
 
 
 async def run_workload(plan: Plan, running: Running, keys: dict[str, str]) -> NeighboursResult:
@@ -394,11 +411,11 @@ async def run_workload(plan: Plan, running: Running, keys: dict[str, str]) -> Ne
         log(f"idle phase: tenant B alone for {plan.duration_s}s")
         idle = await victim.phase(plan.duration_s)
         log(f"hostile phase: tenant A attacks ({', '.join(sorted(plan.attacks))})")
-        hostile_figures, attacker, flood = await hostile_phase(
+        ramp, hostile_figures, attacker, flood = await hostile_phase(
             plan, victim, port, keys[HOSTILE], history
         )
     attacks = sorted(plan.attacks)
-    return NeighboursResult(attacks, history, idle, hostile_figures, attacker, flood)
+    return NeighboursResult(attacks, history, idle, ramp, hostile_figures, attacker, flood)
 
 
 def run(plan: Plan) -> NeighboursResult:

@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.neighbours import MAX_RATIO, Flood, NeighboursResult
+from bench.neighbours import MAX_RATIO, RAMP_S, Flood, NeighboursResult
 from bench.sessions import SessionsResult
 from bench.victim import GRACE_S
 from bench.webhooks import WebhooksResult
@@ -126,6 +126,12 @@ def neighbours_section(result: NeighboursResult) -> str:
         lines.append(f"  {name + ' max ms':<22} {_ms(idle.at(100)):>9} {_ms(hostile.at(100)):>9}")
         counts = f"{idle.stalled}/{idle.count}", f"{hostile.stalled}/{hostile.count}"
         lines.append(f"  {name + ' stalled/n':<22} {counts[0]:>9} {counts[1]:>9}")
+    ramp = result.ramp
+    lines.append(
+        f"  ramp-up (the attack's first {RAMP_S:.0f} s, not judged): API p99 "
+        f"{_ms(ramp.api.at(99))} max {_ms(ramp.api.at(100))}, webhook lag p99 "
+        f"{_ms(ramp.webhook_lag.at(99))}, socket lag p99 {_ms(ramp.socket_lag.at(99))} ms"
+    )
     error = h.first_error or i.first_error
     lines += [
         f"  {'B errors':<22} {i.api_errors:>9} {h.api_errors:>9}" + (f"  {error}" if error else ""),

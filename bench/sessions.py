@@ -257,6 +257,9 @@ async def wait_working(client: httpx.AsyncClient, count: int) -> None:
 async def first_after(client: httpx.AsyncClient, after: int) -> int | None:
     """Seq of the oldest event newer than ``after``, or None if there is none."""
     response = await client.get("/api/v1/events", params={"after": after, "limit": 1})
+    while response.status_code == 429:  # over the key's rate: wait as told, then ask again
+        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        response = await client.get("/api/v1/events", params={"after": after, "limit": 1})
     if response.status_code != 200:
         raise BenchError(f"GET /api/v1/events answered {response.status_code}")
     data = response.json()["data"]

@@ -149,4 +149,4 @@ def test_tenant_limits_are_shown_set_and_reset_without_creating_tenants(tmp_path
     assert "no tenant 'acme'" in unknown.stderr
     reset = zapgate(tmp_path, "tenants", "limits", "default", "--reset")
     assert "sessions: 20" in reset.stdout
-    assert "burst: 200" in reset.stdout
+    assert "burst: 100" in reset.stdout

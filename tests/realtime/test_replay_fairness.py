@@ -51,3 +51,26 @@ async def test_a_live_event_of_another_tenant_arrives_while_replays_are_held(
         for client in (a1, a2, a3):
             await client.wait_for(got_seq(32), timeout=15)
             assert seqs(client) == list(range(1, 33))
+
+
+async def test_a_tenants_replays_keep_to_its_event_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zapgate.limits.buckets import TokenBuckets
+    from zapgate.realtime import replay
+
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(replay.asyncio, "sleep", sleep)
+    replays = replay.Replays(None, None, None)  # type: ignore[arg-type]
+    replays._budget = TokenBuckets(lambda: now[0])
+    for _ in range(100):  # 10,000 events in pages of 100
+        await replays._pace("busy", 100)
+    sent = 100 * 100
+    expected = (sent - replay.REPLAY_EVENTS_BURST) / replay.REPLAY_EVENTS_PER_SECOND
+    assert sum(slept) == pytest.approx(expected, rel=0.01)
+    await replays._pace("other", 100)
+    assert sum(slept) == pytest.approx(expected, rel=0.01), "another tenant does not wait"

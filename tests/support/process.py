@@ -18,6 +18,10 @@ NO_PACING = {
 }
 
 
+NO_RATE_LIMITS = {"ZAPGATE_RATE_LIMIT_PER_KEY": "0", "ZAPGATE_AUTH_FAILURES_PER_MINUTE": "0"}
+"""Like the in-process test servers: tests fire requests faster than any client should."""
+
+
 class ServerProcess:
     """Start, kill -9 and restart a server on a fixed data directory and port."""
 
@@ -32,6 +36,7 @@ class ServerProcess:
             "ZAPGATE_PORT": str(port),
             "ZAPGATE_LOG_LEVEL": "warning",
             **NO_PACING,
+            **NO_RATE_LIMITS,
             **({"ZAPGATE_API_KEY": key} if key else {}),
             **env,
         }

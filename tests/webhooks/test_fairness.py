@@ -282,3 +282,33 @@ async def test_stop_is_prompt_and_leaves_pending_deliveries_stored(
         assert not services.dispatcher.serving(A, hook)
         counts = await repository.count_by_status(services.database, A, hook)
     assert counts == {"pending": 3}
+
+
+async def test_a_backlogged_subscription_does_not_replan_at_every_commit(
+    database: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow receiver's subscription re-read the log at every commit of its tenant (CPU that
+    other tenants paid for); now it plans only as its backlog drains."""
+    from zapgate.webhooks import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "PLAN_AHEAD", 100)
+    reads: list[int] = []
+    real_read = worker_module.event_log.read_after
+
+    async def counted_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module.event_log, "read_after", counted_read)
+    slow = Receiver(free_port())
+    async with running(database, tmp_path) as services, receivers(slow):
+        await subscribe(services, A, slow.url)
+        slow.hold()
+        await emit(services, A, "a", 110)  # over PLAN_AHEAD, and one is in flight
+        await slow.wait_until(lambda r: len(r.waiting) == 1, WAIT)
+        for _ in range(300):  # three hundred commits while the receiver is stuck
+            await emit(services, A, "a")
+        slow.release()
+        await slow.wait_until(lambda r: len(r.successes()) == 410, WAIT)
+    assert [r.json["payload"]["n"] for r in slow.successes()] == [*range(110), *[0] * 300]
+    assert len(reads) <= 10, f"the log was read {len(reads)} times for 301 commits"

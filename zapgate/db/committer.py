@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -29,6 +29,7 @@ MissingSessions = Callable[
     [AsyncConnection, list[tuple[str, str]]], Awaitable[set[tuple[str, str]]]
 ]
 STOP_DRAIN_SECONDS = 30.0
+BACKGROUND_PER_BATCH = 32
 log = logging.getLogger(__name__)
 
 
@@ -114,7 +115,13 @@ class Committer:
         self._bus = bus
         self._missing_sessions = missing_sessions
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
+        self._urgent: deque[_Pending[Any]] = deque()
+        self._background: dict[str, deque[_Pending[Any]]] = {}
+        self._turns: deque[str] = deque()  # tenants with background work, in round-robin order
+        self._ready = asyncio.Event()
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
@@ -129,31 +136,65 @@ class Committer:
             return
         try:
             async with asyncio.timeout(STOP_DRAIN_SECONDS):
-                await self._queue.join()
+                await self._idle.wait()
         except TimeoutError:
             log.error("the writer did not drain in %s s; stopping it anyway", STOP_DRAIN_SECONDS)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
-    async def run(self, job: Job[T]) -> T:
-        """Run ``job`` in a (shared) transaction; returns once it is committed and published."""
+    async def run(self, job: Job[T], background: str | None = None) -> T:
+        """Run ``job`` in a (shared) transaction; returns once it is committed and published.
+
+        ``background`` (a tenant) marks work no request is waiting for (webhook bookkeeping,
+        send and ack records): at most ``BACKGROUND_PER_BATCH`` such jobs go in a transaction,
+        after every request's job and taken from the tenants in turn, so a flood of one
+        tenant's background work never makes a request, or another tenant's work, wait behind
+        it. Jobs keep their order among a tenant's background jobs, and among request jobs.
+        """
         if self._task is None:
             raise Unavailable("the writer is not running")
         pending: _Pending[T] = _Pending(job)
-        self._queue.put_nowait(pending)
+        if background is None:
+            self._urgent.append(pending)
+        else:
+            if background not in self._background:
+                self._background[background] = deque()
+                self._turns.append(background)
+            self._background[background].append(pending)
+        self._unfinished += 1
+        self._idle.clear()
+        self._ready.set()
         return await pending.future
 
     async def _loop(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            while not self._urgent and not self._turns:
+                self._ready.clear()
+                await self._ready.wait()
+            batch = self._take()
             try:
                 await self._commit_batch(batch)
             finally:
-                for _ in batch:
-                    self._queue.task_done()
+                self._unfinished -= len(batch)
+                if not self._unfinished:
+                    self._idle.set()
+
+    def _take(self) -> list[_Pending[Any]]:
+        batch: list[_Pending[Any]] = []
+        while self._urgent and len(batch) < self._batch_max:
+            batch.append(self._urgent.popleft())
+        room = min(BACKGROUND_PER_BATCH, max(1, self._batch_max - len(batch)))  # never starved
+        while self._turns and room > 0:
+            tenant = self._turns.popleft()
+            queue = self._background[tenant]
+            batch.append(queue.popleft())
+            room -= 1
+            if queue:
+                self._turns.append(tenant)
+            else:
+                del self._background[tenant]
+        return batch
 
     async def _commit_batch(self, batch: list[_Pending[Any]]) -> None:
         live = [p for p in batch if not p.future.cancelled()]

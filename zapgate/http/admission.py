@@ -2,15 +2,16 @@
 counted here, and a refusal is answered here, so a flood of refused requests costs next to
 nothing (the framework's per-request machinery costs several times more than the refusal).
 
-A rate-limited request is answered only after a pause (``TARPIT_SECONDS`` at most, never longer
-than its ``Retry-After``): a client that retries at once, as floods do, gets few answers a
-second per connection instead of as many as the server can produce, and the pause costs no CPU.
-The routes find the admission in the scope and do not count the request twice.
+A rate-limited request is answered after a pause (``zapgate.limits.tarpit``), so a flood gets
+one or two answers a second per connection instead of all the server can produce.
+The routes find the admission in the scope and do not count the request twice. An admitted
+request then waits its turn among its key's requests in progress (``concurrent_per_key``), so
+however much one key sends, only a few of its requests share the event loop with everyone else.
 """
 
 from __future__ import annotations
 
-import asyncio
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,8 +19,9 @@ from zapgate.errors import AppError, RateLimited
 from zapgate.http.errors import app_error_response
 from zapgate.http.ratelimit import ADMITTED, remember_decision
 from zapgate.limits.gate import Gate
+from zapgate.limits.tarpit import pause_before_refusal
 
-TARPIT_SECONDS = 1.0
+EVENTS_PATH = "/api/v1/events"
 OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 """Routes that need no key: a key sent to them anyway is not checked."""
 
@@ -51,12 +53,31 @@ class AdmissionMiddleware:
             return
         scope[ADMITTED] = admission
         remember_decision(scope, admission.decision)
-        await self.app(scope, receive, send)
+        if _is_stream(scope):  # bounded by the key's stream slots instead
+            await self.app(scope, receive, send)
+            return
+        principal = admission.principal
+        limits = await self._gate.limits.of(principal.tenant)
+        async with self._gate.limits.concurrency.turn(principal.key_id, limits.concurrent_per_key):
+            await self.app(scope, receive, send)
+
+
+def _is_stream(scope: Scope) -> bool:
+    """An SSE stream or a long-poll: requests that wait rather than work."""
+    if scope["path"] != EVENTS_PATH:
+        return False
+    if any(name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"]):
+        return True
+    waits = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("wait", ["0"])
+    try:
+        return float(waits[-1]) > 0
+    except ValueError:
+        return False  # the route refuses it (422)
 
 
 async def _refuse(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
     if isinstance(error, RateLimited):
-        await asyncio.sleep(min(error.retry_after, TARPIT_SECONDS))
+        await pause_before_refusal(error.retry_after)
     await app_error_response(error)(scope, receive, send)
 
 

@@ -22,6 +22,9 @@ class Limit:
 LIMITS: dict[str, Limit] = {
     "rate_per_key": Limit("ZAPGATE_RATE_LIMIT_PER_KEY", "requests per second per key"),
     "burst": Limit("ZAPGATE_RATE_LIMIT_BURST", "requests in a burst per key"),
+    "concurrent_per_key": Limit(
+        "ZAPGATE_MAX_CONCURRENT_REQUESTS_PER_KEY", "requests in progress per key (more wait)"
+    ),
     "sessions": Limit("ZAPGATE_MAX_SESSIONS_PER_TENANT", "sessions per tenant"),
     "webhooks": Limit("ZAPGATE_MAX_WEBHOOKS_PER_TENANT", "webhooks per tenant"),
     "queued_per_session": Limit("ZAPGATE_MAX_QUEUED_PER_SESSION", "queued messages per session"),
@@ -37,6 +40,7 @@ class Limits:
 
     rate_per_key: float
     burst: int
+    concurrent_per_key: int
     sessions: int
     webhooks: int
     queued_per_session: int
@@ -48,6 +52,7 @@ class Limits:
         return cls(
             rate_per_key=settings.rate_limit_per_key,
             burst=settings.rate_limit_burst,
+            concurrent_per_key=settings.max_concurrent_requests_per_key,
             sessions=settings.max_sessions_per_tenant,
             webhooks=settings.max_webhooks_per_tenant,
             queued_per_session=settings.max_queued_per_session,

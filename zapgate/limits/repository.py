@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from zapgate.clock import now_ms
 from zapgate.db.tables import tenant_limits
 
-COLUMNS = ("rate_per_key", "burst", "sessions", "webhooks", "queued_per_session", "streams_per_key")
+COLUMNS = (
+    "rate_per_key",
+    "burst",
+    "concurrent_per_key",
+    "sessions",
+    "webhooks",
+    "queued_per_session",
+    "streams_per_key",
+)
 
 
 async def get(engine: AsyncEngine, tenant: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import QuotaExceeded, RateLimited, TenantNotFound
 from zapgate.limits import repository
 from zapgate.limits.buckets import Decision, TokenBuckets
+from zapgate.limits.concurrency import KeyConcurrency
 from zapgate.limits.model import Limits, quota_message
 from zapgate.limits.streams import StreamSlot, StreamSlots
 from zapgate.tenants import repository as tenant_store
@@ -42,6 +43,7 @@ class LimitService:
         self._requests = TokenBuckets(clock)
         self._failures = TokenBuckets(clock)
         self.streams = StreamSlots()
+        self.concurrency = KeyConcurrency()
 
     # a tenant's limits -------------------------------------------------------------------------
 

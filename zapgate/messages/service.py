@@ -140,7 +140,7 @@ class MessageService:
                 )
             return current
 
-        sent = await self._committer.run(job)
+        sent = await self._committer.run(job, background=message.tenant)
         self._early_acks.pop(key, None)
         return sent
 
@@ -162,7 +162,7 @@ class MessageService:
                 await self.depth.release(unit, message.tenant, message.session)
             return failed
 
-        return await self._committer.run(job)
+        return await self._committer.run(job, background=message.tenant)
 
     async def fail_queued(self, tenant: str, session: str, reason: str) -> int:
         """Fail every queued message of a session (it is gone); returns how many."""
@@ -184,7 +184,7 @@ class MessageService:
                 values,
             )
 
-        updated = await self._committer.run(job)
+        updated = await self._committer.run(job, background=message.tenant)
         return updated or replace(message, attempts=message.attempts + 1)
 
     async def record_ack(
@@ -203,7 +203,7 @@ class MessageService:
                 self._remember_early_ack(tenant, session, engine_message_id, status)
             return updated
 
-        return await self._committer.run(job)
+        return await self._committer.run(job, background=tenant)
 
     async def get(self, tenant: str, message_id: str) -> Message:
         """One message, or MessageNotFound."""

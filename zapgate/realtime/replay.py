@@ -7,7 +7,8 @@ holding anything). A replay:
 1. asks the fan-out to hold the client's live events and enter its rooms (:meth:`Fanout.hold`):
    the fan-out's newest seq at that instant is ``upto``; later events go to the client's
    buffer, and room emits leave it out while it is held;
-2. sends the log from the offset to ``upto`` in small pages, yielding between pages; or
+2. sends the log from the offset to ``upto`` in small pages, yielding between pages and keeping
+   to the tenant's replay budget (``REPLAY_EVENTS_PER_SECOND``); or
    ``resync_required`` when the offset is older than retention or more than ``REPLAY_MAX``
    behind;
 3. sends what the buffer holds until it is empty, then lets go of the client in the same step
@@ -27,6 +28,7 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.events import repository as event_log
+from zapgate.limits.buckets import TokenBuckets
 from zapgate.realtime.buffer import LiveBuffer
 from zapgate.realtime.clients import Client
 from zapgate.realtime.fanout import BUFFER_MAX, Fanout
@@ -34,11 +36,18 @@ from zapgate.realtime.slots import FairSlots
 from zapgate.realtime.wire import send
 
 log = logging.getLogger(__name__)
-REPLAY_PAGE = 100
+REPLAY_PAGE = 25
+"""Events read, paced and sent at a time: small, so a replay never holds the loop for long."""
 REPLAY_MAX = 10_000
 """A client further behind than this many events is told ``resync_required``."""
-REPLAYS_AT_ONCE = 4
+REPLAYS_AT_ONCE = 8
 REPLAYS_PER_TENANT = 2
+REPLAY_EVENTS_PER_SECOND = 100.0
+REPLAY_EVENTS_BURST = 300
+PACE_MIN_SECONDS = 0.01
+"""A tenant's replays together send at most this many events a second (after a burst): a
+reconnect that missed a few hundred events is served at once, while a tenant replaying its
+whole history over and over gets a bounded share of the CPU, never all of it."""
 
 
 class Replays:
@@ -57,6 +66,7 @@ class Replays:
         self.slots = slots or FairSlots(REPLAYS_AT_ONCE, REPLAYS_PER_TENANT)
         self.buffer_max = BUFFER_MAX
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._budget = TokenBuckets()
 
     def start(self, client: Client, offset: int) -> None:
         """Begin ``client``'s replay from ``offset`` (it waits for a slot first)."""
@@ -108,6 +118,7 @@ class Replays:
         after = offset
         while after < upto and not buffer.overflowed:
             page = await event_log.read_after(self._database, client.tenant, after, REPLAY_PAGE)
+            await self._pace(client.tenant, len(page))
             for event in page:
                 if event.seq > upto or buffer.overflowed:
                     return
@@ -117,6 +128,16 @@ class Replays:
                 return
             after = page[-1].seq
             await asyncio.sleep(0)
+
+    async def _pace(self, tenant: str, events: int) -> None:
+        """Wait until ``tenant``'s replay budget has room for ``events`` more."""
+        while True:
+            decision = self._budget.take(
+                tenant, REPLAY_EVENTS_PER_SECOND, REPLAY_EVENTS_BURST, cost=events
+            )
+            if decision.allowed:
+                return
+            await asyncio.sleep(max(decision.retry_after, PACE_MIN_SECONDS))
 
     async def _hand_over(self, client: Client, offset: int, buffer: LiveBuffer) -> None:
         """Send what the buffer holds until it is empty; the caller then releases the client."""

@@ -26,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from zapgate.auth.service import Principal
-from zapgate.errors import AppError
+from zapgate.errors import AppError, RateLimited
 from zapgate.events.bus import EventBus
 from zapgate.limits.gate import Gate
 from zapgate.limits.model import quota_message
+from zapgate.limits.tarpit import pause_before_refusal
 from zapgate.realtime import inputs
 from zapgate.realtime.clients import Client
 from zapgate.realtime.cors import cors_options
@@ -108,6 +109,7 @@ class RealtimeServer:
         slot = self._gate.limits.streams.acquire(principal.key_id, limits.streams_per_key)
         if slot is None:
             detail = quota_message("streams_per_key", limits.streams_per_key)
+            await pause_before_refusal()  # a reconnect loop gets one refusal a second, not 50
             raise socketio.exceptions.ConnectionRefusedError(
                 "quota_exceeded", {"error": "quota_exceeded", "detail": detail}
             )
@@ -124,6 +126,8 @@ class RealtimeServer:
         try:
             return (await self._gate.admit(token, address)).principal
         except AppError as error:
+            if isinstance(error, RateLimited):
+                await pause_before_refusal(error.retry_after)
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, {"error": error.code, "detail": error.detail}
             ) from None

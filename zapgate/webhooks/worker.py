@@ -4,7 +4,10 @@ A worker sleeps until it is poked: events its subscription wants were committed,
 retry is due, a lane (below) finished, or the subscription changed. Then it
 
 - **plans**: reads the log after its cursor and, in one transaction, stores a delivery per
-  wanted event and moves the cursor, so an event is never skipped, even across a crash;
+  wanted event and moves the cursor, so an event is never skipped, even across a crash. At
+  most one pass per ``PLAN_INTERVAL`` (events committed meanwhile share it), and never more
+  than ``PLAN_AHEAD`` deliveries ahead of those in flight: a slow receiver's events wait in
+  the log and are planned as its backlog drains, not at every commit of its tenant;
 - **dispatches**: reads the pending deliveries and starts a *lane* per session whose oldest
   delivery is due, at most ``Concurrency.per_subscription`` at once. A lane sends its session's
   deliveries one after the other and stops at the first that must wait for a retry, so a
@@ -37,11 +40,23 @@ from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Web
 from zapgate.webhooks.policy import RetryPlan
 
 log = logging.getLogger(__name__)
-PLAN_PAGE = 500
-SCAN = 1000
+PLAN_PAGE = 100
+SCAN = 100
+BODY_CHUNK = 20
+FRESH_MAX = 500
+"""Events kept from the bus for the next planning pass (beyond: planning reads the log)."""
+BODIES_KEPT = 500
+"""Envelopes of events planned from memory, kept for their first attempt."""
+"""A lane loads the bodies of its deliveries this many at a time."""
 SCAN_PAGES = 4
 CURSOR_LAG = 1000
 """Events skipped in memory (not wanted) before the stored cursor is moved past them."""
+PLAN_INTERVAL = 0.02
+"""At most one planning pass per this many seconds: events committed meanwhile share it."""
+PLAN_AHEAD = 50
+"""At most this many deliveries are planned ahead of those being sent: later events stay in the
+log, after the cursor, until the backlog drains. A slow receiver's subscription then costs in
+proportion to what it can take, not to how much its tenant writes."""
 USER_AGENT = "zapgate-webhooks/1"
 GONE = "the event is no longer in the log (retention)"
 
@@ -85,6 +100,11 @@ class Worker:
         self._due_at: int | None = None
         self._reload = self._plan = self._scan = True
         self._planning = self._resting = False
+        self._fresh: list[Event] = []  # committed events right after the cursor, from the bus
+        self._bodies_seen: dict[str, bytes] = {}  # envelopes of events planned from memory
+        self._backlog = 0  # deliveries planned and not yet finished (an estimate, never more)
+        self._behind = False  # events arrived while planning was deferred
+        self._planned_at = 0.0
 
     # signals (synchronous: called by the dispatcher) -------------------------------------------
 
@@ -100,11 +120,29 @@ class Worker:
 
     def events_arrived(self, events: list[Event]) -> None:
         """Committed events of this tenant, in seq order (the bus's batch)."""
+        self._keep_fresh(events)
         if self._skippable(events):
             self._cursor = events[-1].seq  # none wanted: step over them without reading the log
+            self._fresh.clear()
+            return
+        if self._deferring:
+            self._behind = True  # planned when the backlog drains (a lane ending says so)
             return
         self._plan = True
         self._poke()
+
+    @property
+    def _deferring(self) -> bool:
+        return self._room() <= 0
+
+    def _keep_fresh(self, events: list[Event]) -> None:
+        """Keep the events that follow the cursor without a gap, so planning need not read them
+        back from the log (any gap, or too many, and planning reads the log as before)."""
+        follows = self._fresh[-1].seq if self._fresh else self._cursor
+        if events[0].seq != follows + 1 or len(self._fresh) + len(events) > FRESH_MAX:
+            self._fresh.clear()
+            return
+        self._fresh.extend(events)
 
     def _skippable(self, events: list[Event]) -> bool:
         """None is wanted and they follow the cursor (so the log holds nothing else between)."""
@@ -141,7 +179,10 @@ class Worker:
                 if not await self._refresh():
                     return
                 self._reap()
+                if self._behind and not self._deferring:
+                    self._behind, self._plan = False, True
                 if self._plan:
+                    await self._pause_between_plans()
                     self._plan = False
                     await self._plan_all()
                 if self._scan:
@@ -166,6 +207,10 @@ class Worker:
         self._failures = self._stored_failures = webhook.consecutive_failures
         if webhook.cursor_seq != self._stored_cursor:  # else keep what was skipped in memory
             self._cursor = self._stored_cursor = webhook.cursor_seq
+
+    def _finished(self) -> None:
+        """A planned delivery ended (succeeded or failed for good)."""
+        self._backlog = max(0, self._backlog - 1)
 
     def _reap(self) -> None:
         for session, lane in list(self._lanes.items()):
@@ -194,6 +239,13 @@ class Worker:
 
     # planning ----------------------------------------------------------------------------------
 
+    async def _pause_between_plans(self) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._planned_at + PLAN_INTERVAL - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._planned_at = loop.time()
+
     async def _plan_all(self) -> None:
         """Store deliveries for the events after the cursor, a page per transaction."""
         self._planning = True
@@ -206,23 +258,55 @@ class Worker:
     async def _plan_page(self) -> bool:
         webhook = self._webhook
         assert webhook is not None
-        page = await event_log.read_after(
+        room = self._room()
+        if room <= 0:
+            self._behind = True  # planned as the backlog drains
+            return False
+        page = self._from_memory() or await event_log.read_after(
             self._context.database, self.tenant, self._cursor, PLAN_PAGE
         )
         if not page:
             return False
         wanted = [event for event in page if webhook.wants(event.type, event.session)]
+        full = len(page) == PLAN_PAGE
+        if len(wanted) > room:  # stop just after the last event there is room for
+            wanted = wanted[:room]
+            page = [event for event in page if event.seq <= wanted[-1].seq]
+            self._behind, full = True, False
         last = page[-1].seq
         if wanted or last - self._stored_cursor >= CURSOR_LAG:
             job = _advance(self.tenant, self.webhook_id, self._stored_cursor, last, wanted)
-            if not await self._context.committer.run(job):
+            if not await self._context.committer.run(job, background=self.tenant):
                 self.changed()  # the stored cursor is not what this worker thought: re-read it
                 return False
             self._stored_cursor = last
+            self._backlog += len(wanted)
         self._cursor = last
         if any(e.session not in self._lanes and e.session not in self._waiting for e in wanted):
             self._scan = True
-        return len(page) == PLAN_PAGE
+        return full
+
+    def _from_memory(self) -> list[Event]:
+        """The next page of events after the cursor, when the bus already handed them over."""
+        fresh = self._fresh
+        if not fresh or fresh[0].seq != self._cursor + 1:
+            fresh.clear()
+            return []
+        page = fresh[:PLAN_PAGE]
+        del fresh[:PLAN_PAGE]
+        webhook = self._webhook
+        for event in page:
+            if webhook is not None and webhook.wants(event.type, event.session):
+                self._bodies_seen[event.id] = orjson.dumps(event.envelope())
+        while len(self._bodies_seen) > BODIES_KEPT:
+            del self._bodies_seen[next(iter(self._bodies_seen))]
+        return page
+
+    def _room(self) -> int:
+        """How many more deliveries may be planned now: ``PLAN_AHEAD`` beyond those waiting
+        while some are in flight; ``PLAN_AHEAD`` when none is (what waits then waits for a
+        retry, and the estimate may be stale: never let it stop planning for good)."""
+        return PLAN_AHEAD - self._backlog if self._lanes else PLAN_AHEAD
 
     # dispatching -------------------------------------------------------------------------------
 
@@ -230,6 +314,8 @@ class Worker:
         """Start a lane per session whose oldest delivery is due; returns when one falls due."""
         self._reap()  # a lane that just ended no longer holds its session
         skip: set[str | None] = set(self._lanes)
+        counting = not skip  # with no lane running, the scan sees every pending delivery
+        seen = 0
         self._waiting = set()
         due_at: int | None = None
         now = now_ms()
@@ -237,6 +323,7 @@ class Worker:
             page = await repository.pending(
                 self._context.database, self.tenant, self.webhook_id, SCAN, skip
             )
+            seen += len(page)
             for session, queue in _by_session(page):
                 skip.add(session)
                 head_at = queue[0].next_attempt_at
@@ -249,6 +336,8 @@ class Worker:
                 break
         # Sessions beyond the scanned pages are seen at the next scan: a lane ending, a timer
         # or new deliveries for a session not seen here (see _plan_page) starts one.
+        if counting:
+            self._backlog = seen
         return due_at
 
     def _start_lane(self, session: str | None, queue: list[Delivery]) -> None:
@@ -263,13 +352,16 @@ class Worker:
     async def _lane(self, queue: list[Delivery]) -> None:
         """Send a session's deliveries in order; every attempt is stored before this returns."""
         records: list[asyncio.Task[None]] = []
+        bodies: dict[str, bytes] = {}
         try:
-            bodies = await self._bodies(queue)
-            for delivery in queue:
+            for index, delivery in enumerate(queue):
                 if not self._active or delivery.next_attempt_at > now_ms():
                     return
+                if index % BODY_CHUNK == 0:  # a slow receiver needs few: load them as it goes
+                    bodies = await self._bodies(queue[index : index + BODY_CHUNK])
                 body = bodies.get(delivery.event_id)
                 if body is None:
+                    self._finished()
                     records.append(self._record(_give_up(self.tenant, delivery)))
                     continue
                 async with self._slot():
@@ -283,9 +375,13 @@ class Worker:
             await asyncio.shield(asyncio.gather(*records))
 
     async def _bodies(self, queue: list[Delivery]) -> dict[str, bytes]:
-        wanted = {delivery.event_id for delivery in queue}
-        found = await event_log.by_ids(self._context.database, self.tenant, wanted)
-        return {event.id: orjson.dumps(event.envelope()) for event in found}
+        known = {d.event_id: self._bodies_seen.pop(d.event_id, None) for d in queue}
+        bodies = {event_id: body for event_id, body in known.items() if body is not None}
+        missing = known.keys() - bodies.keys()
+        if missing:
+            found = await event_log.by_ids(self._context.database, self.tenant, missing)
+            bodies.update({event.id: orjson.dumps(event.envelope()) for event in found})
+        return bodies
 
     async def _attempt(self, delivery: Delivery, body: bytes) -> AttemptOutcome:
         webhook = self._webhook
@@ -311,15 +407,18 @@ class Worker:
         if outcome.succeeded:
             values["status"] = DeliveryStatus.SUCCEEDED
             self._failures = 0
+            self._finished()
         elif outcome.status_code == 410:
             values["status"] = DeliveryStatus.FAILED
             disable = "the receiver answered 410 Gone"
+            self._finished()
         else:
             plan, rng = self._context.plan, self._context.rng
             delay = plan.delay(attempts, outcome.retry_after_seconds, rng)
             if delay is None:
                 values["status"] = DeliveryStatus.FAILED
                 self._failures += 1
+                self._finished()
                 if self._failures >= plan.disable_after:
                     disable = f"{self._failures} events in a row could not be delivered"
             else:
@@ -358,7 +457,7 @@ class Worker:
 
     def _record(self, job: Job[None]) -> asyncio.Task[None]:
         async def store() -> None:
-            await self._context.committer.run(job)
+            await self._context.committer.run(job, background=self.tenant)
             self._context.recorded()
 
         return asyncio.create_task(store())

@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
         sa.Column("rate_per_key", sa.Float, nullable=True),
         sa.Column("burst", sa.Integer, nullable=True),
+        sa.Column("concurrent_per_key", sa.Integer, nullable=True),
         sa.Column("sessions", sa.Integer, nullable=True),
         sa.Column("webhooks", sa.Integer, nullable=True),
         sa.Column("queued_per_session", sa.Integer, nullable=True),

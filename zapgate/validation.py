@@ -14,7 +14,22 @@ from typing import Any
 from zapgate.errors import InvalidInput
 
 MAX_DEPTH = 32
+MAX_VALUES = 20_000
+"""Values (containers and leaves) a JSON body may hold: bounds the walk, whatever the body."""
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+"""A NUL or surrogate escape (the JSON text of what ``text_problem`` refuses)."""
+_NUMBERS = bytes(
+    ord("X")
+    if byte in b"0123456789"
+    else ord("E")
+    if byte in b"eE"
+    else byte
+    if byte == ord("+")
+    else ord(".")
+    for byte in range(256)
+)
+"""Digits to X, exponents to E, the rest to ``.``: long numbers become searchable as text."""
 INT64_MAX = 2**63 - 1
 Loc = tuple[str | int, ...]
 
@@ -31,11 +46,31 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def clearly_fine(raw: bytes) -> bool:
+    """True when raw JSON cannot hold anything ``problems`` refuses: no deep nesting, no NUL or
+    surrogate escape, no 19-digit number or 3-digit exponent, no NaN or Infinity. Checked at C
+    speed (a few ms for a megabyte), so nearly every body skips the walk."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH or _ESCAPES.search(raw):
+        return False
+    if b"NaN" in raw or b"Infinity" in raw:
+        return False
+    numbers = raw.translate(_NUMBERS)
+    return b"X" * 19 not in numbers and b"EXXX" not in numbers and b"E+XXX" not in numbers
+
+
 def problems(value: Any, loc: Loc = (), max_depth: int = MAX_DEPTH) -> list[dict[str, Any]]:
-    """Every problem of a parsed JSON value, as validation error items (``loc``, ``msg``)."""
+    """Every problem of a parsed JSON value, as validation error items (``loc``, ``msg``).
+
+    The walk stops after ``MAX_VALUES`` values (a problem in itself), so its cost is bounded.
+    """
     found: list[dict[str, Any]] = []
     stack: list[tuple[Any, Loc, int]] = [(value, loc, 0)]
+    walked = 0
     while stack and len(found) < 20:
+        walked += 1
+        if walked > MAX_VALUES:
+            found.append(_problem(loc, f"more than {MAX_VALUES} values", "size"))
+            break
         item, where, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth >= max_depth:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.limits.test_quotas import limited
+from tests.limits.test_quotas import admin_key_id, limited
 from zapgate.limits.concurrency import KeyConcurrency
 
 
@@ -41,13 +41,16 @@ async def test_zero_means_no_limit() -> None:
 async def test_open_streams_do_not_take_a_turn(tmp_path: Path) -> None:
     sse = {"Accept": "text/event-stream"}
     async with (
-        limited(tmp_path, max_concurrent_requests_per_key=1) as (_server, api),
+        limited(tmp_path, max_concurrent_requests_per_key=1) as (server, api),
         api.stream("GET", "/api/v1/events", headers=sse),
     ):
         waiting = asyncio.create_task(
             api.get("/api/v1/events", params={"after": 10**6, "wait": 30})
         )
-        async with asyncio.timeout(5):  # neither the stream nor the long-poll holds it
+        async with asyncio.timeout(10):  # both are inside their routes, holding a stream slot
+            while server.services.limits.streams.open(admin_key_id(server)) < 2:
+                await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # neither the stream nor the long-poll holds a turn
             assert (await api.get("/api/v1/sessions")).status_code == 200
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)

@@ -21,6 +21,7 @@ from zapgate.http.ratelimit import ADMITTED, remember_decision
 from zapgate.limits.gate import Gate
 from zapgate.limits.tarpit import pause_before_refusal
 
+BODY_COST_BYTES = 64 * 1024
 EVENTS_PATH = "/api/v1/events"
 OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 """Routes that need no key: a key sent to them anyway is not checked."""
@@ -47,7 +48,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            admission = await self._gate.admit(presented, address)
+            admission = await self._gate.admit(presented, address, request_cost(scope))
         except AppError as refused:
             await _refuse(refused, scope, receive, send)
             return
@@ -66,7 +67,8 @@ def _is_stream(scope: Scope) -> bool:
     """An SSE stream or a long-poll: requests that wait rather than work."""
     if scope["path"] != EVENTS_PATH:
         return False
-    if any(name == b"accept" and b"text/event-stream" in value for name, value in scope["headers"]):
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+    if b"text/event-stream" in accept:  # the first Accept header, as the route reads it
         return True
     waits = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("wait", ["0"])
     try:
@@ -79,6 +81,18 @@ async def _refuse(error: AppError, scope: Scope, receive: Receive, send: Send) -
     if isinstance(error, RateLimited):
         await pause_before_refusal(error.retry_after)
     await app_error_response(error)(scope, receive, send)
+
+
+def request_cost(scope: Scope) -> int:
+    """Tokens a request takes: one, and one more per ``BODY_COST_BYTES`` of declared body, so
+    a key cannot make the server parse megabytes at its full request rate."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return 1 + int(value) // BODY_COST_BYTES
+            except ValueError:
+                return 1
+    return 1
 
 
 def presented_key(scope: Scope) -> str | None:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.http.errors import error_response
-from zapgate.validation import problems, text_problem
+from zapgate.validation import clearly_fine, problems, text_problem
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -31,7 +31,7 @@ class BoundaryMiddleware:
             await self.app(scope, receive, send)
             return
         found = _url_problems(scope)
-        if not found and scope["method"] in BODY_METHODS and _json_body(scope):
+        if not found and scope["method"] in BODY_METHODS and is_json_body(scope):
             try:
                 body = await _read(receive)
             except HTTPException as too_large:
@@ -58,7 +58,7 @@ def _url_problems(scope: Scope) -> list[dict[str, Any]]:
     return found
 
 
-def _json_body(scope: Scope) -> bool:
+def is_json_body(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
             media: bytes = value.split(b";", 1)[0].strip().lower()
@@ -67,8 +67,8 @@ def _json_body(scope: Scope) -> bool:
 
 
 def _body_problems(body: bytes) -> list[dict[str, Any]]:
-    if not body:
-        return []
+    if not body or clearly_fine(body):
+        return []  # malformed JSON is still the route's 422; nothing here can hide in it
     try:
         value = json.loads(body, parse_constant=_no_constants)
     except RecursionError:

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapgate.compat.api import LegacySend, legacy_send_result
 from zapgate.errors import AppError
-from zapgate.http.errors import error_response
+from zapgate.http.boundary import is_json_body
+from zapgate.http.errors import app_error_response, error_response
 from zapgate.http.ratelimit import ADMITTED
 from zapgate.http.responses import Json
 from zapgate.limits.gate import Admission
@@ -85,7 +86,9 @@ class SendFastLane:
             status, payload = await handler(
                 self.services, admission.principal.tenant, body, session
             )
-        except (AppError, ValidationError, ValueError):
+        except AppError as refused:  # the same rendering the routes use; not run twice
+            return app_error_response(refused)
+        except (ValidationError, ValueError):
             return None
         except Exception:
             log.exception("unhandled error on the send fast lane")
@@ -99,6 +102,8 @@ def _route(scope: Scope) -> tuple[Handler, str] | None:
         return None
     if any(name in FULL_PATH_HEADERS for name, _ in scope["headers"]):
         return None  # keyed requests store their answer; browser requests need CORS handling
+    if not is_json_body(scope):
+        return None  # only JSON bodies were checked at the boundary
     path = scope["path"]
     if path == _LEGACY_SEND:
         return _legacy, ""

@@ -29,8 +29,8 @@ class Gate:
         self._auth = auth
         self.limits = limits
 
-    async def admit(self, presented: str | None, address: str | None) -> Admission:
-        """The caller of a request; Unauthorized or RateLimited when refused.
+    async def admit(self, presented: str | None, address: str | None, cost: int = 1) -> Admission:
+        """The caller of a request costing ``cost`` tokens; Unauthorized or RateLimited.
 
         An address that used up its failed attempts may still use a key verified recently (no
         database work), but nothing else until its budget refills.
@@ -38,7 +38,7 @@ class Gate:
         principal = self._auth.cached(presented) if self._auth.enabled else self._auth.anonymous
         if principal is None:
             principal = await self._verify(presented, address)
-        decision = await self.limits.take_request(principal.tenant, principal.key_id)
+        decision = await self.limits.take_request(principal.tenant, principal.key_id, cost)
         return Admission(principal, decision)
 
     def refusal_for(self, presented: str | None, address: str | None) -> RateLimited | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import QuotaExceeded, RateLimited, TenantNotFound
 from zapgate.limits import repository
 from zapgate.limits.buckets import Decision, TokenBuckets
@@ -77,15 +77,16 @@ class LimitService:
 
     # requests ----------------------------------------------------------------------------------
 
-    async def take_request(self, tenant: str, key_id: str) -> Decision | None:
-        """Count one request of ``key_id``; RateLimited when its bucket is empty.
+    async def take_request(self, tenant: str, key_id: str, cost: int = 1) -> Decision | None:
+        """Count a request of ``key_id`` (``cost`` tokens); RateLimited when they are not there.
 
         Returns the decision (for the RateLimit headers), or None when rates are unlimited.
         """
         limits = await self.of(tenant)
         if not limits.rate_limited:
             return None
-        decision = self._requests.take(key_id, limits.rate_per_key, limits.burst)
+        cost = max(1, min(cost, limits.burst))
+        decision = self._requests.take(key_id, limits.rate_per_key, limits.burst, cost)
         if not decision.allowed:
             raise RateLimited(
                 f"over {limits.rate_per_key:g} requests per second for this key "
@@ -131,8 +132,9 @@ class LimitService:
         return slot
 
     @staticmethod
-    def require_room(limits: Limits, name: str, used: int) -> None:
-        """QuotaExceeded when ``used`` already fills the count quota ``name``."""
+    def no_room(limits: Limits, name: str, used: int) -> Refusal | None:
+        """The refusal (QuotaExceeded) when ``used`` already fills the count quota ``name``."""
         limit = getattr(limits, name)
         if limit and used >= limit:
-            raise QuotaExceeded(quota_message(name, limit))
+            return Refusal(QuotaExceeded(quota_message(name, limit)))
+        return None

@@ -237,3 +237,24 @@ async def test_start_up_objects_are_out_of_the_collectors_sight(services: Servic
     import gc
 
     assert gc.get_freeze_count() > 10_000, "full collections would walk every start-up object"
+
+
+async def test_a_refusal_fails_only_its_own_job_and_keeps_the_batch(services: Services) -> None:
+    from zapgate.db.committer import Refusal
+    from zapgate.errors import QuotaExceeded
+
+    async def fine(unit: UnitOfWork) -> int:
+        return 1
+
+    async def refused(unit: UnitOfWork) -> Refusal:
+        return Refusal(QuotaExceeded("full"))
+
+    committer = services.committer
+    before = committer.batches
+    jobs = [committer.run(fine) for _ in range(100)]
+    results = await asyncio.gather(
+        *jobs[:50], committer.run(refused), *jobs[50:], return_exceptions=True
+    )
+    assert isinstance(results[50], QuotaExceeded)
+    assert results.count(1) == 100
+    assert committer.batches - before <= 3, "a refusal must not split the batch into 101"

@@ -86,6 +86,18 @@ class UnitOfWork:
             raise SessionNotFound(f"no session {names}")
 
 
+class Refusal:
+    """What a job returns, instead of raising, to refuse before it has written anything (a full
+    quota): the transaction commits for every other job of the batch and ``run`` raises
+    ``error`` to this job's caller. Raising instead would roll the whole batch back and retry
+    every job alone, one fsync each, for every tenant."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: AppError) -> None:
+        self.error = error
+
+
 Job = Callable[[UnitOfWork], Awaitable[T]]
 
 
@@ -143,7 +155,9 @@ class Committer:
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
-    async def run(self, job: Job[T], background: str | None = None) -> T:
+    async def run(
+        self, job: Callable[[UnitOfWork], Awaitable[T | Refusal]], background: str | None = None
+    ) -> T:
         """Run ``job`` in a (shared) transaction; returns once it is committed and published.
 
         ``background`` (a tenant) marks work no request is waiting for (webhook bookkeeping,
@@ -154,7 +168,7 @@ class Committer:
         """
         if self._task is None:
             raise Unavailable("the writer is not running")
-        pending: _Pending[T] = _Pending(job)
+        pending: _Pending[T | Refusal] = _Pending(job)
         if background is None:
             self._urgent.append(pending)
         else:
@@ -165,7 +179,10 @@ class Committer:
         self._unfinished += 1
         self._idle.clear()
         self._ready.set()
-        return await pending.future
+        result = await pending.future
+        if isinstance(result, Refusal):
+            raise result.error
+        return result
 
     async def _loop(self) -> None:
         while True:

@@ -8,7 +8,7 @@ skew it. Per process, like the writer itself.
 
 from __future__ import annotations
 
-from zapgate.db.committer import UnitOfWork
+from zapgate.db.committer import Refusal, UnitOfWork
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
 from zapgate.messages import repository
@@ -32,12 +32,16 @@ class OutboxDepth:
     def __init__(self) -> None:
         self._known: dict[Key, int] = {}
 
-    async def reserve(self, unit: UnitOfWork, tenant: str, session: str, limits: Limits) -> None:
-        """Count one more queued message, or QuotaExceeded when the session's outbox is full."""
+    async def reserve(
+        self, unit: UnitOfWork, tenant: str, session: str, limits: Limits
+    ) -> Refusal | None:
+        """Count one more queued message; the refusal (QuotaExceeded) when the outbox is full."""
         pending = await self._pending(unit, (tenant, session), load=True)
         assert pending is not None
-        LimitService.require_room(limits, "queued_per_session", pending.base + pending.delta)
-        pending.delta += 1
+        refusal = LimitService.no_room(limits, "queued_per_session", pending.base + pending.delta)
+        if refusal is None:
+            pending.delta += 1
+        return refusal
 
     async def release(self, unit: UnitOfWork, tenant: str, session: str) -> None:
         """Count one queued message fewer (it was sent or failed)."""

@@ -9,7 +9,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import MessageNotFound
 from zapgate.events.model import EventDraft, EventType
@@ -67,11 +67,13 @@ class MessageService:
 
         limits = await self._limits.of(tenant)
 
-        async def job(unit: UnitOfWork) -> Message:
+        async def job(unit: UnitOfWork) -> Message | Refusal:
             if claim is not None:
                 await claim.guard(unit)
+            refusal = await self.depth.reserve(unit, tenant, session, limits)
+            if refusal is not None:
+                return refusal
             unit.require_session(tenant, session)
-            await self.depth.reserve(unit, tenant, session, limits)
             repository.insert(unit, message)
             unit.emit(_event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import Clock
-from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
     Capability,
@@ -186,14 +186,15 @@ class SessionManager:
         self.engines.require_available(engine)
         limits = await self._limits.of(tenant)
 
-        async def job(unit: UnitOfWork) -> Session:
+        async def job(unit: UnitOfWork) -> Session | Refusal:
             if claim is not None:
                 await claim.guard(unit)
             await tenant_store.ensure(unit.connection, tenant, tenant)
             if await repository.exists(unit.connection, tenant, name):
                 raise SessionExists(f"a session named {name!r} exists")
             used = await repository.count(unit.connection, tenant)
-            self._limits.require_room(limits, "sessions", used)
+            if refusal := self._limits.no_room(limits, "sessions", used):
+                return refusal
             desired = "running" if start else "stopped"
             created = await repository.create(
                 unit.connection, tenant, name, engine, config, metadata, desired

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import InvalidInput, NotFound
 from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Claim
@@ -80,11 +80,12 @@ class WebhookService:
         now = now_ms()
         limits = await self._limits.of(tenant)
 
-        async def job(unit: UnitOfWork) -> tuple[Webhook, str]:
+        async def job(unit: UnitOfWork) -> tuple[Webhook, str] | Refusal:
             if claim is not None:
                 await claim.guard(unit)
             used = await repository.count(unit.connection, tenant)
-            self._limits.require_room(limits, "webhooks", used)
+            if refusal := self._limits.no_room(limits, "webhooks", used):
+                return refusal
             row = {
                 "id": new_id("wh"),
                 "url": url,

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from zapgate.clock import now_ms
+from zapgate.validation import scrub_text
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.model import AttemptOutcome
 
@@ -92,7 +93,9 @@ class WebhookClient:
         async with self._session.post(
             url, data=body, headers=headers, allow_redirects=False
         ) as response:
-            excerpt = (await response.content.read(EXCERPT_BYTES)).decode(errors="replace")
+            excerpt = scrub_text(
+                (await response.content.read(EXCERPT_BYTES)).decode(errors="replace")
+            )
             status = response.status
             error = None if 200 <= status < 300 else _http_error(status, response.headers)
             return AttemptOutcome(
@@ -168,7 +171,7 @@ def _log_failure(url: str, error: Exception) -> None:
 
 
 def _failed(started: float, error: str) -> AttemptOutcome:
-    return AttemptOutcome(None, _elapsed_ms(started), error, None)
+    return AttemptOutcome(None, _elapsed_ms(started), scrub_text(error), None)
 
 
 def _elapsed_ms(started: float) -> int:

@@ -43,11 +43,12 @@ log = logging.getLogger(__name__)
 PLAN_PAGE = 100
 SCAN = 100
 BODY_CHUNK = 20
+"""A lane loads the bodies of its deliveries this many at a time."""
 FRESH_MAX = 500
 """Events kept from the bus for the next planning pass (beyond: planning reads the log)."""
-BODIES_KEPT = 500
-"""Envelopes of events planned from memory, kept for their first attempt."""
-"""A lane loads the bodies of its deliveries this many at a time."""
+BODIES_BYTES = 2 * 1024 * 1024
+"""Envelopes of events planned from memory, kept for their first attempt (at most this many
+bytes; older ones are read from the log again if still needed)."""
 SCAN_PAGES = 4
 CURSOR_LAG = 1000
 """Events skipped in memory (not wanted) before the stored cursor is moved past them."""
@@ -90,7 +91,8 @@ class Worker:
         self._slot = slot
         self._signal = asyncio.Event()
         self._lanes: dict[str | None, asyncio.Task[None]] = {}
-        self._waiting: set[str | None] = set()  # sessions whose oldest delivery is not due
+        self._waiting: dict[str | None, int] = {}  # sessions whose oldest delivery is not due
+        # (until when): left out of the next scans, so sessions behind them are seen
         self._webhook: Webhook | None = None
         self._stored_cursor = -1
         self._cursor = -1
@@ -102,6 +104,7 @@ class Worker:
         self._planning = self._resting = False
         self._fresh: list[Event] = []  # committed events right after the cursor, from the bus
         self._bodies_seen: dict[str, bytes] = {}  # envelopes of events planned from memory
+        self._bodies_size = 0
         self._backlog = 0  # deliveries planned and not yet finished (an estimate, never more)
         self._behind = False  # events arrived while planning was deferred
         self._planned_at = 0.0
@@ -116,6 +119,7 @@ class Worker:
     def changed(self) -> None:
         """The subscription or its deliveries changed: re-read it and its pending deliveries."""
         self._reload = self._plan = self._scan = True
+        self._waiting.clear()  # a retried delivery may be due now
         self._poke()
 
     def events_arrived(self, events: list[Event]) -> None:
@@ -162,7 +166,8 @@ class Worker:
     @property
     def resting(self) -> bool:
         """Waiting with nothing to do now (a retry may be due later)."""
-        return self._resting and not self._signal.is_set() and not self._lanes
+        behind = self._behind and not self._deferring
+        return self._resting and not self._signal.is_set() and not self._lanes and not behind
 
     def _poke(self) -> None:
         self._signal.set()
@@ -188,6 +193,8 @@ class Worker:
                 if self._scan:
                     self._scan = False
                     self._due_at = await self._dispatch()
+                if self._scan or (self._behind and not self._deferring):
+                    continue  # more to scan, or events wait unplanned and nothing will say so
                 await self._rest()
         finally:
             await self._stop_lanes()
@@ -209,8 +216,11 @@ class Worker:
             self._cursor = self._stored_cursor = webhook.cursor_seq
 
     def _finished(self) -> None:
-        """A planned delivery ended (succeeded or failed for good)."""
+        """A planned delivery ended (succeeded or failed for good); with half the window free
+        and events waiting, plan more now, so the pending deliveries never run dry meanwhile."""
         self._backlog = max(0, self._backlog - 1)
+        if self._behind and self._backlog <= PLAN_AHEAD // 2:
+            self._poke()
 
     def _reap(self) -> None:
         for session, lane in list(self._lanes.items()):
@@ -297,9 +307,12 @@ class Worker:
         webhook = self._webhook
         for event in page:
             if webhook is not None and webhook.wants(event.type, event.session):
-                self._bodies_seen[event.id] = orjson.dumps(event.envelope())
-        while len(self._bodies_seen) > BODIES_KEPT:
-            del self._bodies_seen[next(iter(self._bodies_seen))]
+                body = orjson.dumps(event.envelope())
+                self._bodies_seen[event.id] = body
+                self._bodies_size += len(body)
+        while self._bodies_seen and self._bodies_size > BODIES_BYTES:
+            oldest = next(iter(self._bodies_seen))
+            self._bodies_size -= len(self._bodies_seen.pop(oldest))
         return page
 
     def _room(self) -> int:
@@ -313,12 +326,14 @@ class Worker:
     async def _dispatch(self) -> int | None:
         """Start a lane per session whose oldest delivery is due; returns when one falls due."""
         self._reap()  # a lane that just ended no longer holds its session
-        skip: set[str | None] = set(self._lanes)
+        now = now_ms()
+        self._waiting = {session: due for session, due in self._waiting.items() if due > now}
+        skip: set[str | None] = set(self._lanes) | set(self._waiting)
         counting = not skip  # with no lane running, the scan sees every pending delivery
         seen = 0
-        self._waiting = set()
-        due_at: int | None = None
-        now = now_ms()
+        due_at: int | None = min(self._waiting.values(), default=None)
+        known = len(self._waiting)
+        page: list[Delivery] = []
         for _ in range(SCAN_PAGES):
             page = await repository.pending(
                 self._context.database, self.tenant, self.webhook_id, SCAN, skip
@@ -328,14 +343,18 @@ class Worker:
                 skip.add(session)
                 head_at = queue[0].next_attempt_at
                 if head_at > now:
-                    self._waiting.add(session)
+                    self._waiting[session] = head_at
                     due_at = head_at if due_at is None else min(due_at, head_at)
                 elif len(self._lanes) < self._context.max_lanes:
                     self._start_lane(session, queue)
             if len(page) < SCAN:
                 break
         # Sessions beyond the scanned pages are seen at the next scan: a lane ending, a timer
-        # or new deliveries for a session not seen here (see _plan_page) starts one.
+        # or new deliveries for a session not seen here (see _plan_page) starts one; and when
+        # this pass found sessions that must wait, at once (they are left out of it).
+        beyond = len(page) == SCAN
+        if beyond and len(self._waiting) > known and len(self._lanes) < self._context.max_lanes:
+            self._scan = True
         if counting:
             self._backlog = seen
         return due_at
@@ -376,6 +395,7 @@ class Worker:
 
     async def _bodies(self, queue: list[Delivery]) -> dict[str, bytes]:
         known = {d.event_id: self._bodies_seen.pop(d.event_id, None) for d in queue}
+        self._bodies_size -= sum(len(body) for body in known.values() if body is not None)
         bodies = {event_id: body for event_id, body in known.items() if body is not None}
         missing = known.keys() - bodies.keys()
         if missing:

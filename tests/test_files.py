@@ -63,3 +63,19 @@ def test_login_folders_are_private_all_the_way_down(tmp_path: Path, umask: int) 
     private_dir(folder, within=tmp_path)
     for level in (folder, folder.parent, folder.parent.parent):
         assert mode(level) == 0o700, level
+
+
+def test_a_database_in_a_folder_zapgate_did_not_make_leaves_that_folder_alone(
+    tmp_path: Path, umask: int
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: tightening it would break everyone else
+    from zapgate.db.database import create_engine
+
+    create_engine(
+        make_settings(tmp_path / "data", database_url=f"sqlite+aiosqlite:///{shared}/z.db")
+    )
+    assert mode(shared) == 0o1777
+    assert mode(shared / "z.db") == 0o600
+    assert mode(tmp_path / "data") == 0o700

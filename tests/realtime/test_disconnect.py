@@ -143,3 +143,51 @@ async def test_a_client_upgrading_from_polling_to_websocket_stays_connected(
         await emit(server, "upgrade", 1)
         await client.wait_for(got_seq(1))
         assert [p.tenant for p in realtime.principals()] == ["upgrade"]
+
+
+def open_streams(server: RunningServer, key: str) -> int:
+    cached = server.services.auth.cached(key)
+    assert cached is not None
+    return server.services.limits.streams.open(cached.key_id)
+
+
+async def test_an_unexpected_failure_while_connecting_is_a_refusal_that_keeps_nothing(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await tenant_with_key(server, "broken")
+    realtime = server.services.realtime
+
+    async def join(_client: object) -> None:
+        raise RuntimeError("a bug in the fan-out")
+
+    monkeypatch.setattr(realtime.fanout, "join", join)
+    async with JsSocketClient(server.url, auth={"token": key}, timeout_ms=30_000) as client:
+        line = await client.wait_for(connected, timeout=20)
+        assert line["kind"] == "connect_error"
+        assert line["data"]["error"] == "unavailable"
+        assert "fan-out" not in str(line), "internals are logged, not told"
+    assert realtime.principals() == []
+    assert open_streams(server, key) == 0, "the stream slot taken before the failure is back"
+
+
+async def test_a_socket_that_leaves_while_joining_its_rooms_is_forgotten(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await tenant_with_key(server, "joiner")
+    realtime = server.services.realtime
+    real_join = realtime.fanout.join
+    joined = asyncio.Event()
+
+    async def join(client: object) -> None:
+        (transport,) = list(realtime.sio.eio.sockets)
+        await realtime.sio.eio.disconnect(transport)  # it goes away while its rooms are entered
+        await real_join(client)  # type: ignore[arg-type]
+        joined.set()
+
+    monkeypatch.setattr(realtime.fanout, "join", join)
+    async with JsSocketClient(server.url, auth={"token": key}, timeout_ms=30_000):
+        async with asyncio.timeout(20):
+            await joined.wait()
+        await until(lambda: not list(realtime.sio.manager.get_participants("/", None)))
+        await until(lambda: realtime.principals() == [])
+        assert open_streams(server, key) == 0

@@ -104,6 +104,8 @@ async def test_a_socket_listens_to_at_most_100_sessions(server: RunningServer) -
         ({"token": ADMIN_KEY, "session": "../x"}, INVALID),
         ({"token": 12345}, INVALID),
         ({"token": "k" * 100_000}, INVALID),
+        ({"token": "key\u0000"}, INVALID),
+        ({"token": "\ud800"}, INVALID),
         ({"token": ADMIN_KEY, "offset": 2**63}, "invalid_offset"),
         ({"token": ADMIN_KEY, "offset": 10**30}, "invalid_offset"),
         ({"token": ADMIN_KEY, "offset": -1}, "invalid_offset"),

@@ -20,7 +20,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         private_dir(settings.data_dir)
         database_file = _sqlite_file(settings.database_url)
         if database_file is not None:
-            private_dir(database_file.parent)
+            if not database_file.parent.exists():  # never tighten a folder zapgate did not make
+                private_dir(database_file.parent)
             private_file(database_file)  # SQLite gives its -wal and -shm files the same mode
             for companion in ("-wal", "-shm", "-journal"):
                 sidecar = database_file.with_name(database_file.name + companion)

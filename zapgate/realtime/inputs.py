@@ -46,8 +46,10 @@ def connect_request(environ: dict[str, Any], auth: Any) -> ConnectRequest:
     token = auth.get("token")
     if token is None:
         token = _header_token(environ)
-    elif not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
-        raise InvalidInput(f"token must be a string of at most {MAX_TOKEN_CHARS} characters")
+    elif not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _printable(token):
+        raise InvalidInput(
+            f"token must be a string of at most {MAX_TOKEN_CHARS} printable ASCII characters"
+        )
     sessions = session_names(auth.get("sessions", auth.get("session")))
     return ConnectRequest(token, sessions, _offset(auth.get("offset")))
 
@@ -92,3 +94,8 @@ def _header_token(environ: dict[str, Any]) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     return None
+
+
+def _printable(token: str) -> bool:
+    """Keys are printable ASCII (like any HTTP header value): no NUL, no lone surrogate."""
+    return token.isascii() and token.isprintable()

@@ -19,6 +19,7 @@ disconnect (also during a replay) stops everything that socket had running.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import socketio
@@ -39,6 +40,7 @@ from zapgate.realtime.inputs import InvalidInput
 from zapgate.realtime.polling import PollWatch
 from zapgate.realtime.replay import Replays
 
+log = logging.getLogger(__name__)
 NOT_CONNECTED = {"error": "not_connected", "detail": "this socket is not connected"}
 
 
@@ -96,6 +98,21 @@ class RealtimeServer:
         return [client.principal for client in self._clients.values()]
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        """Accept or refuse a socket; a refused one keeps nothing (python-socketio calls no
+        ``disconnect`` for it), and an unexpected failure is a refusal, not a half-open socket."""
+        try:
+            await self._accept(sid, environ, auth)
+        except socketio.exceptions.ConnectionRefusedError:
+            self._forget(sid)
+            raise
+        except Exception:
+            log.exception("a socket could not be connected")
+            self._forget(sid)
+            raise socketio.exceptions.ConnectionRefusedError(
+                "unavailable", {"error": "unavailable", "detail": "try again later"}
+            ) from None
+
+    async def _accept(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         try:
             request = inputs.connect_request(environ, auth)
         except InvalidInput as error:
@@ -118,6 +135,8 @@ class RealtimeServer:
         self._clients[sid] = client
         if request.offset is None:
             await self.fanout.join(client)
+            if not self._still_there(sid):  # it left while joining: refusing it cleans up
+                raise socketio.exceptions.ConnectionRefusedError("gone")
         else:
             self.replays.start(client, request.offset)
 
@@ -144,6 +163,10 @@ class RealtimeServer:
         return transport is not None and not transport.closing and not transport.closed
 
     async def _disconnect(self, sid: str, reason: str = "") -> None:
+        self._forget(sid)
+
+    def _forget(self, sid: str) -> None:
+        """Drop ``sid``'s client, its stream slot and its replay (once; later calls do nothing)."""
         client = self._clients.pop(sid, None)
         if client is None:
             return

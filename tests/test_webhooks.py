@@ -228,6 +228,39 @@ async def test_replay_sends_past_events_again(
     ), "the same event keeps its webhook-id so receivers can de-duplicate"
 
 
+async def test_replays_cannot_pile_up_beyond_the_pending_bound(
+    server: RunningServer,
+    api: httpx.AsyncClient,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zapgate.webhooks import service as webhook_service
+
+    monkeypatch.setattr(webhook_service, "REPLAY_MAX", 3)
+    await working(server)
+    since = datetime.now(UTC).isoformat()
+    hook = await subscribe(api, receiver.url, events=["message.received"])
+    for index in range(2):
+        await inbound(api, f"p{index}")
+    await receiver.wait_until(lambda r: len(r.successes()) == 2)
+    async with asyncio.timeout(10):
+        await server.services.dispatcher.until_quiet()  # both attempts are stored
+    receiver.hold()  # nothing is delivered now: replays stay pending
+    path = f"/api/v1/webhooks/{hook['id']}/replay"
+    assert (await api.post(path, json={"since": since})).json() == {"replayed": 2}
+    partial = await api.post(path, json={"since": since})
+    assert partial.json() == {"replayed": 1}, "only up to the bound"
+    refused = await api.post(path, json={"since": since})
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "quota_exceeded"
+    receiver.release()
+    await receiver.wait_until(lambda r: len(r.successes()) == 5)
+    async with asyncio.timeout(10):
+        await server.services.dispatcher.until_quiet()  # every attempt is stored
+    again = await api.post(path, json={"since": since})
+    assert again.json() == {"replayed": 2}, "once delivered, a replay is welcome again"
+
+
 UNSAFE = [
     "http://127.1/",
     "http://2130706433/",

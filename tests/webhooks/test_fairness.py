@@ -311,4 +311,7 @@ async def test_a_backlogged_subscription_does_not_replan_at_every_commit(
         slow.release()
         await slow.wait_until(lambda r: len(r.successes()) == 410, WAIT)
     assert [r.json["payload"]["n"] for r in slow.successes()] == [*range(110), *[0] * 300]
-    assert len(reads) <= 10, f"the log was read {len(reads)} times for 301 commits"
+    # About a read per half window drained (410 / 50) and per lane ending (a lane takes a scan
+    # of 100), plus a few around the first and the last, more when events arrive mid-plan:
+    # 5 to 17 seen. Replanning at every commit read it 301 times.
+    assert len(reads) <= 30, f"the log was read {len(reads)} times for 301 commits"

@@ -103,7 +103,7 @@ async def list_events(
         )
     if wait <= 0:
         events = await repository.read_after(
-            services.database, caller.tenant, after, limit, session
+            services.database, caller.tenant, after, limit, session, stream.PAGE_BYTES
         )
     else:
         with await services.limits.open_stream(caller.tenant, caller.key_id):

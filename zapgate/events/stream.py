@@ -13,6 +13,9 @@ from zapgate.events.bus import EventBus
 from zapgate.events.model import Event
 
 PAGE = 500
+PAGE_BYTES = 1_048_576
+"""A page (of the JSON API, a long-poll or a stream) holds at most this much payload, however
+big its events, and at least one event."""
 KEEPALIVE_SECONDS = 15.0
 GONE_CHECK_SECONDS = 2.0
 """How often a quiet stream checks that its client is still there (its slot is freed then)."""
@@ -38,12 +41,12 @@ async def stream(
     quiet = 0.0
     while not await gone():
         newest = bus.latest(tenant)
-        page = await repository.read_after(database, tenant, cursor, PAGE, session)
+        page = await repository.read_after(database, tenant, cursor, PAGE, session, PAGE_BYTES)
         for event in page:
             yield frame(event)
             cursor = event.seq
-        if len(page) == PAGE:
-            continue
+        if page and cursor < bus.latest(tenant):
+            continue  # a full page (of events or bytes): more may follow at once
         if await bus.wait_beyond(tenant, max(newest, cursor), GONE_CHECK_SECONDS):
             quiet = 0.0
             continue
@@ -67,7 +70,7 @@ async def long_poll(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     seen = after
-    events = await repository.read_after(database, tenant, after, limit, session)
+    events = await repository.read_after(database, tenant, after, limit, session, PAGE_BYTES)
     while not events and loop.time() < deadline:
         slice_seconds = min(GONE_CHECK_SECONDS, deadline - loop.time())
         if not await bus.wait_beyond(tenant, seen, slice_seconds):
@@ -75,5 +78,5 @@ async def long_poll(
                 break
             continue
         seen = bus.latest(tenant)
-        events = await repository.read_after(database, tenant, after, limit, session)
+        events = await repository.read_after(database, tenant, after, limit, session, PAGE_BYTES)
     return events

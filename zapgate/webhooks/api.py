@@ -160,8 +160,8 @@ async def retry_delivery(
     "/{webhook_id}/replay",
     status_code=202,
     response_model=Replayed,
-    responses=responses(404, 413, 503),
-    summary="Deliver again every matching event since a time",
+    responses=responses(404, 413, 429, 503),
+    summary="Deliver again every matching event since a time (at most 10000 pending)",
 )
 async def replay(request: Request, webhook_id: WebhookId, body: Replay, caller: Caller) -> Json:
     count = await services_of(request).webhooks.replay(

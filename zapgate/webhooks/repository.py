@@ -216,6 +216,24 @@ async def update_delivery(
     )
 
 
+async def count_pending(engine: AsyncEngine, tenant: str, webhook_id: str, upto: int) -> int:
+    """How many deliveries of a subscription are pending (counting stops at ``upto``)."""
+    pending = (
+        sa.select(webhook_deliveries.c.id)
+        .where(
+            webhook_deliveries.c.webhook_id == webhook_id,
+            webhook_deliveries.c.status == DeliveryStatus.PENDING,
+            webhook_deliveries.c.tenant_id == tenant,
+        )
+        .limit(upto)
+        .subquery()
+    )
+    async with engine.connect() as connection:
+        return int(
+            (await connection.execute(sa.select(sa.func.count()).select_from(pending))).scalar_one()
+        )
+
+
 async def count_by_status(engine: AsyncEngine, tenant: str, webhook_id: str) -> dict[str, int]:
     """How many deliveries of a subscription are in each status."""
     statement = (

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
-from zapgate.errors import InvalidInput, NotFound
+from zapgate.errors import InvalidInput, NotFound, QuotaExceeded
 from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
@@ -18,6 +18,7 @@ from zapgate.webhooks import repository, signing, ssrf
 from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
 
 REPLAY_MAX = 10_000
+"""Deliveries a replay may queue, and pending deliveries beyond which it is refused."""
 RESERVED_HEADERS = frozenset(
     {"host", "content-type", "content-length", "user-agent", "connection", "transfer-encoding"}
 )
@@ -192,10 +193,18 @@ class WebhookService:
         return refreshed
 
     async def replay(self, tenant: str, webhook_id: str, since_ms: int) -> int:
-        """Deliver again every matching event since ``since_ms`` (new deliveries, in order)."""
+        """Deliver again every matching event since ``since_ms`` (new deliveries, in order), as
+        long as the subscription has fewer than ``REPLAY_MAX`` pending: replays cannot pile up
+        faster than the receiver takes them."""
         webhook = await self.get(tenant, webhook_id)
+        pending = await repository.count_pending(self._database, tenant, webhook_id, REPLAY_MAX)
+        if pending >= REPLAY_MAX:
+            raise QuotaExceeded(
+                f"{REPLAY_MAX} or more deliveries of this webhook are pending: replay again once "
+                "they are delivered"
+            )
         found = await event_log.created_since(
-            self._database, tenant, since_ms, webhook.cursor_seq, REPLAY_MAX
+            self._database, tenant, since_ms, webhook.cursor_seq, REPLAY_MAX - pending
         )
         wanted = [event for event in found if webhook.wants(event.type, event.session)]
 

@@ -90,7 +90,8 @@ def serve(
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),  # client addresses from trusted proxies
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, repr=False)
     auth: Literal["on", "off"] = "on"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (addresses or networks)."""
     default_engine: Literal["simulator", "wppconnect", "auto"] = "simulator"
     default_session: str = "default"
     default_country_code: str = Field(default="", pattern=r"^\d{0,3}$")
@@ -99,6 +101,21 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_network(str(entry))
+                except ValueError:
+                    raise ValueError(
+                        "each entry is an IP address or network, such as 10.0.0.0/8"
+                    ) from None
         return value
 
     @field_validator("webhook_retry_schedule", mode="before")

@@ -33,6 +33,7 @@ from zapgate.limits.gate import Gate
 from zapgate.limits.model import quota_message
 from zapgate.limits.tarpit import pause_before_refusal
 from zapgate.realtime import inputs
+from zapgate.realtime.backlog import BacklogWatch
 from zapgate.realtime.clients import Client
 from zapgate.realtime.cors import cors_options
 from zapgate.realtime.fanout import Fanout
@@ -64,6 +65,7 @@ class RealtimeServer:
         self.fanout = Fanout(self.sio, bus, database)
         self.replays = Replays(self.sio, self.fanout, database)
         self._clients: dict[str, Client] = {}
+        self.backlogs = BacklogWatch(self.sio, lambda: self._clients.keys())
         self.polls: PollWatch | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -78,9 +80,11 @@ class RealtimeServer:
     async def start(self) -> None:
         """Begin forwarding committed events to clients."""
         await self.fanout.start()
+        self.backlogs.start()
 
     async def stop(self) -> None:
         """Stop replays and forwarding."""
+        await self.backlogs.stop()
         await self.replays.stop()
         await self.fanout.stop()
 

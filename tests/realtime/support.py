@@ -17,6 +17,13 @@ from zapgate.events.model import Event, EventDraft
 from zapgate.tenants import repository as tenant_store
 
 
+def open_streams(server: RunningServer, key: str) -> int:
+    """How many streams (sockets among them) ``key`` holds open now."""
+    cached = server.services.auth.cached(key)
+    assert cached is not None
+    return server.services.limits.streams.open(cached.key_id)
+
+
 async def tenant_with_key(server: RunningServer, tenant: str) -> str:
     """Create ``tenant`` and return a new API key of it."""
 

@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from tests.conftest import RunningServer
-from tests.realtime.support import connected, emit_many, got_seq, tenant_with_key, until
+from tests.realtime.support import (
+    connected,
+    emit_many,
+    got_seq,
+    open_streams,
+    tenant_with_key,
+    until,
+)
 from tests.support.js_client import JsSocketClient
 from zapgate.realtime import backlog
 
@@ -27,12 +34,6 @@ async def silent_polling_socket(http: httpx.AsyncClient, key: str) -> str:
     acknowledged = (await http.get(f"{POLLING}&sid={sid}")).text
     assert acknowledged.startswith("40"), acknowledged
     return str(sid)
-
-
-def open_streams(server: RunningServer, key: str) -> int:
-    cached = server.services.auth.cached(key)
-    assert cached is not None
-    return server.services.limits.streams.open(cached.key_id)
 
 
 async def test_a_socket_that_stops_reading_is_closed_and_its_slot_freed(

@@ -13,6 +13,7 @@ from tests.realtime.support import (
     emit,
     emit_many,
     got_seq,
+    open_streams,
     seqs,
     tenant_with_key,
     until,
@@ -143,12 +144,6 @@ async def test_a_client_upgrading_from_polling_to_websocket_stays_connected(
         await emit(server, "upgrade", 1)
         await client.wait_for(got_seq(1))
         assert [p.tenant for p in realtime.principals()] == ["upgrade"]
-
-
-def open_streams(server: RunningServer, key: str) -> int:
-    cached = server.services.auth.cached(key)
-    assert cached is not None
-    return server.services.limits.streams.open(cached.key_id)
 
 
 async def test_an_unexpected_failure_while_connecting_is_a_refusal_that_keeps_nothing(

@@ -103,3 +103,33 @@ async def test_a_receiver_answering_nul_characters_is_recorded_and_readable(
         assert response.startswith("bad")
         assert response.endswith("end")
         response.encode()  # no lone surrogate either
+
+
+async def test_a_subscription_changed_while_its_worker_plans_is_not_sent_under_the_old_row(
+    database: AsyncEngine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL changes while the worker stores a delivery planned under the old row: the
+    delivery goes to the new URL, nothing to the old one."""
+    old, new = Receiver(free_port()), Receiver(free_port())
+    planned, release = asyncio.Event(), asyncio.Event()
+    async with running(database, tmp_path) as services, receivers(old, new):
+        hook = await subscribe(services, A, old.url)
+        async with asyncio.timeout(WAIT):
+            await services.dispatcher.until_quiet()
+        real_run = services.committer.run
+
+        async def run(job: Any, background: str | None = None) -> Any:
+            result = await real_run(job, background=background)
+            if background is not None and not planned.is_set():  # the worker's planning write
+                planned.set()
+                await release.wait()
+            return result
+
+        monkeypatch.setattr(services.committer, "run", run)
+        await emit(services, A, "s")
+        async with asyncio.timeout(WAIT):
+            await planned.wait()
+        await services.webhooks.update(A, hook, {"url": new.url})
+        release.set()
+        await new.wait_until(lambda r: len(r.successes()) == 1, WAIT)
+    assert old.requests == [], "nothing went to the old URL"

@@ -190,6 +190,8 @@ class Worker:
                     await self._pause_between_plans()
                     self._plan = False
                     await self._plan_all()
+                if self._reload:
+                    continue  # changed meanwhile: nothing is sent under the old row
                 if self._scan:
                     self._scan = False
                     self._due_at = await self._dispatch()
@@ -360,6 +362,9 @@ class Worker:
         return due_at
 
     def _start_lane(self, session: str | None, queue: list[Delivery]) -> None:
+        if self._reload:  # changed while scanning: the next scan, after re-reading, starts it
+            self._scan = True
+            return
         lane = asyncio.create_task(self._lane(queue), name=f"webhook-{self.webhook_id}-lane")
         lane.add_done_callback(lambda _lane: self._lane_done())
         self._lanes[session] = lane
@@ -374,8 +379,8 @@ class Worker:
         bodies: dict[str, bytes] = {}
         try:
             for index, delivery in enumerate(queue):
-                if not self._active or delivery.next_attempt_at > now_ms():
-                    return
+                if not self._active or self._reload or delivery.next_attempt_at > now_ms():
+                    return  # off, changed (re-read first; the rest stays pending) or not due
                 if index % BODY_CHUNK == 0:  # a slow receiver needs few: load them as it goes
                     bodies = await self._bodies(queue[index : index + BODY_CHUNK])
                 body = bodies.get(delivery.event_id)

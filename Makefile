@@ -62,7 +62,13 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix zapgate tests bench
 	$(BIN)/ruff format zapgate tests bench
 
-bench: $(VENV)/.dev
+# The original Node backend (bench/node), measured beside zapgate on the same core.
+BENCH_NODE := bench/node
+
+$(BENCH_NODE)/node_modules/.package-lock.json: $(BENCH_NODE)/package-lock.json
+	cd $(BENCH_NODE) && npm ci --no-audit --no-fund --loglevel=error
+
+bench: $(VENV)/.dev $(BENCH_NODE)/node_modules/.package-lock.json
 	$(BIN)/python -m bench
 
 # The WPPConnect engine: the bridge's npm packages (no bundled browser) and Debian's Chromium.
@@ -82,4 +88,4 @@ lock:
 	/tmp/zapgate-lock/bin/pip install -q '.[dev]' && /tmp/zapgate-lock/bin/pip freeze --exclude-editable | grep -v '^zapgate' > requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules $(BRIDGE)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules $(BRIDGE)/node_modules $(BENCH_NODE)/node_modules .pytest_cache .mypy_cache .ruff_cache

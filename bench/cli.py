@@ -217,6 +217,7 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
         "ratio_zapgate_e2e_over_baseline": report.throughput_ratio(
             outcomes, "zapgate-e2e", "baseline"
         ),
+        "ratio_zapgate_over_original": report.throughput_ratio(outcomes, "zapgate", "original"),
     }
 
 
@@ -228,9 +229,10 @@ def print_report(outcomes: list[report.Outcome]) -> None:
         ("zapgate", "accept path, outbox paced (production defaults)"),
         ("zapgate-e2e", "every message also sent and acknowledged on the same core"),
     ):
-        ratio = report.throughput_ratio(outcomes, target, "baseline")
-        if ratio is not None:
-            print(f"{target}/baseline throughput: {ratio:.2f}x  ({meaning})")
+        for reference in ("baseline", "original"):
+            ratio = report.throughput_ratio(outcomes, target, reference)
+            if ratio is not None:
+                print(f"{target}/{reference} throughput: {ratio:.2f}x  ({meaning})")
     for o in outcomes:
         if isinstance(o.result, sessions.SessionsResult):
             print(report.sessions_section(o.result))

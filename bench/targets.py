@@ -72,6 +72,15 @@ def baseline_server() -> Server:
     return Server(command=command)
 
 
+NODE_DIR = Path(__file__).resolve().parent / "node"
+"""The original Node backend (:file:`bench/node/server.js`), installed by ``make bench``."""
+
+
+def original_server() -> Server:
+    """The original backend: Express 4 + socket.io 4, messages in memory, no auth."""
+    return Server(command=("node", str(NODE_DIR / "server.js"), "--port", PORT))
+
+
 UNPACED = {
     "ZAPGATE_SEND_RATE_PER_SECOND": "0",
     "ZAPGATE_SEND_RECIPIENT_SPACING_SECONDS": "0",
@@ -81,6 +90,7 @@ UNPACED = {
 
 UNLIMITED = {
     "ZAPGATE_RATE_LIMIT_PER_KEY": "0",
+    "ZAPGATE_MAX_CONCURRENT_REQUESTS_PER_KEY": "0",
     "ZAPGATE_MAX_SESSIONS_PER_TENANT": "0",
     "ZAPGATE_MAX_QUEUED_PER_SESSION": "0",
     "ZAPGATE_MAX_STREAMS_PER_KEY": "0",
@@ -167,6 +177,7 @@ def build_targets(data_dir: Path, api_key: str) -> dict[str, Target]:
     """All known targets by name, in run order (baseline first)."""
     targets = [
         Target("baseline", baseline_server(), send_request(api_key)),
+        Target("original", original_server(), send_request()),
         Target("zapgate", zapgate_server(data_dir, api_key, paced=True), send_request(api_key)),
         Target("zapgate-e2e", zapgate_server(data_dir, api_key), send_request(api_key)),
     ]

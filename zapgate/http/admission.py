@@ -57,9 +57,8 @@ class AdmissionMiddleware:
         if _is_stream(scope):  # bounded by the key's stream slots instead
             await self.app(scope, receive, send)
             return
-        principal = admission.principal
-        limits = await self._gate.limits.of(principal.tenant)
-        async with self._gate.limits.concurrency.turn(principal.key_id, limits.concurrent_per_key):
+        key, limit = admission.principal.key_id, admission.limits.concurrent_per_key
+        async with self._gate.limits.concurrency.turn(key, limit):
             await self.app(scope, receive, send)
 
 

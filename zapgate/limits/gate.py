@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from zapgate.auth.service import Authenticator, Principal
 from zapgate.errors import RateLimited, Unauthorized
 from zapgate.limits.buckets import Decision
+from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """An admitted caller and the rate decision (None when rates are unlimited)."""
+    """An admitted caller, its tenant's limits and the rate decision (None when rates are
+    unlimited)."""
 
     principal: Principal
     decision: Decision | None
+    limits: Limits
 
 
 class Gate:
@@ -38,8 +41,9 @@ class Gate:
         principal = self._auth.cached(presented) if self._auth.enabled else self._auth.anonymous
         if principal is None:
             principal = await self._verify(presented, address)
-        decision = await self.limits.take_request(principal.tenant, principal.key_id, cost)
-        return Admission(principal, decision)
+        limits = await self.limits.of(principal.tenant)
+        decision = self.limits.take_request(limits, principal.key_id, cost)
+        return Admission(principal, decision, limits)
 
     def refusal_for(self, presented: str | None, address: str | None) -> RateLimited | None:
         """The refusal an address gets before anything else is done, or None.

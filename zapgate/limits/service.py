@@ -77,12 +77,12 @@ class LimitService:
 
     # requests ----------------------------------------------------------------------------------
 
-    async def take_request(self, tenant: str, key_id: str, cost: int = 1) -> Decision | None:
-        """Count a request of ``key_id`` (``cost`` tokens); RateLimited when they are not there.
+    def take_request(self, limits: Limits, key_id: str, cost: int = 1) -> Decision | None:
+        """Count a request of ``key_id`` (``cost`` tokens) against its tenant's ``limits``;
+        RateLimited when they are not there.
 
         Returns the decision (for the RateLimit headers), or None when rates are unlimited.
         """
-        limits = await self.of(tenant)
         if not limits.rate_limited:
             return None
         cost = max(1, min(cost, limits.burst))

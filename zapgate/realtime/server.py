@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 from zapgate.auth.service import Principal
 from zapgate.errors import AppError, RateLimited
 from zapgate.events.bus import EventBus
-from zapgate.limits.gate import Gate
+from zapgate.limits.gate import Admission, Gate
 from zapgate.limits.model import quota_message
 from zapgate.limits.tarpit import pause_before_refusal
 from zapgate.realtime import inputs
@@ -121,8 +121,8 @@ class RealtimeServer:
             request = inputs.connect_request(environ, auth)
         except InvalidInput as error:
             raise socketio.exceptions.ConnectionRefusedError(error.message, error.body()) from None
-        principal = await self._admit(request.token, _address(environ))
-        limits = await self._gate.limits.of(principal.tenant)
+        admission = await self._admit(request.token, _address(environ))
+        principal, limits = admission.principal, admission.limits
         if not self._still_there(sid):
             raise socketio.exceptions.ConnectionRefusedError("gone")
         # Nothing below awaits before the client is registered: the key's stream slot taken
@@ -144,10 +144,10 @@ class RealtimeServer:
         else:
             self.replays.start(client, request.offset)
 
-    async def _admit(self, token: str | None, address: str | None) -> Principal:
+    async def _admit(self, token: str | None, address: str | None) -> Admission:
         """The caller, through the same gate as HTTP (a connection counts as a request)."""
         try:
-            return (await self._gate.admit(token, address)).principal
+            return await self._gate.admit(token, address)
         except AppError as error:
             if isinstance(error, RateLimited):
                 await pause_before_refusal(error.retry_after)

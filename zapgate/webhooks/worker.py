@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +103,7 @@ class Worker:
         self._reload = self._plan = self._scan = True
         self._planning = self._resting = False
         self._fresh: list[Event] = []  # committed events right after the cursor, from the bus
-        self._bodies_seen: dict[str, bytes] = {}  # envelopes of events planned from memory
-        self._bodies_size = 0
+        self._kept = _KeptBodies()  # envelopes of events planned from memory
         self._backlog = 0  # deliveries planned and not yet finished (an estimate, never more)
         self._behind = False  # events arrived while planning was deferred
         self._planned_at = 0.0
@@ -309,12 +308,7 @@ class Worker:
         webhook = self._webhook
         for event in page:
             if webhook is not None and webhook.wants(event.type, event.session):
-                body = orjson.dumps(event.envelope())
-                self._bodies_seen[event.id] = body
-                self._bodies_size += len(body)
-        while self._bodies_seen and self._bodies_size > BODIES_BYTES:
-            oldest = next(iter(self._bodies_seen))
-            self._bodies_size -= len(self._bodies_seen.pop(oldest))
+                self._kept.keep(event.id, orjson.dumps(event.envelope()))
         return page
 
     def _room(self) -> int:
@@ -399,10 +393,8 @@ class Worker:
             await asyncio.shield(asyncio.gather(*records))
 
     async def _bodies(self, queue: list[Delivery]) -> dict[str, bytes]:
-        known = {d.event_id: self._bodies_seen.pop(d.event_id, None) for d in queue}
-        self._bodies_size -= sum(len(body) for body in known.values() if body is not None)
-        bodies = {event_id: body for event_id, body in known.items() if body is not None}
-        missing = known.keys() - bodies.keys()
+        bodies = self._kept.take(d.event_id for d in queue)
+        missing = {d.event_id for d in queue} - bodies.keys()
         if missing:
             found = await event_log.by_ids(self._context.database, self.tenant, missing)
             bodies.update({event.id: orjson.dumps(event.envelope()) for event in found})
@@ -432,22 +424,21 @@ class Worker:
         if outcome.succeeded:
             values["status"] = DeliveryStatus.SUCCEEDED
             self._failures = 0
-            self._finished()
         elif outcome.status_code == 410:
             values["status"] = DeliveryStatus.FAILED
             disable = "the receiver answered 410 Gone"
-            self._finished()
         else:
             plan, rng = self._context.plan, self._context.rng
             delay = plan.delay(attempts, outcome.retry_after_seconds, rng)
             if delay is None:
                 values["status"] = DeliveryStatus.FAILED
                 self._failures += 1
-                self._finished()
                 if self._failures >= plan.disable_after:
                     disable = f"{self._failures} events in a row could not be delivered"
             else:
                 values["next_attempt_at"] = now_ms() + int(delay * 1000)
+        if "status" in values:  # it ended: succeeded, or failed for good
+            self._finished()
         if disable is not None:
             self._active = False
         gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
@@ -486,6 +477,31 @@ class Worker:
             self._context.recorded()
 
         return asyncio.create_task(store())
+
+
+class _KeptBodies:
+    """Envelopes kept for a first attempt, at most ``BODIES_BYTES`` of them (the oldest go
+    first; a lane reads what is gone from the log again)."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, bytes] = {}
+        self._size = 0
+
+    def keep(self, event_id: str, body: bytes) -> None:
+        self._bodies[event_id] = body
+        self._size += len(body)
+        while self._size > BODIES_BYTES:
+            self._size -= len(self._bodies.pop(next(iter(self._bodies))))
+
+    def take(self, event_ids: Iterable[str]) -> dict[str, bytes]:
+        """The kept envelopes of ``event_ids``, no longer kept."""
+        taken = {
+            event_id: self._bodies.pop(event_id)
+            for event_id in event_ids
+            if event_id in self._bodies
+        }
+        self._size -= sum(len(body) for body in taken.values())
+        return taken
 
 
 def _by_session(page: list[Delivery]) -> Iterator[tuple[str | None, list[Delivery]]]:

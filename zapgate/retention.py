@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.clock import Clock, now_ms
 from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Idempotency
+from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import repository as webhook_store
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,8 @@ class RetentionCleaner:
 
     async def stop(self) -> None:
         """Stop cleaning."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def clean(self) -> Cleaned:
         """One pass."""

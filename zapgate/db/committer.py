@@ -23,6 +23,7 @@ from zapgate.errors import AppError, SessionNotFound, Unavailable
 from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event, EventDraft
+from zapgate.tasks import cancel_and_wait
 
 T = TypeVar("T")
 MissingSessions = Callable[
@@ -151,8 +152,7 @@ class Committer:
                 await self._idle.wait()
         except TimeoutError:
             log.error("the writer did not drain in %s s; stopping it anyway", STOP_DRAIN_SECONDS)
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def run(

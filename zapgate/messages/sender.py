@@ -13,6 +13,7 @@ from zapgate.messages.model import Message
 from zapgate.messages.pacing import Pacer
 from zapgate.messages.service import MessageService
 from zapgate.phone import number_of
+from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 OUTBOX_PAGE = 100
@@ -71,10 +72,8 @@ class Sender:
 
     async def stop(self) -> None:
         """Stop after abandoning the current attempt (it stays queued)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def wake(self) -> None:
         """Say that new messages were queued."""

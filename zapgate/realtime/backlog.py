@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from zapgate.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 MAX_QUEUED = 5000
 """Packets waiting for one socket beyond which it must be draining (a burst of a busy tenant)."""
@@ -36,10 +38,8 @@ class BacklogWatch:
         self._task = asyncio.create_task(self._run(), name="socket-backlog-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -25,6 +25,7 @@ from zapgate.realtime.buffer import LiveBuffer
 from zapgate.realtime.clients import Client, join, move
 from zapgate.realtime.rooms import session_room, tenant_room
 from zapgate.realtime.wire import send
+from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 BUFFER_MAX = 1_000
@@ -56,9 +57,7 @@ class Fanout:
         """Stop emitting."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def drain(self) -> None:
         """Wait until every event published so far has been handled."""

@@ -24,6 +24,7 @@ from zapgate.engines.base import (
     SessionConfig,
     SessionStatus,
 )
+from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,8 @@ class SessionRunner:
 
     async def stop(self, logout: bool = False) -> None:
         """Stop the engine (logging out first if asked) and the supervision."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         engine, self.engine = self.engine, None
         self.ready.clear()
         if engine is not None:

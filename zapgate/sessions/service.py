@@ -42,6 +42,7 @@ from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
 from zapgate.sessions.model import Session
 from zapgate.sessions.runner import RunnerEvents, SessionRunner, SupervisionPolicy
+from zapgate.tasks import cancel_and_wait
 from zapgate.tenants import repository as tenant_store
 from zapgate.validation import scrub, scrub_text
 
@@ -114,10 +115,8 @@ class SessionManager:
 
     async def shutdown(self) -> None:
         """Stop every engine on this node, keeping what each session wants for the next boot."""
-        if self._health_task is not None:
-            self._health_task.cancel()
-            await asyncio.gather(self._health_task, return_exceptions=True)
-            self._health_task = None
+        await cancel_and_wait(self._health_task)
+        self._health_task = None
         await asyncio.gather(*(self._halt(key) for key in list(self._running)))
 
     # queries ---------------------------------------------------------------------------------

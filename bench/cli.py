@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import hostile, neighbours, report, sessions, victim, webhooks
+from bench import fanout, history, hostile, neighbours, report, sessions, victim, webhooks
 from bench.server import BenchError, http_call, serve
 from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
@@ -35,9 +35,13 @@ SESSIONS = "sessions"
 """Name of the sessions workload (run after the wrk targets)."""
 WEBHOOKS = "webhooks"
 """Name of the webhooks workload."""
+FANOUT = "fanout"
+"""Name of the fan-out workload (the original and zapgate, 100 Socket.IO clients)."""
+HISTORY = "history"
+"""Name of the history workload (page latency and RSS with 10,000 and 1,000,000 messages)."""
 NEIGHBOURS = "neighbours"
 """Name of the noisy-neighbour workload (run last)."""
-WORKLOADS = (SESSIONS, WEBHOOKS, NEIGHBOURS)
+WORKLOADS = (FANOUT, SESSIONS, WEBHOOKS, HISTORY, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Setup:
     server_cpu: int | None
     backlog: int
     attacks: frozenset[str]
+    history: int
 
 
 def log(message: str) -> None:
@@ -95,6 +100,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_WEBHOOK_BACKLOG", str(webhooks.DEFAULT_BACKLOG)),
         help=f"events stored during the receiver outage of the webhooks workload "
         f"(env BENCH_WEBHOOK_BACKLOG, default {webhooks.DEFAULT_BACKLOG})",
+    )
+    parser.add_argument(
+        "--history",
+        type=positive_int,
+        default=os.environ.get("BENCH_HISTORY", str(history.DEFAULT_LARGE)),
+        help=f"messages stored for the large history run (env BENCH_HISTORY, "
+        f"default {history.DEFAULT_LARGE})",
     )
     parser.add_argument(
         "--attacks",
@@ -173,6 +185,31 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
         return report.Outcome(WEBHOOKS, failure=str(exc))
 
 
+def measure_fanout(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the fan-out workload against the original, then zapgate."""
+    log(f"{FANOUT}: {fanout.CLIENTS} clients, max and paced phases of {setup.duration_s}s each")
+    plan = fanout.Plan(
+        setup.duration_s, api_key, setup.log_dir, setup.server_prefix, setup.wrk_prefix
+    )
+    try:
+        return report.Outcome(FANOUT, result=fanout.run(plan))
+    except BenchError as exc:
+        return report.Outcome(FANOUT, failure=str(exc))
+
+
+def measure_history(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the history workload (its own seeded servers, small and large)."""
+    log(f"{HISTORY}: {history.DEFAULT_SMALL} then {setup.history} stored messages")
+    plan = history.Plan(
+        api_key, setup.log_dir, server_prefix=setup.server_prefix,
+        client_cpu=setup.client_cpu, messages_large=setup.history,
+    )  # fmt: skip
+    try:
+        return report.Outcome(HISTORY, result=history.run(plan))
+    except BenchError as exc:
+        return report.Outcome(HISTORY, failure=str(exc))
+
+
 def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
     """Run the noisy-neighbour workload (its own zapgate server, two tenants, two phases)."""
     duration_s = max(setup.duration_s, neighbours.MIN_DURATION_S)
@@ -207,6 +244,9 @@ def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:
             "neighbours_victim_rate": victim.RATE,
             "neighbours_history": neighbours.DEFAULT_HISTORY,
             "neighbours_attacks": sorted(setup.attacks),
+            "fanout_clients": fanout.CLIENTS,
+            "fanout_paced_rate": fanout.RATE,
+            "history_large": setup.history,
             "server_prefix": setup.server_prefix,
             "wrk_prefix": setup.wrk_prefix,
             "python": platform.python_version(),
@@ -234,6 +274,10 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             if ratio is not None:
                 print(f"{target}/{reference} throughput: {ratio:.2f}x  ({meaning})")
     for o in outcomes:
+        if isinstance(o.result, fanout.FanoutResult):
+            print(fanout.section(o.result))
+        if isinstance(o.result, history.HistoryResult):
+            print(history.section(o.result))
         if isinstance(o.result, sessions.SessionsResult):
             print(report.sessions_section(o.result))
         if isinstance(o.result, webhooks.WebhooksResult):
@@ -257,14 +301,19 @@ def run(args: argparse.Namespace) -> int:
             wrk, args.duration, server_prefix, wrk_prefix, Path(tmp),
             sessions=args.sessions, client_cpu=cpus[1] if cpus else None,
             server_cpu=cpus[0] if cpus else None, backlog=args.backlog, attacks=args.attacks,
+            history=args.history,
         )  # fmt: skip
         outcomes = measure_all(chosen, setup)
-        if not args.only or SESSIONS in args.only:
-            outcomes.append(measure_sessions(api_key, setup))
-        if not args.only or WEBHOOKS in args.only:
-            outcomes.append(measure_webhooks(api_key, setup))
-        if not args.only or NEIGHBOURS in args.only:
-            outcomes.append(measure_neighbours(api_key, setup))
+        workloads = {
+            FANOUT: measure_fanout,
+            SESSIONS: measure_sessions,
+            WEBHOOKS: measure_webhooks,
+            HISTORY: measure_history,
+            NEIGHBOURS: measure_neighbours,
+        }
+        for name, measure_workload in workloads.items():
+            if not args.only or name in args.only:
+                outcomes.append(measure_workload(api_key, setup))
     print_report(outcomes)
     log(f"results written to {report.write_json(payload(outcomes, setup))}")
     report.warn_failures(outcomes)

@@ -5,6 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.fanout import FanoutResult
+from bench.history import HistoryResult
 from bench.neighbours import MAX_RATIO, RAMP_S, Flood, NeighboursResult
 from bench.sessions import SessionsResult
 from bench.victim import GRACE_S
@@ -20,7 +22,15 @@ class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: WrkResult | SessionsResult | WebhooksResult | NeighboursResult | None = None
+    result: (
+        WrkResult
+        | SessionsResult
+        | WebhooksResult
+        | NeighboursResult
+        | FanoutResult
+        | HistoryResult
+        | None
+    ) = None
     failure: str | None = None
 
     @property
@@ -51,7 +61,7 @@ def table(outcomes: list[Outcome]) -> str:
     lines = [f"{'target':<13} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>8}"]
     for o in outcomes:
         r = o.result
-        if isinstance(r, SessionsResult | WebhooksResult | NeighboursResult):
+        if r is not None and not isinstance(r, WrkResult):
             continue
         if r is None:
             lines.append(f"{o.target:<13} {'FAILED':>10}")
@@ -190,8 +200,15 @@ def flood_line(flood: Flood) -> str:
     )
 
 
-def _error_detail(result: WrkResult | SessionsResult | WebhooksResult) -> str:
+def _error_detail(
+    result: WrkResult | SessionsResult | WebhooksResult | FanoutResult | HistoryResult,
+) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, FanoutResult):
+        seen = [*result.original.errors_seen, *result.zapgate.errors_seen]
+        return f"failed inbound posts or missing receipts; first errors: {seen[:3]}"
+    if isinstance(result, HistoryResult):
+        return "wrong or failed pages; see the history section"
     if isinstance(result, WebhooksResult):
         return webhooks_error_detail(result)
     if isinstance(result, SessionsResult):

@@ -62,6 +62,15 @@ def rss_kb(pid: int) -> int:
     raise BenchError(f"no VmRSS line in /proc/{pid}/status")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, all threads (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError as exc:
+        raise BenchError(f"cannot read the CPU time of pid {pid}: {exc}") from exc
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     """Last lines of a server log, for error messages."""
     try:

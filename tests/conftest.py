@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from zapgate.app import create_asgi, start, stop
 from zapgate.config import Settings
 from zapgate.db.database import create_engine
+from zapgate.realtime.direct import UVICORN_OPTIONS
 from zapgate.services import Services, build_services
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -197,6 +198,7 @@ class serve:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=1,
+            **UVICORN_OPTIONS,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -79,6 +79,7 @@ def serve(
 ) -> None:
     """Run the service."""
     from zapgate.app import create_app
+    from zapgate.realtime.direct import UVICORN_OPTIONS
 
     settings = _settings(host=host, port=port)
     os.umask(0o077)  # whatever zapgate, Chromium or the bridge create is private to this user
@@ -93,6 +94,7 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),  # client addresses from trusted proxies
         forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
+        **UVICORN_OPTIONS,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

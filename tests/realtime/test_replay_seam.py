@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -105,22 +104,24 @@ async def test_a_replay_whose_live_buffer_overflows_asks_for_a_resync_then_goes_
         assert seqs(client) == [8]
 
 
-async def test_a_replay_starting_in_the_middle_of_an_event_gets_it_once(
+async def test_a_replay_starting_while_an_event_is_being_fanned_out_gets_it_once(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The fan-out puts an event's ``event`` and ``message`` packets on every socket in one
+    step, so a replay can only start before or after an event, never between its halves."""
     key = await tenant_with_key(server, "mid")
-    sio = server.services.realtime.sio
-    real_emit = sio.emit
+    fanout = server.services.realtime.fanout
+    real_emit = fanout._emit
     paused = asyncio.Event()
     resume = asyncio.Event()
 
-    async def emit_pausing_before_message(name: str, data: Any, **options: Any) -> None:
-        if name == "message" and isinstance(options.get("to"), list) and not resume.is_set():
-            paused.set()  # the fan-out sent ``event`` for this message, not yet ``message``
+    async def emit_after_a_pause(event: Event) -> None:
+        if event.tenant == "mid" and not resume.is_set():
+            paused.set()  # the fan-out holds its turn with this event not yet sent
             await resume.wait()
-        await real_emit(name, data, **options)
+        await real_emit(event)
 
-    monkeypatch.setattr(sio, "emit", emit_pausing_before_message)
+    monkeypatch.setattr(fanout, "_emit", emit_after_a_pause)
 
     async def receive(unit: UnitOfWork) -> None:
         payload = {"id": "m1", "from": "1", "to": "2", "text": "hi", "type": "text"}

@@ -121,4 +121,4 @@ class Fanout:
         rooms = [tenant_room(event.tenant)]
         if event.session is not None:
             rooms.append(session_room(event.tenant, event.session))
-        await send(self._sio, event, rooms, skip or None)
+        send(self._sio, event, rooms, skip or None)

@@ -123,7 +123,7 @@ class Replays:
                 if event.seq > upto or buffer.overflowed:
                     return
                 if client.wants(event):
-                    await send(self._sio, event, client.sid)
+                    send(self._sio, event, client.sid)
             if len(page) < REPLAY_PAGE:
                 return
             after = page[-1].seq
@@ -151,7 +151,7 @@ class Replays:
             if not events:
                 return
             for event in events:
-                await send(self._sio, event, client.sid)
+                send(self._sio, event, client.sid)
             await asyncio.sleep(0)
 
     async def _resync(self, client: Client, offset: int, kept_from: int, upto: int) -> None:

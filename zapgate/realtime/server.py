@@ -36,6 +36,7 @@ from zapgate.realtime import inputs
 from zapgate.realtime.backlog import BacklogWatch
 from zapgate.realtime.clients import Client
 from zapgate.realtime.cors import cors_options
+from zapgate.realtime.direct import DirectSocketIO, DirectWebsockets
 from zapgate.realtime.fanout import Fanout
 from zapgate.realtime.inputs import InvalidInput
 from zapgate.realtime.polling import PollWatch
@@ -55,7 +56,7 @@ class RealtimeServer:
         database: AsyncEngine,
         cors_origins: list[str] | None,
     ) -> None:
-        self.sio = socketio.AsyncServer(
+        self.sio = DirectSocketIO(
             async_mode="asgi",
             logger=False,
             engineio_logger=False,
@@ -74,7 +75,8 @@ class RealtimeServer:
 
     def asgi(self, other: ASGIApp) -> ASGIApp:
         """The ASGI app: Socket.IO at ``/socket.io``, ``other`` for everything else."""
-        self.polls = PollWatch(socketio.ASGIApp(self.sio, other_asgi_app=other), self.sio.eio)
+        engineio_app = socketio.ASGIApp(self.sio, other_asgi_app=other)
+        self.polls = PollWatch(DirectWebsockets(engineio_app, self.sio.eio), self.sio.eio)
         return self.polls
 
     async def start(self) -> None:

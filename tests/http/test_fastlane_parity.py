@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -31,7 +32,7 @@ REQUESTS: list[tuple[str, dict[str, str], Any]] = [
     (V1, BEARER, {"to": NUMBER, "text": "quota"}),  # the outbox holds 4: this is the 5th queued
     (V1, BEARER, {"to": NUMBER, "text": "over the rate"}),
 ]
-VOLATILE = {"id", "timestamp", "updated_at", "message"}
+VOLATILE = {"id", "timestamp", "updated_at", "message", "engine_message_id"}
 
 
 def shape(response: httpx.Response) -> tuple[Any, ...]:
@@ -53,22 +54,65 @@ def seconds_blurred(value: Any) -> Any:
     return json.loads(re.sub(r'"retry-after": "\d+"', '"retry-after": "N"', text))
 
 
-async def answers(tmp_path: Path, fast_lane: bool) -> list[tuple[Any, ...]]:
+INBOUND = "/api/v1/sessions/default/simulate/inbound"
+INBOUND_REQUESTS: list[tuple[str, dict[str, str], Any]] = [
+    (INBOUND, BEARER, {"from": NUMBER, "text": "oi"}),
+    (INBOUND, {"X-Api-Key": ADMIN_KEY}, {"from": NUMBER, "text": "x-api-key"}),
+    (INBOUND, BEARER, {"from": "abc", "text": "bad number"}),
+    (INBOUND, BEARER, {"from": NUMBER}),
+    (INBOUND, BEARER, {"from": NUMBER, "text": ""}),
+    (INBOUND, BEARER, {"from": NUMBER, "text": "x", "extra": 1}),
+    ("/api/v1/sessions/nope/simulate/inbound", BEARER, {"from": NUMBER, "text": "x"}),
+    (INBOUND, {}, {"from": NUMBER, "text": "no key"}),
+]
+
+
+async def answers(
+    tmp_path: Path,
+    fast_lane: bool,
+    requests: list[tuple[str, dict[str, str], Any]] = REQUESTS,
+    **settings_changes: Any,
+) -> list[tuple[Any, ...]]:
     settings = make_settings(
         tmp_path,
-        rate_limit_per_key=0.001,
-        rate_limit_burst=10,  # every request above but the 401s takes a token
-        max_queued_per_session=4,
-        simulator_pairing_seconds=3600,  # the default session never pairs: sends stay queued
+        **{
+            "rate_limit_per_key": 0.001,
+            "rate_limit_burst": 10,  # every request above but the 401s takes a token
+            "max_queued_per_session": 4,
+            "simulator_pairing_seconds": 3600,  # the default session never pairs: sends stay queued
+            **settings_changes,
+        },
     )
     async with (
         serve(build_services(settings), fast_lane=fast_lane) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
+        if settings.simulator_pairing_seconds == 0:
+            await until_working(client)
         return [
             shape(await client.post(path, headers=headers, json=body))
-            for path, headers, body in REQUESTS
+            for path, headers, body in requests
         ]
+
+
+async def until_working(client: httpx.AsyncClient) -> None:
+    """Wait for the default session to pair (instantly, but after start-up)."""
+    async with asyncio.timeout(10):
+        while (await client.get("/api/v1/sessions/default", headers=BEARER)).json().get(
+            "status"
+        ) != "WORKING":
+            await asyncio.sleep(0.02)
+
+
+async def test_simulated_inbound_gets_the_same_answers_from_the_fast_lane(tmp_path: Path) -> None:
+    changes = {"simulator_pairing_seconds": 0, "rate_limit_burst": 100}
+    fast = await answers(tmp_path / "fast", True, INBOUND_REQUESTS, **changes)
+    slow = await answers(tmp_path / "slow", False, INBOUND_REQUESTS, **changes)
+    for request, with_lane, without in zip(INBOUND_REQUESTS, fast, slow, strict=True):
+        assert with_lane == without, request
+    assert [answer[0] for answer in fast] == [201, 201, 422, 422, 422, 422, 404, 401]
+    assert fast[0][1]["direction"] == "in"
+    assert fast[0][1]["text"] == "oi"
 
 
 async def test_the_fast_lane_and_the_routes_answer_alike(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""The hot path: successful text sends served without the framework's per-request machinery.
+"""The hot paths: successful text sends (and simulated inbound messages) served without the
+framework's per-request machinery.
 
 ``POST /whatsapp/send`` and ``POST /api/v1/sessions/{session}/messages`` carry nearly all the
-load. This ASGI layer reads the body, authenticates, validates with the same pydantic models and
-calls the same use case as the FastAPI routes. When everything succeeds it answers itself;
-when anything is off (no key, bad JSON, unknown session, a large body, ...) it hands the request,
-body included, to FastAPI unchanged, so errors are still rendered in one place and the routes
-stay the documented contract.
+load; ``POST /api/v1/sessions/{session}/simulate/inbound`` is how tests and benchmarks feed a
+simulator session as fast as a real phone would. This ASGI layer reads the body, authenticates,
+validates with the same pydantic models and calls the same use case as the FastAPI routes. When
+everything succeeds it answers itself; when anything is off (no key, bad JSON, unknown session, a
+large body, ...) it hands the request, body included, to FastAPI unchanged, so errors are still
+rendered in one place and the routes stay the documented contract.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from zapgate.limits.gate import Admission
 from zapgate.messages.commands import send_text
 from zapgate.messages.schemas import SendText
 from zapgate.names import SESSION_NAME
+from zapgate.phone import normalize_number
 from zapgate.services import Services
+from zapgate.sessions.schemas import SimulatedInbound
 
 log = logging.getLogger(__name__)
 FAST_BODY_MAX = 256 * 1024
 _V1_SEND = re.compile(r"^/api/v1/sessions/(" + SESSION_NAME.strip("^$") + r")/messages$")
+_V1_INBOUND = re.compile(r"^/api/v1/sessions/(" + SESSION_NAME.strip("^$") + r")/simulate/inbound$")
 _LEGACY_SEND = "/whatsapp/send"
 FULL_PATH_HEADERS = frozenset({b"idempotency-key", b"origin"})
 
@@ -51,6 +56,13 @@ async def _legacy(services: Services, tenant: str, body: bytes, _session: str) -
     session = services.settings.default_session
     message = await send_text(services, tenant, session, str(request.number), request.message)
     return 200, legacy_send_result(message)
+
+
+async def _inbound(services: Services, tenant: str, body: bytes, session: str) -> tuple[int, Any]:
+    request = SimulatedInbound.model_validate_json(body)
+    sender = normalize_number(request.from_, services.settings.default_country_code)
+    message = await services.sessions.inject_inbound(tenant, session, sender, request.text)
+    return 201, message.public()
 
 
 class SendFastLane:
@@ -108,7 +120,10 @@ def _route(scope: Scope) -> tuple[Handler, str] | None:
     if path == _LEGACY_SEND:
         return _legacy, ""
     matched = _V1_SEND.match(path)
-    return (_v1, matched.group(1)) if matched else None
+    if matched:
+        return _v1, matched.group(1)
+    matched = _V1_INBOUND.match(path)
+    return (_inbound, matched.group(1)) if matched else None
 
 
 async def _read(receive: Receive) -> tuple[list[bytes], bool]:

@@ -23,6 +23,8 @@ from zapgate.phone import chat_id
 from zapgate.validation import scrub_text
 
 EARLY_ACKS_KEPT = 10_000
+RECENTLY_RECEIVED = 256
+"""Received messages kept for :meth:`MessageService.just_received` (the oldest go first)."""
 
 
 class MessageService:
@@ -35,6 +37,7 @@ class MessageService:
         self.depth = OutboxDepth()
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
+        self._received: dict[str, Message] = {}
 
     async def accept(
         self,
@@ -111,7 +114,16 @@ class MessageService:
             unit.emit(_event(message, EventType.MESSAGE_RECEIVED))
             return message
 
-        return await self._committer.run(job)
+        stored = await self._committer.run(job)
+        self._received[stored.id] = stored
+        while len(self._received) > RECENTLY_RECEIVED:
+            self._received.pop(next(iter(self._received)))
+        return stored
+
+    def just_received(self, message_id: str) -> Message | None:
+        """The message ``record_inbound`` just stored as ``message_id`` (taken once), so the
+        simulator's route answers without reading back what it wrote; None if not at hand."""
+        return self._received.pop(message_id, None)
 
     async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
         """Mark ``message`` sent, with any acks that arrived before (in the same transaction)."""

@@ -321,7 +321,9 @@ class SessionManager:
             message_id: str = await simulator.inject_inbound(sender, text)
         except EngineError as error:
             raise SessionNotReady(str(error)) from None
-        return await self.messages.get(tenant, message_id)
+        return self.messages.just_received(message_id) or await self.messages.get(
+            tenant, message_id
+        )
 
     def wake_sender(self, tenant: str, name: str) -> None:
         """Tell the session's sender that a message was queued."""
@@ -422,7 +424,7 @@ class SessionManager:
         await running.runner.stop(logout=logout)
 
     async def _simulator(self, tenant: str, name: str) -> Any:
-        return self._engine_of(await self.get(tenant, name), Capability.SIMULATION)
+        return self._engine_of(await self.require(tenant, name), Capability.SIMULATION)
 
     def _engine_of(self, session: Session, needed: Capability) -> Engine:
         """The engine running the session here, if it has ``needed``.

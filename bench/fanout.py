@@ -3,11 +3,13 @@ the original Node backend, in the same run and on the same pinned core.
 
 For each server (the original first, then zapgate with an authenticated tenant and the
 simulator's ``default`` session), :file:`bench/node/fanout.js` runs on the load core: it
-connects the clients (the real socket.io-client, websocket transport), warms up, then runs two
-phases on the same sockets: ``max`` (inbound POSTs with 20 in flight, as fast as the server
-takes them) and ``paced`` (500 inbound messages/s, each timed from its scheduled send time).
-Every phase waits until every client has every message. The server's CPU seconds are read from
-``/proc`` at each phase's start and end marks.
+connects the clients (light Engine.IO/Socket.IO clients over ``ws``, websocket transport: one
+core of the real socket.io-client saturated before either server did), warms up, then runs two
+phases on the same sockets: ``max`` (inbound POSTs with :data:`CONCURRENCY` in flight, as fast as
+the server takes them) and ``paced`` (:data:`RATE` inbound messages/s, each timed from its
+scheduled send time). Every phase waits until every client has every message. The server's and
+the clients' CPU seconds are read from ``/proc`` at each phase's start and end marks; clients
+near 100% of their core mean the load, not the server, set the pace.
 
 Figures per phase: messages/s, events/s (``message`` events received over all clients), e2e
 latency p50/p99 (POST sent -> a client has it), server CPU per message. zapgate's clients also
@@ -27,7 +29,7 @@ from bench.server import BenchError, Running, cpu_seconds, http_call, serve
 from bench.targets import NODE_DIR, Request, original_server, webhooks_server
 
 CLIENTS = 100
-CONCURRENCY = 20
+CONCURRENCY = 50
 RATE = 500
 PHASES = ("max", "paced")
 SESSION = "default"
@@ -68,6 +70,7 @@ class Phase:
     p99_ms: float | None
     max_ms: float | None
     cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     @property
     def errors(self) -> int:
@@ -79,11 +82,17 @@ class Phase:
         """Server CPU milliseconds per inbound message."""
         return 1000 * self.cpu_s / self.messages if self.messages else 0.0
 
+    @property
+    def client_busy(self) -> float:
+        """Share of one core the clients used (near 1.0: the load core, not the server, limits)."""
+        return self.client_cpu_s / self.seconds if self.seconds else 0.0
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready view."""
         return {
             **{k: v for k, v in self.__dict__.items()},
             "cpu_ms_per_message": round(self.cpu_ms_per_message, 3),
+            "client_busy": round(self.client_busy, 3),
         }
 
 
@@ -155,6 +164,7 @@ def drive(plan: Plan, running: Running, style: str, path: str, token: str | None
                 mark = json.loads(line)
                 key = f"{mark['phase']}:{mark['mark']}"
                 cpu[key] = cpu_seconds(running.process.pid)
+                cpu[f"client:{key}"] = cpu_seconds(process.pid)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -174,7 +184,8 @@ def drive(plan: Plan, running: Running, style: str, path: str, token: str | None
     for raw in document["phases"]:
         name = raw["phase"]
         spent = cpu.get(f"{name}:end", 0.0) - cpu.get(f"{name}:start", 0.0)
-        phases[name] = Phase(**raw, cpu_s=spent)
+        client = cpu.get(f"client:{name}:end", 0.0) - cpu.get(f"client:{name}:start", 0.0)
+        phases[name] = Phase(**raw, cpu_s=spent, client_cpu_s=client)
     return Side(style, phases, tuple(document["errors"]))
 
 
@@ -214,7 +225,7 @@ def section(result: FanoutResult) -> str:
     lines = [
         f"fan-out to {result.clients} Socket.IO clients:",
         f"  {'server':<9} {'phase':<6} {'msg/s':>8} {'events/s':>10} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'cpu ms/msg':>10} {'complete':>8}",
+        f"{'p99 ms':>8} {'cpu ms/msg':>10} {'clients':>7} {'complete':>8}",
     ]
     for side in (result.original, result.zapgate):
         for name in PHASES:
@@ -225,7 +236,7 @@ def section(result: FanoutResult) -> str:
             lines.append(
                 f"  {side.server:<9} {name:<6} {p.messages_per_s:>8.0f} {p.events_per_s:>10.0f} "
                 f"{_ms(p.p50_ms):>8} {_ms(p.p99_ms):>8} {p.cpu_ms_per_message:>10.2f} "
-                f"{'yes' if p.complete else 'NO':>8}"
+                f"{p.client_busy:>7.0%} {'yes' if p.complete else 'NO':>8}"
             )
     for name in PHASES:
         ratio = result.ratio(name)

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     default_country_code: str = Field(default="", pattern=r"^\d{0,3}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
     rate_limit_per_key: float = Field(default=50.0, ge=0, allow_inf_nan=False)

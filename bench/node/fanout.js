@@ -1,10 +1,15 @@
-// The fan-out workload's clients and load, in one Node process on the load core: N real
-// socket.io-client sockets (websocket transport) listen to `message`; inbound messages are
-// POSTed to the server, each carrying its send time, and every socket's receipt is timed.
+// The fan-out workload's clients and load, in one Node process on the load core: N Socket.IO
+// clients (websocket transport) listen to `message`; inbound messages are POSTed to the server,
+// each carrying its send time, and every socket's receipt is timed.
 //
 //   node fanout.js --url http://127.0.0.1:PORT --path /inbound --style original|zapgate
-//                  [--clients 100] [--duration 10] [--concurrency 20]
-//                  [--rate 500] [--phases max,paced]
+//                  [--clients 100] [--duration 10] [--concurrency 50]
+//                  [--rate 500] [--phases max,paced] [--client light|socketio]
+//
+// `light` clients (the default) speak Engine.IO 4 / Socket.IO 5 over `ws` themselves (open,
+// connect with auth, ping/pong) and look only at `message` packets: one core of such clients
+// takes several times the events/s of one core of socket.io-client, which itself saturated the
+// load core before either server did. `socketio` runs the real socket.io-client instead.
 //
 // The API key, if any, comes from the environment (BENCH_TOKEN).
 // Phases run in order on the same sockets: `max` keeps --concurrency POSTs in flight for
@@ -18,6 +23,7 @@
 const http = require("node:http");
 const { performance } = require("node:perf_hooks");
 const { io } = require("socket.io-client");
+const WebSocket = require("ws");
 
 function flags(argv) {
   const out = {};
@@ -30,7 +36,7 @@ args.token = process.env.BENCH_TOKEN; // a key in argv would show in ps
 const url = new URL(args.url);
 const CLIENTS = Number(args.clients || 100);
 const DURATION_MS = Number(args.duration || 10) * 1000;
-const CONCURRENCY = Number(args.concurrency || 20);
+const CONCURRENCY = Number(args.concurrency || 50);
 const RATE = Number(args.rate || 500);
 const PHASES = (args.phases || "max,paced").split(",");
 const STALL_MS = 15000;
@@ -85,7 +91,11 @@ async function sendOne(scheduled) {
 
 function onMessage(message) {
   const text = message && (message.text || message.body);
-  if (typeof text !== "string" || !text.startsWith("b:")) return;
+  if (typeof text === "string" && text.startsWith("b:")) receipt(text);
+}
+
+// `b:<id>:<scheduled ms>`: one more socket has message <id>.
+function receipt(text) {
   const [, id, scheduled] = text.split(":");
   const left = state.expect.get(Number(id));
   if (left === undefined) return;
@@ -98,8 +108,34 @@ function onMessage(message) {
   else state.expect.set(Number(id), left - 1);
 }
 
+const MESSAGE_PACKET = '42["message",';
+const TEXT_FIELD = '"text":"';
+
+// One light client: resolves once connected; counts the `message` packets it gets.
+function lightClient(auth) {
+  return new Promise((resolve, reject) => {
+    const base = args.url.replace(/^http/, "ws");
+    const ws = new WebSocket(`${base}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: false });
+    ws.on("error", reject);
+    ws.on("message", (data) => {
+      const packet = data.toString();
+      if (packet.startsWith(MESSAGE_PACKET)) {
+        const at = packet.indexOf(TEXT_FIELD);
+        const start = at + TEXT_FIELD.length;
+        if (at >= 0 && packet.startsWith("b:", start)) receipt(packet.slice(start, packet.indexOf('"', start)));
+      } else if (packet === "2") ws.send("3");
+      else if (packet.startsWith("0{")) ws.send("40" + (auth ? JSON.stringify(auth) : ""));
+      else if (packet.startsWith("40")) resolve(ws);
+      else if (packet.startsWith("44")) reject(new Error(`connect_error: ${packet}`));
+    });
+  });
+}
+
 function connectAll() {
   const auth = args.token ? { token: args.token } : undefined;
+  if ((args.client || "light") === "light") {
+    return Promise.all(Array.from({ length: CLIENTS }, () => lightClient(auth)));
+  }
   const sockets = [];
   const ready = [];
   for (let i = 0; i < CLIENTS; i++) {

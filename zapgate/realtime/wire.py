@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import socketio
 from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
 from zapgate.events.model import Event, EventType
-from zapgate.realtime.direct import DirectQueue, packet_frame
+from zapgate.realtime.direct import OPCODE_TEXT, DirectQueue, frame, packet_frame
 
 NAMESPACE = "/"
 
@@ -43,32 +43,35 @@ def send(
 ) -> int:
     """Emit ``event`` to a socket or rooms, leaving out the sockets in ``skip``; returns how
     many sockets it went to."""
-    packets = [_packet(sio, "event", event.envelope())]
-    if event.type == EventType.MESSAGE_RECEIVED:
-        packets.append(_packet(sio, "message", legacy_message(event)))
-    frames = b"".join(packet_frame(packet) for packet in packets)
     left_out = set(skip or ())
     sockets = sio.eio.sockets
-    reached = 0
-    for sid, eio_sid in sio.manager.get_participants(NAMESPACE, to):
-        if sid in left_out:
-            continue
-        socket = sockets.get(eio_sid)
-        if socket is None or socket.closed:
-            continue
+    recipients = [
+        socket
+        for sid, eio_sid in sio.manager.get_participants(NAMESPACE, to)
+        if sid not in left_out
+        and (socket := sockets.get(eio_sid)) is not None
+        and not socket.closed
+    ]
+    if not recipients:  # nothing to encode (most events, when nobody listens)
+        return 0
+    packets = [_packet("event", event.envelope())]
+    if event.type == EventType.MESSAGE_RECEIVED:
+        packets.append(_packet("message", legacy_message(event)))
+    frames = b"".join(packet_frame(packet) for packet in packets)
+    for socket in recipients:
         queue = socket.queue
         if isinstance(queue, DirectQueue):
             queue.put_frames(packets, frames)
         else:
             for packet in packets:
                 queue.put_nowait(packet)
-        reached += 1
-    return reached
+    return len(recipients)
 
 
-def _packet(sio: socketio.AsyncServer, name: str, data: Any) -> eio_packet.Packet:
-    """One Engine.IO message packet carrying Socket.IO event ``name``, encoded once."""
-    encoded = sio.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[name, data]).encode()
-    if isinstance(encoded, list):  # binary attachments: never in zapgate's JSON events
-        raise ValueError("binary Socket.IO packets are not supported here")
-    return eio_packet.Packet(eio_packet.MESSAGE, encoded)
+def _packet(name: str, data: Any) -> eio_packet.Packet:
+    """One Engine.IO message packet carrying Socket.IO event ``name`` (namespace ``/``, no ack
+    id: ``2["name",data]``), encoded once, its websocket frame ready too."""
+    body = orjson.dumps([name, data])
+    packet = eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
+    packet.zapgate_frame = frame(b"42" + body, OPCODE_TEXT)  # what packet_frame would build
+    return packet

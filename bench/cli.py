@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import fanout, history, hostile, neighbours, report, sessions, victim, webhooks
+from bench import e2e, fanout, history, hostile, neighbours, report, sessions, victim, webhooks
 from bench.server import BenchError, http_call, serve
 from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
@@ -35,13 +35,15 @@ SESSIONS = "sessions"
 """Name of the sessions workload (run after the wrk targets)."""
 WEBHOOKS = "webhooks"
 """Name of the webhooks workload."""
+E2E = "e2e"
+"""Name of the end-to-end workload (sends all the way to ``read``, pacing off)."""
 FANOUT = "fanout"
 """Name of the fan-out workload (the original and zapgate, 100 Socket.IO clients)."""
 HISTORY = "history"
 """Name of the history workload (page latency and RSS with 10,000 and 1,000,000 messages)."""
 NEIGHBOURS = "neighbours"
 """Name of the noisy-neighbour workload (run last)."""
-WORKLOADS = (FANOUT, SESSIONS, WEBHOOKS, HISTORY, NEIGHBOURS)
+WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,18 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
         return report.Outcome(WEBHOOKS, failure=str(exc))
 
 
+def measure_e2e(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the end-to-end workload (its own zapgate server, pacing off)."""
+    log(f"{E2E}: {setup.duration_s}s of sends, then until every one is read")
+    plan = e2e.Plan(
+        setup.duration_s, api_key, setup.log_dir, setup.wrk, setup.server_prefix, setup.wrk_prefix
+    )
+    try:
+        return report.Outcome(E2E, result=e2e.run(plan))
+    except BenchError as exc:
+        return report.Outcome(E2E, failure=str(exc))
+
+
 def measure_fanout(api_key: str, setup: Setup) -> report.Outcome:
     """Run the fan-out workload against the original, then zapgate."""
     log(f"{FANOUT}: {fanout.CLIENTS} clients, max and paced phases of {setup.duration_s}s each")
@@ -274,6 +288,8 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             if ratio is not None:
                 print(f"{target}/{reference} throughput: {ratio:.2f}x  ({meaning})")
     for o in outcomes:
+        if isinstance(o.result, e2e.E2EResult):
+            print(e2e.section(o.result))
         if isinstance(o.result, fanout.FanoutResult):
             print(fanout.section(o.result))
         if isinstance(o.result, history.HistoryResult):
@@ -305,6 +321,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         outcomes = measure_all(chosen, setup)
         workloads = {
+            E2E: measure_e2e,
             FANOUT: measure_fanout,
             SESSIONS: measure_sessions,
             WEBHOOKS: measure_webhooks,

@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.e2e import E2EResult
 from bench.fanout import FanoutResult
 from bench.history import HistoryResult
 from bench.neighbours import MAX_RATIO, RAMP_S, Flood, NeighboursResult
@@ -29,6 +30,7 @@ class Outcome:
         | NeighboursResult
         | FanoutResult
         | HistoryResult
+        | E2EResult
         | None
     ) = None
     failure: str | None = None
@@ -201,9 +203,12 @@ def flood_line(flood: Flood) -> str:
 
 
 def _error_detail(
-    result: WrkResult | SessionsResult | WebhooksResult | FanoutResult | HistoryResult,
+    result: WrkResult | SessionsResult | WebhooksResult | FanoutResult | HistoryResult | E2EResult,
 ) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, E2EResult):
+        drained = "" if result.drained else "; the outbox did not drain"
+        return f"{result.accepted.errors} refused sends, {result.failed} failed{drained}"
     if isinstance(result, FanoutResult):
         seen = [*result.original.errors_seen, *result.zapgate.errors_seen]
         return f"failed inbound posts or missing receipts; first errors: {seen[:3]}"

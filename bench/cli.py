@@ -287,6 +287,7 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             ratio = report.throughput_ratio(outcomes, target, reference)
             if ratio is not None:
                 print(f"{target}/{reference} throughput: {ratio:.2f}x  ({meaning})")
+    print(report.summary(outcomes))
     for o in outcomes:
         if isinstance(o.result, e2e.E2EResult):
             print(e2e.section(o.result))

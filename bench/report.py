@@ -268,3 +268,145 @@ def write_json(payload: dict[str, object], path: Path = LATEST) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the summary: a workload's figure against the original's and the target."""
+
+    workload: str
+    original: str
+    zapgate: str
+    ratio: str
+    target: str
+    met: bool | None
+
+
+def _find(outcomes: list[Outcome], kind: type) -> object | None:
+    for o in outcomes:
+        if isinstance(o.result, kind):
+            return o.result
+    return None
+
+
+def _wrk(outcomes: list[Outcome], name: str) -> WrkResult | None:
+    for o in outcomes:
+        if o.target == name and isinstance(o.result, WrkResult):
+            return o.result
+    return None
+
+
+def _send_rows(outcomes: list[Outcome]) -> list[Row]:
+    original, ours = _wrk(outcomes, "original"), _wrk(outcomes, "zapgate")
+    if original is None or ours is None:
+        return []
+    ratio = ours.requests_per_sec / original.requests_per_sec
+    return [
+        Row(
+            "send req/s (50 conns)",
+            f"{original.requests_per_sec:,.0f}",
+            f"{ours.requests_per_sec:,.0f}",
+            f"{ratio:.2f}x",
+            ">= 1.5x",
+            ratio >= 1.5,
+        ),
+        Row(
+            "send p99 ms",
+            f"{original.p99_ms:.1f}",
+            f"{ours.p99_ms:.1f}",
+            f"{ours.p99_ms / original.p99_ms:.2f}x",
+            "<= 1.0x",
+            ours.p99_ms <= original.p99_ms,
+        ),
+    ]
+
+
+def _fanout_rows(result: FanoutResult) -> list[Row]:
+    rows = []
+    theirs, ours = result.original.phases.get("max"), result.zapgate.phases.get("max")
+    if theirs and ours and theirs.events_per_s:
+        ratio = ours.events_per_s / theirs.events_per_s
+        figures = f"{theirs.events_per_s:,.0f}", f"{ours.events_per_s:,.0f}", f"{ratio:.2f}x"
+        rows.append(Row("fan-out events/s, 100 clients", *figures, ">= 1.0x", ratio >= 1.0))
+    theirs, ours = result.original.phases.get("paced"), result.zapgate.phases.get("paced")
+    if theirs and ours and theirs.p99_ms and ours.p99_ms:
+        ratio = ours.p99_ms / theirs.p99_ms
+        rows.append(
+            Row(
+                "fan-out p99 ms at 500 msg/s",
+                f"{theirs.p99_ms:.1f}",
+                f"{ours.p99_ms:.1f}",
+                f"{ratio:.2f}x",
+                "<= 1.0x",
+                ratio <= 1.0,
+            )
+        )
+    return rows
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """Every workload in one table: the original's figure, zapgate's, the ratio, the target."""
+    rows = _send_rows(outcomes)
+    fan = _find(outcomes, FanoutResult)
+    if isinstance(fan, FanoutResult):
+        rows += _fanout_rows(fan)
+    end = _find(outcomes, E2EResult)
+    if isinstance(end, E2EResult):
+        rows.append(
+            Row(
+                "e2e sends read/s",
+                "-",
+                f"{end.read_per_s:,.0f}",
+                "-",
+                ">= 5,000",
+                end.read_per_s >= 5000,
+            )
+        )
+    hist = _find(outcomes, HistoryResult)
+    if isinstance(hist, HistoryResult):
+        worst = hist.large.worst.pattern if hist.large.worst else "-"
+        rows += [
+            Row(
+                f"history page p99 ms, {hist.large.messages:,} msgs",
+                "-",
+                f"{hist.large.page_p99_ms:.1f} ({worst})",
+                "-",
+                "<= 10",
+                hist.p99_met,
+            ),
+            Row(
+                "RSS large/small history",
+                "-",
+                f"{hist.large.rss_after_kb / 1024:.0f}/{hist.small.rss_after_kb / 1024:.0f} MiB",
+                f"{hist.rss_ratio:.2f}x",
+                "<= 1.2x",
+                hist.rss_met,
+            ),
+        ]
+    hooks = _find(outcomes, WebhooksResult)
+    if isinstance(hooks, WebhooksResult):
+        rows.append(
+            Row(
+                "webhook deliveries/s",
+                "-",
+                f"{hooks.delivered_per_s:,.0f}",
+                "-",
+                ">= 5,000",
+                hooks.delivered_per_s >= 5000,
+            )
+        )
+    sess = _find(outcomes, SessionsResult)
+    if isinstance(sess, SessionsResult):
+        per_session = sess.kb_per_session
+        name = f"KiB per idle session ({sess.sessions:,})"
+        rows.append(Row(name, "-", f"{per_session:.1f}", "-", "<= 50", per_session <= 50))
+    header = (
+        f"{'workload':<38} {'original':>10} {'zapgate':>22} {'ratio':>7} {'target':>9} {'met':>4}"
+    )
+    lines = ["summary (one core each, same run):", header]
+    for r in rows:
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        lines.append(
+            f"{r.workload:<38} {r.original:>10} {r.zapgate:>22} {r.ratio:>7} {r.target:>9} {met:>4}"
+        )
+    return "\n".join(lines)

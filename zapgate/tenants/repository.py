@@ -37,19 +37,24 @@ async def last_seq(connection: AsyncConnection, tenant: str) -> int:
     return int(value or 0)
 
 
+_ADVANCE_SEQ = (
+    sa.update(tenants)
+    .where(tenants.c.id == sa.bindparam("tenant"))
+    .values(last_seq=tenants.c.last_seq + sa.bindparam("count", type_=sa.BigInteger))
+    .returning(tenants.c.last_seq)
+)
+"""Built once: it runs in every write batch."""
+
+
 async def advance_seq(connection: AsyncConnection, tenant: str, count: int) -> int:
     """Reserve ``count`` seqs of ``tenant``; returns the last one (LookupError if unknown).
 
     ``UPDATE ... RETURNING`` locks the tenant's row until commit, so writers of one tenant
     commit in seq order and a reader never sees seq N+1 before N.
     """
-    statement = (
-        sa.update(tenants)
-        .where(tenants.c.id == tenant)
-        .values(last_seq=tenants.c.last_seq + count)
-        .returning(tenants.c.last_seq)
-    )
-    last = (await connection.execute(statement)).scalar_one_or_none()
+    last = (
+        await connection.execute(_ADVANCE_SEQ, {"tenant": tenant, "count": count})
+    ).scalar_one_or_none()
     if last is None:
         raise LookupError(f"unknown tenant {tenant!r}")
     return int(last)

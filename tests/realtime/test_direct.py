@@ -17,6 +17,7 @@ from tests.realtime.support import connected, got_seq, seqs, tenant_with_key, un
 from tests.support.js_client import JsSocketClient
 from zapgate.db.committer import UnitOfWork
 from zapgate.events.model import EventDraft
+from zapgate.realtime import backlog
 from zapgate.realtime.direct import DirectQueue, frame
 
 pytestmark = pytest.mark.node
@@ -134,5 +135,31 @@ async def test_a_socket_that_stops_reading_falls_back_to_its_queue_and_keeps_ord
                 if seq is not None:
                     received.append(seq)
         assert received == list(range(1, total + 1)), "every event once, in order"
+    finally:
+        await ws.close()
+
+
+async def test_a_websocket_that_stops_reading_is_closed_once_its_queue_grows(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backlog, "MAX_QUEUED", 20)
+    key = await tenant_with_key(server, "stuckws")
+    realtime = server.services.realtime
+    ws = await raw_socket(server, key)
+    try:
+        await until(lambda: len(realtime.principals()) == 1)
+        (engine_socket,) = realtime.sio.eio.sockets.values()
+        queue = engine_socket.queue
+        for _ in range(40):  # direct writes fill the transport until it pushes back
+            await emit_sized(server, "stuckws", [4_000] * 50)
+            await realtime.drain()
+            if queue.link is None:
+                break
+        assert queue.link is None, "the transport never pushed back"
+        await emit_sized(server, "stuckws", [10] * 50)
+        await realtime.drain()
+        assert await realtime.backlogs.check() == 0, "over the limit: it may be draining"
+        assert await realtime.backlogs.check() == 1, "not drained since: closed"
+        await until(lambda: not realtime.principals())
     finally:
         await ws.close()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from zapgate.db.committer import UnitOfWork
 from zapgate.db.migrate import migrate
 from zapgate.db.tables import messages as messages_table
+from zapgate.db.tables import tenants as tenant_table
 from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import Conflict, MessageNotFound, Unauthorized
 from zapgate.events import repository as event_log
@@ -258,3 +259,41 @@ async def test_a_refusal_fails_only_its_own_job_and_keeps_the_batch(services: Se
     assert isinstance(results[50], QuotaExceeded)
     assert results.count(1) == 100
     assert committer.batches - before <= 3, "a refusal must not split the batch into 101"
+
+
+async def test_deferred_updates_land_after_the_batchs_inserts_in_one_statement_per_shape(
+    services: Services,
+) -> None:
+    await make_tenant(services, "upd")
+    await make_tenant(services, "other")
+
+    def row(tenant: str, name: str) -> dict[str, Any]:
+        return {"id": name, "tenant_id": tenant, "name": name, "last_seq": 0, "created_at": 1}
+
+    async def insert_and_update(unit: UnitOfWork) -> None:
+        unit.insert(tenant_table, row("upd", "t-a"))
+        unit.insert(tenant_table, row("upd", "t-b"))
+        unit.update(tenant_table, {"id": "t-a"}, {"name": "renamed a"})
+        unit.update(tenant_table, {"id": "t-b"}, {"name": "renamed b"})
+        unit.update(tenant_table, {"id": "nobody"}, {"name": "no row: nothing happens"})
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(services.database.sync_engine, "before_cursor_execute", count)
+    try:
+        await services.committer.run(insert_and_update)
+    finally:
+        sa.event.remove(services.database.sync_engine, "before_cursor_execute", count)
+    async with services.database.connect() as connection:
+        names = dict(
+            (await connection.execute(sa.select(tenant_table.c.id, tenant_table.c.name))).all()
+        )
+    assert names["t-a"] == "renamed a"
+    assert names["t-b"] == "renamed b"
+    assert "nobody" not in names
+    assert names["other"] == "other", "an update touches only the rows it matches"
+    renames = [s for s in statements if "SET name" in s]
+    assert len(renames) == 1, "the three updates of one shape went in one executemany"

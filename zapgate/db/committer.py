@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ class UnitOfWork:
         self.connection = connection
         self._missing_sessions = missing_sessions
         self._inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+        self._updates: dict[_UpdateShape, list[dict[str, Any]]] = defaultdict(list)
         self._events: list[EventDraft] = []
         self._sessions: set[tuple[str, str]] = set()
         self.committed: list[Callable[[], None]] = []
@@ -61,6 +63,15 @@ class UnitOfWork:
         """Insert ``row`` when the batch flushes (one executemany per table)."""
         self._inserts[table].append(row)
 
+    def update(self, table: sa.Table, match: dict[str, Any], values: dict[str, Any]) -> None:
+        """Set ``values`` on the rows whose columns equal ``match`` when the batch flushes,
+        after its inserts; updates of one shape share one executemany. Nothing in the batch
+        reads the rows back, so use it for bookkeeping only."""
+        shape = _UpdateShape(table, tuple(sorted(match)), tuple(sorted(values)))
+        self._updates[shape].append(
+            {**{f"m_{k}": v for k, v in match.items()}, **{f"v_{k}": v for k, v in values.items()}}
+        )
+
     def emit(self, draft: EventDraft) -> None:
         """Append ``draft`` to the log in this transaction."""
         self._events.append(draft)
@@ -72,6 +83,9 @@ class UnitOfWork:
         for table, rows in self._inserts.items():
             await self.connection.execute(table.insert(), rows)
         self._inserts.clear()
+        for shape, params in self._updates.items():
+            await self.connection.execute(_update_statement(shape), params)
+        self._updates.clear()
         placed: list[Event] = []
         if self._events:
             placed = await event_log.all_tenants_append(self.connection, self._events)
@@ -85,6 +99,22 @@ class UnitOfWork:
         if missing:
             names = ", ".join(repr(name) for _, name in sorted(missing))
             raise SessionNotFound(f"no session {names}")
+
+
+@dataclass(frozen=True, slots=True)
+class _UpdateShape:
+    table: sa.Table
+    match: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+@lru_cache(maxsize=64)
+def _update_statement(shape: _UpdateShape) -> sa.Update:
+    """``UPDATE table SET v... WHERE m...``, built once per shape."""
+    columns = shape.table.c
+    where = [columns[name] == sa.bindparam(f"m_{name}") for name in shape.match]
+    values: dict[str, Any] = {name: sa.bindparam(f"v_{name}") for name in shape.values}
+    return sa.update(shape.table).where(*where).values(values)
 
 
 class Refusal:

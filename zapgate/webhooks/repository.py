@@ -205,15 +205,12 @@ async def list_deliveries(
     return [Delivery.from_row(row) for row in rows]
 
 
-async def update_delivery(
+def update_delivery(
     unit: UnitOfWork, tenant: str, delivery_id: str, values: dict[str, Any]
 ) -> None:
-    """Change one delivery of ``tenant``."""
-    await unit.connection.execute(
-        sa.update(webhook_deliveries)
-        .where(webhook_deliveries.c.tenant_id == tenant, webhook_deliveries.c.id == delivery_id)
-        .values(updated_at=now_ms(), **values)
-    )
+    """Change one delivery of ``tenant`` when the batch flushes (one statement for all)."""
+    match = {"tenant_id": tenant, "id": delivery_id}
+    unit.update(webhook_deliveries, match, {"updated_at": now_ms(), **values})
 
 
 async def count_pending(engine: AsyncEngine, tenant: str, webhook_id: str, upto: int) -> int:

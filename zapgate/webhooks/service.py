@@ -184,7 +184,7 @@ class WebhookService:
         values = {"status": DeliveryStatus.PENDING, "next_attempt_at": now_ms(), "attempts": 0}
 
         async def job(unit: UnitOfWork) -> None:
-            await repository.update_delivery(unit, tenant, delivery_id, values)
+            repository.update_delivery(unit, tenant, delivery_id, values)
 
         await self._committer.run(job)
         self._wake(tenant, webhook_id)

@@ -462,7 +462,7 @@ class Worker:
 
         async def job(unit: UnitOfWork) -> None:
             repository.add_attempt(unit, tenant, delivery.id, outcome)
-            await repository.update_delivery(unit, tenant, delivery.id, values)
+            repository.update_delivery(unit, tenant, delivery.id, values)
             if counters:
                 await repository.update(unit, tenant, webhook.id, counters)
             if disable is not None:
@@ -530,6 +530,6 @@ def _give_up(tenant: str, delivery: Delivery) -> Job[None]:
     values = {"status": DeliveryStatus.FAILED, "last_error": GONE}
 
     async def job(unit: UnitOfWork) -> None:
-        await repository.update_delivery(unit, tenant, delivery.id, values)
+        repository.update_delivery(unit, tenant, delivery.id, values)
 
     return job

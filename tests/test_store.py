@@ -16,6 +16,7 @@ from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import Conflict, MessageNotFound, Unauthorized
 from zapgate.events import repository as event_log
 from zapgate.events.model import EventDraft
+from zapgate.messages import repository as message_store
 from zapgate.messages.model import Direction, MessageStatus
 from zapgate.messages.repository import HistoryQuery
 from zapgate.services import Services
@@ -297,3 +298,30 @@ async def test_deferred_updates_land_after_the_batchs_inserts_in_one_statement_p
     assert names["other"] == "other", "an update touches only the rows it matches"
     renames = [s for s in statements if "SET name" in s]
     assert len(renames) == 1, "the three updates of one shape went in one executemany"
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        (False, False, False, False, False),
+        (False, False, False, False, True),
+        (True, False, False, False, True),
+    ],
+    ids=["newest page", "cursor page", "chat cursor page"],
+)
+async def test_history_pages_seek_an_index_however_long_the_history(
+    services: Services, filters: tuple[bool, ...]
+) -> None:
+    if services.database.dialect.name != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL plans by its statistics")
+    statement = message_store._history(*filters)
+    params = {"t": "default", "s": "default", "n": 50, "chat": "1@c.us", "before": "msg_Z"}
+    bound = statement.params(**params)
+    sql = str(
+        bound.compile(dialect=services.database.dialect, compile_kwargs={"literal_binds": True})
+    )
+    async with services.database.connect() as connection:
+        plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "SEARCH messages USING INDEX" in details, details
+    assert "TEMP B-TREE" not in details, details

@@ -35,23 +35,39 @@ def insert(unit: UnitOfWork, message: Message) -> None:
 
 async def history(engine: AsyncEngine, query: HistoryQuery) -> list[Message]:
     """One page of messages, newest first."""
-    statement = sa.select(messages).where(
-        messages.c.tenant_id == query.tenant, messages.c.session == query.session
-    )
-    if query.chat_id is not None:
-        statement = statement.where(messages.c.chat_id == query.chat_id)
-    if query.direction is not None:
-        statement = statement.where(messages.c.direction == query.direction.value)
-    if query.since_ms is not None:
-        statement = statement.where(messages.c.created_at >= query.since_ms)
-    if query.until_ms is not None:
-        statement = statement.where(messages.c.created_at < query.until_ms)
-    if query.before is not None:
-        statement = statement.where(messages.c.id < query.before)
-    statement = statement.order_by(messages.c.id.desc()).limit(query.limit)
+    params: dict[str, Any] = {"t": query.tenant, "s": query.session, "n": query.limit}
+    optional = {
+        "chat": query.chat_id,
+        "direction": query.direction.value if query.direction is not None else None,
+        "since": query.since_ms,
+        "until": query.until_ms,
+        "before": query.before,
+    }
+    params.update({name: value for name, value in optional.items() if value is not None})
+    statement = _history(*(value is not None for value in optional.values()))
     async with engine.connect() as connection:
-        rows = (await connection.execute(statement)).mappings().all()
+        rows = (await connection.execute(statement, params)).mappings().all()
     return [Message.from_row(row) for row in rows]
+
+
+@lru_cache(maxsize=32)
+def _history(chat: bool, direction: bool, since: bool, until: bool, before: bool) -> sa.Select[Any]:
+    """The page query for one combination of filters, built once (a read on every page)."""
+    c = messages.c
+    statement = sa.select(messages).where(
+        c.tenant_id == sa.bindparam("t"), c.session == sa.bindparam("s")
+    )
+    if chat:
+        statement = statement.where(c.chat_id == sa.bindparam("chat"))
+    if direction:
+        statement = statement.where(c.direction == sa.bindparam("direction"))
+    if since:
+        statement = statement.where(c.created_at >= sa.bindparam("since"))
+    if until:
+        statement = statement.where(c.created_at < sa.bindparam("until"))
+    if before:
+        statement = statement.where(c.id < sa.bindparam("before"))
+    return statement.order_by(c.id.desc()).limit(sa.bindparam("n", type_=sa.Integer))
 
 
 async def get(engine: AsyncEngine, tenant: str, message_id: str) -> Message | None:

@@ -24,6 +24,7 @@ from zapgate.http.health import router as health_router
 from zapgate.http.limits import BodyLimitMiddleware
 from zapgate.http.loopback import LoopbackGuard
 from zapgate.http.ratelimit import RateLimitHeaders
+from zapgate.http.readlane import ReadFastLane
 from zapgate.http.responses import Json
 from zapgate.messages.api import router as messages_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
@@ -51,7 +52,7 @@ def create_asgi(
     through the framework, which tests use to show the fast lane answers the same)."""
     settings = services.settings
     api = create_api(services, announce)
-    routes: ASGIApp = SendFastLane(api, services) if fast_lane else api
+    routes: ASGIApp = ReadFastLane(SendFastLane(api, services), services) if fast_lane else api
     checked = BoundaryMiddleware(RateLimitHeaders(routes))
     admitted: ASGIApp = AdmissionMiddleware(checked, services.gate)
     if settings.cors_origins:  # outside admission, so refusals carry the CORS headers too

@@ -106,11 +106,16 @@ async def messages(
     session = services.settings.default_session
     await services.sessions.require(caller.tenant, session)
     query = HistoryQuery(tenant=caller.tenant, session=session, limit=limit, before=before)
-    page = await services.messages.history(query)
+    body, headers = legacy_page(await services.messages.history(query), limit)
+    return Json(body, headers=headers)
+
+
+def legacy_page(page: list[Message], limit: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The original history answer: the messages, and a ``Link`` to the next page if any."""
     headers = {}
     if len(page) == limit:
         headers["Link"] = f'</whatsapp/messages?limit={limit}&before={page[-1].id}>; rel="next"'
-    return Json([_legacy(m.public()) for m in page], headers=headers)
+    return [_legacy(m.public()) for m in page], headers
 
 
 def legacy_send_result(message: Message) -> dict[str, Any]:

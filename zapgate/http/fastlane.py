@@ -17,7 +17,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +26,7 @@ from zapgate.errors import AppError
 from zapgate.http.boundary import is_json_body
 from zapgate.http.errors import app_error_response, error_response
 from zapgate.http.ratelimit import ADMITTED
+from zapgate.http.responses import direct_json
 from zapgate.limits.gate import Admission
 from zapgate.messages.commands import send_text
 from zapgate.messages.schemas import SendText
@@ -106,24 +106,7 @@ class SendFastLane:
             log.exception("unhandled error on the send fast lane")
             return error_response(500, "internal_error", "an unexpected error was logged")
         headers = admission.decision.headers() if admission.decision is not None else {}
-        return _answer(status, payload, headers)
-
-
-def _answer(status: int, payload: Any, headers: dict[str, str]) -> ASGIApp:
-    """The same response ``Json`` renders (headers in its order), without its machinery."""
-    body = orjson.dumps(payload)
-    raw = [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-    ]
-    raw += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    start = {"type": "http.response.start", "status": status, "headers": raw}
-    end = {"type": "http.response.body", "body": body}
-
-    async def answer(_scope: Scope, _receive: Receive, send: Send) -> None:
-        await send(start)
-        await send(end)
-
-    return answer
+        return direct_json(status, payload, headers)
 
 
 def _route(scope: Scope) -> tuple[Handler, str] | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class Json(JSONResponse):
@@ -17,3 +18,21 @@ class Json(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def direct_json(status: int, payload: Any, headers: dict[str, str]) -> ASGIApp:
+    """The response ``Json`` renders (same headers, in its order), without its machinery: for
+    the fast lanes, whose answers must not differ from the routes'."""
+    body = orjson.dumps(payload)
+    raw = [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+    raw += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    start = {"type": "http.response.start", "status": status, "headers": raw}
+    end = {"type": "http.response.body", "body": body}
+
+    async def answer(_scope: Scope, _receive: Receive, send: Send) -> None:
+        await send(start)
+        await send(end)
+
+    return answer

@@ -86,9 +86,13 @@ async def list_messages(
         until_ms=from_datetime(until) if until else None,
         before=cursor,
     )
-    page = await services.messages.history(query)
+    return Json(history_body(await services.messages.history(query), limit))
+
+
+def history_body(page: list[Message], limit: int) -> dict[str, Any]:
+    """A history page's answer: its messages and the cursor of the next page, if any."""
     next_cursor = page[-1].id if len(page) == limit else None
-    return Json({"data": [m.public() for m in page], "next_cursor": next_cursor})
+    return {"data": [m.public() for m in page], "next_cursor": next_cursor}
 
 
 @router.get(

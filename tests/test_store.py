@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from zapgate.db.committer import UnitOfWork
+from zapgate.db.gather import Gathering
 from zapgate.db.migrate import migrate
 from zapgate.db.tables import messages as messages_table
 from zapgate.db.tables import tenants as tenant_table
@@ -325,3 +326,60 @@ async def test_history_pages_seek_an_index_however_long_the_history(
     details = " | ".join(str(row[-1]) for row in plan)
     assert "SEARCH messages USING INDEX" in details, details
     assert "TEMP B-TREE" not in details, details
+
+
+async def test_a_burst_of_acks_is_written_together_in_progress_order(services: Services) -> None:
+    await services.sessions.shutdown()  # keep the sender from racing this test
+    sent = []
+    for n in range(20):
+        message = await services.messages.accept("default", "default", "", "5511999999999", "x")
+        sent.append(await services.messages.record_sent(message, f"burst-{n}"))
+    assert all(sent)
+    before = await event_log.last_seq(services.database, "default")
+    jobs = services.committer.jobs
+    acks = [("burst-0", AckStatus.READ)]  # its read before its delivered: both apply, in order
+    acks += [(f"burst-{n}", status) for n in range(20) for status in (AckStatus.DELIVERED,)]
+    acks += [(f"burst-{n}", AckStatus.READ) for n in range(1, 20)]
+    acks += [("burst-3", AckStatus.READ), ("not-sent-yet", AckStatus.DELIVERED)]
+    answers = await asyncio.gather(
+        *(services.messages.record_ack("default", "default", e, s) for e, s in acks)
+    )
+    assert services.committer.jobs - jobs <= 3, "the burst shared a job or so, not one each"
+    assert answers[0] is not None
+    assert answers[0].status is MessageStatus.READ
+    assert answers[1] is not None
+    assert answers[1].status is MessageStatus.DELIVERED
+    assert answers[-2] is None, "a repeated ack moves nothing"
+    assert answers[-1] is None
+    events = await event_log.read_after(services.database, "default", before, 1000)
+    statuses: dict[str, list[str]] = {}
+    for event in events:
+        statuses.setdefault(event.payload["engine_message_id"], []).append(event.payload["status"])
+    assert statuses == {f"burst-{n}": ["delivered", "read"] for n in range(20)}
+    early = await services.messages.accept("default", "default", "", "5511999999999", "x")
+    await services.messages.record_sent(early, "not-sent-yet")
+    stored = await services.messages.get("default", early.id)
+    assert stored.status is MessageStatus.DELIVERED, "the ack that came first was kept"
+
+
+async def test_a_failed_gathered_job_fails_every_item_it_took(services: Services) -> None:
+    calls = []
+
+    async def batch(unit: UnitOfWork, key: str, items: list[int]) -> list[int]:
+        calls.append(list(items))
+        raise Conflict("refused")
+
+    gathering: Gathering[str, int, int] = Gathering(services.committer, batch, lambda key: key)
+    results = await asyncio.gather(
+        *(gathering.submit("default", n) for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(result, Conflict) for result in results)
+    assert calls[0] == [0, 1, 2, 3, 4], "one job took all five"
+    ok: Gathering[str, int, int] = Gathering(
+        services.committer, lambda unit, key, items: _double(items), lambda key: key
+    )
+    assert await asyncio.gather(*(ok.submit("default", n) for n in range(3))) == [0, 2, 4]
+
+
+async def _double(items: list[int]) -> list[int]:
+    return [2 * item for item in items]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import messages
-from zapgate.messages.model import Direction, Message, MessageStatus
+from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +154,51 @@ def _transition(key: str, allowed_from: tuple[str, ...], columns: tuple[str, ...
     return sa.update(messages).where(*where).values(assignments).returning(*messages.c)
 
 
-async def exists_by_engine_id(
-    connection: AsyncConnection, tenant: str, session: str, engine_message_id: str
-) -> bool:
-    """Whether an outbound message with this engine id is stored."""
-    statement = sa.select(messages.c.id).where(
-        messages.c.tenant_id == tenant,
-        messages.c.session == session,
-        messages.c.engine_message_id == engine_message_id,
-        messages.c.direction == Direction.OUT.value,
+async def advance_by_engine_ids(
+    connection: AsyncConnection,
+    tenant: str,
+    session: str,
+    engine_message_ids: list[str],
+    target: MessageStatus,
+    updated_at: int,
+) -> dict[str, Message]:
+    """Move the outbound messages with these engine ids to ``target`` where that is forward;
+    returns the moved ones by engine id (one statement for all)."""
+    statement = _advance_by_engine_ids(target)
+    params = {"t": tenant, "s": session, "ids": engine_message_ids, "now": updated_at}
+    rows = (await connection.execute(statement, params)).mappings().all()
+    return {row["engine_message_id"]: Message.from_row(row) for row in rows}
+
+
+@lru_cache(maxsize=8)
+def _advance_by_engine_ids(target: MessageStatus) -> sa.Update:
+    c = messages.c
+    return (
+        sa.update(messages)
+        .where(
+            c.tenant_id == sa.bindparam("t"),
+            c.session == sa.bindparam("s"),
+            c.direction == Direction.OUT.value,
+            c.engine_message_id.in_(sa.bindparam("ids", expanding=True)),
+            c.status.in_(statuses_before(target)),
+        )
+        .values(status=target.value, updated_at=sa.bindparam("now"))
+        .returning(*messages.c)
     )
-    return (await connection.execute(statement)).first() is not None
+
+
+async def stored_engine_ids(
+    connection: AsyncConnection, tenant: str, session: str, engine_message_ids: set[str]
+) -> set[str]:
+    """Which of these engine ids an outbound message of the session carries."""
+    c = messages.c
+    statement = sa.select(c.engine_message_id).where(
+        c.tenant_id == tenant,
+        c.session == session,
+        c.direction == Direction.OUT.value,
+        c.engine_message_id.in_(sorted(engine_message_ids)),
+    )
+    return {row[0] for row in await connection.execute(statement)}
 
 
 async def count_queued(connection: AsyncConnection, tenant: str, session: str) -> int:

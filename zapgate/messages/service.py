@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
+from zapgate.db.gather import Gathering
 from zapgate.engines.base import AckStatus, InboundMessage
 from zapgate.errors import MessageNotFound
 from zapgate.events.model import EventDraft, EventType
@@ -38,6 +39,9 @@ class MessageService:
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
         self._received: dict[str, Message] = {}
+        self._acks: Gathering[tuple[str, str], tuple[str, AckStatus], Message | None] = Gathering(
+            committer, self._write_acks, lambda key: key[0]
+        )
 
     async def accept(
         self,
@@ -204,20 +208,40 @@ class MessageService:
     async def record_ack(
         self, tenant: str, session: str, engine_message_id: str, status: AckStatus
     ) -> Message | None:
-        """Advance an outbound message to ``status``; never moves it back."""
-        target = MessageStatus(status.value)
-        where = repository.by_engine_id(tenant, session, engine_message_id)
-        values: dict[str, object] = {"status": target.value, "updated_at": now_ms()}
+        """Advance an outbound message to ``status``; never moves it back. A session's acks
+        that arrive while its previous ones wait for the writer are written with them."""
+        return await self._acks.submit((tenant, session), (engine_message_id, status))
 
-        async def job(unit: UnitOfWork) -> Message | None:
-            updated = await self._apply(unit, where, target, values, EventType.MESSAGE_STATUS)
-            if updated is None and not await repository.exists_by_engine_id(
-                unit.connection, tenant, session, engine_message_id
-            ):  # decided inside the writer, so it cannot race the ``sent`` record
-                self._remember_early_ack(tenant, session, engine_message_id, status)
-            return updated
-
-        return await self._committer.run(job, background=tenant)
+    async def _write_acks(
+        self, unit: UnitOfWork, key: tuple[str, str], acks: list[tuple[str, AckStatus]]
+    ) -> list[Message | None]:
+        """One statement per status, in progress order, and the events in that order."""
+        tenant, session = key
+        now = now_ms()
+        moved: dict[tuple[str, AckStatus], Message] = {}
+        for status in sorted({status for _, status in acks}, key=list(AckStatus).index):
+            ids = sorted({engine_id for engine_id, wanted in acks if wanted is status})
+            target = MessageStatus(status.value)
+            found = await repository.advance_by_engine_ids(
+                unit.connection, tenant, session, ids, target, now
+            )
+            for engine_id, wanted in acks:  # in the order they came
+                if wanted is status and engine_id in found:
+                    moved.setdefault((engine_id, status), found[engine_id])
+        unmatched = {engine_id for engine_id, status in acks if (engine_id, status) not in moved}
+        if unmatched:  # decided inside the writer, so it cannot race the ``sent`` record
+            stored = await repository.stored_engine_ids(unit.connection, tenant, session, unmatched)
+            for engine_id, status in acks:
+                if engine_id in unmatched and engine_id not in stored:
+                    self._remember_early_ack(tenant, session, engine_id, status)
+        for message in moved.values():  # in progress order: a message's events never go back
+            unit.emit(_event(message, EventType.MESSAGE_STATUS))
+        answered: set[tuple[str, AckStatus]] = set()
+        answers: list[Message | None] = []
+        for ack in acks:  # a repeated ack moved nothing: only the first gets the message
+            answers.append(None if ack in answered else moved.get(ack))
+            answered.add(ack)
+        return answers
 
     async def get(self, tenant: str, message_id: str) -> Message:
         """One message, or MessageNotFound."""

@@ -154,6 +154,55 @@ def _transition(key: str, allowed_from: tuple[str, ...], columns: tuple[str, ...
     return sa.update(messages).where(*where).values(assignments).returning(*messages.c)
 
 
+async def queued_by_ids(
+    connection: AsyncConnection, tenant: str, message_ids: list[str]
+) -> dict[str, Message]:
+    """The outbound messages of ``tenant`` among ``message_ids`` that are still queued."""
+    c = messages.c
+    statement = sa.select(messages).where(
+        c.tenant_id == tenant,
+        c.id.in_(sorted(set(message_ids))),
+        c.status == MessageStatus.QUEUED.value,
+    )
+    rows = (await connection.execute(statement)).mappings().all()
+    return {row["id"]: Message.from_row(row) for row in rows}
+
+
+async def mark_sent(connection: AsyncConnection, sent: list[Message]) -> None:
+    """Store the ``sent`` state of messages read queued in this transaction (one executemany)."""
+    if not sent:
+        return
+    params = [
+        {
+            "t": m.tenant,
+            "k": m.id,
+            "v_status": m.status.value,
+            "v_engine_message_id": m.engine_message_id,
+            "v_error": None,
+            "v_attempts": m.attempts,
+            "v_updated_at": m.updated_at,
+        }
+        for m in sent
+    ]
+    await connection.execute(_MARK_SENT, params)
+
+
+_MARK_SENT = (
+    sa.update(messages)
+    .where(
+        messages.c.tenant_id == sa.bindparam("t"),
+        messages.c.id == sa.bindparam("k"),
+        messages.c.status == MessageStatus.QUEUED.value,
+    )
+    .values(
+        {
+            column: sa.bindparam(f"v_{column}")
+            for column in ("attempts", "engine_message_id", "error", "status", "updated_at")
+        }
+    )
+)
+
+
 async def advance_by_engine_ids(
     connection: AsyncConnection,
     tenant: str,

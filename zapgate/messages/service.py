@@ -39,6 +39,9 @@ class MessageService:
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
         self._received: dict[str, Message] = {}
+        self._sends: Gathering[tuple[str, str], tuple[Message, str], Message | None] = Gathering(
+            committer, self._write_sends, lambda key: key[0]
+        )
         self._acks: Gathering[tuple[str, str], tuple[str, AckStatus], Message | None] = Gathering(
             committer, self._write_acks, lambda key: key[0]
         )
@@ -130,37 +133,61 @@ class MessageService:
         return self._received.pop(message_id, None)
 
     async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
-        """Mark ``message`` sent, with any acks that arrived before (in the same transaction)."""
-        key = (message.tenant, message.session, engine_message_id)
-        now = now_ms()
-        values: dict[str, object] = {
-            "status": MessageStatus.SENT.value,
-            "engine_message_id": engine_message_id,
-            "error": None,
-            "attempts": message.attempts + 1,
-            "updated_at": now,
-        }
-        by_engine = repository.by_engine_id(message.tenant, message.session, engine_message_id)
-
-        async def job(unit: UnitOfWork) -> Message | None:
-            where = repository.by_id(message.tenant, message.id)
-            current = await self._apply(
-                unit, where, MessageStatus.SENT, values, EventType.MESSAGE_SENT
-            )
-            if current is not None:
-                await self.depth.release(unit, message.tenant, message.session)
-            for ack in sorted(self._early_acks.get(key, ()), key=list(AckStatus).index):
-                target = MessageStatus(ack.value)
-                later: dict[str, object] = {"status": target.value, "updated_at": now}
-                current = (
-                    await self._apply(unit, by_engine, target, later, EventType.MESSAGE_STATUS)
-                    or current
-                )
-            return current
-
-        sent = await self._committer.run(job, background=message.tenant)
-        self._early_acks.pop(key, None)
+        """Mark ``message`` sent, with any acks that arrived before (in the same transaction).
+        A session's sends recorded while its previous ones wait for the writer go with them."""
+        key = (message.tenant, message.session)
+        sent = await self._sends.submit(key, (message, engine_message_id))
+        self._early_acks.pop((*key, engine_message_id), None)
         return sent
+
+    async def _write_sends(
+        self, unit: UnitOfWork, key: tuple[str, str], sends: list[tuple[Message, str]]
+    ) -> list[Message | None]:
+        """The queued ones of ``sends`` become sent: one read and one executemany for all."""
+        tenant, session = key
+        now = now_ms()
+        queued = await repository.queued_by_ids(unit.connection, tenant, [m.id for m, _ in sends])
+        answers: list[Message | None] = []
+        moved: list[Message] = []
+        for message, engine_message_id in sends:
+            stored = queued.pop(message.id, None)  # popped: a repeated send moves once
+            if stored is None:
+                answers.append(None)
+                continue
+            sent = replace(
+                stored,
+                status=MessageStatus.SENT,
+                engine_message_id=engine_message_id,
+                error=None,
+                attempts=stored.attempts + 1,
+                updated_at=now,
+            )
+            moved.append(sent)
+            answers.append(sent)
+        await repository.mark_sent(unit.connection, moved)  # now: later acks must find the ids
+        for sent in moved:
+            unit.emit(_event(sent, EventType.MESSAGE_SENT))
+            await self.depth.release(unit, tenant, session)
+        for index, current in enumerate(answers):
+            if current is not None and current.engine_message_id is not None:
+                answers[index] = await self._apply_early_acks(unit, current) or current
+        return answers
+
+    async def _apply_early_acks(self, unit: UnitOfWork, sent: Message) -> Message | None:
+        """Acks of ``sent`` that arrived before its ``sent`` record, in progress order."""
+        assert sent.engine_message_id is not None
+        engine_id = sent.engine_message_id
+        early = self._early_acks.get((sent.tenant, sent.session, engine_id), ())
+        by_engine = repository.by_engine_id(sent.tenant, sent.session, engine_id)
+        current = None
+        for ack in sorted(early, key=list(AckStatus).index):
+            target = MessageStatus(ack.value)
+            later: dict[str, object] = {"status": target.value, "updated_at": now_ms()}
+            current = (
+                await self._apply(unit, by_engine, target, later, EventType.MESSAGE_STATUS)
+                or current
+            )
+        return current
 
     async def record_failed(self, message: Message, reason: str) -> Message | None:
         """Mark ``message`` failed with ``reason`` (terminal)."""

@@ -100,8 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backlog",
         type=positive_int,
         default=os.environ.get("BENCH_WEBHOOK_BACKLOG", str(webhooks.DEFAULT_BACKLOG)),
-        help=f"events stored during the receiver outage of the webhooks workload "
-        f"(env BENCH_WEBHOOK_BACKLOG, default {webhooks.DEFAULT_BACKLOG})",
+        help=f"deliveries owed after the receivers' outage in the webhooks workload (events "
+        f"stored = backlog / subscriptions; env BENCH_WEBHOOK_BACKLOG, default "
+        f"{webhooks.DEFAULT_BACKLOG}; target {webhooks.TARGET_BACKLOG})",
     )
     parser.add_argument(
         "--history",
@@ -175,7 +176,7 @@ def measure_sessions(api_key: str, setup: Setup) -> report.Outcome:
 
 def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
     """Run the webhooks workload (it starts its own zapgate server and receivers)."""
-    log(f"{WEBHOOKS}: {setup.duration_s}s of inbound load, then a {setup.backlog}-event backlog")
+    log(f"{WEBHOOKS}: {setup.duration_s}s of live load, then a {setup.backlog}-delivery backlog")
     plan = webhooks.Plan(
         setup.duration_s, setup.backlog, api_key, setup.log_dir,
         server_prefix=setup.server_prefix, receiver_prefix=setup.wrk_prefix,

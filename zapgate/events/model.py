@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from zapgate.clock import now_ms, to_iso
 from zapgate.ids import new_id
 
@@ -51,6 +53,7 @@ class Event:
     type: str
     payload: dict[str, Any]
     created_at: int
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_row(cls, row: Any) -> Event:
@@ -76,3 +79,10 @@ class Event:
             "timestamp": to_iso(self.created_at),
             "payload": self.payload,
         }
+
+    def envelope_json(self) -> bytes:
+        """The envelope as JSON bytes, encoded once however many subscriptions send it."""
+        if self._json is None:
+            object.__setattr__(self, "_json", orjson.dumps(self.envelope()))
+        assert self._json is not None
+        return self._json

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.events import repository
@@ -23,7 +22,7 @@ GONE_CHECK_SECONDS = 2.0
 
 def frame(event: Event) -> bytes:
     """One SSE frame."""
-    data = orjson.dumps(event.envelope())
+    data = event.envelope_json()
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type.encode(), data)
 
 

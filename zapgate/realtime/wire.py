@@ -54,7 +54,7 @@ def send(
     ]
     if not recipients:  # nothing to encode (most events, when nobody listens)
         return 0
-    packets = [_packet("event", event.envelope())]
+    packets = [_packet("event", event.envelope_json())]
     if event.type == EventType.MESSAGE_RECEIVED:
         packets.append(_packet("message", legacy_message(event)))
     frames = b"".join(packet_frame(packet) for packet in packets)
@@ -70,8 +70,9 @@ def send(
 
 def _packet(name: str, data: Any) -> eio_packet.Packet:
     """One Engine.IO message packet carrying Socket.IO event ``name`` (namespace ``/``, no ack
-    id: ``2["name",data]``), encoded once, its websocket frame ready too."""
-    body = orjson.dumps([name, data])
+    id: ``2["name",data]``; ``data`` may be JSON bytes already), its websocket frame ready."""
+    encoded = data if isinstance(data, bytes) else orjson.dumps(data)
+    body = b'["' + name.encode() + b'",' + encoded + b"]"
     packet = eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
     packet.zapgate_frame = frame(b"42" + body, OPCODE_TEXT)  # what packet_frame would build
     return packet

@@ -27,7 +27,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
@@ -308,7 +307,7 @@ class Worker:
         webhook = self._webhook
         for event in page:
             if webhook is not None and webhook.wants(event.type, event.session):
-                self._kept.keep(event.id, orjson.dumps(event.envelope()))
+                self._kept.keep(event.id, event.envelope_json())
         return page
 
     def _room(self) -> int:
@@ -397,7 +396,7 @@ class Worker:
         missing = {d.event_id for d in queue} - bodies.keys()
         if missing:
             found = await event_log.by_ids(self._context.database, self.tenant, missing)
-            bodies.update({event.id: orjson.dumps(event.envelope()) for event in found})
+            bodies.update({event.id: event.envelope_json() for event in found})
         return bodies
 
     async def _attempt(self, delivery: Delivery, body: bytes) -> AttemptOutcome:

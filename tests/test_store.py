@@ -383,3 +383,26 @@ async def test_a_failed_gathered_job_fails_every_item_it_took(services: Services
 
 async def _double(items: list[int]) -> list[int]:
     return [2 * item for item in items]
+
+
+async def test_commits_leave_the_wal_to_the_checkpointer_which_copies_it_all(
+    services: Services,
+) -> None:
+    if services.database.dialect.name != "sqlite":
+        pytest.skip("WAL checkpoints are SQLite's")
+    await services.checkpointer.stop()  # this test runs the passes itself
+    await services.checkpointer.checkpoint()
+
+    async def big(unit: UnitOfWork) -> None:
+        for n in range(100):
+            unit.emit(EventDraft("default", None, "test.big", {"n": n, "pad": "x" * 4000}))
+
+    for _ in range(12):  # ~1,200 pages: past the 1,000 at which a commit would checkpoint
+        await services.committer.run(big)
+    busy, frames, copied = await services.checkpointer.checkpoint()
+    assert busy == 0
+    assert frames > 1000, "no commit checkpointed on its own: the WAL still held the writes"
+    assert copied == frames, "a passive pass copies everything when nothing reads"
+    async with services.database.connect() as connection:
+        setting = (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
+    assert setting == 0

@@ -116,6 +116,7 @@ async def start(services: Services) -> None:
         log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
     await migrate(services.database)
     services.committer.start()
+    services.checkpointer.start()
     await services.sessions.ensure_default(
         DEFAULT_TENANT, settings.default_session, settings.default_engine
     )
@@ -146,4 +147,5 @@ async def stop(services: Services) -> None:
     await services.dispatcher.stop()
     await services.realtime.stop()
     await services.committer.stop()
+    await services.checkpointer.stop()
     await services.database.dispose()

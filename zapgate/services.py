@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.auth.service import Authenticator
 from zapgate.clock import Clock, SystemClock
 from zapgate.config import Settings
+from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
 from zapgate.db.database import create_engine
 from zapgate.engines import auto as auto_engine
@@ -53,6 +54,7 @@ class Services:
     webhooks: WebhookService
     dispatcher: Dispatcher
     retention: RetentionCleaner
+    checkpointer: Checkpointer
     limits: LimitService
     gate: Gate
     generated_key: str | None = None
@@ -175,6 +177,7 @@ def build_services(
         webhooks=webhooks,
         dispatcher=dispatcher,
         retention=retention,
+        checkpointer=Checkpointer(database),
         limits=limits,
         gate=gate,
     )

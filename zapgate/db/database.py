@@ -58,5 +58,6 @@ def _tune_sqlite(engine: AsyncEngine, synchronous: str) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # db/checkpoint.py does it, off the writer
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

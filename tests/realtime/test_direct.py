@@ -163,3 +163,22 @@ async def test_a_websocket_that_stops_reading_is_closed_once_its_queue_grows(
         await until(lambda: not realtime.principals())
     finally:
         await ws.close()
+
+
+async def test_a_direct_socket_outlives_engine_ios_idle_writer_timeout(
+    server: RunningServer,
+) -> None:
+    """engine.io's writer closes a socket whose queue stays empty for ping interval + timeout;
+    a direct socket's pings still go through the queue, so it lives on."""
+    engine = server.services.realtime.sio.eio
+    engine.ping_interval, engine.ping_timeout = 0.3, 1.0
+    key = await tenant_with_key(server, "idle")
+    async with JsSocketClient(server.url, auth={"token": key}, events=["event"]) as client:
+        assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+        (engine_socket,) = engine.sockets.values()
+        pings = engine_socket.last_ping
+        await until(lambda: engine_socket.last_ping != pings, timeout=5)  # a first ping came back
+        await asyncio.sleep(3.0)  # past the writer's 1.3 s timeout, twice
+        assert not engine_socket.closed
+        await emit_sized(server, "idle", [10])
+        await client.wait_for(got_seq(1), timeout=10)

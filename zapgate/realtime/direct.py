@@ -28,6 +28,7 @@ from typing import Any
 
 import engineio
 import socketio
+from engineio import packet as eio_packet
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UVICORN_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
@@ -124,11 +125,16 @@ class DirectQueue(asyncio.Queue[Any]):
     link: Link | None = None
 
     def put_nowait(self, item: Any) -> None:
-        """Write ``item`` directly, or queue it (``None``, the close signal, is always queued)."""
+        """Write a message packet directly, or queue it. Control packets (ping, close, ...) and
+        ``None`` (the writer's stop) always go through the queue: engine.io's writer gives up
+        on a socket whose queue stayed empty for ``ping_interval + ping_timeout``, so the pings
+        must keep reaching it (they have no order to keep with the messages)."""
         link = self.link
-        if link is not None:
-            if item is not None and link.write(packet_frame(item)):
+        if link is not None and item is not None and item.packet_type == eio_packet.MESSAGE:
+            if link.write(packet_frame(item)):
                 return
+            self.link = None
+        elif item is None:
             self.link = None
         super().put_nowait(item)
 

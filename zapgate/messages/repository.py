@@ -168,13 +168,14 @@ async def queued_by_ids(
     return {row["id"]: Message.from_row(row) for row in rows}
 
 
-async def mark_sent(connection: AsyncConnection, sent: list[Message]) -> None:
-    """Store the ``sent`` state of messages read queued in this transaction (one executemany)."""
+async def mark_sent(connection: AsyncConnection, tenant: str, sent: list[Message]) -> None:
+    """Store the ``sent`` state of ``tenant``'s messages read queued in this transaction (one
+    executemany)."""
     if not sent:
         return
     params = [
         {
-            "t": m.tenant,
+            "t": tenant,
             "k": m.id,
             "v_status": m.status.value,
             "v_engine_message_id": m.engine_message_id,

@@ -164,7 +164,8 @@ class MessageService:
             )
             moved.append(sent)
             answers.append(sent)
-        await repository.mark_sent(unit.connection, moved)  # now: later acks must find the ids
+        # written now, not at the flush: acks later in this batch must find the engine ids
+        await repository.mark_sent(unit.connection, tenant, moved)
         for sent in moved:
             unit.emit(_event(sent, EventType.MESSAGE_SENT))
             await self.depth.release(unit, tenant, session)

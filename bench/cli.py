@@ -10,11 +10,13 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from bench import e2e, fanout, history, hostile, neighbours, report, sessions, victim, webhooks
+from bench.report import Result
 from bench.server import BenchError, http_call, serve
 from bench.targets import Target, build_targets, sessions_server
 from bench.wrkrun import (
@@ -158,6 +160,14 @@ def measure_all(targets: list[Target], setup: Setup) -> list[report.Outcome]:
     return outcomes
 
 
+def outcome(name: str, run: Callable[[], Result]) -> report.Outcome:
+    """A workload's result, or why it could not be measured."""
+    try:
+        return report.Outcome(name, result=run())
+    except BenchError as exc:
+        return report.Outcome(name, failure=str(exc))
+
+
 def measure_sessions(api_key: str, setup: Setup) -> report.Outcome:
     """Start a fresh zapgate server and run the sessions workload against it."""
     log(f"{SESSIONS}: starting server ({setup.sessions} sessions, then {setup.duration_s}s load)")
@@ -182,10 +192,7 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
         server_prefix=setup.server_prefix, receiver_prefix=setup.wrk_prefix,
         server_cpu=setup.server_cpu, client_cpu=setup.client_cpu,
     )  # fmt: skip
-    try:
-        return report.Outcome(WEBHOOKS, result=webhooks.run(plan))
-    except BenchError as exc:
-        return report.Outcome(WEBHOOKS, failure=str(exc))
+    return outcome(WEBHOOKS, lambda: webhooks.run(plan))
 
 
 def measure_e2e(api_key: str, setup: Setup) -> report.Outcome:
@@ -194,10 +201,7 @@ def measure_e2e(api_key: str, setup: Setup) -> report.Outcome:
     plan = e2e.Plan(
         setup.duration_s, api_key, setup.log_dir, setup.wrk, setup.server_prefix, setup.wrk_prefix
     )
-    try:
-        return report.Outcome(E2E, result=e2e.run(plan))
-    except BenchError as exc:
-        return report.Outcome(E2E, failure=str(exc))
+    return outcome(E2E, lambda: e2e.run(plan))
 
 
 def measure_fanout(api_key: str, setup: Setup) -> report.Outcome:
@@ -206,10 +210,7 @@ def measure_fanout(api_key: str, setup: Setup) -> report.Outcome:
     plan = fanout.Plan(
         setup.duration_s, api_key, setup.log_dir, setup.server_prefix, setup.wrk_prefix
     )
-    try:
-        return report.Outcome(FANOUT, result=fanout.run(plan))
-    except BenchError as exc:
-        return report.Outcome(FANOUT, failure=str(exc))
+    return outcome(FANOUT, lambda: fanout.run(plan))
 
 
 def measure_history(api_key: str, setup: Setup) -> report.Outcome:
@@ -219,10 +220,7 @@ def measure_history(api_key: str, setup: Setup) -> report.Outcome:
         api_key, setup.log_dir, server_prefix=setup.server_prefix,
         client_cpu=setup.client_cpu, messages_large=setup.history,
     )  # fmt: skip
-    try:
-        return report.Outcome(HISTORY, result=history.run(plan))
-    except BenchError as exc:
-        return report.Outcome(HISTORY, failure=str(exc))
+    return outcome(HISTORY, lambda: history.run(plan))
 
 
 def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
@@ -236,10 +234,7 @@ def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
         hostile_prefix=[*setup.wrk_prefix, *([nice, "-n", "19"] if nice else [])],
         client_cpu=setup.client_cpu, attacks=setup.attacks,
     )  # fmt: skip
-    try:
-        return report.Outcome(NEIGHBOURS, result=neighbours.run(plan))
-    except BenchError as exc:
-        return report.Outcome(NEIGHBOURS, failure=str(exc))
+    return outcome(NEIGHBOURS, lambda: neighbours.run(plan))
 
 
 def payload(outcomes: list[report.Outcome], setup: Setup) -> dict[str, object]:

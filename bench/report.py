@@ -19,21 +19,24 @@ RESULTS_DIR = Path(__file__).with_name("results")
 LATEST = RESULTS_DIR / "latest.json"
 
 
+Result = (
+    WrkResult
+    | SessionsResult
+    | WebhooksResult
+    | NeighboursResult
+    | FanoutResult
+    | HistoryResult
+    | E2EResult
+)
+"""What a measured workload or wrk target gives."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A target's measurement, or why it could not be measured."""
 
     target: str
-    result: (
-        WrkResult
-        | SessionsResult
-        | WebhooksResult
-        | NeighboursResult
-        | FanoutResult
-        | HistoryResult
-        | E2EResult
-        | None
-    ) = None
+    result: Result | None = None
     failure: str | None = None
 
     @property

@@ -15,7 +15,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from zapgate.events.model import Event, EventType
-from zapgate.realtime.direct import OPCODE_TEXT, DirectQueue, frame, packet_frame
+from zapgate.realtime.direct import DirectQueue, packet_frame
 
 NAMESPACE = "/"
 
@@ -70,9 +70,7 @@ def send(
 
 def _packet(name: str, data: Any) -> eio_packet.Packet:
     """One Engine.IO message packet carrying Socket.IO event ``name`` (namespace ``/``, no ack
-    id: ``2["name",data]``; ``data`` may be JSON bytes already), its websocket frame ready."""
+    id: ``2["name",data]``; ``data`` may be JSON bytes already); ``packet_frame`` frames it once."""
     encoded = data if isinstance(data, bytes) else orjson.dumps(data)
     body = b'["' + name.encode() + b'",' + encoded + b"]"
-    packet = eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
-    packet.zapgate_frame = frame(b"42" + body, OPCODE_TEXT)  # what packet_frame would build
-    return packet
+    return eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import io
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,34 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 TEARDOWN_SECONDS = 20.0
+WATCHDOG_SECONDS = 300
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """End the run, with every thread's stack, if one test (setup to teardown) outlives this.
+
+    pytest-timeout and pytest's faulthandler both stop their timers as soon as a test fails
+    (``pytest_exception_interact``), so a teardown that hangs after a failure (a task ignoring
+    its cancel) used to stall the whole run until CI gave up. This timer only we stop.
+    """
+    finished = threading.Event()
+
+    def watch() -> None:
+        if not finished.wait(WATCHDOG_SECONDS):
+            capture = item.config.pluginmanager.getplugin("capturemanager")
+            if capture is not None:
+                capture.suspend_global_capture(in_=True)  # so that this reaches the real stderr
+            sys.stderr.write(f"\n+++ {item.nodeid} outlived {WATCHDOG_SECONDS} s +++\n")
+            sys.stderr.flush()
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            os._exit(3)
+
+    threading.Thread(target=watch, name="test-watchdog", daemon=True).start()
+    try:
+        yield
+    finally:
+        finished.set()
 
 
 async def bounded_teardown(work: Awaitable[object], what: str) -> None:

@@ -33,13 +33,23 @@ def driver(request: pytest.FixtureRequest) -> EngineDriver:
     return chosen
 
 
+# A cold first start of Chromium on a loaded machine takes a while; the engine's own start
+# timeout (30 s) reports FAILED before this gives up, so a failure names its reason.
+FIRST_QR_SECONDS = 45.0
+
+
 async def working(driver: EngineDriver) -> tuple[Engine, RecordingSink]:
+    """A started, scanned engine; stopped again if it never gets there (no browser left behind)."""
     engine = driver.create()
     sink = RecordingSink()
-    await engine.start(SessionConfig("default", "contract", driver.config), sink)
-    await sink.wait_for(lambda r: r.kind == "qr")
-    await driver.scan(engine)
-    await sink.wait_for(is_status(SessionStatus.WORKING))
+    try:
+        await engine.start(SessionConfig("default", "contract", driver.config), sink)
+        await sink.wait_for(lambda r: r.kind == "qr", timeout=FIRST_QR_SECONDS)
+        await driver.scan(engine)
+        await sink.wait_for(is_status(SessionStatus.WORKING))
+    except BaseException:
+        await engine.stop()
+        raise
     return engine, sink
 
 
@@ -124,14 +134,19 @@ async def test_a_dropped_connection_recovers_by_itself(driver: EngineDriver) -> 
 
 async def test_logout_and_stop_end_everything(driver: EngineDriver) -> None:
     engine, _ = await working(driver)
-    await engine.logout()
-    with pytest.raises(EngineNotReady):
-        await engine.send(OutboundMessage("msg_4", "5511999999999", "text", "x"))
+    try:
+        await engine.logout()
+        with pytest.raises(EngineNotReady):
+            await engine.send(OutboundMessage("msg_4", "5511999999999", "text", "x"))
+    finally:
+        await engine.stop()
     again = driver.create()
     sink = RecordingSink()
-    await again.start(SessionConfig("default", "contract", driver.config), sink)
-    await sink.wait_for(lambda r: r.kind == "qr")
-    await again.stop()
+    try:
+        await again.start(SessionConfig("default", "contract", driver.config), sink)
+        await sink.wait_for(lambda r: r.kind == "qr")
+    finally:
+        await again.stop()
     reports = len(sink.reports)
     with pytest.raises(EngineNotReady):
         await again.send(OutboundMessage("msg_5", "5511999999999", "text", "x"))

@@ -125,6 +125,12 @@ class BridgeProcess:
         try:
             while line := await process.stdout.readline():
                 await self._dispatch(line)
+        except asyncio.CancelledError:
+            # Cancelled without terminate() (the loop is shutting down): the bridge runs in its
+            # own session, so nothing else would stop it and its Chromium; and waiting for a
+            # process nobody stops would turn this cancel into a hang.
+            _signal_group(process.pid, signal.SIGKILL)
+            raise
         finally:
             self.returncode = await process.wait()
             self._fail_pending(f"the bridge exited with code {self.returncode}")

@@ -889,6 +889,15 @@ def test_an_empty_config_is_valid() -> None:
     assert config.echo_contact is None
 
 
+def test_equal_configs_are_parsed_once_and_shared() -> None:
+    raw = {"heartbeat_seconds": 30, "read_latency": {"kind": "fixed", "seconds": 0.5}}
+    first = parse_config(raw)
+    assert parse_config(dict(reversed(raw.items()))) is first, "key order does not matter"
+    assert parse_config({**raw, "heartbeat_seconds": 31}) is not first
+    with pytest.raises(ValidationError):
+        parse_config({**raw, "heartbeat_seconds": 0})
+
+
 def test_a_full_config_is_valid() -> None:
     config = parse_config(
         {

@@ -61,6 +61,10 @@ class SimulatorDefaults:
     echo_contact: str = "5511900000000"
 
 
+_UNSEEDED = random.Random()
+"""The chance of every simulator whose config has no seed: nothing to replay, so one generator
+serves them all (each costs 2.5 KB and a read of the OS's entropy)."""
+
 RECENT_SENDS = 20
 MAX_PENDING_SENDS = 1000
 """Sends still awaiting acks or replies, per session; one more is a transient failure."""
@@ -85,10 +89,10 @@ class SimulatorEngine:
         self._defaults = defaults
         self._clock = clock
         self._config = SimulatorConfig()
-        self._rng = random.Random()
+        self._rng = _UNSEEDED
         self._sink: EngineSink | None = None
         self._session_name = ""
-        self.recent_sends: deque[OutboundMessage] = deque(maxlen=RECENT_SENDS)
+        self._recent_sends: deque[OutboundMessage] | None = None
         self._status = SessionStatus.STOPPED
         self._silent = False
         self._forgotten = False
@@ -109,6 +113,13 @@ class SimulatorEngine:
         return self._status
 
     @property
+    def recent_sends(self) -> deque[OutboundMessage]:
+        """The last ``RECENT_SENDS`` messages sent (made at the first send: most phones idle)."""
+        if self._recent_sends is None:
+            self._recent_sends = deque(maxlen=RECENT_SENDS)
+        return self._recent_sends
+
+    @property
     def tasks(self) -> frozenset[asyncio.Task[None]]:
         """The engine's background tasks still running."""
         return frozenset(self._tasks)
@@ -121,7 +132,7 @@ class SimulatorEngine:
         await self._halt()
         run = self._run
         self._config, self._sink, self._session_name = config, sink, session.name
-        self._rng = random.Random(config.seed)
+        self._rng = _UNSEEDED if config.seed is None else random.Random(config.seed)
         self._silent = False
         await self._set_status(SessionStatus.STARTING, run)
         restore: dict[str, Any] | None = getattr(session, "restore", None)

@@ -11,6 +11,7 @@ of work per send. One session on its own therefore costs a small, fixed rate of 
 
 from __future__ import annotations
 
+import json
 import random
 from functools import cached_property
 from itertools import islice
@@ -41,6 +42,8 @@ RULE_MAX_PROGRAM = 500
 """RE2 instructions a rule may compile to; ``RULES_MAX_PROGRAM`` for all rules together. A
 send's matching costs at most (bytes in the window) x (all instructions): tens of ms."""
 RULES_MAX_PROGRAM = 2000
+PARSED_KEPT = 256
+"""Distinct configs kept parsed (see ``parse_config``)."""
 
 _Seconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS)]
 
@@ -258,5 +261,22 @@ class SimulatorConfig(BaseModel):
 
 
 def parse_config(config: dict[str, Any]) -> SimulatorConfig:
-    """A session's config; raises pydantic.ValidationError."""
-    return SimulatorConfig.model_validate(config)
+    """A session's config; raises pydantic.ValidationError.
+
+    Configs are frozen, so sessions with equal configs share one: a node starting thousands of
+    sessions alike validates it once and keeps one copy.
+    """
+    try:
+        key = json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):  # not plain JSON (never so when stored): not shared
+        return SimulatorConfig.model_validate(config)
+    parsed = _parsed.get(key)
+    if parsed is None:
+        parsed = SimulatorConfig.model_validate(config)
+        if len(_parsed) >= PARSED_KEPT:
+            _parsed.clear()
+        _parsed[key] = parsed
+    return parsed
+
+
+_parsed: dict[str, SimulatorConfig] = {}

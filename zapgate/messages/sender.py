@@ -46,6 +46,9 @@ class Sender:
 
     A message leaves ``queued`` only as ``sent`` or ``failed``. After a crash the queued rows are
     still there and are sent on the next start: delivery is at-least-once.
+
+    It runs a task only while there is work: once the outbox reads empty and nothing was queued
+    meanwhile, the task ends, and ``wake`` starts another (an idle session costs no task).
     """
 
     def __init__(
@@ -63,25 +66,37 @@ class Sender:
         self._tenant = tenant
         self._session = session
         self._retry = retry
-        self._wake = asyncio.Event()
+        self._woken = False
+        self._stopped = True
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Begin sending."""
-        self._task = asyncio.create_task(self._run(), name=f"sender:{self._tenant}:{self._session}")
+    def start(self, check: bool = True) -> None:
+        """Begin sending: read the outbox now, or (``check`` False: known empty) at the first
+        ``wake``."""
+        self._stopped = False
+        if check or self._woken:
+            self._spawn()
 
     async def stop(self) -> None:
         """Stop after abandoning the current attempt (it stays queued)."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        self._stopped = True
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     def wake(self) -> None:
         """Say that new messages were queued."""
-        self._wake.set()
+        self._woken = True
+        if not self._stopped:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        if self._task is None:
+            name = f"sender:{self._tenant}:{self._session}"
+            self._task = asyncio.create_task(self._run(), name=name)
 
     async def _run(self) -> None:
         while True:
-            self._wake.clear()
+            self._woken = False
             try:
                 page = await self._messages.queued(self._tenant, self._session, OUTBOX_PAGE)
                 await self._deliver_page(page)
@@ -91,8 +106,9 @@ class Sender:
                 log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
                 await asyncio.sleep(self._retry.base_seconds)
                 continue
-            if not page:
-                await self._wake.wait()
+            if not page and not self._woken:
+                self._task = None  # idle: the next wake starts a new task
+                return
 
     async def _deliver_page(self, page: list[Message]) -> None:
         """Send a page in order. ``sent`` records are not awaited one by one (the writer keeps

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import sessions
+from zapgate.db.tables import messages, sessions
 from zapgate.engines.base import SessionStatus
+from zapgate.messages.model import MessageStatus
 from zapgate.sessions.model import Session
+
+Key = tuple[str, str]
+Change = tuple[str, str, dict[str, Any]]
+"""(tenant, name, the columns to set) of one session."""
 
 
 async def create(
@@ -23,8 +29,22 @@ async def create(
     desired: str = "running",
 ) -> Session:
     """Insert a stopped session (``desired`` says whether it should run)."""
+    row = new_row(tenant, name, engine, config, metadata, desired)
+    await connection.execute(sessions.insert().values(**row))
+    return Session.from_row(row)
+
+
+def new_row(
+    tenant: str,
+    name: str,
+    engine: str,
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+    desired: str,
+) -> dict[str, Any]:
+    """The row of a new, stopped session (for ``create`` or ``all_tenants_insert``)."""
     now = now_ms()
-    row = {
+    return {
         "tenant_id": tenant,
         "name": name,
         "engine": engine,
@@ -37,14 +57,42 @@ async def create(
         "created_at": now,
         "updated_at": now,
     }
-    await connection.execute(sessions.insert().values(**row))
-    return Session.from_row(row)
+
+
+async def all_tenants_insert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert the ``new_row`` rows of one write batch (any tenants) in one statement."""
+    if rows:
+        await connection.execute(sessions.insert(), rows)
 
 
 async def exists(connection: AsyncConnection, tenant: str, name: str) -> bool:
     """Whether the session is stored."""
     found = await connection.scalar(sa.select(sessions.c.name).where(_key(tenant, name)))
     return found is not None
+
+
+async def all_tenants_names_in_use(
+    connection: AsyncConnection, keys: list[Key]
+) -> tuple[set[Key], set[Key]]:
+    """Of ``keys`` (one write batch: any tenants): the names a session has, and the names whose
+    queued messages wait in the outbox (left by an earlier session of that name). One query."""
+    if not keys:
+        return set(), set()
+    taken = sa.select(sa.literal("taken"), sessions.c.tenant_id, sessions.c.name).where(
+        sa.tuple_(sessions.c.tenant_id, sessions.c.name).in_(keys)
+    )
+    queued = (
+        sa.select(sa.literal("queued"), messages.c.tenant_id, messages.c.session)
+        .where(
+            sa.tuple_(messages.c.tenant_id, messages.c.session).in_(keys),
+            messages.c.status == MessageStatus.QUEUED.value,
+        )
+        .distinct()
+    )
+    found: dict[str, set[Key]] = {"taken": set(), "queued": set()}
+    for kind, tenant, name in await connection.execute(sa.union_all(taken, queued)):
+        found[kind].add((tenant, name))
+    return found["taken"], found["queued"]
 
 
 async def get(engine: AsyncEngine, tenant: str, name: str) -> Session | None:
@@ -66,12 +114,18 @@ async def list_for(engine: AsyncEngine, tenant: str) -> list[Session]:
     return [Session.from_row(row) for row in rows]
 
 
-async def all_tenants_wanted_running(engine: AsyncEngine) -> list[Session]:
-    """Sessions of every tenant that should run on boot (the boot path is tenant-wide by design)."""
-    statement = sa.select(sessions).where(sessions.c.desired == "running")
+async def all_tenants_to_boot(engine: AsyncEngine) -> list[tuple[Session, bool]]:
+    """Sessions of every tenant that should run on boot, each with whether its outbox holds
+    queued messages (one query: the boot path is tenant-wide by design)."""
+    outbox = sa.exists().where(
+        messages.c.tenant_id == sessions.c.tenant_id,
+        messages.c.session == sessions.c.name,
+        messages.c.status == MessageStatus.QUEUED.value,
+    )
+    statement = sa.select(sessions, outbox.label("queued")).where(sessions.c.desired == "running")
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
-    return [Session.from_row(row) for row in rows]
+    return [(Session.from_row(row), bool(row["queued"])) for row in rows]
 
 
 async def update(
@@ -86,6 +140,41 @@ async def update(
     )
     row = (await connection.execute(statement)).mappings().first()
     return Session.from_row(row) if row else None
+
+
+async def all_tenants_update(
+    connection: AsyncConnection, changes: list[Change]
+) -> dict[Key, Session]:
+    """Apply the changes of one write batch (any tenants); returns the rows written, as stored.
+
+    One ``executemany`` per set of columns, in order within it: one session's changes in a batch
+    must set the same columns or disjoint ones. A session that is gone is left out of the result.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    now = now_ms()
+    for tenant, name, values in changes:
+        params = {"k_tenant": tenant, "k_name": name, "v_updated_at": now}
+        params.update({f"v_{column}": value for column, value in values.items()})
+        groups.setdefault(tuple(sorted(values)), []).append(params)
+    for columns, rows in groups.items():
+        await connection.execute(_update_many(columns), rows)
+    keys = list(dict.fromkeys((tenant, name) for tenant, name, _ in changes))
+    key = sa.tuple_(sessions.c.tenant_id, sessions.c.name)
+    found = await connection.execute(sa.select(sessions).where(key.in_(keys)))
+    return {(row["tenant_id"], row["name"]): Session.from_row(row) for row in found.mappings()}
+
+
+@cache
+def _update_many(columns: tuple[str, ...]) -> sa.Update:
+    """``UPDATE sessions SET <columns>, updated_at`` for one session, by bound parameters."""
+    values: dict[str, sa.BindParameter[Any]] = {
+        column: sa.bindparam(f"v_{column}") for column in (*columns, "updated_at")
+    }
+    where = sa.and_(
+        sessions.c.tenant_id == sa.bindparam("k_tenant"),
+        sessions.c.name == sa.bindparam("k_name"),
+    )
+    return sa.update(sessions).where(where).values(values)
 
 
 async def delete(connection: AsyncConnection, tenant: str, name: str) -> bool:

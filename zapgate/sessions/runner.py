@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from zapgate.clock import Clock
 from zapgate.engines.base import (
@@ -43,24 +43,15 @@ class SupervisionPolicy:
         return float(min(self.restart_base_seconds * 2 ** (failures - 1), self.restart_cap_seconds))
 
 
-class RunnerEvents:
+class RunnerEvents(Protocol):
     """What a runner tells the session manager (which turns it into writes and events)."""
 
-    def __init__(
-        self,
-        status: Callable[[SessionStatus, str | None], Awaitable[None]],
-        qr: Callable[[str], Awaitable[None]],
-        me: Callable[[dict[str, Any]], Awaitable[None]],
-        message: Callable[[InboundMessage], Awaitable[str]],
-        ack: Callable[[str, AckStatus], Awaitable[None]],
-        health: Callable[[str], Awaitable[None]],
-    ) -> None:
-        self.status = status
-        self.qr = qr
-        self.me = me
-        self.message = message
-        self.ack = ack
-        self.health = health
+    async def status(self, status: SessionStatus, reason: str | None) -> None: ...
+    async def qr(self, raw: str) -> None: ...
+    async def me(self, account: dict[str, Any]) -> None: ...
+    async def message(self, message: InboundMessage) -> str: ...
+    async def ack(self, engine_message_id: str, status: AckStatus) -> None: ...
+    async def health(self, state: str) -> None: ...
 
 
 class SessionRunner:
@@ -73,8 +64,11 @@ class SessionRunner:
         events: RunnerEvents,
         clock: Clock,
         policy: SupervisionPolicy,
+        starts: asyncio.Semaphore | None = None,
     ) -> None:
         self.config = config
+        self._starts = starts or asyncio.Semaphore()
+        """Shared by the runners of a node: how many engines may be starting at once."""
         self._create_engine = create_engine
         self._events = events
         self._clock = clock
@@ -87,7 +81,8 @@ class SessionRunner:
         self.health = "ok"
         self.failures = 0
         self.last_activity = clock.monotonic()
-        self._ended = asyncio.Event()
+        self._ended: asyncio.Future[None] | None = None
+        """Done when the current engine run is over (a future per run: lighter than an Event)."""
         self._reason: str | None = None
         self._restart_requested = False
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +107,7 @@ class SessionRunner:
         self.health = "stale"
         await self._events.health("stale")
         self._restart_requested = True
-        self._ended.set()
+        self._end_run()
 
     @property
     def supervising(self) -> bool:
@@ -135,19 +130,24 @@ class SessionRunner:
             await self._clock.sleep(self._policy.backoff(self.failures))
 
     async def _run_engine_once(self) -> None:
-        self._ended.clear()
+        self._ended = ended = asyncio.get_running_loop().create_future()
         self._reason = None
-        engine = self._create_engine()
-        self.engine = engine
-        self.last_activity = self._clock.monotonic()
-        try:
-            await engine.start(replace(self.config, restore=self.me), _Sink(self))
-        except Exception as error:
-            await self._report(SessionStatus.FAILED, f"start failed: {error}")
-        await self._ended.wait()
+        async with self._starts:
+            engine = self._create_engine()
+            self.engine = engine
+            self.last_activity = self._clock.monotonic()
+            try:
+                await engine.start(replace(self.config, restore=self.me), _Sink(self))
+            except Exception as error:
+                await self._report(SessionStatus.FAILED, f"start failed: {error}")
+        await ended
         self.ready.clear()
         await asyncio.shield(_quietly(engine.stop(), "stop"))  # a cancel must not cut it short
         self.engine = None
+
+    def _end_run(self) -> None:
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
     # what the engine reports -----------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class SessionRunner:
         finally:
             if status is SessionStatus.FAILED:
                 self._reason = reason
-                self._ended.set()  # even if the write failed: the run is over either way
+                self._end_run()  # even if the write failed: the run is over either way
         if status is SessionStatus.WORKING and self.health != "ok":
             self.health = "ok"
             await self._events.health("ok")

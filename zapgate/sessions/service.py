@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import Clock
-from zapgate.db.committer import Committer, Refusal, UnitOfWork
+from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
     Capability,
@@ -26,7 +26,6 @@ from zapgate.errors import (
     NoQrCode,
     NotPaired,
     SessionAlreadyStarted,
-    SessionExists,
     SessionNotFound,
     SessionNotReady,
     SessionNotRunning,
@@ -41,7 +40,8 @@ from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
 from zapgate.sessions.model import Session
-from zapgate.sessions.runner import RunnerEvents, SessionRunner, SupervisionPolicy
+from zapgate.sessions.runner import SessionRunner, SupervisionPolicy
+from zapgate.sessions.writer import SessionWriter
 from zapgate.tasks import cancel_and_wait
 from zapgate.tenants import repository as tenant_store
 from zapgate.validation import scrub, scrub_text
@@ -64,6 +64,9 @@ class SessionSettings:
     policy: SupervisionPolicy
     health_interval_seconds: float = 5.0
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
+    starts_at_once: int = 200
+    """Engines starting at once on this node: a boot of thousands of sessions starts them in
+    waves, so requests are served meanwhile (each wave's reports share write jobs)."""
 
 
 class SessionManager:
@@ -82,13 +85,17 @@ class SessionManager:
         self._database = database
         self._limits = limits
         self._committer = committer
+        self._writer = SessionWriter(committer)
         self.messages = messages
         self.engines = engines
         self._clock = clock
         self._settings = settings
         self._running: dict[Key, _Running] = {}
         self._known: dict[Key, Session] = {}
+        self._creating: dict[Key, bool] = {}
+        """Sessions being created here, and whether a message was queued for one meanwhile."""
         self._health_task: asyncio.Task[None] | None = None
+        self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
 
@@ -105,10 +112,14 @@ class SessionManager:
         await self._committer.run(job)
 
     async def boot(self) -> None:
-        """Start every session that was running, then watch their health."""
-        for session in await repository.all_tenants_wanted_running(self._database):
+        """Start every session that was running, then watch their health.
+
+        One query finds them and which have queued messages: the others' senders wait for a
+        message instead of each reading an empty outbox.
+        """
+        for session, queued in await repository.all_tenants_to_boot(self._database):
             try:
-                self._launch(session)
+                self._launch(session, outbox=queued)
             except Exception:
                 log.exception("could not start session %s/%s", session.tenant, session.name)
         self._health_task = asyncio.create_task(self._watch_health(), name="session-health")
@@ -184,29 +195,21 @@ class SessionManager:
         self.engines.check_config(engine, config)
         self.engines.require_available(engine)
         limits = await self._limits.of(tenant)
-
-        async def job(unit: UnitOfWork) -> Session | Refusal:
-            if claim is not None:
-                await claim.guard(unit)
-            await tenant_store.ensure(unit.connection, tenant, tenant)
-            if await repository.exists(unit.connection, tenant, name):
-                raise SessionExists(f"a session named {name!r} exists")
-            used = await repository.count(unit.connection, tenant)
-            if refusal := self._limits.no_room(limits, "sessions", used):
-                return refusal
-            desired = "running" if start else "stopped"
-            created = await repository.create(
-                unit.connection, tenant, name, engine, config, metadata, desired
+        desired = "running" if start else "stopped"
+        key = (tenant, name)
+        self._creating.setdefault(key, False)
+        try:
+            session, queued = await self._writer.create(
+                tenant, name, engine, config, metadata, desired, limits, claim
             )
-            if claim is not None:
-                claim.record(unit, created)
-            return created
-
-        session = await self._committer.run(job)
-        self._known[(tenant, name)] = session
+        finally:
+            # A send committed with the creation (or just after) may have woken nobody: its
+            # sender did not exist yet. wake_sender noted it here.
+            woken = self._creating.pop(key, False)
+        self._known[key] = session
         self.messages.depth.forget(tenant, name)
         if start:
-            self._launch(session)
+            self._launch(session, outbox=queued or woken)
         return session
 
     async def update(
@@ -330,6 +333,8 @@ class SessionManager:
         running = self._running.get((tenant, name))
         if running is not None:
             running.sender.wake()
+        elif (tenant, name) in self._creating:
+            self._creating[(tenant, name)] = True
 
     def runner(self, tenant: str, name: str) -> SessionRunner | None:
         """The runner of a session on this node (for tests and diagnostics)."""
@@ -341,17 +346,17 @@ class SessionManager:
     async def record_status(
         self, tenant: str, name: str, status: SessionStatus, reason: str | None = None
     ) -> None:
-        """Store a status change with its ``session.status`` event."""
+        """Store a status change with its ``session.status`` event (none if the session is gone)."""
+        values = {"status": status.value, "status_reason": reason}
+        event = (EventType.SESSION_STATUS, {"status": status.value, "reason": reason})
+        self._remember(await self._writer.update(tenant, name, values, event))
 
-        async def job(unit: UnitOfWork) -> Session | None:
-            values = {"status": status.value, "status_reason": reason}
-            updated = await repository.update(unit.connection, tenant, name, values)
-            if updated is not None:
-                payload = {"status": status.value, "reason": reason}
-                unit.emit(EventDraft(tenant, name, EventType.SESSION_STATUS, payload))
-            return updated
-
-        self._remember(await self._committer.run(job))
+    async def record_account(self, tenant: str, name: str, account: dict[str, Any]) -> None:
+        """Store the paired account; SessionNotFound if the session is gone."""
+        session = await self._writer.update(tenant, name, {"me": scrub(account)})
+        if session is None:
+            raise SessionNotFound(f"no session {name!r}")
+        self._remember(session)
 
     async def _write(self, tenant: str, name: str, values: dict[str, Any]) -> Session:
         async def job(unit: UnitOfWork) -> Session | None:
@@ -363,7 +368,11 @@ class SessionManager:
         self._remember(session)
         return session
 
-    async def _emit(self, tenant: str, name: str, event_type: str, payload: dict[str, Any]) -> None:
+    async def record_event(
+        self, tenant: str, name: str, event_type: str, payload: dict[str, Any]
+    ) -> None:
+        """Append an event of the session (no row changes)."""
+
         async def job(unit: UnitOfWork) -> None:
             unit.emit(EventDraft(tenant, name, event_type, payload))
 
@@ -375,7 +384,9 @@ class SessionManager:
 
     # running ---------------------------------------------------------------------------------
 
-    def _launch(self, session: Session) -> None:
+    def _launch(self, session: Session, outbox: bool = True) -> None:
+        """Run ``session`` here; its sender reads the outbox at once unless ``outbox`` is False
+        (known empty: it waits for a message to be queued)."""
         key = (session.tenant, session.name)
         if key in self._running:
             raise RuntimeError(f"session {key} is already running on this node")
@@ -383,38 +394,18 @@ class SessionManager:
         runner = SessionRunner(
             SessionConfig(session.tenant, session.name, session.config, session.me),
             spec.factory,
-            self._events_for(*key),
+            _Reports(self, *key),
             self._clock,
             self._settings.policy,
+            self._starts,
         )
         pacer = Pacer(self._settings.pacing, self._clock)
         sender = Sender(
             self.messages, runner, session.tenant, session.name, self._settings.retry, pacer
         )
         self._running[key] = _Running(runner, sender)
-        sender.start()
+        sender.start(check=outbox)
         runner.start()
-
-    def _events_for(self, tenant: str, name: str) -> RunnerEvents:
-        async def status(status: SessionStatus, reason: str | None) -> None:
-            await self.record_status(tenant, name, status, scrub(reason))
-
-        async def qr(raw: str) -> None:
-            await self._emit(tenant, name, EventType.SESSION_QR, {"qr": scrub_text(raw)})
-
-        async def me(account: dict[str, Any]) -> None:
-            await self._write(tenant, name, {"me": scrub(account)})
-
-        async def message(inbound: InboundMessage) -> str:
-            return (await self.messages.record_inbound(tenant, name, inbound)).id
-
-        async def ack(engine_message_id: str, status: AckStatus) -> None:
-            await self.messages.record_ack(tenant, name, engine_message_id, status)
-
-        async def health(state: str) -> None:
-            await self._emit(tenant, name, EventType.SESSION_HEALTH, {"health": state})
-
-        return RunnerEvents(status, qr, me, message, ack, health)
 
     async def _halt(self, key: Key, logout: bool = False) -> None:
         running = self._running.pop(key, None)
@@ -458,3 +449,37 @@ class SessionManager:
             if running.runner.is_stale():
                 log.warning("session %s/%s is stale; restarting it", tenant, name)
                 await running.runner.mark_stale()
+
+
+class _Reports:
+    """What one session's runner reports, turned into the manager's writes and events."""
+
+    __slots__ = ("_manager", "_name", "_tenant")
+
+    def __init__(self, manager: SessionManager, tenant: str, name: str) -> None:
+        self._manager = manager
+        self._tenant = tenant
+        self._name = name
+
+    async def status(self, status: SessionStatus, reason: str | None) -> None:
+        await self._manager.record_status(self._tenant, self._name, status, scrub(reason))
+
+    async def qr(self, raw: str) -> None:
+        await self._event(EventType.SESSION_QR, {"qr": scrub_text(raw)})
+
+    async def me(self, account: dict[str, Any]) -> None:
+        await self._manager.record_account(self._tenant, self._name, account)
+
+    async def message(self, inbound: InboundMessage) -> str:
+        messages = self._manager.messages
+        return (await messages.record_inbound(self._tenant, self._name, inbound)).id
+
+    async def ack(self, engine_message_id: str, status: AckStatus) -> None:
+        messages = self._manager.messages
+        await messages.record_ack(self._tenant, self._name, engine_message_id, status)
+
+    async def health(self, state: str) -> None:
+        await self._event(EventType.SESSION_HEALTH, {"health": state})
+
+    async def _event(self, event_type: str, payload: dict[str, Any]) -> None:
+        await self._manager.record_event(self._tenant, self._name, event_type, payload)

@@ -1,6 +1,7 @@
 """Command line: start each target, load it (wrk, or the sessions workload), report the figures."""
 
 import argparse
+import dataclasses
 import http.client
 import os
 import platform
@@ -179,6 +180,12 @@ def measure_sessions(api_key: str, setup: Setup) -> report.Outcome:
         server = sessions_server(data_dir, api_key)
         with serve(server, REPO_ROOT, log_path, setup.server_prefix) as running:
             result = sessions.run(running, plan, setup.client_cpu)
+        log(f"{SESSIONS}: restarting on the same data ({setup.sessions} sessions to run again)")
+        restart_log = setup.log_dir / f"{SESSIONS}-restart.log"
+        restart = sessions.measure_restart(
+            server, REPO_ROOT, restart_log, plan, setup.server_prefix, setup.client_cpu
+        )
+        result = dataclasses.replace(result, restart=restart)
     except BenchError as exc:
         return report.Outcome(SESSIONS, failure=str(exc))
     return report.Outcome(SESSIONS, result=result)

@@ -93,6 +93,12 @@ def sessions_section(result: SessionsResult) -> str:
         ("events/s incl. drain", f"{result.events_per_s_with_drain:.1f} ({drain})"),
         ("RSS after load", f"{t.rss_after_load_kb / 1024:.1f} MiB"),
     ]
+    if (r := result.restart) is not None:
+        rows += [
+            ("restart: ready", f"{r.restart_ready_s:.1f} s"),
+            ("restart: all WORKING again", f"{r.restart_working_s:.1f} s"),
+            ("restart: RSS", f"{r.restart_rss_kb / 1024:.1f} MiB"),
+        ]
     return "\n".join(["sessions:", *(f"  {name:<28} {value}" for name, value in rows)])
 
 
@@ -377,6 +383,17 @@ def summary(outcomes: list[Outcome]) -> str:
         per_session = sess.kb_per_session
         name = f"KiB per idle session ({sess.sessions:,})"
         rows.append(Row(name, "-", f"{per_session:.1f}", "-", "<= 50", per_session <= 50))
+        working = sess.memory.working_s
+        rows.append(
+            Row(f"s until {sess.sessions:,} created are WORKING", "-", f"{working:.1f}", "-",
+                "<= 30", working <= 30)
+        )  # fmt: skip
+        if (restart := sess.restart) is not None:
+            again = restart.restart_working_s
+            rows.append(
+                Row(f"s from start until {sess.sessions:,} WORKING", "-", f"{again:.1f}", "-",
+                    "<= 30", again <= 30)
+            )  # fmt: skip
     header = (
         f"{'workload':<38} {'original':>10} {'zapgate':>22} {'ratio':>7} {'target':>9} {'met':>4}"
     )

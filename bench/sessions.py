@@ -7,7 +7,10 @@ Against a running zapgate server it
 2. creates N sessions through the API, waits until they are all WORKING, settles, reads RSS again;
 3. sends ``ping`` to the simulator's echo contact round-robin over the N sessions for the measured
    duration (each send makes ~5 events: queued, sent, delivered, read and the echo's received),
-   then waits for the outbox to drain.
+   then waits for the outbox to drain;
+4. optionally (:func:`measure_restart`, after that server stopped) starts a server again on the
+   same data and times how long until it answers ``/ready`` and until every stored session has
+   reported WORKING again (a status written after the start, not the one left from the last run).
 
 Events are counted as the growth of the tenant's newest event seq (seqs are contiguous per
 tenant), found with cheap ``limit=1`` probes of ``GET /api/v1/events``.
@@ -19,14 +22,17 @@ import itertools
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 
-from bench.server import HOST, BenchError, Running, rss_kb
+from bench.server import HOST, BenchError, Running, rss_kb, serve
+from bench.targets import Server
 
-DEFAULT_SESSIONS = 1000
+DEFAULT_SESSIONS = 10_000
 ECHO_CONTACT = "5511900000000"
 SESSION_CONFIG = {
     "heartbeat_seconds": 30,
@@ -90,12 +96,23 @@ class Traffic:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A second server on the data of the first: seconds from its launch until it answered
+    ``/ready`` and until every stored session was WORKING again, and its RSS then."""
+
+    restart_ready_s: float
+    restart_working_s: float
+    restart_rss_kb: int
+
+
+@dataclass(frozen=True)
 class SessionsResult:
-    """Figures of one sessions run."""
+    """Figures of one sessions run (the restart ones when it was measured)."""
 
     sessions: int
     memory: Memory
     traffic: Traffic
+    restart: Restart | None = None
 
     @property
     def kb_per_session(self) -> float:
@@ -130,7 +147,8 @@ class SessionsResult:
             "events_per_s_load": round(self.events_per_s_load, 1),
             "events_per_s_with_drain": round(self.events_per_s_with_drain, 1),
         }
-        figures = {**asdict(self.memory), **asdict(self.traffic)}
+        restart = asdict(self.restart) if self.restart else {}
+        figures = {**asdict(self.memory), **asdict(self.traffic), **restart}
         rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
         return {"sessions": self.sessions, **rounded, **rates, "errors": self.errors}
 
@@ -254,6 +272,31 @@ async def wait_working(client: httpx.AsyncClient, count: int) -> None:
     raise BenchError(f"sessions not all WORKING after {WORKING_TIMEOUT_S:.0f}s: {dict(seen)}")
 
 
+async def wait_restarted(client: httpx.AsyncClient, count: int, since: datetime) -> None:
+    """Poll until ``count`` sessions are WORKING by a status written at ``since`` or later.
+
+    Listing thousands of sessions costs the server a few hundred ms, so the pause after a poll
+    is at least twice what the poll took: the probe takes at most a third of the server.
+    """
+    deadline = time.monotonic() + WORKING_TIMEOUT_S
+    again = 0
+    while time.monotonic() < deadline:
+        asked = time.monotonic()
+        response = await client.get("/api/v1/sessions")
+        if response.status_code != 200:
+            raise BenchError(f"GET /api/v1/sessions answered {response.status_code}")
+        again = sum(
+            1
+            for session in response.json()
+            if session["status"] == "WORKING"
+            and datetime.fromisoformat(session["updated_at"]) >= since
+        )
+        if again >= count:
+            return
+        await asyncio.sleep(max(POLL_S, 2 * (time.monotonic() - asked)))
+    raise BenchError(f"{count - again} sessions not WORKING again after {WORKING_TIMEOUT_S:.0f}s")
+
+
 async def first_after(client: httpx.AsyncClient, after: int) -> int | None:
     """Seq of the oldest event newer than ``after``, or None if there is none."""
     response = await client.get("/api/v1/events", params={"after": after, "limit": 1})
@@ -373,6 +416,31 @@ async def run_workload(running: Running, plan: Plan) -> SessionsResult:
         memory = await measure_memory(clients, running, names)
         traffic = await measure_traffic(clients, running, names, plan.duration_s)
     return SessionsResult(plan.sessions, memory, traffic)
+
+
+async def restarted(running: Running, plan: Plan, since: datetime) -> None:
+    """Wait until the warm-up, the default and the plan's sessions are WORKING again."""
+    async with api_clients(running.port, plan.api_key, 1) as clients:
+        await wait_restarted(clients[0], plan.sessions + 2, since)
+
+
+def measure_restart(
+    server: Server,
+    cwd: Path,
+    log_path: Path,
+    plan: Plan,
+    prefix: Sequence[str] = (),
+    client_cpu: int | None = None,
+) -> Restart:
+    """Start ``server`` on the data a finished :func:`run` left; time it (see :class:`Restart`)."""
+    since = datetime.now().astimezone()
+    launched = time.monotonic()
+    with serve(server, cwd, log_path, prefix) as running:
+        ready = time.monotonic() - launched
+        with pinned(client_cpu):
+            asyncio.run(restarted(running, plan, since))
+        working = time.monotonic() - launched
+        return Restart(round(ready, 3), round(working, 3), rss_kb(running.process.pid))
 
 
 def run(running: Running, plan: Plan, client_cpu: int | None) -> SessionsResult:

@@ -416,12 +416,18 @@ class Route:
         else:
             data, next_cursor = body["data"], body["next_cursor"]
         ids = [str(m["id"]) for m in data]
-        if any(a <= b for a, b in itertools.pairwise(ids)) or (cursor and ids and ids[0] >= cursor):
+        # pages by time (``until``) are newest first by (timestamp, id), their cursors
+        # "<created_at ms>.<id>"; the seeded history's timestamps rise with its ids
+        after = cursor.rpartition(".")[2] if cursor else None
+        if any(a <= b for a, b in itertools.pairwise(ids)) or (after and ids and ids[0] >= after):
             raise BadPage(f"GET {self.path}: ids not newest first below the cursor {cursor}")
         if not all(self.matches(m) for m in data):
             raise BadPage(f"GET {self.path}: a message outside the filter: {self.params(None)}")
         expected = ids[-1] if len(ids) == PAGE else None
-        if next_cursor != expected:
+        continues_after = next_cursor
+        if next_cursor is not None and self.until is not None:
+            continues_after = next_cursor.rpartition(".")[2]
+        if continues_after != expected:
             raise BadPage(f"GET {self.path}: next cursor {next_cursor}, expected {expected}")
         return ids, next_cursor
 

@@ -8,7 +8,8 @@ import httpx
 
 from tests.conftest import RunningServer
 from tests.support.events import EventWatcher, message_status, of_type
-from zapgate.engines.base import SessionStatus
+from zapgate.clock import to_iso
+from zapgate.engines.base import InboundMessage, SessionStatus
 
 
 async def wait_working(server: RunningServer, session: str = "default") -> None:
@@ -133,6 +134,73 @@ async def test_history_filters_and_cursor_pagination(
         await api.get("/api/v1/sessions/default/messages", params={"until": "2000-01-01T00:00:00Z"})
     ).json()
     assert past["data"] == []
+
+
+async def test_history_by_time_is_newest_first_by_timestamp_and_pages_each_once(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    """Stored in one order, stamped in another (a phone's backlog arrives late), with ties."""
+    base = 1_780_000_000_000
+    stamps = [base + 5, base + 1, base + 3, base + 3, base + 9, base + 3, base + 7, base + 1]
+    stored = []
+    record = server.services.messages.record_inbound
+    for index, stamp in enumerate(stamps):
+        sender = "5511988887777@c.us"
+        inbound = InboundMessage(f"e{index}", sender, "me", "text", f"t{index}", stamp)
+        stored.append(await record("default", "default", inbound))
+    url = "/api/v1/sessions/default/messages"
+    window = {"since": to_iso(base + 1), "until": to_iso(base + 9), "direction": "in"}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {**window, "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        response = await api.get(url, params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [m["id"] for m in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    expected = sorted(
+        (m for m in stored if base + 1 <= m.created_at < base + 9),
+        key=lambda m: (m.created_at, m.id),
+        reverse=True,
+    )
+    assert seen == [m.id for m in expected]
+    assert len(seen) == 7
+
+    only_until = (await api.get(url, params={"until": to_iso(base + 3), "limit": 500})).json()
+    assert [m["text"] for m in only_until["data"]] == ["t7", "t1"]
+
+
+async def test_a_cursor_continues_after_its_message_whichever_kind_of_page_gave_it(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    url = "/api/v1/sessions/default/messages"
+    for index in range(3):
+        await api.post(url, json={"to": "5511999990001", "text": f"c{index}"})
+    since = "2000-01-01T00:00:00Z"
+    by_id = (await api.get(url, params={"limit": 1})).json()
+    by_time = (await api.get(url, params={"limit": 1, "since": since})).json()
+    assert by_id["data"] == by_time["data"]
+    newest = by_id["data"][0]["id"]
+    assert by_id["next_cursor"] == newest
+    assert by_time["next_cursor"].endswith("." + newest)
+
+    after_id = await api.get(url, params={"since": since, "cursor": by_id["next_cursor"]})
+    after_time = await api.get(url, params={"cursor": by_time["next_cursor"]})
+    assert after_id.status_code == after_time.status_code == 200
+    assert [m["text"] for m in after_id.json()["data"]] == ["c1", "c0"]
+    assert [m["text"] for m in after_time.json()["data"]] == ["c1", "c0"]
+
+    unknown = await api.get(url, params={"since": since, "cursor": "msg_unknown"})
+    assert unknown.status_code == 404
+    for cursor in ("99999999999999999999.msg_X", "12.msg with spaces", "1.2.msg_X", "-.msg_X"):
+        response = await api.get(url, params={"until": "2999-01-01T00:00:00Z", "cursor": cursor})
+        assert response.status_code == 422, (cursor, response.text)
+        assert response.json()["error"] == "invalid_input"
 
 
 async def test_original_contract_send_and_list(

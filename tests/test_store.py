@@ -307,8 +307,18 @@ async def test_deferred_updates_land_after_the_batchs_inserts_in_one_statement_p
         (False, False, False, False, False),
         (False, False, False, False, True),
         (True, False, False, False, True),
+        (False, False, False, True, False, True),
+        (False, False, True, True, True, True),
+        (True, True, False, True, True, True),
     ],
-    ids=["newest page", "cursor page", "chat cursor page"],
+    ids=[
+        "newest page",
+        "cursor page",
+        "chat cursor page",
+        "until page",
+        "window cursor page",
+        "chat direction until cursor page",
+    ],
 )
 async def test_history_pages_seek_an_index_however_long_the_history(
     services: Services, filters: tuple[bool, ...]
@@ -317,6 +327,7 @@ async def test_history_pages_seek_an_index_however_long_the_history(
         pytest.skip("the plan is SQLite's; PostgreSQL plans by its statistics")
     statement = message_store._history(*filters)
     params = {"t": "default", "s": "default", "n": 50, "chat": "1@c.us", "before": "msg_Z"}
+    params |= {"direction": "in", "since": 1, "until": 9, "before_ms": 8}
     bound = statement.params(**params)
     sql = str(
         bound.compile(dialect=services.database.dialect, compile_kwargs={"literal_binds": True})

@@ -67,6 +67,7 @@ messages = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Index("ix_messages_history", "tenant_id", "session", "id"),
     sa.Index("ix_messages_chat", "tenant_id", "session", "chat_id", "id"),
+    sa.Index("ix_messages_time", "tenant_id", "session", "created_at", "id"),
     sa.Index("ix_messages_outbox", "tenant_id", "session", "status", "id"),
     sa.Index("ix_messages_engine_id", "tenant_id", "session", "engine_message_id"),
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
 from zapgate.clock import from_datetime
+from zapgate.errors import InvalidInput
 from zapgate.http.auth import Caller
 from zapgate.http.deps import Instant, SessionName, services_of
 from zapgate.http.errors import responses
@@ -69,13 +71,30 @@ async def list_messages(
     caller: Caller,
     chat: Annotated[str | None, Query(max_length=128, description="a number or chat id")] = None,
     direction: Literal["in", "out"] | None = None,
-    since: Annotated[Instant | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[Instant | None, Query(description="ISO 8601, exclusive")] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[
+        Instant | None,
+        Query(description="ISO 8601, inclusive; with since or until, newest first by timestamp"),
+    ] = None,
+    until: Annotated[
+        Instant | None,
+        Query(description="ISO 8601, exclusive; with since or until, newest first by timestamp"),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=CURSOR_PATTERN,
+            description="the next_cursor of the previous page (same filters)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Json:
     services = services_of(request)
     await services.sessions.require(caller.tenant, session)
+    before, before_ms = _cursor(cursor)
+    if before is not None and before_ms is None and (since is not None or until is not None):
+        # an id alone (from a page by id): where that message is in time
+        before_ms = (await services.messages.get(caller.tenant, before)).created_at
     query = HistoryQuery(
         tenant=caller.tenant,
         session=session,
@@ -84,15 +103,41 @@ async def list_messages(
         direction=Direction(direction) if direction else None,
         since_ms=from_datetime(since) if since else None,
         until_ms=from_datetime(until) if until else None,
-        before=cursor,
+        before=before,
+        before_ms=before_ms,
     )
-    return Json(history_body(await services.messages.history(query), limit))
+    page = await services.messages.history(query)
+    return Json(history_body(page, limit, by_time=query.by_time))
 
 
-def history_body(page: list[Message], limit: int) -> dict[str, Any]:
-    """A history page's answer: its messages and the cursor of the next page, if any."""
-    next_cursor = page[-1].id if len(page) == limit else None
+def history_body(page: list[Message], limit: int, by_time: bool = False) -> dict[str, Any]:
+    """A history page's answer: its messages and the cursor of the next page, if any.
+
+    The cursor is the last message's id; on pages by time (``since``/``until``) it is
+    ``<created_at ms>.<id>``, so the next page seeks there without looking the message up.
+    """
+    next_cursor = None
+    if len(page) == limit:
+        last = page[-1]
+        timed = by_time and abs(last.created_at) < 10**18  # else looked up by id
+        next_cursor = f"{last.created_at}.{last.id}" if timed else last.id
     return {"data": [m.public() for m in page], "next_cursor": next_cursor}
+
+
+CURSOR_PATTERN = r"^(-?[0-9]{1,18}\.)?[A-Za-z0-9_]{1,40}$"
+"""A message id, after ``<created_at ms>.`` on pages by time."""
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def _cursor(cursor: str | None) -> tuple[str | None, int | None]:
+    """The id a page continues after, and its ``created_at`` if the cursor carries it."""
+    if cursor is None:
+        return None, None
+    found = _CURSOR.fullmatch(cursor)
+    if found is None:  # the query's pattern checked it already
+        raise InvalidInput("cursor: not a next_cursor")
+    at, _, message_id = cursor.rpartition(".")
+    return message_id, int(at) if at else None
 
 
 @router.get(

@@ -16,7 +16,11 @@ from zapgate.messages.model import Direction, Message, MessageStatus, statuses_b
 
 @dataclass(frozen=True, slots=True)
 class HistoryQuery:
-    """Filters of a history page; ``before`` is the id cursor (newest first)."""
+    """Filters of a history page, newest first: by id, or with ``since``/``until`` by time.
+
+    ``before`` is the cursor: the id of the last message of the previous page; by time, with
+    ``before_ms`` its ``created_at`` as well.
+    """
 
     tenant: str
     session: str
@@ -26,6 +30,12 @@ class HistoryQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     before: str | None = None
+    before_ms: int | None = None
+
+    @property
+    def by_time(self) -> bool:
+        """Whether pages are ordered by ``created_at`` (a time filter is set), not by id."""
+        return self.since_ms is not None or self.until_ms is not None
 
 
 def insert(unit: UnitOfWork, message: Message) -> None:
@@ -44,15 +54,31 @@ async def history(engine: AsyncEngine, query: HistoryQuery) -> list[Message]:
         "before": query.before,
     }
     params.update({name: value for name, value in optional.items() if value is not None})
-    statement = _history(*(value is not None for value in optional.values()))
+    if query.by_time and query.before is not None:
+        if query.before_ms is None:
+            raise ValueError("a page by time continues after (before_ms, before)")
+        # Rows after the cursor have created_at <= before_ms: one upper bound for the seek
+        # (SQLite seeks by one of two), the cursor's id breaking ties within its millisecond.
+        params["before_ms"] = query.before_ms
+        until = query.before_ms + 1
+        params["until"] = until if query.until_ms is None else min(query.until_ms, until)
+    flags = {name: name in params for name in optional}
+    statement = _history(*flags.values(), query.by_time)
     async with engine.connect() as connection:
         rows = (await connection.execute(statement, params)).mappings().all()
     return [Message.from_row(row) for row in rows]
 
 
-@lru_cache(maxsize=32)
-def _history(chat: bool, direction: bool, since: bool, until: bool, before: bool) -> sa.Select[Any]:
-    """The page query for one combination of filters, built once (a read on every page)."""
+@lru_cache(maxsize=64)
+def _history(
+    chat: bool, direction: bool, since: bool, until: bool, before: bool, by_time: bool = False
+) -> sa.Select[Any]:
+    """The page query for one combination of filters, built once (a read on every page).
+
+    By id it seeks ``ix_messages_history`` (or ``ix_messages_chat``); by time it seeks
+    ``ix_messages_time``, so a window in the middle of a long history costs no more than the
+    newest page (with id order it scanned every newer message to find the window).
+    """
     c = messages.c
     statement = sa.select(messages).where(
         c.tenant_id == sa.bindparam("t"), c.session == sa.bindparam("s")
@@ -65,9 +91,17 @@ def _history(chat: bool, direction: bool, since: bool, until: bool, before: bool
         statement = statement.where(c.created_at >= sa.bindparam("since"))
     if until:
         statement = statement.where(c.created_at < sa.bindparam("until"))
+    limit = sa.bindparam("n", type_=sa.Integer)
+    if by_time:
+        if before:  # (created_at, id) < cursor; ``until`` is then at most before_ms + 1
+            at = sa.bindparam("before_ms", type_=sa.BigInteger)
+            statement = statement.where(
+                sa.or_(c.created_at < at, c.id < sa.bindparam("before", type_=sa.String))
+            )
+        return statement.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
     if before:
         statement = statement.where(c.id < sa.bindparam("before"))
-    return statement.order_by(c.id.desc()).limit(sa.bindparam("n", type_=sa.Integer))
+    return statement.order_by(c.id.desc()).limit(limit)
 
 
 async def get(engine: AsyncEngine, tenant: str, message_id: str) -> Message | None:

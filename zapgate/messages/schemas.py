@@ -60,7 +60,8 @@ class MessageOut(BaseModel):
 
 
 class MessagePage(BaseModel):
-    """A page of history, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+    """A page of history, newest first (by timestamp when ``since``/``until`` is given); pass
+    ``next_cursor`` as ``cursor``, with the same filters, for the next page."""
 
     data: list[MessageOut]
     next_cursor: str | None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -10,7 +9,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_KEY, make_settings, serve
+from tests.conftest import ADMIN_KEY, RunningServer, make_settings, serve
+from tests.support.events import EventWatcher, status_is
+from zapgate.engines.base import SessionStatus
 from zapgate.services import build_services
 
 NUMBER = "5511999999999"
@@ -88,20 +89,23 @@ async def answers(
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         if settings.simulator_pairing_seconds == 0:
-            await until_working(client)
+            await until_working(server)
         return [
             shape(await client.post(path, headers=headers, json=body))
             for path, headers, body in requests
         ]
 
 
-async def until_working(client: httpx.AsyncClient) -> None:
-    """Wait for the default session to pair (instantly, but after start-up)."""
-    async with asyncio.timeout(10):
-        while (await client.get("/api/v1/sessions/default", headers=BEARER)).json().get(
-            "status"
-        ) != "WORKING":
-            await asyncio.sleep(0.02)
+async def until_working(server: RunningServer) -> None:
+    """Wait for the default session to pair (instantly, but after start-up).
+
+    Awaited in the process, not polled over HTTP: each poll took a rate-limit token, and a
+    loaded machine polled more often in one run than in the other (``r=`` differed).
+    """
+    async with EventWatcher(server.services.bus) as watcher:
+        current = await server.services.sessions.get("default", "default")
+        if current.status is not SessionStatus.WORKING:
+            await watcher.wait_for(status_is("default", "WORKING"))
 
 
 async def test_simulated_inbound_gets_the_same_answers_from_the_fast_lane(tmp_path: Path) -> None:

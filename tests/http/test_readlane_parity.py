@@ -55,7 +55,7 @@ async def answers(tmp_path: Path, fast_lane: bool) -> list[tuple[Any, ...]]:
         serve(build_services(settings), fast_lane=fast_lane) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
-        await until_working(client)
+        await until_working(server)
         for n in range(6):
             body = {"from": NUMBER, "text": f"in {n}"}
             sent = await client.post(

@@ -418,8 +418,8 @@ class Route:
         ids = [str(m["id"]) for m in data]
         # pages by time (``until``) are newest first by (timestamp, id), their cursors
         # "<created_at ms>.<id>"; the seeded history's timestamps rise with its ids
-        after = cursor.rpartition(".")[2] if cursor else None
-        if any(a <= b for a, b in itertools.pairwise(ids)) or (after and ids and ids[0] >= after):
+        below = cursor.rpartition(".")[2] if cursor else None
+        if any(a <= b for a, b in itertools.pairwise(ids)) or (below and ids and ids[0] >= below):
             raise BadPage(f"GET {self.path}: ids not newest first below the cursor {cursor}")
         if not all(self.matches(m) for m in data):
             raise BadPage(f"GET {self.path}: a message outside the filter: {self.params(None)}")

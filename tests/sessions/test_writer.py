@@ -12,10 +12,15 @@ from zapgate.errors import QuotaExceeded, SessionExists, Unavailable
 from zapgate.events.model import EventType
 from zapgate.services import Services
 from zapgate.sessions import repository as session_store
+from zapgate.sessions.model import NewSession
 from zapgate.sessions.writer import SessionWriter
 
 TENANT = "default"
 WORKING = {"status": "WORKING", "status_reason": None}
+
+
+def stopped(name: str) -> NewSession:
+    return NewSession(TENANT, name, "simulator", desired="stopped")
 
 
 def working_event() -> tuple[str, dict[str, object]]:
@@ -110,10 +115,7 @@ async def test_creations_waiting_together_check_their_names_in_one_job(
     writer, counter = counted(services)
     limits = await services.limits.of(TENANT)
     answers = await asyncio.gather(
-        *(
-            writer.create(TENANT, name, "simulator", {}, {}, "stopped", limits)
-            for name in ("a", "b", "a", "default")
-        ),
+        *(writer.create(stopped(name), limits) for name in ("a", "b", "a", "default")),
         return_exceptions=True,
     )
     assert counter.jobs == 1
@@ -126,10 +128,7 @@ async def test_creations_in_one_job_respect_the_session_quota(services: Services
     writer = SessionWriter(services.committer)
     limits = replace(await services.limits.of(TENANT), sessions=3)  # "default" is one
     answers = await asyncio.gather(
-        *(
-            writer.create(TENANT, f"q{index}", "simulator", {}, {}, "stopped", limits)
-            for index in range(4)
-        ),
+        *(writer.create(stopped(f"q{index}"), limits) for index in range(4)),
         return_exceptions=True,
     )
     assert [isinstance(a, QuotaExceeded) for a in answers] == [False, False, True, True]
@@ -149,6 +148,6 @@ async def test_a_new_session_says_whether_messages_wait_under_its_name(
     await services.committer.run(crash_mid_delete)
     writer = SessionWriter(services.committer)
     limits = await services.limits.of(TENANT)
-    fresh = await writer.create(TENANT, "fresh", "simulator", {}, {}, "stopped", limits)
-    reused = await writer.create(TENANT, "reused", "simulator", {}, {}, "stopped", limits)
+    fresh = await writer.create(stopped("fresh"), limits)
+    reused = await writer.create(stopped("reused"), limits)
     assert (fresh[1], reused[1]) == (False, True)

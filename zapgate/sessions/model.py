@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zapgate.clock import to_iso
 from zapgate.engines.base import SessionStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """What a new session is made of (it starts stopped; ``desired`` says whether to run it)."""
+
+    tenant: str
+    name: str
+    engine: str
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    desired: str = "running"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,47 +12,32 @@ from zapgate.clock import now_ms
 from zapgate.db.tables import messages, sessions
 from zapgate.engines.base import SessionStatus
 from zapgate.messages.model import MessageStatus
-from zapgate.sessions.model import Session
+from zapgate.sessions.model import NewSession, Session
 
 Key = tuple[str, str]
 Change = tuple[str, str, dict[str, Any]]
 """(tenant, name, the columns to set) of one session."""
 
 
-async def create(
-    connection: AsyncConnection,
-    tenant: str,
-    name: str,
-    engine: str,
-    config: dict[str, Any],
-    metadata: dict[str, Any],
-    desired: str = "running",
-) -> Session:
-    """Insert a stopped session (``desired`` says whether it should run)."""
-    row = new_row(tenant, name, engine, config, metadata, desired)
+async def create(connection: AsyncConnection, new: NewSession) -> Session:
+    """Insert a new, stopped session."""
+    row = new_row(new)
     await connection.execute(sessions.insert().values(**row))
     return Session.from_row(row)
 
 
-def new_row(
-    tenant: str,
-    name: str,
-    engine: str,
-    config: dict[str, Any],
-    metadata: dict[str, Any],
-    desired: str,
-) -> dict[str, Any]:
+def new_row(new: NewSession) -> dict[str, Any]:
     """The row of a new, stopped session (for ``create`` or ``all_tenants_insert``)."""
     now = now_ms()
     return {
-        "tenant_id": tenant,
-        "name": name,
-        "engine": engine,
-        "config": config,
-        "metadata": metadata,
+        "tenant_id": new.tenant,
+        "name": new.name,
+        "engine": new.engine,
+        "config": new.config,
+        "metadata": new.metadata,
         "status": SessionStatus.STOPPED.value,
         "status_reason": None,
-        "desired": desired,
+        "desired": new.desired,
         "me": None,
         "created_at": now,
         "updated_at": now,

@@ -39,7 +39,7 @@ from zapgate.messages.pacing import Pacer, PacingPolicy
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
 from zapgate.sessions import repository
-from zapgate.sessions.model import Session
+from zapgate.sessions.model import NewSession, Session
 from zapgate.sessions.runner import SessionRunner, SupervisionPolicy
 from zapgate.sessions.writer import SessionWriter
 from zapgate.tasks import cancel_and_wait
@@ -107,7 +107,7 @@ class SessionManager:
         async def job(unit: UnitOfWork) -> None:
             await tenant_store.ensure(unit.connection, tenant, tenant)
             if not await repository.exists(unit.connection, tenant, name):
-                await repository.create(unit.connection, tenant, name, engine, {}, {})
+                await repository.create(unit.connection, NewSession(tenant, name, engine))
 
         await self._committer.run(job)
 
@@ -199,9 +199,8 @@ class SessionManager:
         key = (tenant, name)
         self._creating.setdefault(key, False)
         try:
-            session, queued = await self._writer.create(
-                tenant, name, engine, config, metadata, desired, limits, claim
-            )
+            new = NewSession(tenant, name, engine, config, metadata, desired)
+            session, queued = await self._writer.create(new, limits, claim)
         finally:
             # A send committed with the creation (or just after) may have woken nobody: its
             # sender did not exist yet. wake_sender noted it here.

@@ -24,7 +24,7 @@ from zapgate.idempotency.service import Claim
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
 from zapgate.sessions import repository
-from zapgate.sessions.model import Session
+from zapgate.sessions.model import NewSession, Session
 from zapgate.tenants import repository as tenant_store
 
 BATCH_MAX = 500
@@ -108,12 +108,7 @@ def _answer(live: list[_Waiting[I, R]], answers: list[R | AppError]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Creation:
-    tenant: str
-    name: str
-    engine: str
-    config: dict[str, Any]
-    metadata: dict[str, Any]
-    desired: str
+    new: NewSession
     limits: Limits
     claim: Claim | None
 
@@ -134,23 +129,14 @@ class SessionWriter:
         self._reports = _Shared(committer, _update, batch_max)
 
     async def create(
-        self,
-        tenant: str,
-        name: str,
-        engine: str,
-        config: dict[str, Any],
-        metadata: dict[str, Any],
-        desired: str,
-        limits: Limits,
-        claim: Claim | None = None,
+        self, new: NewSession, limits: Limits, claim: Claim | None = None
     ) -> tuple[Session, bool]:
         """Store a new session: SessionExists, or the ``sessions`` quota's error, if it cannot be.
 
         Returns it, and whether messages queued under its name wait in the outbox (left by an
         earlier session of that name).
         """
-        creation = _Creation(tenant, name, engine, config, metadata, desired, limits, claim)
-        return await self._creations.submit(creation)
+        return await self._creations.submit(_Creation(new, limits, claim))
 
     async def update(
         self,
@@ -173,28 +159,27 @@ async def _create(
     for creation in creations:
         if creation.claim is not None:
             await creation.claim.guard(unit)  # if it raises, each creation is tried alone
-    for tenant in dict.fromkeys(creation.tenant for creation in creations):
+    for tenant in dict.fromkeys(creation.new.tenant for creation in creations):
         await tenant_store.ensure(unit.connection, tenant, tenant)
-    keys = [(creation.tenant, creation.name) for creation in creations]
+    keys = [(creation.new.tenant, creation.new.name) for creation in creations]
     taken, queued = await repository.all_tenants_names_in_use(unit.connection, keys)
     used: dict[str, int] = {}
     answers: list[tuple[Session, bool] | AppError] = []
     rows = []
     for creation, key in zip(creations, keys, strict=True):
+        tenant, name = key
         if key in taken:
-            answers.append(SessionExists(f"a session named {creation.name!r} exists"))
+            answers.append(SessionExists(f"a session named {name!r} exists"))
             continue
         if creation.limits.sessions:  # counting scans a tenant's sessions: only for a quota
-            if creation.tenant not in used:
-                used[creation.tenant] = await repository.count(unit.connection, creation.tenant)
-            if refusal := LimitService.no_room(creation.limits, "sessions", used[creation.tenant]):
+            if tenant not in used:
+                used[tenant] = await repository.count(unit.connection, tenant)
+            if refusal := LimitService.no_room(creation.limits, "sessions", used[tenant]):
                 answers.append(refusal.error)
                 continue
-            used[creation.tenant] += 1
+            used[tenant] += 1
         taken.add(key)
-        row = repository.new_row(
-            *key, creation.engine, creation.config, creation.metadata, creation.desired
-        )
+        row = repository.new_row(creation.new)
         rows.append(row)
         answers.append((Session.from_row(row), key in queued))
     await repository.all_tenants_insert(unit.connection, rows)

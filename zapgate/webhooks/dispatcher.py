@@ -40,6 +40,7 @@ from zapgate.events.model import Event
 from zapgate.webhooks import repository
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.policy import Concurrency, RetryPlan
+from zapgate.webhooks.recent import RecentEvents
 from zapgate.webhooks.worker import Context, Worker
 
 __all__ = ["Concurrency", "Dispatcher", "RetryPlan"]
@@ -66,10 +67,12 @@ class Dispatcher:
         self._bus = bus
         self._client = client
         self._limits = concurrency or Concurrency()
+        self._recent = RecentEvents(database)
         self._context = Context(
             database,
             committer,
             client,
+            self._recent,
             plan,
             random.Random(),
             self._limits.per_subscription,
@@ -143,7 +146,10 @@ class Dispatcher:
         for event in events:
             by_tenant[event.tenant].append(event)
         for tenant, batch in by_tenant.items():
-            for worker in list(self._workers.get(tenant, {}).values()):
+            workers = list(self._workers.get(tenant, {}).values())
+            if workers:
+                self._recent.published(tenant, batch)
+            for worker in workers:
                 worker.events_arrived(batch)
 
     # workers -----------------------------------------------------------------------------------
@@ -194,6 +200,7 @@ class Dispatcher:
             del mine[worker.webhook_id]
             if not mine:
                 self._workers.pop(worker.tenant, None)
+                self._recent.forget(worker.tenant)
         self._tasks.pop(worker, None)
         self._notify()
 

@@ -31,12 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Job, UnitOfWork
-from zapgate.events import repository as event_log
 from zapgate.events.model import Event, EventDraft, EventType
 from zapgate.webhooks import repository, signing
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Webhook
 from zapgate.webhooks.policy import RetryPlan
+from zapgate.webhooks.recent import RecentEvents
 
 log = logging.getLogger(__name__)
 PLAN_PAGE = 100
@@ -68,6 +68,8 @@ class Context:
     database: AsyncEngine
     committer: Committer
     client: WebhookClient
+    recent: RecentEvents
+    """The tenants' recent events, read from the log once for all their subscriptions."""
     plan: RetryPlan
     rng: random.Random
     max_lanes: int
@@ -272,8 +274,8 @@ class Worker:
         if room <= 0:
             self._behind = True  # planned as the backlog drains
             return False
-        page = self._from_memory() or await event_log.read_after(
-            self._context.database, self.tenant, self._cursor, PLAN_PAGE
+        page = self._from_memory() or await self._context.recent.read_after(
+            self.tenant, self._cursor, PLAN_PAGE
         )
         if not page:
             return False
@@ -395,7 +397,7 @@ class Worker:
         bodies = self._kept.take(d.event_id for d in queue)
         missing = {d.event_id for d in queue} - bodies.keys()
         if missing:
-            found = await event_log.by_ids(self._context.database, self.tenant, missing)
+            found = await self._context.recent.by_ids(self.tenant, missing)
             bodies.update({event.id: event.envelope_json() for event in found})
         return bodies
 

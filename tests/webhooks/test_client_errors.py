@@ -5,10 +5,9 @@ from __future__ import annotations
 import errno
 import socket
 
-import aiohttp
 import pytest
 
-from zapgate.webhooks import ssrf
+from zapgate.webhooks import http11, ssrf
 from zapgate.webhooks.client import public_reason
 
 INTERNAL = "10.0.0.5"
@@ -18,8 +17,9 @@ CASES = [
     (socket.gaierror(socket.EAI_NONAME, f"no such name (via {INTERNAL})"), "connection failed: "),
     (OSError(errno.ECONNREFUSED, f"Connect call failed ('{INTERNAL}', 80)"), "connection failed: "),
     (ConnectionResetError(errno.ECONNRESET, f"reset by {INTERNAL}"), "connection failed: "),
-    (aiohttp.ServerDisconnectedError(f"{INTERNAL} went away"), "the receiver closed the"),
-    (aiohttp.ClientPayloadError(f"bad chunk from {INTERNAL}"), "connection failed: "),
+    (http11.Disconnected(f"{INTERNAL} went away"), "the receiver closed the"),
+    (http11.ConnectFailed(OSError(errno.ECONNREFUSED, f"to {INTERNAL}")), "could not connect: "),
+    (http11.LookupFailed(f"no such name (via {INTERNAL})"), "DNS lookup failed: "),
     (TimeoutError(), "timed out after 15 s"),
     (ValueError(f"internal state {INTERNAL}"), "could not send: ValueError"),
 ]

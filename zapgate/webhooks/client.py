@@ -7,104 +7,84 @@ full error goes to the server's log instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import socket
+import ssl
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-
 from zapgate.clock import now_ms
 from zapgate.validation import scrub_text
-from zapgate.webhooks import ssrf
+from zapgate.webhooks import http11, ssrf
+from zapgate.webhooks.http11 import Http11Client
 from zapgate.webhooks.model import AttemptOutcome
 
-EXCERPT_BYTES = 1024
+CHECKED_URLS = 4096
+"""URLs remembered as passing :func:`ssrf.check_url` (beyond: forgotten all at once)."""
 log = logging.getLogger(__name__)
 
 
-class CheckedResolver(AbstractResolver):
-    """Resolves names once, refusing non-public answers; the connection uses exactly those."""
-
-    def __init__(self, allowlist: ssrf.Allowlist) -> None:
-        self._allowlist = allowlist
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        addresses = await ssrf.resolve_checked(host, port, self._allowlist)
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for address in addresses
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
 class WebhookClient:
-    """Posts signed bodies; every outcome, failure included, comes back as an AttemptOutcome."""
+    """Posts signed bodies; every outcome, failure included, comes back as an AttemptOutcome.
+
+    Requests go through :class:`~zapgate.webhooks.http11.Http11Client`: kept-alive connections
+    to the addresses the SSRF guard checked when each connection was opened."""
 
     def __init__(self, allowlist: ssrf.Allowlist, timeout_seconds: float) -> None:
         self._allowlist = allowlist
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout = timeout_seconds
+        self._http: Http11Client | None = None
+        self._checked: set[str] = set()
 
     async def start(self) -> None:
         """Open the connection pool."""
-        connector = aiohttp.TCPConnector(
-            resolver=CheckedResolver(self._allowlist), use_dns_cache=False, limit=200
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=False
-        )
+        self._http = Http11Client(self._allowlist)
 
     async def close(self) -> None:
         """Close the pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
         """One attempt."""
         started = time.monotonic()
         try:
-            ssrf.check_url(url, self._allowlist)
+            self._check(url)
             return await self._post(url, body, headers, started)
         except Exception as error:  # never let one subscription's bad data stop the dispatcher
             _log_failure(url, error)
-            return _failed(started, public_reason(error, self._timeout.total))
+            return _failed(started, public_reason(error, self._timeout))
+
+    def _check(self, url: str) -> None:
+        """:func:`ssrf.check_url`, once per URL: it reads only the URL and the allowlist, so
+        its answer never changes (what a name resolves to is checked at each new connection,
+        and the connection goes only to the checked addresses)."""
+        if url in self._checked:
+            return
+        ssrf.check_url(url, self._allowlist)
+        if len(self._checked) >= CHECKED_URLS:
+            self._checked.clear()
+        self._checked.add(url)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], started: float
     ) -> AttemptOutcome:
-        assert self._session is not None, "start() the client first"
-        async with self._session.post(
-            url, data=body, headers=headers, allow_redirects=False
-        ) as response:
-            excerpt = scrub_text(
-                (await response.content.read(EXCERPT_BYTES)).decode(errors="replace")
-            )
-            status = response.status
-            error = None if 200 <= status < 300 else _http_error(status, response.headers)
-            return AttemptOutcome(
-                status_code=status,
-                duration_ms=_elapsed_ms(started),
-                error=error,
-                excerpt=excerpt,
-                retry_after_seconds=retry_after(response.headers.get("Retry-After")),
-            )
+        assert self._http is not None, "start() the client first"
+        async with asyncio.timeout(self._timeout):
+            answer = await self._http.post(url, body, headers)
+        status = answer.status
+        error = None if 200 <= status < 300 else _http_error(status, answer.headers)
+        return AttemptOutcome(
+            status_code=status,
+            duration_ms=_elapsed_ms(started),
+            error=error,
+            excerpt=scrub_text(answer.excerpt.decode(errors="replace")),
+            retry_after_seconds=retry_after(answer.headers.get("retry-after")),
+        )
 
 
 def retry_after(value: str | None) -> float | None:
@@ -123,9 +103,8 @@ def retry_after(value: str | None) -> float | None:
 
 def _http_error(status: int, headers: Any) -> str:
     if 300 <= status < 400:
-        return (
-            f"HTTP {status} redirect to {headers.get('Location', '?')} (redirects are not followed)"
-        )
+        location = headers.get("location", "?")
+        return f"HTTP {status} redirect to {location} (redirects are not followed)"
     return f"HTTP {status}"
 
 
@@ -137,17 +116,17 @@ def public_reason(error: BaseException, timeout_seconds: float | None) -> str:
         return f"refused: {error}"
     if isinstance(error, TimeoutError):
         return f"timed out after {timeout_seconds or 0:g} s"
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
+    if isinstance(error, http11.LookupFailed):
         return "DNS lookup failed: the host name could not be resolved"
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return "TLS failed: the receiver's certificate could not be verified"
-    if isinstance(error, aiohttp.ClientSSLError):
-        return "TLS failed: the handshake did not complete"
-    if isinstance(error, aiohttp.ClientConnectorError):
+    if isinstance(error, http11.ConnectFailed):
         return f"could not connect: {_os_reason(error.os_error)}"
-    if isinstance(error, aiohttp.ServerDisconnectedError):
+    if isinstance(error, http11.Disconnected):
         return "the receiver closed the connection without answering"
-    if isinstance(error, aiohttp.ClientError | OSError):
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "TLS failed: the receiver's certificate could not be verified"
+    if isinstance(error, ssl.SSLError):
+        return "TLS failed: the handshake did not complete"
+    if isinstance(error, OSError):
         return f"connection failed: {_os_reason(error)}"
     return f"could not send: {type(error).__name__}"
 
@@ -164,7 +143,7 @@ def _log_failure(url: str, error: Exception) -> None:
     host = urlsplit(url).hostname or "?"
     if isinstance(error, ssrf.UnsafeUrl):
         log.warning("webhook delivery to %s refused: %s", host, error)
-    elif isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+    elif isinstance(error, OSError | TimeoutError):
         log.info("webhook delivery to %s failed: %s: %s", host, type(error).__name__, error)
     else:
         log.warning("webhook delivery to %s failed", host, exc_info=error)

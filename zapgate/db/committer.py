@@ -31,7 +31,10 @@ MissingSessions = Callable[
     [AsyncConnection, list[tuple[str, str]]], Awaitable[set[tuple[str, str]]]
 ]
 STOP_DRAIN_SECONDS = 30.0
-BACKGROUND_PER_BATCH = 32
+BACKGROUND_PER_BATCH = 128
+"""Background jobs (records no request waits for) in one transaction, after the requests'.
+Each is a few deferred rows; 32 made webhook lanes wait on their bookkeeping (drain 1,900-2,300
+deliveries/s against 3,500 at 128, same sitting)."""
 log = logging.getLogger(__name__)
 
 

@@ -22,22 +22,19 @@ from zapgate.webhooks import http11, ssrf
 from zapgate.webhooks.http11 import Http11Client
 from zapgate.webhooks.model import AttemptOutcome
 
-CHECKED_URLS = 4096
-"""URLs remembered as passing :func:`ssrf.check_url` (beyond: forgotten all at once)."""
 log = logging.getLogger(__name__)
 
 
 class WebhookClient:
     """Posts signed bodies; every outcome, failure included, comes back as an AttemptOutcome.
 
-    Requests go through :class:`~zapgate.webhooks.http11.Http11Client`: kept-alive connections
-    to the addresses the SSRF guard checked when each connection was opened."""
+    Requests go through :class:`~zapgate.webhooks.http11.Http11Client`: URLs checked by the SSRF
+    guard, kept-alive connections to the addresses it checked when each was opened."""
 
     def __init__(self, allowlist: ssrf.Allowlist, timeout_seconds: float) -> None:
         self._allowlist = allowlist
         self._timeout = timeout_seconds
         self._http: Http11Client | None = None
-        self._checked: set[str] = set()
 
     async def start(self) -> None:
         """Open the connection pool."""
@@ -53,22 +50,10 @@ class WebhookClient:
         """One attempt."""
         started = time.monotonic()
         try:
-            self._check(url)
             return await self._post(url, body, headers, started)
         except Exception as error:  # never let one subscription's bad data stop the dispatcher
             _log_failure(url, error)
             return _failed(started, public_reason(error, self._timeout))
-
-    def _check(self, url: str) -> None:
-        """:func:`ssrf.check_url`, once per URL: it reads only the URL and the allowlist, so
-        its answer never changes (what a name resolves to is checked at each new connection,
-        and the connection goes only to the checked addresses)."""
-        if url in self._checked:
-            return
-        ssrf.check_url(url, self._allowlist)
-        if len(self._checked) >= CHECKED_URLS:
-            self._checked.clear()
-        self._checked.add(url)
 
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str], started: float

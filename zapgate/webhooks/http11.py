@@ -8,6 +8,8 @@ What a delivery needs and nothing more, at a fraction of a general client's cost
 - one request at a time per connection; an idle connection is reused for the same scheme, host
   and port, and closed when the receiver says so, answers HTTP/1.0, or sends more than
   ``RESPONSE_MAX`` bytes (the first ``EXCERPT_BYTES`` of the body are kept);
+- a URL is checked by :func:`ssrf.check_url` before its first request (raising
+  :class:`ssrf.UnsafeUrl`), and remembered as checked;
 - no redirects, no proxies, no decompression, no cookies; the caller bounds the time.
 
 Failures raise :class:`ConnectFailed`, :class:`LookupFailed` or :class:`Disconnected` (what
@@ -236,8 +238,11 @@ class Http11Client:
         self._idle_count = 0
 
     def _target(self, url: str) -> _Target:
+        """The URL parsed, once it passed :func:`ssrf.check_url`; kept, as that check reads
+        only the URL and the allowlist (what the host resolves to is checked per connection)."""
         found = self._targets.get(url)
         if found is None:
+            ssrf.check_url(url, self._allowlist)
             found = _parse(url)
             if len(self._targets) >= IDLE_MAX * 16:
                 self._targets.clear()

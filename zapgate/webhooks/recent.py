@@ -59,15 +59,19 @@ class _Run:
         return found
 
     def trim(self, keep: int) -> int:
-        """Drop the oldest events beyond ``keep``; returns how many went."""
-        excess = len(self.by_seq) - keep
-        if excess <= 0:
-            return 0
-        for seq in sorted(self.by_seq)[:excess]:
-            event = self.by_seq.pop(seq)
-            del self.by_id[event.id]
-            self.low = seq
-        return excess
+        """Drop the oldest events beyond ``keep``; returns how many went.
+
+        The run holds every seq of ``(low, high]`` (but those retention deleted), so the oldest
+        are found by moving ``low`` up, not by sorting the run at every merge.
+        """
+        dropped = 0
+        while len(self.by_seq) > keep:
+            self.low += 1
+            event = self.by_seq.pop(self.low, None)
+            if event is not None:
+                del self.by_id[event.id]
+                dropped += 1
+        return dropped
 
 
 class RecentEvents:

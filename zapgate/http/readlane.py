@@ -23,7 +23,7 @@ from zapgate.http.errors import app_error_response, error_response
 from zapgate.http.ratelimit import ADMITTED
 from zapgate.http.responses import direct_json
 from zapgate.limits.gate import Admission
-from zapgate.messages.api import MAX_PAGE, history_body
+from zapgate.messages.api import ID_CURSOR, MAX_PAGE, history_body
 from zapgate.messages.repository import HistoryQuery
 from zapgate.names import SESSION_NAME
 from zapgate.services import Services
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _V1_HISTORY = re.compile(r"^/api/v1/sessions/(" + SESSION_NAME.strip("^$") + r")/messages$")
 _LEGACY_HISTORY = "/whatsapp/messages"
 LEGACY_MAX_PAGE = 500
-_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+_ID = re.compile(ID_CURSOR)
 """A cursor the lane serves: a message id (any other goes to the route, which checks it)."""
 
 

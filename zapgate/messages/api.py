@@ -119,12 +119,15 @@ def history_body(page: list[Message], limit: int, by_time: bool = False) -> dict
     next_cursor = None
     if len(page) == limit:
         last = page[-1]
-        timed = by_time and abs(last.created_at) < 10**18  # else looked up by id
+        timed = by_time and abs(last.created_at) < 10**_MS_DIGITS  # else looked up by id
         next_cursor = f"{last.created_at}.{last.id}" if timed else last.id
     return {"data": [m.public() for m in page], "next_cursor": next_cursor}
 
 
-CURSOR_PATTERN = r"^(-?[0-9]{1,18}\.)?[A-Za-z0-9_]{1,40}$"
+ID_CURSOR = r"[A-Za-z0-9_]{1,40}"
+"""A cursor of a page by id: a message id."""
+_MS_DIGITS = 18
+CURSOR_PATTERN = rf"^(-?[0-9]{{1,{_MS_DIGITS}}}\.)?{ID_CURSOR}$"
 """A message id, after ``<created_at ms>.`` on pages by time."""
 _CURSOR = re.compile(CURSOR_PATTERN)
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from zapgate.app import create_asgi, start, stop
 from zapgate.config import Settings
 from zapgate.db.database import create_engine
+from zapgate.http.hotpath import HotPath, protocol
 from zapgate.realtime.direct import UVICORN_OPTIONS
 from zapgate.services import Services, build_services
 
@@ -200,6 +201,8 @@ class RunningServer:
 
     url: str
     services: Services
+    hot: HotPath | None = None
+    """The send hot path, when the server has it."""
 
 
 @pytest.fixture
@@ -217,10 +220,12 @@ async def server(server_settings: Settings) -> AsyncIterator[RunningServer]:
 
 
 class serve:
-    """``async with serve(services) as running``: uvicorn in this loop, stopped on exit."""
+    """``async with serve(services) as running``: uvicorn in this loop, stopped on exit, with
+    the send hot path as ``zapgate serve`` has it (``fast_lane=False``: neither fast lane)."""
 
     def __init__(self, built: Services, fast_lane: bool = True) -> None:
         self._services = built
+        self._hot = HotPath(built) if fast_lane else None
         settings = built.settings
         config = uvicorn.Config(
             create_asgi(built, fast_lane=fast_lane),
@@ -229,6 +234,7 @@ class serve:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=1,
+            http=protocol(self._hot) if self._hot is not None else "httptools",
             **UVICORN_OPTIONS,
         )
         self._server = uvicorn.Server(config)
@@ -242,7 +248,7 @@ class serve:
                     self._task.result()
                     raise RuntimeError("uvicorn exited during start-up")
                 await asyncio.sleep(0.01)
-        return RunningServer(self._services.settings.base_url, self._services)
+        return RunningServer(self._services.settings.base_url, self._services, self._hot)
 
     async def __aexit__(self, *exc: object) -> None:
         self._server.should_exit = True

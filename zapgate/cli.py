@@ -78,14 +78,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (ZAPGATE_PORT)")] = None,
 ) -> None:
     """Run the service."""
-    from zapgate.app import create_app
+    from zapgate.app import create_asgi
+    from zapgate.http.hotpath import HotPath, protocol
     from zapgate.realtime.direct import UVICORN_OPTIONS
+    from zapgate.services import build_services
 
     settings = _settings(host=host, port=port)
     os.umask(0o077)  # whatever zapgate, Chromium or the bridge create is private to this user
     configure_logging(settings.log_level)
+    services = build_services(settings)
+    hot = HotPath(services)
+    if settings.trusted_proxies:
+        hot.trust_proxies(settings.trusted_proxies)
     uvicorn.run(
-        create_app(settings, announce=_announce),
+        create_asgi(services, announce=_announce),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -94,6 +100,7 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),  # client addresses from trusted proxies
         forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
+        http=protocol(hot),
         **UVICORN_OPTIONS,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

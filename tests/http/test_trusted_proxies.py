@@ -13,22 +13,27 @@ from tests.conftest import ADMIN_KEY, free_port
 from tests.support.process import ServerProcess
 from zapgate.config import Settings
 
+SEND = "/whatsapp/send"
 WRONG = {"Authorization": "Bearer zg_wrong0000000_" + "x" * 32}
 
 
-async def failures_from(url: str, address: str, times: int) -> list[int]:
-    """Statuses of ``times`` requests with a wrong key, said to come from ``address``."""
+async def failures_from(url: str, address: str, times: int, send: bool) -> list[int]:
+    """Statuses of ``times`` requests with a wrong key, said to come from ``address``: sends
+    (the hot path's) or session lists (the framework's)."""
     headers = {**WRONG, "X-Forwarded-For": address}
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        return [
-            (await client.get("/api/v1/sessions", headers=headers)).status_code
-            for _ in range(times)
-        ]
+        if send:
+            body = {"number": "5511999999999", "message": "x"}
+            answers = [await client.post(SEND, headers=headers, json=body) for _ in range(times)]
+        else:
+            answers = [await client.get("/api/v1/sessions", headers=headers) for _ in range(times)]
+    return [answer.status_code for answer in answers]
 
 
+@pytest.mark.parametrize("send", [True, False], ids=["send", "list"])
 @pytest.mark.parametrize("trusted", [True, False])
 async def test_failed_authentications_count_per_forwarded_client_only_from_trusted_proxies(
-    tmp_path: Path, trusted: bool
+    tmp_path: Path, trusted: bool, send: bool
 ) -> None:
     env = {"ZAPGATE_AUTH_FAILURES_PER_MINUTE": "2"}
     if trusted:
@@ -36,8 +41,8 @@ async def test_failed_authentications_count_per_forwarded_client_only_from_trust
     server = ServerProcess(tmp_path, free_port(), ADMIN_KEY, **env)
     await asyncio.to_thread(server.start)
     try:
-        assert await failures_from(server.url, "203.0.113.7", 3) == [401, 401, 429]
-        other = await failures_from(server.url, "203.0.113.8", 1)
+        assert await failures_from(server.url, "203.0.113.7", 3, send) == [401, 401, 429]
+        other = await failures_from(server.url, "203.0.113.8", 1, send)
     finally:
         server.stop()
     if trusted:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from zapgate.errors import AppError, RateLimited
 from zapgate.http.errors import app_error_response
 from zapgate.http.ratelimit import ADMITTED, remember_decision
-from zapgate.limits.gate import Gate
+from zapgate.limits.gate import Admission, Gate
 from zapgate.limits.tarpit import pause_before_refusal
 
 BODY_COST_BYTES = 64 * 1024
@@ -38,28 +38,38 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        presented = presented_key(scope)
-        address = client_address(scope)
-        early = self._gate.refusal_for(presented, address)
-        if early is not None:
-            await _refuse(early, scope, receive, send)
-            return
-        if presented is None:  # the route decides: open, or 401 (counted as a failure there)
-            await self.app(scope, receive, send)
-            return
-        try:
-            admission = await self._gate.admit(presented, address, request_cost(scope))
-        except AppError as refused:
-            await _refuse(refused, scope, receive, send)
-            return
-        scope[ADMITTED] = admission
-        remember_decision(scope, admission.decision)
+        admission = scope.get(ADMITTED)  # admitted by the send hot path, which handed it over
+        if admission is None:
+            admission = await self._admit(scope, receive, send)
+            if admission is None:
+                return
         if _is_stream(scope):  # bounded by the key's stream slots instead
             await self.app(scope, receive, send)
             return
         key, limit = admission.principal.key_id, admission.limits.concurrent_per_key
         async with self._gate.limits.concurrency.turn(key, limit):
             await self.app(scope, receive, send)
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> Admission | None:
+        """The request's admission; None once it is answered (refused, or by a route with no
+        key)."""
+        presented = presented_key(scope)
+        address = client_address(scope)
+        early = self._gate.refusal_for(presented, address)
+        if early is not None:
+            await refuse(early, scope, receive, send)
+            return None
+        if presented is None:  # the route decides: open, or 401 (counted as a failure there)
+            await self.app(scope, receive, send)
+            return None
+        try:
+            admission = await self._gate.admit(presented, address, request_cost(scope))
+        except AppError as refused:
+            await refuse(refused, scope, receive, send)
+            return None
+        scope[ADMITTED] = admission
+        remember_decision(scope, admission.decision)
+        return admission
 
 
 def _is_stream(scope: Scope) -> bool:
@@ -76,7 +86,8 @@ def _is_stream(scope: Scope) -> bool:
         return False  # the route refuses it (422)
 
 
-async def _refuse(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+async def refuse(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a refused admission (after the tarpit's pause when over the rate)."""
     if isinstance(error, RateLimited):
         await pause_before_refusal(error.retry_after)
     await app_error_response(error)(scope, receive, send)

@@ -30,7 +30,7 @@ class BoundaryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found = _url_problems(scope)
+        found = url_problems(scope)
         if not found and scope["method"] in BODY_METHODS and is_json_body(scope):
             try:
                 body = await _read(receive)
@@ -38,7 +38,7 @@ class BoundaryMiddleware:
                 refusal = error_response(413, "payload_too_large", too_large.detail)
                 await refusal(scope, receive, send)
                 return
-            found = _body_problems(body)
+            found = body_problems(body)
             receive = _replay(body, receive)
         if found:
             await error_response(422, "invalid_input", found)(scope, receive, send)
@@ -46,7 +46,7 @@ class BoundaryMiddleware:
         await self.app(scope, receive, send)
 
 
-def _url_problems(scope: Scope) -> list[dict[str, Any]]:
+def url_problems(scope: Scope) -> list[dict[str, Any]]:
     found = []
     if problem := text_problem(scope["path"]):
         found.append({"loc": ["path"], "msg": problem, "type": "boundary_text"})
@@ -66,7 +66,7 @@ def is_json_body(scope: Scope) -> bool:
     return True  # the framework reads a body without a content type as JSON
 
 
-def _body_problems(body: bytes) -> list[dict[str, Any]]:
+def body_problems(body: bytes) -> list[dict[str, Any]]:
     if not body or clearly_fine(body):
         return []  # malformed JSON is still the route's 422; nothing here can hide in it
     try:

@@ -73,11 +73,11 @@ class SendFastLane:
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = _route(scope)
-        if route is None:
+        found = route(scope)
+        if found is None:
             await self.app(scope, receive, send)
             return
-        handler, session = route
+        handler, session = found
         try:
             chunks, complete = await _read(receive)
         except HTTPException as too_large:
@@ -109,7 +109,8 @@ class SendFastLane:
         return direct_json(status, payload, headers)
 
 
-def _route(scope: Scope) -> tuple[Handler, str] | None:
+def route(scope: Scope) -> tuple[Handler, str] | None:
+    """The handler and session of a request the fast lanes may serve, or None."""
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
     if any(name in FULL_PATH_HEADERS for name, _ in scope["headers"]):

@@ -20,14 +20,20 @@ class Json(JSONResponse):
         return orjson.dumps(content)
 
 
-def direct_json(status: int, payload: Any, headers: dict[str, str]) -> ASGIApp:
-    """The response ``Json`` renders (same headers, in its order), without its machinery: for
-    the fast lanes, whose answers must not differ from the routes'."""
+def json_body(payload: Any, headers: dict[str, str]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and headers ``Json`` renders for ``payload`` (same headers, in its order)."""
     body = orjson.dumps(payload)
     raw = [
         (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
     ]
     raw += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    return body, raw
+
+
+def direct_json(status: int, payload: Any, headers: dict[str, str]) -> ASGIApp:
+    """The response ``Json`` renders, without its machinery: for the fast lanes, whose answers
+    must not differ from the routes'."""
+    body, raw = json_body(payload, headers)
     start = {"type": "http.response.start", "status": status, "headers": raw}
     end = {"type": "http.response.body", "body": body}
 

@@ -417,3 +417,22 @@ async def test_commits_leave_the_wal_to_the_checkpointer_which_copies_it_all(
     async with services.database.connect() as connection:
         setting = (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
     assert setting == 0
+
+
+async def test_event_payloads_read_back_as_written(services: Services) -> None:
+    """JSON columns are written by orjson, or by the stdlib where orjson refuses (an integer
+    beyond 64 bits); both read back equal, on both databases."""
+    payloads: list[dict[str, Any]] = [
+        {"text": "Olá, 世界 🎉", "n": -(2**63), "nested": [1.5, None, True, {"k": "v"}]},
+        {"big": 2**70},
+        {"empty": "", "quote": '"\\'},
+    ]
+    before = await event_log.last_seq(services.database, "default")
+
+    async def job(unit: UnitOfWork) -> None:
+        for payload in payloads:
+            unit.emit(EventDraft("default", None, "test.event", payload))
+
+    await services.committer.run(job)
+    events = await event_log.read_after(services.database, "default", before, 10)
+    assert [e.payload for e in events if e.type == "test.event"] == payloads

@@ -84,7 +84,7 @@ class UnitOfWork:
         if self._sessions:
             await self._check_sessions()
         for table, rows in self._inserts.items():
-            await self.connection.execute(table.insert(), rows)
+            await self.connection.execute(_insert_statement(table), rows)
         self._inserts.clear()
         for shape, params in self._updates.items():
             await self.connection.execute(_update_statement(shape), params)
@@ -109,6 +109,12 @@ class _UpdateShape:
     table: sa.Table
     match: tuple[str, ...]
     values: tuple[str, ...]
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(table: sa.Table) -> sa.Insert:
+    """``INSERT INTO table``, built once: a statement reused keeps its cache key."""
+    return table.insert()
 
 
 @lru_cache(maxsize=64)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -28,13 +30,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 if sidecar.exists():
                     sidecar.chmod(FILE_MODE)
         engine = create_async_engine(
-            settings.database_url, pool_size=8, max_overflow=8, hide_parameters=True
+            settings.database_url,
+            pool_size=8,
+            max_overflow=8,
+            hide_parameters=True,
+            json_serializer=json_text,
         )
         _tune_sqlite(engine, settings.sqlite_synchronous)
         return engine
     return create_async_engine(
-        settings.database_url, pool_size=10, max_overflow=10, hide_parameters=True
+        settings.database_url,
+        pool_size=10,
+        max_overflow=10,
+        hide_parameters=True,
+        json_serializer=json_text,
     )
+
+
+def json_text(value: Any) -> str:
+    """JSON columns' text, by orjson (an event payload per message: the stdlib encoder was 4% of
+    a send's CPU); what orjson refuses (an integer beyond 64 bits) the stdlib writes."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -12,6 +12,9 @@ from zapgate.db.tables import events
 from zapgate.events.model import Event, EventDraft
 from zapgate.tenants import repository as tenant_store
 
+_INSERT = events.insert()
+"""Built once: a statement reused keeps its cache key (one per batch otherwise)."""
+
 
 async def all_tenants_append(connection: AsyncConnection, drafts: list[EventDraft]) -> list[Event]:
     """Give ``drafts`` (of any tenants: a batch is shared) their seq per tenant and insert them.
@@ -29,7 +32,7 @@ async def all_tenants_append(connection: AsyncConnection, drafts: list[EventDraf
         for offset, draft in enumerate(group):
             placed[draft.id] = draft.placed(first + offset)
     result = [placed[draft.id] for draft in drafts]
-    await connection.execute(events.insert(), [_row(event) for event in result])
+    await connection.execute(_INSERT, [_row(event) for event in result])
     return result
 
 

@@ -172,11 +172,14 @@ async def all_tenants_missing_sessions(
     connection: AsyncConnection, wanted: list[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which ``(tenant, name)`` pairs of ``wanted`` (one write batch: any tenants) are missing."""
-    key = sa.tuple_(sessions.c.tenant_id, sessions.c.name)
-    found = await connection.execute(
-        sa.select(sessions.c.tenant_id, sessions.c.name).where(key.in_(wanted))
-    )
+    found = await connection.execute(_FOUND_SESSIONS, {"wanted": wanted})
     return set(wanted) - {(row[0], row[1]) for row in found}
+
+
+_FOUND_SESSIONS = sa.select(sessions.c.tenant_id, sessions.c.name).where(
+    sa.tuple_(sessions.c.tenant_id, sessions.c.name).in_(sa.bindparam("wanted", expanding=True))
+)
+"""Built once, with the pairs as one expanding parameter: checked on every write batch."""
 
 
 def _key(tenant: str, name: str) -> sa.ColumnElement[bool]:

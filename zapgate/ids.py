@@ -15,12 +15,19 @@ _last_rand = 0
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
-def _encode(value: int, length: int) -> str:
-    """``value`` in ``length`` Crockford base32 digits (``length`` even), 10 bits at a time."""
-    pairs = _PAIRS
+def _encode(value: int) -> str:
+    """The low 130 bits of ``value`` in 26 Crockford base32 digits, 10 bits at a time (written
+    out: five ids per sent message made the generator loop 3% of the end-to-end CPU)."""
+    p = _PAIRS
+    v = value
     return "".join(
-        pairs[(value >> shift) & 0x3FF] for shift in range((length // 2 - 1) * 10, -1, -10)
-    )
+        (
+            p[v >> 120 & 1023], p[v >> 110 & 1023], p[v >> 100 & 1023], p[v >> 90 & 1023],
+            p[v >> 80 & 1023], p[v >> 70 & 1023], p[v >> 60 & 1023], p[v >> 50 & 1023],
+            p[v >> 40 & 1023], p[v >> 30 & 1023], p[v >> 20 & 1023], p[v >> 10 & 1023],
+            p[v & 1023],
+        )
+    )  # fmt: skip
 
 
 def ulid() -> str:
@@ -33,7 +40,7 @@ def ulid() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1
         _last_ms, _last_rand = now, rand
-    return _encode((now << 80) | rand, 26)
+    return _encode((now << 80) | rand)
 
 
 def new_id(prefix: str) -> str:

@@ -88,6 +88,14 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/webhooks/{webhook_id}/replay"): row(
         202, body={"since": "2000-01-01T00:00:00Z"}
     ),
+    ("POST", "/api/v1/keys"): row(
+        201,
+        body={"name": "owner-made", "scopes": ["read"]},
+        other=(201,),
+        other_body={"name": "other-made", "scopes": ["read"]},
+    ),
+    ("GET", "/api/v1/keys"): row(200, other=(200,)),
+    ("DELETE", "/api/v1/keys/{key_id}"): row(204, order=9),
     ("POST", "/whatsapp/send"): row(200, body={"number": NUMBER, "message": "hi"}),
     ("GET", "/whatsapp/messages"): row(200),
 }
@@ -142,12 +150,15 @@ async def make_owned(owner: httpx.AsyncClient) -> Owned:
         return str(page["data"][0]["id"]) if page["data"] else None
 
     delivery_id = await eventually(a_delivery, "the webhook got no delivery")
+    key = await owner.post("/api/v1/keys", json={"name": "owned", "scopes": ["send"]})
+    assert key.status_code == 201, key.text
     return Owned(
         {
             "session": OWNER_SESSION,
             "message_id": sent.json()["id"],
             "webhook_id": webhook_id,
             "delivery_id": delivery_id,
+            "key_id": key.json()["id"],
         }
     )
 
@@ -182,6 +193,8 @@ def assert_no_owner_data(method: str, path: str, body: Any, owned: Owned) -> Non
         assert {s["name"] for s in body} <= {"other-made"}, body
     if (method, path) == ("GET", "/api/v1/events"):
         assert {event["tenant"] for event in body["data"]} <= {"other"}, body
+    if (method, path) == ("GET", "/api/v1/keys"):
+        assert {key["name"] for key in body} <= {"matrix", "other-made"}, body
 
 
 async def test_every_operation_keeps_tenants_apart(
@@ -248,3 +261,7 @@ def assert_sees_own(method: str, path: str, body: Any, owned: Owned) -> None:
         assert owned.ids["message_id"] in {m["id"] for m in body["data"]}
     if (method, path) == ("GET", "/api/v1/events"):
         assert {event["tenant"] for event in body["data"]} == {"default"}, body
+    if (method, path) == ("GET", "/api/v1/keys"):
+        ids = {key["id"] for key in body}
+        assert owned.ids["key_id"] in ids, ids
+        assert "other-made" not in {key["name"] for key in body}, body

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from zapgate import __version__
+from zapgate.auth.api import router as keys_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
 from zapgate.db.migrate import migrate
@@ -90,6 +91,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         messages_router,
         events_router,
         webhooks_router,
+        keys_router,
         compat_router,
     )
     for router in routers:

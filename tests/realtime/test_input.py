@@ -130,3 +130,17 @@ async def test_an_offset_ahead_of_the_log_is_accepted(server: RunningServer) -> 
     auth = {"token": ADMIN_KEY, "offset": 2**53}
     async with JsSocketClient(server.url, auth=auth, timeout_ms=30_000) as client:
         assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+
+
+async def test_a_key_limited_to_sessions_is_refused_a_socket(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    """Until streams filter by a key's sessions, such a key gets none (nothing leaks)."""
+    created = await api.post(
+        "/api/v1/keys", json={"name": "one session", "scopes": ["read"], "sessions": ["default"]}
+    )
+    token = created.json()["key"]
+    async with JsSocketClient(server.url, extra={"auth": {"token": token}}) as client:
+        line = await client.wait_for(connected, timeout=20)
+        assert line["kind"] == "connect_error"
+        assert line["data"]["error"] == "forbidden"

@@ -29,19 +29,27 @@ async def insert(
     lookup: str,
     key_hash: str,
     role: str = "admin",
-) -> None:
-    """Store a key's hash."""
+    scopes: str = "admin",
+    sessions: list[str] | None = None,
+    expires_at: int | None = None,
+) -> dict[str, Any]:
+    """Store a key's hash; returns its public record."""
+    record: dict[str, Any] = {
+        "id": key_id,
+        "name": name,
+        "scopes": scopes,
+        "sessions": sessions,
+        "expires_at": expires_at,
+        "created_at": now_ms(),
+        "last_used_at": None,
+        "revoked_at": None,
+    }
     await connection.execute(
         api_keys.insert().values(
-            id=key_id,
-            tenant_id=tenant,
-            name=name,
-            prefix=lookup,
-            key_hash=key_hash,
-            role=role,
-            created_at=now_ms(),
+            tenant_id=tenant, prefix=lookup, key_hash=key_hash, role=role, **record
         )
     )
+    return record
 
 
 async def all_tenants_count_live_keys(connection: AsyncConnection) -> int:
@@ -90,3 +98,59 @@ async def reinstate_named(
         .values(revoked_at=None)
     )
     return bool(result.rowcount)
+
+
+PUBLIC_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.scopes,
+    api_keys.c.sessions,
+    api_keys.c.expires_at,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+)
+"""What the keys API shows of a key: never its hash or lookup part."""
+
+
+async def list_keys(engine: AsyncEngine, tenant: str) -> list[dict[str, Any]]:
+    """``tenant``'s keys, oldest first, without hashes."""
+    statement = (
+        sa.select(*PUBLIC_COLUMNS)
+        .where(api_keys.c.tenant_id == tenant)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    async with engine.connect() as connection:
+        return [dict(row) for row in (await connection.execute(statement)).mappings()]
+
+
+async def revoke(connection: AsyncConnection, tenant: str, key_id: str, now: int) -> bool:
+    """Revoke ``tenant``'s live key ``key_id``; False if it has no such live key."""
+    result = await connection.execute(
+        sa.update(api_keys)
+        .where(
+            api_keys.c.tenant_id == tenant,
+            api_keys.c.id == key_id,
+            api_keys.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def name_of(connection: AsyncConnection, tenant: str, key_id: str) -> str | None:
+    """The name of ``tenant``'s key ``key_id`` (None if it has none such)."""
+    statement = sa.select(api_keys.c.name).where(
+        api_keys.c.tenant_id == tenant, api_keys.c.id == key_id
+    )
+    found = await connection.scalar(statement)
+    return str(found) if found is not None else None
+
+
+async def touch(connection: AsyncConnection, tenant: str, key_id: str, now: int) -> None:
+    """Record that ``tenant``'s key ``key_id`` was verified at ``now``."""
+    await connection.execute(
+        sa.update(api_keys)
+        .where(api_keys.c.tenant_id == tenant, api_keys.c.id == key_id)
+        .values(last_used_at=now)
+    )

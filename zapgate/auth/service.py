@@ -4,26 +4,55 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth import keys
 from zapgate.auth import repository as key_store
-from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.errors import InvalidInput, Unauthorized
+from zapgate.auth import scopes as scopes_of
+from zapgate.auth.scopes import Scope
+from zapgate.clock import now_ms
+from zapgate.db.committer import Committer, Refusal, UnitOfWork
+from zapgate.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from zapgate.tenants import repository as tenant_store
 
 CACHE_MAX = 10_000
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
 CONFIGURED = "ZAPGATE_API_KEY"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller."""
+    """An authenticated caller: its tenant, key, the scopes it has (with what they grant) and
+    the sessions it is limited to (None: all of its tenant's)."""
 
     tenant: str
     key_id: str
     role: str
+    scopes: frozenset[str] = scopes_of.granted([Scope.ADMIN])
+    sessions: frozenset[str] | None = None
+    expires_at: int | None = None
+    """Epoch ms after which the key is refused (None: never)."""
+
+    def require(self, needed: Scope, session: str | None) -> None:
+        """Forbidden unless this caller has ``needed`` for ``session`` (None: no session)."""
+        scopes_of.check(self.scopes, self.sessions, needed, session)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRequest:
+    """What a new key may do."""
+
+    name: str
+    scopes: frozenset[str]
+    sessions: frozenset[str] | None = None
+    expires_at: int | None = None
 
 
 class Authenticator:
@@ -68,27 +97,91 @@ class Authenticator:
         )
         if row is None or not keys.matches(presented, row["key_hash"]):
             raise Unauthorized("invalid API key")
-        return Principal(row["tenant_id"], row["id"], row["role"])
+        expires_at = row["expires_at"]
+        now = now_ms()
+        if expires_at is not None and expires_at <= now:
+            raise Unauthorized("the API key has expired")
+        sessions = row["sessions"]
+        tenant, key_id = row["tenant_id"], row["id"]
+
+        async def touch(unit: UnitOfWork) -> None:
+            await key_store.touch(unit.connection, tenant, key_id, now)
+
+        await self._committer.run(touch, background=tenant)  # once per cache period per key
+        return Principal(
+            tenant,
+            key_id,
+            row["role"],
+            scopes_of.parse_stored(row["scopes"]),
+            frozenset(sessions) if sessions is not None else None,
+            expires_at,
+        )
 
     def _remember(self, digest: str, principal: Principal) -> None:
         if self._cache_seconds <= 0:
             return
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()
-        self._cache[digest] = (time.monotonic() + self._cache_seconds, principal)
+        seconds = self._cache_seconds
+        if principal.expires_at is not None:  # never cached past its expiry
+            seconds = min(seconds, (principal.expires_at - now_ms()) / 1000)
+        self._cache[digest] = (time.monotonic() + seconds, principal)
+
+    def forget(self, key_id: str) -> None:
+        """Drop ``key_id`` from the verification cache: its next request is checked anew."""
+        for digest in [d for d, (_, known) in self._cache.items() if known.key_id == key_id]:
+            del self._cache[digest]
 
     async def create_key(self, tenant: str, name: str) -> str:
-        """Issue a key for ``tenant`` (created if new); returns the plaintext, shown once."""
-        issued = keys.issue()
+        """Issue an admin key for ``tenant`` (created if new); returns the plaintext, shown once."""
+        plaintext, _record = await self.issue_key(
+            tenant, KeyRequest(name, frozenset({Scope.ADMIN}))
+        )
+        return plaintext
 
-        async def job(unit: UnitOfWork) -> None:
+    async def issue_key(self, tenant: str, wanted: KeyRequest) -> tuple[str, dict[str, Any]]:
+        """Issue a key for ``tenant`` (created if new): the plaintext, shown once, and the stored
+        record (without its hash)."""
+        issued = keys.issue()
+        name = wanted.name
+
+        async def job(unit: UnitOfWork) -> dict[str, Any]:
             await tenant_store.ensure(unit.connection, tenant, tenant)
-            await key_store.insert(
-                unit.connection, issued.id, tenant, name, issued.prefix, issued.key_hash
+            return await key_store.insert(
+                unit.connection,
+                issued.id,
+                tenant,
+                name,
+                issued.prefix,
+                issued.key_hash,
+                role=scopes_of.stored(wanted.scopes).split()[0],  # the widest scope
+                scopes=scopes_of.stored(wanted.scopes),
+                sessions=sorted(wanted.sessions) if wanted.sessions is not None else None,
+                expires_at=wanted.expires_at,
             )
 
-        await self._committer.run(job)
-        return issued.plaintext
+        record = await self._committer.run(job)
+        return issued.plaintext, record
+
+    async def list_keys(self, tenant: str) -> list[dict[str, Any]]:
+        """``tenant``'s keys, oldest first, revoked ones included (without their hashes)."""
+        return await key_store.list_keys(self._engine, tenant)
+
+    async def revoke_key(self, tenant: str, key_id: str) -> None:
+        """Revoke ``tenant``'s key ``key_id`` (NotFound if it has none such, or it is revoked;
+        Conflict for the configured key, which ZAPGATE_API_KEY replaces); its next request on
+        this node is refused."""
+
+        async def job(unit: UnitOfWork) -> bool | Refusal:
+            if await key_store.name_of(unit.connection, tenant, key_id) == CONFIGURED:
+                return Refusal(
+                    Conflict("the key of ZAPGATE_API_KEY is replaced by changing the setting")
+                )
+            return await key_store.revoke(unit.connection, tenant, key_id, now_ms())
+
+        if not await self._committer.run(job):
+            raise KeyNotFound(f"no live key {key_id!r}")
+        self.forget(key_id)
 
     async def bootstrap(self, tenant: str, configured_key: str | None) -> str | None:
         """Make sure the admin can get in; returns a generated key to print once, if one was made.

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, StrictStr
 
-from zapgate.http.auth import Caller
+from zapgate.http.auth import LegacyReader, LegacySender
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -68,7 +68,7 @@ class LegacyMessage(MessageOut):
     summary="Send a text on the default session (original contract)",
 )
 async def send(
-    request: Request, body: LegacySend, caller: Caller, idempotency_key: IdempotencyKey = None
+    request: Request, body: LegacySend, caller: LegacySender, idempotency_key: IdempotencyKey = None
 ) -> Json:
     services = services_of(request)
     session = services.settings.default_session
@@ -98,7 +98,7 @@ def _answer(message: Message) -> tuple[int, dict[str, Any]]:
 )
 async def messages(
     request: Request,
-    caller: Caller,
+    caller: LegacyReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[str | None, Query(max_length=64, description="a message id")] = None,
 ) -> Json:

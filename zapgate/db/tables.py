@@ -29,6 +29,10 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(20), nullable=False, server_default="admin"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("scopes", sa.String(100), nullable=False, server_default="admin"),
+    sa.Column("sessions", JsonColumn, nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
 )
 
 sessions = sa.Table(

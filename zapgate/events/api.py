@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from zapgate.events import repository, stream
-from zapgate.http.auth import Caller
+from zapgate.http.auth import Reader
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.openapi import also_serves, success
@@ -76,7 +76,7 @@ class EventPage(BaseModel):
 )
 async def list_events(
     request: Request,
-    caller: Caller,
+    caller: Reader,
     after: Annotated[
         int, Query(ge=0, le=MAX_SEQ, description="return events with seq greater than this")
     ] = 0,

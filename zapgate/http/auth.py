@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from zapgate.auth.scopes import Scope
 from zapgate.auth.service import Principal
 from zapgate.http.ratelimit import ADMITTED, remember_decision
 from zapgate.limits.gate import Admission, Gate
@@ -33,3 +35,33 @@ async def current_principal(
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+"""The authenticated caller, whatever it may do: routes take one of the scoped forms below."""
+
+
+def needs(scope: Scope, default_session: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, if it has ``scope`` for the route's session (its ``{session}``,
+    the default session for ``default_session`` routes, else none); 403 ``forbidden`` if not."""
+
+    async def scoped(request: Request, caller: Caller) -> Principal:
+        if default_session:
+            session: str | None = request.app.state.services.settings.default_session
+        else:
+            session = request.path_params.get("session")
+        caller.require(scope, session)
+        return caller
+
+    scoped.__name__ = f"needs_{scope.value}"
+    scoped.scope = scope  # type: ignore[attr-defined]  # read by the scope matrix test
+    return scoped
+
+
+Admin = Annotated[Principal, Depends(needs(Scope.ADMIN))]
+"""A caller with the ``admin`` scope: it manages the tenant."""
+Sender = Annotated[Principal, Depends(needs(Scope.SEND))]
+"""A caller with the ``send`` scope (``admin`` has it too)."""
+Reader = Annotated[Principal, Depends(needs(Scope.READ))]
+"""A caller with the ``read`` scope (every key has it)."""
+LegacySender = Annotated[Principal, Depends(needs(Scope.SEND, default_session=True))]
+"""``Sender`` for the original ``/whatsapp/*`` routes, which use the default session."""
+LegacyReader = Annotated[Principal, Depends(needs(Scope.READ, default_session=True))]
+"""``Reader`` for the original ``/whatsapp/*`` routes."""

@@ -36,7 +36,8 @@ def error_response(status: int, error: str, detail: Any = None, **headers: str) 
 
 
 _DESCRIBED = {
-    401: "Missing or invalid API key (`unauthorized`)",
+    401: "Missing, invalid, revoked or expired API key (`unauthorized`)",
+    403: "The key lacks the scope this route needs, or is limited to other sessions (`forbidden`)",
     404: "Not found",
     409: "Conflict with the current state, or a request with this Idempotency-Key is in progress",
     413: "Request body too large (`payload_too_large`)",
@@ -68,8 +69,9 @@ _HEADERS: dict[int, dict[str, Any]] = {
         },
     },
 }
-AUTHENTICATED = (401, 422, 429)
-"""What every authenticated route can answer: no key, bad input, over a limit."""
+AUTHENTICATED = (401, 403, 422, 429)
+"""What every authenticated route can answer: no key, not this key's, bad input, over a
+limit."""
 
 
 def responses(*statuses: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zapgate.auth.scopes import Scope as KeyScope
+from zapgate.auth.service import Principal
 from zapgate.compat.api import LegacySend, legacy_send_result
 from zapgate.errors import AppError
 from zapgate.http.boundary import is_json_body
@@ -65,6 +67,19 @@ async def _inbound(services: Services, tenant: str, body: bytes, session: str) -
     return 201, message.public()
 
 
+SCOPES: dict[Handler, KeyScope] = {
+    _v1: KeyScope.SEND,
+    _legacy: KeyScope.SEND,
+    _inbound: KeyScope.ADMIN,
+}
+"""The scope each handler's route needs (``zapgate.http.auth.needs``)."""
+
+
+def authorize(services: Services, principal: Principal, handler: Handler, session: str) -> None:
+    """What the routes' scoped dependencies check: Forbidden unless ``principal`` may."""
+    principal.require(SCOPES[handler], session or services.settings.default_session)
+
+
 class SendFastLane:
     """Serves successful sends directly; everything else goes to ``app`` untouched."""
 
@@ -95,6 +110,7 @@ class SendFastLane:
         if admission is None:  # no key: the framework answers (401, counted there once)
             return None
         try:
+            authorize(self.services, admission.principal, handler, session)
             status, payload = await handler(
                 self.services, admission.principal.tenant, body, session
             )

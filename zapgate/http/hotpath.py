@@ -30,7 +30,7 @@ from zapgate.errors import AppError
 from zapgate.http.admission import client_address, presented_key, refuse, request_cost
 from zapgate.http.boundary import body_problems, url_problems
 from zapgate.http.errors import app_error_response, error_response
-from zapgate.http.fastlane import Handler, route
+from zapgate.http.fastlane import Handler, authorize, route
 from zapgate.http.ratelimit import ADMITTED, RateLimitHeaders, remember_decision
 from zapgate.http.responses import json_body
 from zapgate.limits.gate import Admission
@@ -122,6 +122,7 @@ class HotPath:
         turns = self.services.gate.limits.concurrency
         async with turns.turn(principal.key_id, admission.limits.concurrent_per_key):
             try:
+                authorize(self.services, principal, handler, session)
                 status, payload = await handler(self.services, principal.tenant, body, session)
             except AppError as refused:
                 return refused

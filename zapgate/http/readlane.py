@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from zapgate.auth.scopes import Scope as KeyScope
 from zapgate.compat.api import legacy_page
 from zapgate.errors import AppError
 from zapgate.http.errors import app_error_response, error_response
@@ -68,6 +69,7 @@ class ReadFastLane:
         session = self.services.settings.default_session if matched is None else matched.group(1)
         headers = admission.decision.headers() if admission.decision is not None else {}
         try:
+            admission.principal.require(KeyScope.READ, session)  # as the routes' Reader
             await self.services.sessions.require(tenant, session)
             page = await self.services.messages.history(
                 HistoryQuery(tenant=tenant, session=session, limit=limit, before=cursor)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from zapgate.clock import from_datetime
 from zapgate.errors import InvalidInput
-from zapgate.http.auth import Caller
+from zapgate.http.auth import Reader, Sender
 from zapgate.http.deps import Instant, SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -41,7 +41,7 @@ async def send_message(
     request: Request,
     session: SessionName,
     body: SendText,
-    caller: Caller,
+    caller: Sender,
     idempotency_key: IdempotencyKey = None,
 ) -> Json:
     services = services_of(request)
@@ -68,7 +68,7 @@ def accepted(message: Message) -> tuple[int, dict[str, Any]]:
 async def list_messages(
     request: Request,
     session: SessionName,
-    caller: Caller,
+    caller: Reader,
     chat: Annotated[str | None, Query(max_length=128, description="a number or chat id")] = None,
     direction: Literal["in", "out"] | None = None,
     since: Annotated[
@@ -149,7 +149,7 @@ def _cursor(cursor: str | None) -> tuple[str | None, int | None]:
     responses=responses(404),
     summary="One message by id",
 )
-async def get_message(request: Request, message_id: MessageId, caller: Caller) -> Json:
+async def get_message(request: Request, message_id: MessageId, caller: Reader) -> Json:
     message = await services_of(request).messages.get(caller.tenant, message_id)
     return Json(message.public())
 

@@ -125,6 +125,11 @@ class RealtimeServer:
             raise socketio.exceptions.ConnectionRefusedError(error.message, error.body()) from None
         admission = await self._admit(request.token, _address(environ))
         principal, limits = admission.principal, admission.limits
+        if principal.sessions is not None:  # no per-session filtering of streams yet: refused
+            detail = "this key is limited to some sessions; event streams are not (yet) for it"
+            raise socketio.exceptions.ConnectionRefusedError(
+                "forbidden", {"error": "forbidden", "detail": detail}
+            )
         if not self._still_there(sid):
             raise socketio.exceptions.ConnectionRefusedError("gone")
         # Nothing below awaits before the client is registered: the key's stream slot taken

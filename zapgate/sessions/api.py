@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from zapgate.http.auth import Caller
+from zapgate.http.auth import Admin, Reader
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -38,7 +38,7 @@ MESSAGE_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
 
 
 @router.get("", response_model=list[SessionOut], responses=responses(), summary="All sessions")
-async def list_sessions(request: Request, caller: Caller) -> Json:
+async def list_sessions(request: Request, caller: Reader) -> Json:
     manager = services_of(request).sessions
     sessions = await manager.list_sessions(caller.tenant)
     return Json([manager.describe(session) for session in sessions])
@@ -55,7 +55,7 @@ async def list_sessions(request: Request, caller: Caller) -> Json:
     summary="Create a session (and start it unless start is false)",
 )
 async def create_session(
-    request: Request, body: CreateSession, caller: Caller, idempotency_key: IdempotencyKey = None
+    request: Request, body: CreateSession, caller: Admin, idempotency_key: IdempotencyKey = None
 ) -> Json:
     manager = services_of(request).sessions
 
@@ -74,7 +74,7 @@ async def create_session(
 
 
 @router.get("/{session}", response_model=SessionOut, responses=responses(404), summary="A session")
-async def get_session(request: Request, session: SessionName, caller: Caller) -> Json:
+async def get_session(request: Request, session: SessionName, caller: Reader) -> Json:
     manager = services_of(request).sessions
     return Json(manager.describe(await manager.get(caller.tenant, session)))
 
@@ -86,7 +86,7 @@ async def get_session(request: Request, session: SessionName, caller: Caller) ->
     summary="Change config or metadata (config applies at the next start)",
 )
 async def update_session(
-    request: Request, session: SessionName, body: UpdateSession, caller: Caller
+    request: Request, session: SessionName, body: UpdateSession, caller: Admin
 ) -> Json:
     manager = services_of(request).sessions
     updated = await manager.update(caller.tenant, session, body.config, body.metadata)
@@ -99,13 +99,13 @@ async def update_session(
     responses=responses(404, 503),
     summary="Stop and delete a session (its queued messages fail)",
 )
-async def delete_session(request: Request, session: SessionName, caller: Caller) -> Response:
+async def delete_session(request: Request, session: SessionName, caller: Admin) -> Response:
     await services_of(request).sessions.delete(caller.tenant, session)
     return Response(status_code=204)
 
 
 def _lifecycle_route(action: str, summary: str, errors: tuple[int, ...]) -> None:
-    async def handler(request: Request, session: SessionName, caller: Caller) -> Json:
+    async def handler(request: Request, session: SessionName, caller: Admin) -> Json:
         manager = services_of(request).sessions
         changed = await getattr(manager, action)(caller.tenant, session)
         return Json(manager.describe(changed))
@@ -140,7 +140,7 @@ _lifecycle_route("logout", "Forget the paired account and stop", (404, 503))
     },
     summary="The QR to scan (JSON, or PNG with Accept: image/png)",
 )
-async def get_qr(request: Request, session: SessionName, caller: Caller) -> Response:
+async def get_qr(request: Request, session: SessionName, caller: Admin) -> Response:
     manager = services_of(request).sessions
     await manager.get(caller.tenant, session)
     raw = manager.qr(caller.tenant, session)
@@ -155,7 +155,7 @@ async def get_qr(request: Request, session: SessionName, caller: Caller) -> Resp
     responses=responses(404, 409, 413),
     summary="Get a pairing code to type on the phone (engines that support it)",
 )
-async def pair(request: Request, session: SessionName, body: PairRequest, caller: Caller) -> Json:
+async def pair(request: Request, session: SessionName, body: PairRequest, caller: Admin) -> Json:
     services = services_of(request)
     phone = normalize_number(body.phone, services.settings.default_country_code)
     code = await services.sessions.pairing_code(caller.tenant, session, phone)
@@ -168,7 +168,7 @@ async def pair(request: Request, session: SessionName, body: PairRequest, caller
     responses=responses(404, 409),
     summary="The connected WhatsApp account",
 )
-async def me(request: Request, session: SessionName, caller: Caller) -> Json:
+async def me(request: Request, session: SessionName, caller: Reader) -> Json:
     return Json(await services_of(request).sessions.me(caller.tenant, session))
 
 
@@ -178,7 +178,7 @@ async def me(request: Request, session: SessionName, caller: Caller) -> Json:
     responses=responses(404, 409, 503),
     summary="Simulator: scan the QR that is showing",
 )
-async def simulate_scan(request: Request, session: SessionName, caller: Caller) -> Response:
+async def simulate_scan(request: Request, session: SessionName, caller: Admin) -> Response:
     await services_of(request).sessions.simulate_scan(caller.tenant, session)
     return Response(status_code=204)
 
@@ -194,7 +194,7 @@ async def simulate_scan(request: Request, session: SessionName, caller: Caller) 
     summary="Simulator: deliver an inbound message to the session",
 )
 async def simulate_inbound(
-    request: Request, session: SessionName, body: SimulatedInbound, caller: Caller
+    request: Request, session: SessionName, body: SimulatedInbound, caller: Admin
 ) -> Json:
     services = services_of(request)
     sender = normalize_number(body.from_, services.settings.default_country_code)

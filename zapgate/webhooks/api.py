@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from zapgate.clock import from_datetime
-from zapgate.http.auth import Caller
+from zapgate.http.auth import Admin
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -53,7 +53,7 @@ def _without_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
     summary="Subscribe a URL to events (the secret is shown only now)",
 )
 async def create_webhook(
-    request: Request, body: CreateWebhook, caller: Caller, idempotency_key: IdempotencyKey = None
+    request: Request, body: CreateWebhook, caller: Admin, idempotency_key: IdempotencyKey = None
 ) -> Json:
     service = services_of(request).webhooks
     return await idempotent(
@@ -67,13 +67,13 @@ async def create_webhook(
 
 
 @router.get("", response_model=list[WebhookOut], responses=responses(), summary="Subscriptions")
-async def list_webhooks(request: Request, caller: Caller) -> Json:
+async def list_webhooks(request: Request, caller: Admin) -> Json:
     found = await services_of(request).webhooks.list_webhooks(caller.tenant)
     return Json([webhook.public() for webhook in found])
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=responses(404), summary="One")
-async def get_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -> Json:
+async def get_webhook(request: Request, webhook_id: WebhookId, caller: Admin) -> Json:
     return Json((await services_of(request).webhooks.get(caller.tenant, webhook_id)).public())
 
 
@@ -84,7 +84,7 @@ async def get_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -
     summary="Change a subscription (active: true turns a disabled one back on)",
 )
 async def update_webhook(
-    request: Request, webhook_id: WebhookId, body: UpdateWebhook, caller: Caller
+    request: Request, webhook_id: WebhookId, body: UpdateWebhook, caller: Admin
 ) -> Json:
     changes = body.model_dump(exclude_unset=True)
     updated = await services_of(request).webhooks.update(caller.tenant, webhook_id, changes)
@@ -94,7 +94,7 @@ async def update_webhook(
 @router.delete(
     "/{webhook_id}", status_code=204, responses=responses(404, 503), summary="Unsubscribe"
 )
-async def delete_webhook(request: Request, webhook_id: WebhookId, caller: Caller) -> Response:
+async def delete_webhook(request: Request, webhook_id: WebhookId, caller: Admin) -> Response:
     await services_of(request).webhooks.delete(caller.tenant, webhook_id)
     return Response(status_code=204)
 
@@ -106,7 +106,7 @@ async def delete_webhook(request: Request, webhook_id: WebhookId, caller: Caller
     summary="A new secret; the old one keeps signing alongside it during the grace period",
 )
 async def rotate_secret(
-    request: Request, webhook_id: WebhookId, caller: Caller, body: RotateSecret | None = None
+    request: Request, webhook_id: WebhookId, caller: Admin, body: RotateSecret | None = None
 ) -> Json:
     services = services_of(request)
     grace = body.grace_seconds if body and body.grace_seconds is not None else None
@@ -127,7 +127,7 @@ async def rotate_secret(
 async def list_deliveries(
     request: Request,
     webhook_id: WebhookId,
-    caller: Caller,
+    caller: Admin,
     status: Literal["pending", "succeeded", "failed"] | None = None,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -150,7 +150,7 @@ async def retry_delivery(
     request: Request,
     webhook_id: WebhookId,
     delivery_id: DeliveryId,
-    caller: Caller,
+    caller: Admin,
 ) -> Json:
     delivery = await services_of(request).webhooks.retry(caller.tenant, webhook_id, delivery_id)
     return Json(delivery.public(), status_code=202)
@@ -163,7 +163,7 @@ async def retry_delivery(
     responses=responses(404, 413, 429, 503),
     summary="Deliver again every matching event since a time (at most 10000 pending)",
 )
-async def replay(request: Request, webhook_id: WebhookId, body: Replay, caller: Caller) -> Json:
+async def replay(request: Request, webhook_id: WebhookId, body: Replay, caller: Admin) -> Json:
     count = await services_of(request).webhooks.replay(
         caller.tenant, webhook_id, from_datetime(body.since)
     )

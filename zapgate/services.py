@@ -142,6 +142,8 @@ def build_services(
     )
     gate = Gate(auth, limits)
     realtime = RealtimeServer(gate, bus, database, settings.cors_origins)
+    auth.on_revoked(realtime.key_revoked)  # its sockets close at once
+    auth.on_revoked(lambda _key_id: bus.interrupt())  # its streams and long-polls end at once
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
     allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(

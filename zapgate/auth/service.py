@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,13 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
         self.anonymous = Principal("default", "anonymous", "admin")
+        self.revoked: set[str] = set()
+        """Keys revoked through this process: open streams of theirs end."""
+        self._revocation_listeners: list[Callable[[str], None]] = []
+
+    def on_revoked(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with the id of each key revoked through this process."""
+        self._revocation_listeners.append(listener)
 
     async def authenticate(self, presented: str | None) -> Principal:
         """The principal of ``presented``, or Unauthorized."""
@@ -182,6 +190,9 @@ class Authenticator:
         if not await self._committer.run(job):
             raise KeyNotFound(f"no live key {key_id!r}")
         self.forget(key_id)
+        self.revoked.add(key_id)
+        for listener in self._revocation_listeners:
+            listener(key_id)
 
     async def bootstrap(self, tenant: str, configured_key: str | None) -> str | None:
         """Make sure the admin can get in; returns a generated key to print once, if one was made.

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from zapgate.clock import now_ms
 from zapgate.events import repository, stream
 from zapgate.http.auth import Reader
 from zapgate.http.deps import services_of
@@ -89,12 +90,19 @@ async def list_events(
     ] = None,
 ) -> Response:
     services = services_of(request)
+
+    async def gone() -> bool:
+        """The client left, or its key was revoked here or has expired: the stream ends."""
+        if caller.key_id in services.auth.revoked:
+            return True
+        if caller.expires_at is not None and now_ms() >= caller.expires_at:
+            return True
+        return await request.is_disconnected()
+
     if "text/event-stream" in request.headers.get("accept", ""):
         slot = await services.limits.open_stream(caller.tenant, caller.key_id)
         start = last_event_id if last_event_id is not None else after
-        frames = stream.stream(
-            services.database, services.bus, caller.tenant, start, session, request.is_disconnected
-        )
+        frames = stream.stream(services.database, services.bus, caller.tenant, start, session, gone)
         return SlotStreamingResponse(
             slot,
             frames,
@@ -115,7 +123,7 @@ async def list_events(
                 limit,
                 session,
                 wait,
-                request.is_disconnected,
+                gone,
             )
     next_after = events[-1].seq if events else after
     return Json({"data": [e.envelope() for e in events], "next_after": next_after})

@@ -19,6 +19,14 @@ class EventBus:
         self._listeners: list[Listener] = []
         self._latest: dict[str, int] = {}
         self._changed = asyncio.Event()
+        self._interruptions = 0
+
+    def interrupt(self) -> None:
+        """End every ``wait_beyond`` now (it answers False), so waiters re-check why they wait
+        (a revoked key's streams end at once instead of at their next check)."""
+        self._interruptions += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with each committed batch (in commit order); returns an unsubscribe."""
@@ -40,15 +48,28 @@ class EventBus:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    @property
+    def interruptions(self) -> int:
+        """How many times ``interrupt`` was called: a waiter notes it before it checks why it
+        waits, so an interruption between the check and the wait is not missed."""
+        return self._interruptions
+
     def latest(self, tenant: str) -> int:
         """The newest seq this process has seen for ``tenant``."""
         return self._latest.get(tenant, 0)
 
-    async def wait_beyond(self, tenant: str, seq: int, seconds: float) -> bool:
-        """Wait until ``tenant`` has an event after ``seq``; False on timeout."""
+    async def wait_beyond(
+        self, tenant: str, seq: int, seconds: float, interruptions: int | None = None
+    ) -> bool:
+        """Wait until ``tenant`` has an event after ``seq``; False on timeout or on an
+        interruption since ``interruptions`` (by default: since now)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        if interruptions is None:
+            interruptions = self._interruptions
         while self.latest(tenant) <= seq:
+            if self._interruptions != interruptions:
+                return False
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False

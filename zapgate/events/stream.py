@@ -38,7 +38,10 @@ async def stream(
     yield b"retry: 3000\n\n"
     cursor = after
     quiet = 0.0
-    while not await gone():
+    while True:
+        mark = bus.interruptions  # before the check: an interruption after it ends the wait
+        if await gone():
+            return
         newest = bus.latest(tenant)
         page = await repository.read_after(database, tenant, cursor, PAGE, session, PAGE_BYTES)
         for event in page:
@@ -46,7 +49,7 @@ async def stream(
             cursor = event.seq
         if page and cursor < bus.latest(tenant):
             continue  # a full page (of events or bytes): more may follow at once
-        if await bus.wait_beyond(tenant, max(newest, cursor), GONE_CHECK_SECONDS):
+        if await bus.wait_beyond(tenant, max(newest, cursor), GONE_CHECK_SECONDS, mark):
             quiet = 0.0
             continue
         quiet += GONE_CHECK_SECONDS
@@ -69,10 +72,14 @@ async def long_poll(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     seen = after
+    mark = bus.interruptions  # an interruption from here on ends a wait, then gone() decides
+    if await gone():
+        return []
     events = await repository.read_after(database, tenant, after, limit, session, PAGE_BYTES)
     while not events and loop.time() < deadline:
         slice_seconds = min(GONE_CHECK_SECONDS, deadline - loop.time())
-        if not await bus.wait_beyond(tenant, seen, slice_seconds):
+        if not await bus.wait_beyond(tenant, seen, slice_seconds, mark):
+            mark = bus.interruptions
             if await gone():
                 break
             continue

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from zapgate.auth.service import Principal
+from zapgate.clock import now_ms
 from zapgate.errors import AppError, RateLimited
 from zapgate.events.bus import EventBus
 from zapgate.limits.gate import Admission, Gate
@@ -41,6 +42,7 @@ from zapgate.realtime.fanout import Fanout
 from zapgate.realtime.inputs import InvalidInput
 from zapgate.realtime.polling import PollWatch
 from zapgate.realtime.replay import Replays
+from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 NOT_CONNECTED = {"error": "not_connected", "detail": "this socket is not connected"}
@@ -66,6 +68,9 @@ class RealtimeServer:
         self.fanout = Fanout(self.sio, bus, database)
         self.replays = Replays(self.sio, self.fanout, database)
         self._clients: dict[str, Client] = {}
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
+        """Sockets whose key expires, with the timer that disconnects them then."""
+        self._closing: set[asyncio.Task[None]] = set()
         self.backlogs = BacklogWatch(self.sio, lambda: self._clients.keys())
         self.polls: PollWatch | None = None
         self.sio.on("connect", self._connect)
@@ -86,6 +91,10 @@ class RealtimeServer:
 
     async def stop(self) -> None:
         """Stop replays and forwarding."""
+        for timer in self._expiries.values():
+            timer.cancel()
+        for task in list(self._closing):
+            await cancel_and_wait(task)
         await self.backlogs.stop()
         await self.replays.stop()
         await self.fanout.stop()
@@ -98,6 +107,18 @@ class RealtimeServer:
             if not running:
                 return
             await asyncio.wait(running)
+
+    def key_revoked(self, key_id: str) -> None:
+        """Disconnect every socket of ``key_id`` (revoked here) now."""
+        for sid, client in list(self._clients.items()):
+            if client.principal.key_id == key_id:
+                self._close(sid)
+
+    def _close(self, sid: str) -> None:
+        """Disconnect ``sid`` from the server side (in a task: this may run in a callback)."""
+        task = asyncio.create_task(self.sio.disconnect(sid), name=f"zapgate-close-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def principals(self) -> list[Principal]:
         """Who is connected, one entry per socket."""
@@ -144,6 +165,9 @@ class RealtimeServer:
         sessions = set(request.sessions) if request.sessions else None
         client = Client(sid, principal, sessions, slot=slot)
         self._clients[sid] = client
+        if principal.expires_at is not None:  # disconnected when its key expires
+            delay = max(0.0, (principal.expires_at - now_ms()) / 1000)
+            self._expiries[sid] = asyncio.get_running_loop().call_later(delay, self._close, sid)
         if request.offset is None:
             await self.fanout.join(client)
             if not self._still_there(sid):  # it left while joining: refusing it cleans up
@@ -178,6 +202,9 @@ class RealtimeServer:
 
     def _forget(self, sid: str) -> None:
         """Drop ``sid``'s client, its stream slot and its replay (once; later calls do nothing)."""
+        timer = self._expiries.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         client = self._clients.pop(sid, None)
         if client is None:
             return

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    jwt_secret: str | None = Field(default=None, repr=False)
+    """HS256 secret: bearer JWTs signed with it are accepted (at least 32 characters)."""
+    jwt_jwks: Path | None = None
+    """A JWKS file: bearer JWTs signed (RS256/ES256) by one of its keys are accepted; it is read
+    again when it changes (key rotation)."""
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_tenant_claim: str = Field(default="tenant", min_length=1, max_length=100)
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     rate_limit_per_key: float = Field(default=50.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(default=100, ge=0)
     max_concurrent_requests_per_key: int = Field(default=4, ge=0)
@@ -137,6 +146,23 @@ class Settings(BaseSettings):
     def _strong_key(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 16:
             raise ValueError("ZAPGATE_API_KEY must be at least 16 characters")
+        return value or None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_jwt_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("ZAPGATE_JWT_SECRET must be at least 32 characters")
+        return value or None
+
+    @field_validator("jwt_jwks", mode="before")
+    @classmethod
+    def _jwks_file(cls, value: object) -> object:
+        if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+            raise ValueError(
+                "ZAPGATE_JWT_JWKS: a JWKS URL is not supported yet; save it to a file and give "
+                "its path (it is read again when it changes)"
+            )
         return value or None
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.service import Authenticator
+from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import Clock, SystemClock
 from zapgate.config import Settings
 from zapgate.db.checkpoint import Checkpointer
@@ -127,7 +128,17 @@ def build_services(
     committer = Committer(
         database, bus, session_store.all_tenants_missing_sessions, settings.commit_batch_max
     )
-    auth = Authenticator(database, committer, settings.auth == "on", settings.auth_cache_seconds)
+    tokens = JwtVerifier(
+        settings.jwt_secret,
+        settings.jwt_jwks,
+        settings.jwt_audience,
+        settings.jwt_issuer,
+        settings.jwt_tenant_claim,
+        settings.jwt_leeway_seconds,
+    )
+    auth = Authenticator(
+        database, committer, settings.auth == "on", settings.auth_cache_seconds, tokens
+    )
     limits = LimitService(
         database,
         committer,

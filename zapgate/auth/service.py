@@ -13,6 +13,7 @@ from zapgate.auth import keys
 from zapgate.auth import repository as key_store
 from zapgate.auth import scopes as scopes_of
 from zapgate.auth.scopes import Scope
+from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -60,9 +61,15 @@ class Authenticator:
     """Resolves presented keys to principals."""
 
     def __init__(
-        self, engine: AsyncEngine, committer: Committer, enabled: bool, cache_seconds: float
+        self,
+        engine: AsyncEngine,
+        committer: Committer,
+        enabled: bool,
+        cache_seconds: float,
+        tokens: JwtVerifier | None = None,
     ) -> None:
         self._engine = engine
+        self._tokens = tokens if tokens is not None and tokens.enabled else None
         self._committer = committer
         self.enabled = enabled
         self._cache_seconds = cache_seconds
@@ -100,6 +107,8 @@ class Authenticator:
         return None
 
     async def _verify(self, presented: str) -> Principal:
+        if self._tokens is not None and self._tokens.looks_like(presented):
+            return await self._verify_token(presented)
         row = await key_store.all_tenants_find_key_by_lookup(
             self._engine, keys.lookup_of(presented)
         )
@@ -123,6 +132,21 @@ class Authenticator:
             scopes_of.parse_stored(row["scopes"]),
             frozenset(sessions) if sessions is not None else None,
             expires_at,
+        )
+
+    async def _verify_token(self, token: str) -> Principal:
+        assert self._tokens is not None
+        claims = self._tokens.verify(token)
+        async with self._engine.connect() as connection:
+            if not await tenant_store.exists(connection, claims.tenant):
+                raise Unauthorized(f"the token's tenant {claims.tenant!r} does not exist")
+        return Principal(
+            claims.tenant,
+            f"jwt:{claims.subject}",
+            "jwt",
+            claims.scopes,
+            None,
+            claims.expires_at,
         )
 
     def _remember(self, digest: str, principal: Principal) -> None:

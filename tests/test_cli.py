@@ -85,7 +85,7 @@ def test_migrate_and_keys_create(tmp_path: Path) -> None:
     ("env", "message"),
     [
         ({"ZAPGATE_AUTH": "off", "ZAPGATE_HOST": "0.0.0.0"}, "loopback"),
-        ({"ZAPGATE_API_KEY": "short"}, "at least 16"),
+        ({"ZAPGATE_API_KEY": "k" * 31}, "at least 32"),
         ({"ZAPGATE_PORT": "99999"}, "ZAPGATE_PORT"),
         ({"ZAPGATE_DATABASE_URL": "mysql://x"}, "ZAPGATE_DATABASE_URL"),
     ],

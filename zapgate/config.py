@@ -144,8 +144,10 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _strong_key(cls, value: str | None) -> str | None:
-        if value is not None and len(value) < 16:
-            raise ValueError("ZAPGATE_API_KEY must be at least 16 characters")
+        if (
+            value is not None and len(value) < 32
+        ):  # hashed with one SHA-256: it must be random enough
+            raise ValueError("ZAPGATE_API_KEY must be at least 32 characters")
         return value or None
 
     @field_validator("jwt_secret")

@@ -53,6 +53,10 @@ class MessageNotFound(NotFound):
     code = "message_not_found"
 
 
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"

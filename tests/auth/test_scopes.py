@@ -156,6 +156,7 @@ async def test_keys_are_shown_without_secrets_and_checked_on_the_way_in(
         {"name": "x", "scopes": ["read"], "sessions": ["bad name"]},
         {"name": "x", "scopes": ["read"], "expires_at": "2001-13-01T00:00:00Z"},
         {"name": "x", "scopes": ["read"], "extra": 1},
+        {"name": "ZAPGATE_API_KEY", "scopes": ["read"]},
     ]
     for body in bad:
         response = await api.post("/api/v1/keys", json=body)

@@ -16,16 +16,10 @@ from zapgate.auth.scopes import Scope
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
-from zapgate.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from zapgate.errors import Conflict, InvalidInput, KeyNotFound, Unauthorized
 from zapgate.tenants import repository as tenant_store
 
 CACHE_MAX = 10_000
-
-
-class KeyNotFound(NotFound):
-    code = "key_not_found"
-
-
 CONFIGURED = "ZAPGATE_API_KEY"
 
 

@@ -70,15 +70,24 @@ def test_migrate_and_keys_create(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("zg_")
+    reader = zapgate(tmp_path, "keys", "create", "--name", "dash", "--scopes", "read")
+    assert reader.returncode == 0, reader.stderr
+    wrong = zapgate(tmp_path, "keys", "create", "--name", "x", "--scopes", "root")
+    assert wrong.returncode == 2
+    assert "--scopes" in wrong.stderr
     server = ServerProcess(tmp_path, free_port(), ADMIN_KEY)
     try:
         server.start()
         with httpx.Client(base_url=server.url) as client:
             listed = client.get("/api/v1/sessions", headers={"Authorization": f"Bearer {key}"})
+            as_reader = {"Authorization": f"Bearer {reader.stdout.strip()}"}
+            read = client.get("/api/v1/sessions", headers=as_reader)
+            refused = client.post("/api/v1/webhooks", headers=as_reader, json={})
     finally:
         server.stop()
     assert listed.status_code == 200
     assert listed.json() == [], "a key of tenant acme must not see the default tenant's sessions"
+    assert (read.status_code, refused.status_code) == (200, 403), "a read key only reads"
 
 
 @pytest.mark.parametrize(

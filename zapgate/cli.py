@@ -130,12 +130,22 @@ def migrate_command() -> None:
 def keys_create(
     name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
     tenant: Annotated[str, typer.Option(help="tenant the key belongs to")] = DEFAULT_TENANT,
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: admin, send, read (see the README)")
+    ] = "admin",
 ) -> None:
     """Create an API key and print it (shown only once)."""
+    from zapgate.auth.scopes import Scope
+    from zapgate.auth.service import KeyRequest
     from zapgate.services import build_services
 
     if not re.match(TENANT_ID, tenant):
         typer.secho(f"invalid tenant id {tenant!r}: letters, digits, _ and - only", err=True)
+        raise typer.Exit(2)
+    wanted = {name.strip() for name in scopes.split(",") if name.strip()}
+    known = {scope.value for scope in Scope}
+    if not wanted or not wanted <= known:
+        typer.secho(f"--scopes: one or more of {', '.join(sorted(known))}", err=True)
         raise typer.Exit(2)
 
     settings = _settings()
@@ -147,7 +157,10 @@ def keys_create(
         await migrate(services.database)
         services.committer.start()
         try:
-            return await services.auth.create_key(tenant, name)
+            plaintext, _record = await services.auth.issue_key(
+                tenant, KeyRequest(name, frozenset(wanted))
+            )
+            return plaintext
         finally:
             await services.committer.stop()
             await services.database.dispose()

@@ -8,6 +8,7 @@ import platform
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ from types import FrameType
 from bench import e2e, fanout, history, hostile, neighbours, report, sessions, victim, webhooks
 from bench.report import Result
 from bench.server import BenchError, http_call, serve
-from bench.targets import Target, build_targets, sessions_server
+from bench.targets import SEND_KEY, Target, build_targets, key_command, sessions_server
 from bench.wrkrun import (
     CONNECTIONS,
     THREADS,
@@ -135,8 +136,22 @@ def smoke_check(port: int, target: Target) -> None:
         log(f"!!! {target.name}: request answered {status}: {body[:200]!r}")
 
 
+def with_send_key(target: Target) -> Target:
+    """``target`` sending with a new key whose only scope is ``send`` (made in its data dir)."""
+    env = {**os.environ, **target.server.env}
+    made = subprocess.run(
+        key_command("default", "send"), cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        raise BenchError(f"could not make a send key: {made.stderr[-500:]}")
+    headers = {**target.request.headers, "Authorization": f"Bearer {made.stdout.strip()}"}
+    return dataclasses.replace(target, request=dataclasses.replace(target.request, headers=headers))
+
+
 def measure(target: Target, setup: Setup) -> WrkResult:
     """Start the target's server, warm it up, then measure it with wrk."""
+    if target.name == SEND_KEY:
+        target = with_send_key(target)
     log(f"{target.name}: starting server")
     log_path = setup.log_dir / f"{target.name}.log"
     with serve(target.server, REPO_ROOT, log_path, setup.server_prefix) as running:

@@ -302,7 +302,28 @@ def _send_rows(outcomes: list[Outcome]) -> list[Row]:
             "<= 1.0x",
             ours.p99_ms <= original.p99_ms,
         ),
+        *_credential_rows(outcomes, ours),
     ]
+
+
+CREDENTIALS = (
+    ("zapgate-send-key", "send req/s, send-only key"),
+    ("zapgate-jwt", "send req/s, JWT"),
+)
+"""Targets sending with other credentials than the admin key: what their checks cost."""
+
+
+def _credential_rows(outcomes: list[Outcome], admin: WrkResult) -> list[Row]:
+    """The send figure with each other credential, as a ratio to the admin key's (same run)."""
+    rows = []
+    for name, label in CREDENTIALS:
+        other = _wrk(outcomes, name)
+        if other is None:
+            continue
+        ratio = other.requests_per_sec / admin.requests_per_sec
+        figures = f"{admin.requests_per_sec:,.0f} (admin)", f"{other.requests_per_sec:,.0f}"
+        rows.append(Row(label, *figures, f"{ratio:.2f}x", ">= 0.95x", ratio >= 0.95))
+    return rows
 
 
 def _fanout_rows(result: FanoutResult) -> list[Row]:

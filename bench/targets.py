@@ -8,6 +8,7 @@ drive their own traffic and only borrow the servers described here.
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -119,6 +120,12 @@ def zapgate_server(data_dir: Path, api_key: str, paced: bool = False) -> Server:
     return Server(command=command, env=env)
 
 
+def jwt_server(data_dir: Path, api_key: str) -> Server:
+    """The paced zapgate server, also accepting HS256 JWTs signed with ``JWT_SECRET``."""
+    base = zapgate_server(data_dir, api_key, paced=True)
+    return replace(base, env={**base.env, "ZAPGATE_JWT_SECRET": JWT_SECRET})
+
+
 def sessions_server(data_dir: Path, api_key: str) -> Server:
     """The zapgate server for the sessions workload: no terminal QR, instant simulator pairing."""
     base = zapgate_server(data_dir, api_key)
@@ -152,7 +159,7 @@ def neighbours_server(data_dir: Path, api_key: str) -> Server:
     return replace(base, env={**env, "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1"})
 
 
-def key_command(tenant: str) -> tuple[str, ...]:
+def key_command(tenant: str, scopes: str = "admin") -> tuple[str, ...]:
     """``zapgate keys create`` for ``tenant`` (run with the server's environment, before it)."""
     return (
         sys.executable,
@@ -164,7 +171,28 @@ def key_command(tenant: str) -> tuple[str, ...]:
         tenant,
         "--name",
         "bench",
+        "--scopes",
+        scopes,
     )
+
+
+JWT_SECRET = "bench-jwt-secret-" + "0" * 32
+"""The HS256 secret of the JWT target's server (a benchmark's, never a deployment's)."""
+SEND_KEY = "zapgate-send-key"
+"""The target sending with a key whose only scope is ``send`` (made before its server starts)."""
+
+
+def bench_jwt() -> str:
+    """An HS256 token for the default tenant with the ``send`` scope, valid for a day."""
+    import jwt  # zapgate's own dependency
+
+    claims = {
+        "tenant": "default",
+        "sub": "bench",
+        "scope": "send",
+        "exp": int(time.time()) + 86_400,
+    }
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
 def receiver_server(dump: Path, secret: str) -> Server:
@@ -180,5 +208,7 @@ def build_targets(data_dir: Path, api_key: str) -> dict[str, Target]:
         Target("original", original_server(), send_request()),
         Target("zapgate", zapgate_server(data_dir, api_key, paced=True), send_request(api_key)),
         Target("zapgate-e2e", zapgate_server(data_dir, api_key), send_request(api_key)),
+        Target(SEND_KEY, zapgate_server(data_dir, api_key, paced=True), send_request(api_key)),
+        Target("zapgate-jwt", jwt_server(data_dir, api_key), send_request(bench_jwt())),
     ]
     return {target.name: target for target in targets}

@@ -20,6 +20,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from tests.conftest import RunningServer
+from tests.realtime.support import emit
 from zapgate.app import create_api
 from zapgate.auth.scopes import Scope
 
@@ -44,14 +45,17 @@ def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
 
 
 def scoped_routes(server: RunningServer) -> list[tuple[str, str, Scope, bool]]:
-    """(method, path, scope, about a session) of every authenticated route of the app."""
+    """(method, path, scope, about a session) of every authenticated route of the app; a route
+    that filters by the key's sessions itself counts as about them."""
     found = []
     for route in api_routes(create_api(server.services).routes):
         if route.path in OPEN:
             continue
-        needed = [d.call.scope for d in route.dependant.dependencies if hasattr(d.call, "scope")]
+        scoped = [d.call for d in route.dependant.dependencies if hasattr(d.call, "scope")]
+        needed = [call.scope for call in scoped]  # type: ignore[attr-defined]
         assert len(needed) == 1, f"{route.path} must take exactly one scoped caller: {needed}"
-        about_session = "{session}" in route.path or route.path.startswith("/whatsapp/")
+        filtered = bool(scoped[0].filtered)  # type: ignore[attr-defined]
+        about_session = filtered or "{session}" in route.path or route.path.startswith("/whatsapp/")
         for method in sorted(route.methods):
             found.append((method, route.path, needed[0], about_session))
     assert len(found) > 30, "the app's routes were found"
@@ -98,10 +102,15 @@ async def test_a_key_limited_to_sessions_uses_only_routes_about_them(
 ) -> None:
     elsewhere = await key_for(api, scopes=["admin"], sessions=["elsewhere"])
     here = await key_for(api, scopes=["read"], sessions=["default"])
+    filtered = {"/api/v1/events"}  # shows each key its own sessions' events
     for method, path, needed, about_session in scoped_routes(server):
         response = await answer(server, elsewhere, method, path)
-        assert response.status_code == 403, (method, path, response.text)
-        assert "session" in response.json()["detail"]
+        if path in filtered:
+            assert response.status_code == 200, (method, path, response.text)
+            assert response.json()["data"] == [], "nothing of sessions it may not see"
+        else:
+            assert response.status_code == 403, (method, path, response.text)
+            assert "session" in response.json()["detail"]
         if needed is Scope.READ:
             response = await answer(server, here, method, path)
             expected = "not 403" if about_session else 403
@@ -161,3 +170,20 @@ async def test_keys_are_shown_without_secrets_and_checked_on_the_way_in(
     for body in bad:
         response = await api.post("/api/v1/keys", json=body)
         assert response.status_code == 422, (body, response.text)
+
+
+async def test_a_key_limited_to_sessions_reads_only_their_events(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    key = await key_for(api, scopes=["read"], sessions=["default"])
+    await emit(server, "default", 1, session="other")
+    await emit(server, "default", 2, session="default")
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        mine = await client.get("/api/v1/events", params={"limit": 1000})
+        asked = await client.get("/api/v1/events", params={"session": "other"})
+    everything = (await api.get("/api/v1/events", params={"limit": 1000})).json()["data"]
+    assert {event["session"] for event in everything} >= {"default", "other"}
+    assert mine.status_code == 200
+    assert {event["session"] for event in mine.json()["data"]} == {"default"}
+    assert asked.status_code == 403

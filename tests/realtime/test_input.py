@@ -132,15 +132,24 @@ async def test_an_offset_ahead_of_the_log_is_accepted(server: RunningServer) -> 
         assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
 
 
-async def test_a_key_limited_to_sessions_is_refused_a_socket(
+async def test_a_key_limited_to_sessions_sees_only_their_events(
     server: RunningServer, api: httpx.AsyncClient
 ) -> None:
-    """Until streams filter by a key's sessions, such a key gets none (nothing leaks)."""
+    """Without naming them, and it cannot ask for others (at connect or by subscribing)."""
     created = await api.post(
-        "/api/v1/keys", json={"name": "one session", "scopes": ["read"], "sessions": ["default"]}
+        "/api/v1/keys", json={"name": "one session", "scopes": ["read"], "sessions": ["s1"]}
     )
     token = created.json()["key"]
-    async with JsSocketClient(server.url, extra={"auth": {"token": token}}) as client:
-        line = await client.wait_for(connected, timeout=20)
+    asking = {"token": token, "sessions": ["s1", "s2"]}
+    async with JsSocketClient(server.url, auth=asking, timeout_ms=30_000) as refused:
+        line = await refused.wait_for(connected, timeout=20)
         assert line["kind"] == "connect_error"
         assert line["data"]["error"] == "forbidden"
+    async with JsSocketClient(server.url, auth={"token": token}, timeout_ms=30_000) as client:
+        assert (await client.wait_for(connected, timeout=20))["kind"] == "connect"
+        answer = await ack_of(client, "subscribe", {"session": "s2"})
+        assert answer["error"] == "forbidden", answer
+        await emit(server, "default", 1, session="s2")
+        await emit(server, "default", 2, session="s1")
+        line = await client.wait_for(lambda line: line["kind"] == "event", timeout=10)
+        assert line["args"][0]["session"] == "s1", "the s2 event, committed first, never came"

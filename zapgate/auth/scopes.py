@@ -2,8 +2,8 @@
 
 ``admin`` manages the tenant (sessions, webhooks, keys) and does everything below it; ``send``
 sends and reads; ``read`` only reads. A key may also be limited to some sessions: it then uses
-only routes about one of them (a route about no particular session, such as a list or an event
-stream, refuses it for now).
+only routes about one of them, and event streams show it only theirs; other routes about no
+particular session (lists, webhooks) refuse it for now.
 """
 
 from __future__ import annotations

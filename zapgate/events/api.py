@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from zapgate.clock import now_ms
+from zapgate.errors import Forbidden
 from zapgate.events import repository, stream
-from zapgate.http.auth import Reader
+from zapgate.http.auth import Watcher
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.openapi import also_serves, success
@@ -77,7 +78,7 @@ class EventPage(BaseModel):
 )
 async def list_events(
     request: Request,
-    caller: Reader,
+    caller: Watcher,
     after: Annotated[
         int, Query(ge=0, le=MAX_SEQ, description="return events with seq greater than this")
     ] = 0,
@@ -90,6 +91,7 @@ async def list_events(
     ] = None,
 ) -> Response:
     services = services_of(request)
+    visible = _visible(caller.sessions, session)
 
     async def gone() -> bool:
         """The client left, or its key was revoked here or has expired: the stream ends."""
@@ -102,7 +104,7 @@ async def list_events(
     if "text/event-stream" in request.headers.get("accept", ""):
         slot = await services.limits.open_stream(caller.tenant, caller.key_id)
         start = last_event_id if last_event_id is not None else after
-        frames = stream.stream(services.database, services.bus, caller.tenant, start, session, gone)
+        frames = stream.stream(services.database, services.bus, caller.tenant, start, visible, gone)
         return SlotStreamingResponse(
             slot,
             frames,
@@ -111,7 +113,7 @@ async def list_events(
         )
     if wait <= 0:
         events = await repository.read_after(
-            services.database, caller.tenant, after, limit, session, stream.PAGE_BYTES
+            services.database, caller.tenant, after, limit, visible, stream.PAGE_BYTES
         )
     else:
         with await services.limits.open_stream(caller.tenant, caller.key_id):
@@ -121,9 +123,19 @@ async def list_events(
                 caller.tenant,
                 after,
                 limit,
-                session,
+                visible,
                 wait,
                 gone,
             )
     next_after = events[-1].seq if events else after
     return Json({"data": [e.envelope() for e in events], "next_after": next_after})
+
+
+def _visible(allowed: frozenset[str] | None, asked: str | None) -> str | frozenset[str] | None:
+    """The sessions whose events the caller gets: the one it asked for, else all it may see
+    (a session-limited key: only its sessions, without having to name them)."""
+    if allowed is None or asked is None:
+        return asked if allowed is None else allowed
+    if asked not in allowed:
+        raise Forbidden(f"this key is not allowed to use session {asked!r}")
+    return asked

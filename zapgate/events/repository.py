@@ -53,19 +53,21 @@ async def read_after(
     tenant: str,
     after: int,
     limit: int,
-    session: str | None = None,
+    session: str | frozenset[str] | None = None,
     max_bytes: int | None = None,
 ) -> list[Event]:
-    """Events of ``tenant`` with seq > ``after``, oldest first; with ``max_bytes``, only as many
-    as fit in that many characters of payload (always at least one), so a page of big events
-    is never loaded whole."""
+    """Events of ``tenant`` with seq > ``after``, oldest first, of ``session`` (one, some, or
+    None: all); with ``max_bytes``, only as many as fit in that many characters of payload
+    (always at least one), so a page of big events is never loaded whole."""
     query = (
         sa.select(events)
         .where(events.c.tenant_id == tenant, events.c.seq > after)
         .order_by(events.c.seq)
     )
-    if session is not None:
+    if isinstance(session, str):
         query = query.where(events.c.session == session)
+    elif session is not None:
+        query = query.where(events.c.session.in_(sorted(session)))
     async with engine.connect() as connection:
         if max_bytes is not None and limit > 1:
             limit = await _fitting(connection, query, limit, max_bytes)

@@ -31,7 +31,7 @@ async def stream(
     bus: EventBus,
     tenant: str,
     after: int,
-    session: str | None,
+    session: str | frozenset[str] | None,
     gone: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[bytes]:
     """Frames of events after ``after``, then live ones, until ``gone()``."""
@@ -64,7 +64,7 @@ async def long_poll(
     tenant: str,
     after: int,
     limit: int,
-    session: str | None,
+    session: str | frozenset[str] | None,
     wait: float,
     gone: Callable[[], Awaitable[bool]],
 ) -> list[Event]:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from zapgate.auth.scopes import Scope
+from zapgate.auth.scopes import Scope, check
 from zapgate.auth.service import Principal
 from zapgate.http.ratelimit import ADMITTED, remember_decision
 from zapgate.limits.gate import Admission, Gate
@@ -38,11 +38,18 @@ Caller = Annotated[Principal, Depends(current_principal)]
 """The authenticated caller, whatever it may do: routes take one of the scoped forms below."""
 
 
-def needs(scope: Scope, default_session: bool = False) -> Callable[..., Awaitable[Principal]]:
+def needs(
+    scope: Scope, default_session: bool = False, filtered: bool = False
+) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if it has ``scope`` for the route's session (its ``{session}``,
-    the default session for ``default_session`` routes, else none); 403 ``forbidden`` if not."""
+    the default session for ``default_session`` routes, else none); 403 ``forbidden`` if not.
+    A ``filtered`` route shows a session-limited caller only its sessions, so only the scope is
+    checked here."""
 
     async def scoped(request: Request, caller: Caller) -> Principal:
+        if filtered:
+            check(caller.scopes, None, scope, None)
+            return caller
         if default_session:
             session: str | None = request.app.state.services.settings.default_session
         else:
@@ -52,6 +59,7 @@ def needs(scope: Scope, default_session: bool = False) -> Callable[..., Awaitabl
 
     scoped.__name__ = f"needs_{scope.value}"
     scoped.scope = scope  # type: ignore[attr-defined]  # read by the scope matrix test
+    scoped.filtered = filtered  # type: ignore[attr-defined]
     return scoped
 
 
@@ -61,6 +69,8 @@ Sender = Annotated[Principal, Depends(needs(Scope.SEND))]
 """A caller with the ``send`` scope (``admin`` has it too)."""
 Reader = Annotated[Principal, Depends(needs(Scope.READ))]
 """A caller with the ``read`` scope (every key has it)."""
+Watcher = Annotated[Principal, Depends(needs(Scope.READ, filtered=True))]
+"""``Reader`` for a route that shows a session-limited caller only its sessions (events)."""
 LegacySender = Annotated[Principal, Depends(needs(Scope.SEND, default_session=True))]
 """``Sender`` for the original ``/whatsapp/*`` routes, which use the default session."""
 LegacyReader = Annotated[Principal, Depends(needs(Scope.READ, default_session=True))]

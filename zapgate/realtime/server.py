@@ -146,11 +146,17 @@ class RealtimeServer:
             raise socketio.exceptions.ConnectionRefusedError(error.message, error.body()) from None
         admission = await self._admit(request.token, _address(environ))
         principal, limits = admission.principal, admission.limits
-        if principal.sessions is not None:  # no per-session filtering of streams yet: refused
-            detail = "this key is limited to some sessions; event streams are not (yet) for it"
-            raise socketio.exceptions.ConnectionRefusedError(
-                "forbidden", {"error": "forbidden", "detail": detail}
-            )
+        requested = set(request.sessions) if request.sessions else None
+        if principal.sessions is not None:  # a session-limited key sees only its sessions
+            if requested is None:
+                requested = set(principal.sessions)
+            elif not requested <= principal.sessions:
+                detail = "this key is not allowed to use " + ", ".join(
+                    repr(name) for name in sorted(requested - principal.sessions)
+                )
+                raise socketio.exceptions.ConnectionRefusedError(
+                    "forbidden", {"error": "forbidden", "detail": detail}
+                )
         if not self._still_there(sid):
             raise socketio.exceptions.ConnectionRefusedError("gone")
         # Nothing below awaits before the client is registered: the key's stream slot taken
@@ -162,8 +168,7 @@ class RealtimeServer:
             raise socketio.exceptions.ConnectionRefusedError(
                 "quota_exceeded", {"error": "quota_exceeded", "detail": detail}
             )
-        sessions = set(request.sessions) if request.sessions else None
-        client = Client(sid, principal, sessions, slot=slot)
+        client = Client(sid, principal, requested, slot=slot)
         self._clients[sid] = client
         if principal.expires_at is not None:  # disconnected when its key expires
             delay = max(0.0, (principal.expires_at - now_ms()) / 1000)
@@ -224,6 +229,10 @@ class RealtimeServer:
             return dict(NOT_CONNECTED)
         try:
             name = inputs.subscription(args)
+            allowed = client.principal.sessions
+            if subscribe and allowed is not None and name not in allowed:
+                detail = f"this key is not allowed to use session {name!r}"
+                return {"error": "forbidden", "detail": detail}
             before = client.rooms()
             if subscribe:
                 client.subscribe(name)

@@ -102,12 +102,16 @@ async def test_a_key_limited_to_sessions_uses_only_routes_about_them(
 ) -> None:
     elsewhere = await key_for(api, scopes=["admin"], sessions=["elsewhere"])
     here = await key_for(api, scopes=["read"], sessions=["default"])
-    filtered = {"/api/v1/events"}  # shows each key its own sessions' events
+    nothing = {  # routes that show each key its own sessions' things: here, none
+        "/api/v1/events": lambda body: body["data"] == [],
+        "/api/v1/sessions": lambda body: body == [],
+        "/api/v1/messages/{message_id}": lambda body: body["error"] == "message_not_found",
+    }
     for method, path, needed, about_session in scoped_routes(server):
         response = await answer(server, elsewhere, method, path)
-        if path in filtered:
-            assert response.status_code == 200, (method, path, response.text)
-            assert response.json()["data"] == [], "nothing of sessions it may not see"
+        if path in nothing and method == "GET":
+            assert response.status_code in (200, 404), (method, path, response.text)
+            assert nothing[path](response.json()), (method, path, response.text)
         else:
             assert response.status_code == 403, (method, path, response.text)
             assert "session" in response.json()["detail"]
@@ -187,3 +191,27 @@ async def test_a_key_limited_to_sessions_reads_only_their_events(
     assert mine.status_code == 200
     assert {event["session"] for event in mine.json()["data"]} == {"default"}
     assert asked.status_code == 403
+
+
+async def test_a_key_limited_to_sessions_lists_and_reads_only_theirs(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    created = await api.post("/api/v1/sessions", json={"name": "other", "start": False})
+    assert created.status_code == 201, created.text
+    sent = await api.post(
+        "/api/v1/sessions/default/messages", json={"to": "5511999999999", "text": "mine"}
+    )
+    message_id = sent.json()["id"]
+    mine = await key_for(api, scopes=["read"], sessions=["default"])
+    theirs = await key_for(api, scopes=["read"], sessions=["other"])
+    assert [s["name"] for s in (await answer_json(server, mine, "/api/v1/sessions"))] == ["default"]
+    assert [s["name"] for s in (await answer_json(server, theirs, "/api/v1/sessions"))] == ["other"]
+    path = f"/api/v1/messages/{message_id}"
+    assert (await answer_json(server, mine, path))["id"] == message_id
+    assert (await answer_json(server, theirs, path))["error"] == "message_not_found"
+
+
+async def answer_json(server: RunningServer, key: str, path: str) -> Any:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        return (await client.get(path)).json()

@@ -2,8 +2,8 @@
 
 ``admin`` manages the tenant (sessions, webhooks, keys) and does everything below it; ``send``
 sends and reads; ``read`` only reads. A key may also be limited to some sessions: it then uses
-only routes about one of them, and event streams show it only theirs; other routes about no
-particular session (lists, webhooks) refuse it for now.
+only routes about one of them, and the routes that show several (events, the session list,
+messages by id) show it only theirs; routes about the whole tenant (webhooks, keys) refuse it.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from zapgate.clock import from_datetime
-from zapgate.errors import InvalidInput
-from zapgate.http.auth import Reader, Sender
+from zapgate.errors import InvalidInput, MessageNotFound
+from zapgate.http.auth import Reader, Sender, Watcher
 from zapgate.http.deps import Instant, SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -149,8 +149,10 @@ def _cursor(cursor: str | None) -> tuple[str | None, int | None]:
     responses=responses(404),
     summary="One message by id",
 )
-async def get_message(request: Request, message_id: MessageId, caller: Reader) -> Json:
+async def get_message(request: Request, message_id: MessageId, caller: Watcher) -> Json:
     message = await services_of(request).messages.get(caller.tenant, message_id)
+    if caller.sessions is not None and message.session not in caller.sessions:
+        raise MessageNotFound(f"no message {message_id!r}")  # as another tenant's: not shown
     return Json(message.public())
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from zapgate.http.auth import Admin, Reader
+from zapgate.http.auth import Admin, Reader, Watcher
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
@@ -38,10 +38,12 @@ MESSAGE_LINKS = links("message_id", "$response.body#/id", MESSAGE_OPERATIONS)
 
 
 @router.get("", response_model=list[SessionOut], responses=responses(), summary="All sessions")
-async def list_sessions(request: Request, caller: Reader) -> Json:
+async def list_sessions(request: Request, caller: Watcher) -> Json:
     manager = services_of(request).sessions
     sessions = await manager.list_sessions(caller.tenant)
-    return Json([manager.describe(session) for session in sessions])
+    allowed = caller.sessions  # a session-limited key lists its sessions only
+    shown = [s for s in sessions if allowed is None or s.name in allowed]
+    return Json([manager.describe(session) for session in shown])
 
 
 @router.post(

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from zapgate.auth.schemas import CreateKey, IssuedKeyOut, KeyOut
-from zapgate.auth.service import CONFIGURED, KeyRequest
+from zapgate.auth.service import KeyRequest
 from zapgate.clock import from_datetime, to_iso
-from zapgate.errors import InvalidInput
 from zapgate.http.auth import Admin
 from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
@@ -28,8 +27,6 @@ KeyId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^key_[A-Za-z0
     summary="Issue a key (the plaintext is shown only now)",
 )
 async def create_key(request: Request, body: CreateKey, caller: Admin) -> Json:
-    if body.name == CONFIGURED:
-        raise InvalidInput(f"name: {CONFIGURED!r} is the configured key's; choose another")
     expires_at = from_datetime(body.expires_at) if body.expires_at is not None else None
     wanted = KeyRequest(
         body.name,

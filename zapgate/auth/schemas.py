@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from zapgate.auth.service import CONFIGURED as CONFIGURED_NAME
 from zapgate.http.deps import Instant
 from zapgate.names import SESSION_NAME
 
@@ -19,7 +20,13 @@ class CreateKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: StrictStr = Field(min_length=1, max_length=200, examples=["billing app"])
+    name: StrictStr = Field(
+        min_length=1,
+        max_length=200,
+        examples=["billing app"],
+        json_schema_extra={"not": {"const": CONFIGURED_NAME}},
+        description="what the key is for (not the configured key's name, ZAPGATE_API_KEY)",
+    )
     scopes: list[ScopeName] = Field(
         min_length=1,
         max_length=3,
@@ -38,6 +45,13 @@ class CreateKey(BaseModel):
         description="ISO 8601 (UTC Z or an offset); absent: never (a time already past makes a "
         "key that is refused at once)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_configured_name(cls, value: str) -> str:
+        if value == CONFIGURED_NAME:
+            raise ValueError(f"{CONFIGURED_NAME!r} is the configured key's name; choose another")
+        return value
 
 
 class KeyOut(BaseModel):

@@ -21,6 +21,7 @@ from zapgate.tenants import repository as tenant_store
 
 CACHE_MAX = 10_000
 CONFIGURED = "ZAPGATE_API_KEY"
+"""The name of the key configured in ZAPGATE_API_KEY (start-up replaces it; not revocable)."""
 
 
 @dataclass(frozen=True, slots=True)

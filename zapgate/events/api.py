@@ -9,8 +9,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from zapgate.auth.scopes import Scope as KeyScope
+from zapgate.auth.service import Principal
 from zapgate.clock import now_ms
-from zapgate.errors import Forbidden
 from zapgate.events import repository, stream
 from zapgate.http.auth import Watcher
 from zapgate.http.deps import services_of
@@ -91,7 +92,7 @@ async def list_events(
     ] = None,
 ) -> Response:
     services = services_of(request)
-    visible = _visible(caller.sessions, session)
+    visible = _visible(caller, session)
 
     async def gone() -> bool:
         """The client left, or its key was revoked here or has expired: the stream ends."""
@@ -131,11 +132,12 @@ async def list_events(
     return Json({"data": [e.envelope() for e in events], "next_after": next_after})
 
 
-def _visible(allowed: frozenset[str] | None, asked: str | None) -> str | frozenset[str] | None:
-    """The sessions whose events the caller gets: the one it asked for, else all it may see
-    (a session-limited key: only its sessions, without having to name them)."""
-    if allowed is None or asked is None:
-        return asked if allowed is None else allowed
-    if asked not in allowed:
-        raise Forbidden(f"this key is not allowed to use session {asked!r}")
+def _visible(caller: Principal, asked: str | None) -> str | frozenset[str] | None:
+    """The sessions whose events the caller gets: the one it asked for (if it may), else all it
+    may see (a session-limited key: only its sessions, without having to name them)."""
+    if caller.sessions is None:
+        return asked
+    if asked is None:
+        return caller.sessions
+    caller.require(KeyScope.READ, asked)  # Forbidden for a session the key is not limited to
     return asked

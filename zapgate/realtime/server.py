@@ -26,9 +26,10 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
+from zapgate.auth.scopes import Scope as KeyScope
 from zapgate.auth.service import Principal
 from zapgate.clock import now_ms
-from zapgate.errors import AppError, RateLimited
+from zapgate.errors import AppError, Forbidden, RateLimited
 from zapgate.events.bus import EventBus
 from zapgate.limits.gate import Admission, Gate
 from zapgate.limits.model import quota_message
@@ -150,13 +151,13 @@ class RealtimeServer:
         if principal.sessions is not None:  # a session-limited key sees only its sessions
             if requested is None:
                 requested = set(principal.sessions)
-            elif not requested <= principal.sessions:
-                detail = "this key is not allowed to use " + ", ".join(
-                    repr(name) for name in sorted(requested - principal.sessions)
-                )
+            try:
+                for name in sorted(requested):
+                    principal.require(KeyScope.READ, name)
+            except Forbidden as refused:
                 raise socketio.exceptions.ConnectionRefusedError(
-                    "forbidden", {"error": "forbidden", "detail": detail}
-                )
+                    refused.code, {"error": refused.code, "detail": refused.detail}
+                ) from None
         if not self._still_there(sid):
             raise socketio.exceptions.ConnectionRefusedError("gone")
         # Nothing below awaits before the client is registered: the key's stream slot taken
@@ -229,10 +230,8 @@ class RealtimeServer:
             return dict(NOT_CONNECTED)
         try:
             name = inputs.subscription(args)
-            allowed = client.principal.sessions
-            if subscribe and allowed is not None and name not in allowed:
-                detail = f"this key is not allowed to use session {name!r}"
-                return {"error": "forbidden", "detail": detail}
+            if subscribe:
+                client.principal.require(KeyScope.READ, name)  # a session-limited key's own
             before = client.rooms()
             if subscribe:
                 client.subscribe(name)
@@ -240,6 +239,8 @@ class RealtimeServer:
                 client.unsubscribe(name)
         except InvalidInput as error:
             return error.body()
+        except Forbidden as refused:
+            return {"error": refused.code, "detail": refused.detail}
         await self.fanout.move(client, before)
         return {"ok": True, "session": name}
 

@@ -31,6 +31,7 @@ from zapgate.http.admission import client_address, presented_key, refuse, reques
 from zapgate.http.boundary import body_problems, url_problems
 from zapgate.http.errors import app_error_response, error_response
 from zapgate.http.fastlane import Handler, authorize, route
+from zapgate.http.limits import declared_length
 from zapgate.http.ratelimit import ADMITTED, RateLimitHeaders, remember_decision
 from zapgate.http.responses import json_body
 from zapgate.limits.gate import Admission
@@ -148,14 +149,6 @@ def protocol(hot: HotPath) -> type[HttpToolsProtocol]:
             self.tasks.add(task)
 
     return HotPathProtocol
-
-
-def declared_length(scope: Scope) -> int | None:
-    """``Content-Length`` as a number, or None (absent, malformed or chunked)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
 
 
 async def _whole_body(cycle: RequestResponseCycle) -> bool:

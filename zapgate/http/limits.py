@@ -24,7 +24,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_bytes:
             if declared <= self.max_bytes * DRAIN_FACTOR:
                 await _drain(receive)
@@ -71,7 +71,8 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-def _content_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
+    """``Content-Length`` as a number, or None (absent or malformed: a chunked body)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:

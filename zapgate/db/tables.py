@@ -16,7 +16,22 @@ tenants = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False, server_default="active"),
+    sa.Column("suspended_at", sa.BigInteger, nullable=True),
 )
+
+auth_invalidations = sa.Table(
+    "auth_invalidations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=True),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index("ix_auth_invalidations_at", "at"),
+)
+"""Revoked keys and suspended or deleted tenants, read by every node sharing the database
+(no foreign key: a deleted tenant's signal outlives it)."""
 
 api_keys = sa.Table(
     "api_keys",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from zapgate.webhooks import ssrf
+
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+JWKS_ALLOWLIST_SETTING = "ZAPGATE_JWT_JWKS_ALLOWLIST"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -20,6 +24,10 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value
 
 
 class Settings(BaseSettings):
@@ -48,9 +56,15 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=30.0, ge=0)
     jwt_secret: str | None = Field(default=None, repr=False)
     """HS256 secret: bearer JWTs signed with it are accepted (at least 32 characters)."""
-    jwt_jwks: Path | None = None
-    """A JWKS file: bearer JWTs signed (RS256/ES256) by one of its keys are accepted; it is read
-    again when it changes (key rotation)."""
+    jwt_jwks_allowlist: str = ""
+    """Hosts, IPs and networks the JWKS URL may reach despite the SSRF guard (the syntax of
+    ``webhook_allowlist``, apart from it: admitting the provider admits no tenant's webhook)."""
+    jwt_jwks: str | None = None
+    """Bearer JWTs signed (RS256/ES256) by a key of this JWKS are accepted: a file (read again
+    when it changes) or an https URL (fetched and cached, see ``auth/jwks.py``)."""
+    jwt_jwks_ca_file: FilePath | None = None
+    """CA certificates (PEM) the JWKS URL's server is verified with, instead of the system's."""
+    jwt_jwks_refresh_seconds: float = Field(default=300.0, ge=30, le=86_400)
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_tenant_claim: str = Field(default="tenant", min_length=1, max_length=100)
@@ -63,6 +77,9 @@ class Settings(BaseSettings):
     max_queued_per_session: int = Field(default=10_000, ge=0)
     max_streams_per_key: int = Field(default=16, ge=0)
     auth_failures_per_minute: int = Field(default=60, ge=0)
+    audit_auth_failures_per_minute: int = Field(default=600, ge=0)
+    """Failed authentications recorded in the audit log per minute, all clients together (the
+    caller is unknown, so they go to the operator's tenant); more are counted, not recorded."""
     limits_cache_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = Field(default=86_400.0, gt=0)
     webhook_allowlist: str = ""
@@ -157,15 +174,40 @@ class Settings(BaseSettings):
             raise ValueError("ZAPGATE_JWT_SECRET must be at least 32 characters")
         return value or None
 
+    @field_validator("jwt_jwks_allowlist")
+    @classmethod
+    def _jwks_allowlist(cls, value: str) -> str:
+        ssrf.Allowlist.parse(value, JWKS_ALLOWLIST_SETTING)  # refuses a malformed entry
+        return value
+
     @field_validator("jwt_jwks", mode="before")
     @classmethod
-    def _jwks_file(cls, value: object) -> object:
-        if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+    def _jwks_source(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value or None
+
+    @field_validator("jwt_jwks")
+    @classmethod
+    def _jwks_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not _is_url(value):
+            return value
+        if not value.lower().startswith("https://"):
             raise ValueError(
-                "ZAPGATE_JWT_JWKS: a JWKS URL is not supported yet; save it to a file and give "
-                "its path (it is read again when it changes)"
+                "a JWKS URL must be https (keys fetched over plain http could be replaced on "
+                "the way, letting anyone sign tokens); for a provider reachable only over http, "
+                "save its JWKS to a file and give its path"
             )
-        return value or None
+        allowlist = info.data.get("jwt_jwks_allowlist", "")
+        return ssrf.check_url(value, ssrf.Allowlist.parse(allowlist, JWKS_ALLOWLIST_SETTING)).url
+
+    @field_validator("jwt_jwks_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=value)
+            except (ssl.SSLError, ValueError):
+                raise ValueError(f"{value} holds no CA certificate in PEM form") from None
+        return value
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
@@ -185,6 +227,16 @@ class Settings(BaseSettings):
                 "API; list the origins you trust"
             )
         return self
+
+    @property
+    def jwks_url(self) -> str | None:
+        """``ZAPGATE_JWT_JWKS`` when it is a URL."""
+        return self.jwt_jwks if self.jwt_jwks is not None and _is_url(self.jwt_jwks) else None
+
+    @property
+    def jwks_file(self) -> Path | None:
+        """``ZAPGATE_JWT_JWKS`` when it is a file."""
+        return Path(self.jwt_jwks) if self.jwt_jwks is not None and self.jwks_url is None else None
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,6 @@
 """The delivery client: kept-alive connections, each opened to an address the SSRF guard checked
-(rebinding refused at the next connection), capped answers, TLS with the host's name checked."""
+(rebinding refused at the next connection), capped answers, TLS with the host's name checked; and
+its GET (a JWKS): the whole body, or TooLarge."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import uvloop
 
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.client import WebhookClient
-from zapgate.webhooks.http11 import EXCERPT_BYTES, RESPONSE_MAX, Http11Client
+from zapgate.webhooks.http11 import EXCERPT_BYTES, RESPONSE_MAX, Http11Client, TooLarge
 
 LOCAL = ssrf.Allowlist.parse("127.0.0.1")
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -44,7 +45,8 @@ class Server:
         self.connections += 1
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
-                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                declared = head.lower().split(b"content-length: ")[1:]  # none: a GET
+                length = int(declared[0].split(b"\r\n")[0]) if declared else 0
                 self.requests.append(head + await reader.readexactly(length))
                 answer = self.answers.pop(0) if self.answers else OK
                 if not answer:
@@ -121,6 +123,43 @@ async def test_a_huge_answer_is_cut_and_its_connection_not_reused() -> None:
         assert (await client.post(f"http://127.0.0.1:{server.port}/", b"", {})).status == 200
         await client.close()
     assert server.connections == 2
+
+
+async def test_a_get_reads_the_whole_body_within_its_limit() -> None:
+    client = Http11Client(LOCAL)
+    body = b"k" * (RESPONSE_MAX * 2)  # beyond what a POST reads, within this GET's limit
+    async with Server().running() as server:
+        url = f"http://127.0.0.1:{server.port}/jwks"
+        server.answers += [
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        ]
+        assert (await client.get(url, {"accept": "a/b"}, len(body) + 100)).excerpt == body
+        assert (await client.get(url, {}, 100)).excerpt == b"abc"
+        await client.close()
+        sent = b"GET /jwks HTTP/1.1\r\nhost: 127.0.0.1:%d\r\naccept: a/b\r\n\r\n" % server.port
+    assert server.requests[0] == sent, "no body, no content-length"
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"k" * 1000,
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3e8\r\n"
+        + b"k" * 1000
+        + b"\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\n" + b"k" * 1000 + CLOSE,
+    ],
+    ids=["length", "chunked", "until-close"],
+)
+async def test_a_get_beyond_its_limit_is_too_large(answer: bytes) -> None:
+    client = Http11Client(LOCAL)
+    async with Server().running() as server:
+        server.answers.append(answer)
+        with pytest.raises(TooLarge, match="larger than 500 bytes"):
+            await client.get(f"http://127.0.0.1:{server.port}/", {}, 500)
+        await client.close()
 
 
 async def test_line_breaks_in_headers_are_refused() -> None:

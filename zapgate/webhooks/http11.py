@@ -10,7 +10,9 @@ What a delivery needs and nothing more, at a fraction of a general client's cost
   ``RESPONSE_MAX`` bytes (the first ``EXCERPT_BYTES`` of the body are kept);
 - a URL is checked by :func:`ssrf.check_url` before its first request (raising
   :class:`ssrf.UnsafeUrl`), and remembered as checked;
-- no redirects, no proxies, no decompression, no cookies; the caller bounds the time.
+- no redirects, no proxies, no decompression, no cookies; the caller bounds the time;
+- :meth:`Http11Client.get` (a JWKS) reads a whole body of at most a given size, or raises
+  :class:`TooLarge`: the same connections, guard and parser as a delivery's POST.
 
 Failures raise :class:`ConnectFailed`, :class:`LookupFailed` or :class:`Disconnected` (what
 the reason shown to the tenant is built from), :class:`ssl.SSLError` or :class:`OSError`.
@@ -56,6 +58,10 @@ class Disconnected(OSError):
     """The receiver closed the connection before its answer was complete."""
 
 
+class TooLarge(OSError):
+    """An answer to a GET was larger than its limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A receiver's answer: status, headers (names lower-case) and the start of its body."""
@@ -63,6 +69,19 @@ class Answer:
     status: int
     headers: dict[str, str]
     excerpt: bytes
+    whole: bool = True
+    """Whether ``excerpt`` is the entire body (always so for a GET)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    keep: int
+    """Bytes of the body kept."""
+    read: int
+    """Bytes of the answer (head and body) read at most; beyond, the connection is closed."""
+
+
+_POST_BOUNDS = _Bounds(EXCERPT_BYTES, RESPONSE_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,10 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
     excerpt: bytearray = field(default_factory=bytearray)
     keep_alive: bool = True
+    ended: bool = False
+    """The whole answer came (not cut at the read bound)."""
+    cut: bool = False
+    """Part of the body was not kept."""
 
 
 class _Connection(asyncio.Protocol):
@@ -90,6 +113,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._response = _Response()
         self._done: asyncio.Future[_Response] | None = None
+        self._bounds = _POST_BOUNDS
         self._received = 0
         self._stray = False
         self.closed = False
@@ -114,7 +138,7 @@ class _Connection(asyncio.Protocol):
             self._fail(Disconnected("the receiver sent an answer nobody asked for"))
             self.close()
             return
-        if self._received > RESPONSE_MAX and self._done is not None and not self._done.done():
+        if self._received > self._bounds.read and self._done is not None and not self._done.done():
             if self._response.status:  # the head is in: keep what was read, drop the rest
                 self._response.keep_alive = False
                 self._done.set_result(self._response)
@@ -127,6 +151,7 @@ class _Connection(asyncio.Protocol):
         response, done = self._response, self._done
         if exc is None and done is not None and not done.done() and _ends_at_close(response):
             response.keep_alive = False  # a body without a length ends where the connection does
+            response.ended = True
             done.set_result(response)
             return
         self._fail(Disconnected("connection closed") if exc is None else exc)
@@ -149,22 +174,26 @@ class _Connection(asyncio.Protocol):
         self._response.keep_alive = self._parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        room = EXCERPT_BYTES - len(self._response.excerpt)
+        room = self._bounds.keep - len(self._response.excerpt)
         if room > 0:
             self._response.excerpt += body[:room]
+        if len(body) > room:
+            self._response.cut = True
 
     def on_message_complete(self) -> None:
         if self._done is not None and not self._done.done():
+            self._response.ended = True
             self._done.set_result(self._response)
         self._response = _Response()  # what follows (if anything) must not touch the answer
 
     # use
-    async def exchange(self, request: bytes) -> _Response:
-        """Send one request and wait for its whole answer (or the first ``RESPONSE_MAX``)."""
+    async def exchange(self, request: bytes, bounds: _Bounds = _POST_BOUNDS) -> _Response:
+        """Send one request and wait for its whole answer (or its first ``bounds.read`` bytes)."""
         assert self._transport is not None
         if self.closed:
             raise Disconnected("connection closed")
         self._response = _Response()
+        self._bounds = bounds
         self._received = 0
         self._done = asyncio.get_running_loop().create_future()
         self._transport.write(request)
@@ -181,7 +210,7 @@ class _Connection(asyncio.Protocol):
 
 
 class Http11Client:
-    """Posts over kept-alive connections; see the module."""
+    """Posts (and gets) over kept-alive connections; see the module."""
 
     def __init__(self, allowlist: ssrf.Allowlist, tls: ssl.SSLContext | None = None) -> None:
         self._allowlist = allowlist
@@ -193,26 +222,42 @@ class Http11Client:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         """POST ``body``; the caller bounds the time (cancelling closes the connection)."""
         target = self._target(url)
-        request = _request(target, body, headers)
+        return await self._send(target, _request(b"POST", target, body, headers), _POST_BOUNDS)
+
+    async def get(self, url: str, headers: dict[str, str], limit: int) -> Answer:
+        """GET a body whole; :class:`TooLarge` when the answer (head and body) exceeds ``limit``
+        bytes. A redirect is an answer like any other (not followed); the caller bounds the time.
+        """
+        target = self._target(url)
+        answer = await self._send(
+            target, _request(b"GET", target, None, headers), _Bounds(limit, limit)
+        )
+        if not answer.whole:
+            raise TooLarge(f"the answer is larger than {limit} bytes")
+        return answer
+
+    async def _send(self, target: _Target, request: bytes, bounds: _Bounds) -> Answer:
         connection = self._take(target)
         if connection is None:
             connection = await self._connect(target)
-        elif (response := await self._try_kept(connection, request)) is not None:
+        elif (response := await self._try_kept(connection, request, bounds)) is not None:
             return self._finish(target, connection, response)
         else:  # the receiver had closed the kept-alive connection: a new one, once
             connection = await self._connect(target)
         try:
-            response = await connection.exchange(request)
+            response = await connection.exchange(request, bounds)
         except BaseException:
             connection.close()
             raise
         return self._finish(target, connection, response)
 
-    async def _try_kept(self, connection: _Connection, request: bytes) -> _Response | None:
+    async def _try_kept(
+        self, connection: _Connection, request: bytes, bounds: _Bounds
+    ) -> _Response | None:
         """The answer over a kept-alive connection, or None if it was closed before a byte of
         one came (a receiver may close an idle connection at any time)."""
         try:
-            return await connection.exchange(request)
+            return await connection.exchange(request, bounds)
         except (Disconnected, ConnectionError):
             connection.close()
             if connection.received:
@@ -227,7 +272,8 @@ class Http11Client:
             self._give_back(target, connection)
         else:
             connection.close()
-        return Answer(response.status, response.headers, bytes(response.excerpt))
+        whole = response.ended and not response.cut
+        return Answer(response.status, response.headers, bytes(response.excerpt), whole)
 
     async def close(self) -> None:
         """Close every idle connection."""
@@ -324,11 +370,14 @@ def _parse(url: str) -> _Target:
     return _Target(scheme, host, port, path.encode("ascii"), shown.encode("ascii"))
 
 
-def _request(target: _Target, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [b"POST ", target.target, b" HTTP/1.1\r\nhost: ", target.host_header, b"\r\n"]
+def _request(method: bytes, target: _Target, body: bytes | None, headers: dict[str, str]) -> bytes:
+    """The request's bytes; ``body`` None: no body and no ``content-length`` (a GET)."""
+    lines = [method, b" ", target.target, b" HTTP/1.1\r\nhost: ", target.host_header, b"\r\n"]
     for name, value in headers.items():
         _refuse_line_breaks(name, value)
         lines += [name.encode("latin-1"), b": ", value.encode("utf-8"), b"\r\n"]
+    if body is None:
+        return b"".join([*lines, b"\r\n"])
     lines += [b"content-length: ", str(len(body)).encode("ascii"), b"\r\n\r\n", body]
     return b"".join(lines)
 

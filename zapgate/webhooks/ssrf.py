@@ -4,7 +4,8 @@ Registration (:func:`check_url`) refuses non-HTTP schemes, credentials in the UR
 literals in any spelling that are not public, and names that only make sense inside a
 network. Sending (:func:`resolve_checked`) resolves the name once, refuses it if any
 address is not public (DNS rebinding), and returns the addresses to connect to. The
-operator can admit hosts, IPs and CIDRs with ``ZAPGATE_WEBHOOK_ALLOWLIST``.
+operator can admit hosts, IPs and CIDRs with ``ZAPGATE_WEBHOOK_ALLOWLIST`` (the JWKS URL has
+its own list, ``ZAPGATE_JWT_JWKS_ALLOWLIST``: an :class:`Allowlist` names its setting).
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ class Allowlist:
 
     hosts: frozenset[str] = frozenset()
     networks: tuple[IPNetwork, ...] = ()
+    setting: str = ALLOWLIST_SETTING
+    """The setting it comes from, named in refusals."""
 
     @classmethod
-    def parse(cls, text: str) -> Allowlist:
+    def parse(cls, text: str, setting: str = ALLOWLIST_SETTING) -> Allowlist:
         """Parse ``"127.0.0.1,10.0.0.0/8,hooks.internal,*.corp.example"``."""
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
@@ -124,8 +127,8 @@ class Allowlist:
             if network is not None:
                 networks.append(network)
             else:
-                hosts.add(_allowlist_host(entry))
-        return cls(frozenset(hosts), tuple(networks))
+                hosts.add(_allowlist_host(entry, setting))
+        return cls(frozenset(hosts), tuple(networks), setting)
 
     def admits_host(self, name: str) -> bool:
         """True when the host name (or a ``*.`` entry covering it) is listed."""
@@ -150,11 +153,11 @@ def _parse_network(entry: str) -> IPNetwork | None:
         return None
 
 
-def _allowlist_host(entry: str) -> str:
+def _allowlist_host(entry: str, setting: str) -> str:
     wildcard = entry.startswith("*.")
     name = _ascii_host(entry[2:] if wildcard else entry)
     if name is None or _ends_in_number(name):
-        raise ValueError(f"{ALLOWLIST_SETTING}: {entry!r} is neither a host name, an IP nor a CIDR")
+        raise ValueError(f"{setting}: {entry!r} is neither a host name, an IP nor a CIDR")
     return "*." + name if wildcard else name
 
 
@@ -231,8 +234,10 @@ def _wrap(kind: str, inner: ipaddress.IPv4Address, refuse_public: bool) -> str:
     return f"{kind} {inner}" if refuse_public else ""
 
 
-def _refusal(shown: str, reason: str, admit: str, kind: type[UnsafeUrl] = UnsafeUrl) -> UnsafeUrl:
-    return kind(f"{shown} is {reason}; add {admit} to {ALLOWLIST_SETTING} to allow it")
+def _refusal(
+    shown: str, reason: str, admit: str, allowlist: Allowlist, kind: type[UnsafeUrl] = UnsafeUrl
+) -> UnsafeUrl:
+    return kind(f"{shown} is {reason}; add {admit} to {allowlist.setting} to allow it")
 
 
 def _ascii_host(host: str) -> str | None:
@@ -300,16 +305,17 @@ def _check_ip(raw: str, ip: IPAddress, allowlist: Allowlist) -> None:
     if reason is None or allowlist.admits_ip(ip):
         return
     shown = str(ip) if raw.lower() == str(ip) else f"{raw} ({ip})"
-    raise _refusal(shown, reason, str(ip))
+    raise _refusal(shown, reason, str(ip), allowlist)
 
 
 def _check_name(name: str, allowlist: Allowlist) -> None:
     if allowlist.admits_host(name):
         return
     if name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES):
-        raise _refusal(name, "a local-network name", name)
+        raise _refusal(name, "a local-network name", name, allowlist)
     if "." not in name:
-        raise _refusal(name, "a single-label name (resolved via local search domains)", name)
+        reason = "a single-label name (resolved via local search domains)"
+        raise _refusal(name, reason, name, allowlist)
 
 
 def _rebuild(parts: SplitResult, scheme: str, host: str, port: int) -> str:
@@ -367,5 +373,6 @@ async def resolve_checked(host: str, port: int, allowlist: Allowlist) -> list[st
         for ip in addresses:
             reason = non_public_reason(ip)
             if reason is not None and not allowlist.admits_ip(ip):
-                raise _refusal(f"{name} resolves to {ip}, which", reason, str(ip), UnsafeAddress)
+                shown = f"{name} resolves to {ip}, which"
+                raise _refusal(shown, reason, str(ip), allowlist, UnsafeAddress)
     return [str(ip) for ip in addresses]

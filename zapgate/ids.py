@@ -46,3 +46,22 @@ def ulid() -> str:
 def new_id(prefix: str) -> str:
     """An id such as ``msg_01J...``."""
     return f"{prefix}_{ulid()}"
+
+
+_VALUES = {char: index for index, char in enumerate(_ALPHABET)}
+TIME_DIGITS = 10
+"""The leading digits of a ULID that hold its time (50 bits, of which 48 are used)."""
+
+
+def time_of(value: str) -> int:
+    """The epoch ms a ``prefix_ULID`` id was made at (its ULID's time part)."""
+    digits = value.rpartition("_")[2][:TIME_DIGITS]
+    ms = 0
+    for char in digits:
+        ms = ms << 5 | _VALUES[char]
+    return ms
+
+
+def first_id_at(prefix: str, ms: int) -> str:
+    """The smallest id of ``prefix`` made at ``ms`` or later: ids compare as their times do."""
+    return f"{prefix}_{_encode(max(0, ms) << 80)}"

@@ -1,13 +1,15 @@
-"""Retention: a periodic cleaner of old events, finished deliveries and expired idempotency keys."""
+"""Retention: a periodic cleaner of old events and audit entries, finished deliveries and expired
+idempotency keys."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapgate.audit import repository as audit_log
 from zapgate.clock import Clock, now_ms
 from zapgate.events import repository as event_log
 from zapgate.idempotency.service import Idempotency
@@ -24,6 +26,7 @@ class RetentionPolicy:
     """How long things are kept."""
 
     events_days: float = 30.0
+    """Audit entries are kept as long as events."""
     deliveries_days: float = 30.0
     interval_seconds: float = 3600.0
 
@@ -35,6 +38,7 @@ class Cleaned:
     events: int
     deliveries: int
     idempotency_keys: int
+    audit_entries: int = 0
 
 
 class RetentionCleaner:
@@ -61,21 +65,21 @@ class RetentionCleaner:
     async def clean(self) -> Cleaned:
         """One pass."""
         now = now_ms()
-        events = await event_log.all_tenants_delete_older_than(
-            self._database, now - int(self._policy.events_days * DAY_MS)
-        )
+        events_cutoff = now - int(self._policy.events_days * DAY_MS)
+        events = await event_log.all_tenants_delete_older_than(self._database, events_cutoff)
+        audit = await audit_log.all_tenants_delete_older_than(self._database, events_cutoff)
         deliveries = await webhook_store.all_tenants_delete_finished_deliveries(
             self._database, now - int(self._policy.deliveries_days * DAY_MS)
         )
         keys = await self._idempotency.purge_expired()
-        return Cleaned(events, deliveries, keys)
+        return Cleaned(events, deliveries, keys, audit)
 
     async def _loop(self) -> None:
         await self._clock.sleep(min(FIRST_PASS_AFTER_SECONDS, self._policy.interval_seconds))
         while True:
             try:
                 cleaned = await self.clean()
-                if cleaned.events or cleaned.deliveries or cleaned.idempotency_keys:
+                if any(astuple(cleaned)):
                     log.info("retention removed %s", cleaned)
             except Exception:
                 log.exception("retention pass failed")

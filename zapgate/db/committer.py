@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zapgate.audit import actor as actors
 from zapgate.errors import AppError, SessionNotFound, Unavailable
 from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
@@ -53,6 +54,9 @@ class UnitOfWork:
         updates in-memory state, since a job may run twice and must touch only its unit."""
         self.scratch: dict[Any, Any] = {}
         """State shared by the jobs of one transaction (e.g. counters loaded once per batch)."""
+        self.actor: str | None = None
+        """Who caused the job running now (``Committer.run`` took it from its caller): the
+        events it emits carry it."""
 
     def require_session(self, tenant: str, name: str) -> None:
         """Fail the write (SessionNotFound) unless the session exists when it commits.
@@ -76,7 +80,10 @@ class UnitOfWork:
         )
 
     def emit(self, draft: EventDraft) -> None:
-        """Append ``draft`` to the log in this transaction."""
+        """Append ``draft`` to the log in this transaction, with the job's actor unless it
+        names its own (a job shared by several callers does)."""
+        if self.actor is not None and draft.actor is None:
+            draft = replace(draft, actor=self.actor)
         self._events.append(draft)
 
     async def flush(self) -> list[Event]:
@@ -144,6 +151,7 @@ Job = Callable[[UnitOfWork], Awaitable[T]]
 @dataclass(slots=True)
 class _Pending(Generic[T]):
     job: Job[T]
+    actor: str | None
     future: asyncio.Future[T] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -204,10 +212,12 @@ class Committer:
         after every request's job and taken from the tenants in turn, so a flood of one
         tenant's background work never makes a request, or another tenant's work, wait behind
         it. Jobs keep their order among a tenant's background jobs, and among request jobs.
+        The events ``job`` emits carry the actor of the request this task serves, if any
+        (``zapgate.audit.actor``).
         """
         if self._task is None:
             raise Unavailable("the writer is not running")
-        pending: _Pending[T | Refusal] = _Pending(job)
+        pending: _Pending[T | Refusal] = _Pending(job, actors.current())
         if background is None:
             self._urgent.append(pending)
         else:
@@ -275,7 +285,10 @@ class Committer:
     async def _transaction(self, batch: list[_Pending[Any]]) -> tuple[list[Any], list[Event]]:
         async with self._engine.begin() as connection:
             unit = UnitOfWork(connection, self._missing_sessions)
-            results = [await pending.job(unit) for pending in batch]
+            results = []
+            for pending in batch:
+                unit.actor = pending.actor
+                results.append(await pending.job(unit))
             events = await unit.flush()
         for callback in unit.committed:
             try:

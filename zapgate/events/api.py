@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 from zapgate.auth.scopes import Scope as KeyScope
 from zapgate.auth.service import Principal
-from zapgate.clock import now_ms
 from zapgate.events import repository, stream
 from zapgate.http.auth import Watcher
 from zapgate.http.deps import services_of
@@ -53,6 +52,10 @@ class EventOut(BaseModel):
     session: str | None
     tenant: str
     timestamp: str
+    actor: str | None = Field(
+        description="the key (key_...) or token subject (jwt:<sub>) whose request caused it; "
+        "null for what engines and background work report"
+    )
     payload: dict[str, Any]
 
 
@@ -95,10 +98,9 @@ async def list_events(
     visible = _visible(caller, session)
 
     async def gone() -> bool:
-        """The client left, or its key was revoked here or has expired: the stream ends."""
-        if caller.key_id in services.auth.revoked:
-            return True
-        if caller.expires_at is not None and now_ms() >= caller.expires_at:
+        """The client left, or its key was revoked, its tenant suspended or its key has
+        expired: the stream ends."""
+        if services.auth.refuses(caller):
             return True
         return await request.is_disconnected()
 

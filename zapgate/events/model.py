@@ -34,11 +34,20 @@ class EventDraft:
     payload: dict[str, Any]
     id: str = field(default_factory=lambda: new_id("evt"))
     created_at: int = field(default_factory=now_ms)
+    actor: str | None = None
+    """Who caused it (``zapgate.audit.actor``); ``UnitOfWork.emit`` fills it in."""
 
     def placed(self, seq: int) -> Event:
         """This draft as the event at ``seq``."""
         return Event(
-            self.id, seq, self.tenant, self.session, self.type, self.payload, self.created_at
+            self.id,
+            seq,
+            self.tenant,
+            self.session,
+            self.type,
+            self.payload,
+            self.created_at,
+            self.actor,
         )
 
 
@@ -53,6 +62,9 @@ class Event:
     type: str
     payload: dict[str, Any]
     created_at: int
+    actor: str | None = None
+    """The key (``key_...``, ``jwt:<subject>``) whose request caused it; None for what engines
+    and background work report."""
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -66,6 +78,7 @@ class Event:
             row["type"],
             row["payload"],
             row["created_at"],
+            row["actor"],
         )
 
     def envelope(self) -> dict[str, Any]:
@@ -77,6 +90,7 @@ class Event:
             "session": self.session,
             "tenant": self.tenant,
             "timestamp": to_iso(self.created_at),
+            "actor": self.actor,
             "payload": self.payload,
         }
 

@@ -45,6 +45,7 @@ def _row(event: Event) -> dict[str, object]:
         "type": event.type,
         "payload": event.payload,
         "created_at": event.created_at,
+        "actor": event.actor,
     }
 
 

@@ -73,6 +73,12 @@ SCOPES: dict[Handler, KeyScope] = {
     _inbound: KeyScope.ADMIN,
 }
 """The scope each handler's route needs (``zapgate.http.auth.needs``)."""
+ROUTES: dict[Handler, str] = {
+    _v1: "/api/v1/sessions/{session}/messages",
+    _legacy: _LEGACY_SEND,
+    _inbound: "/api/v1/sessions/{session}/simulate/inbound",
+}
+"""The path template of each handler's route (what the audit log names it by)."""
 
 
 def authorize(services: Services, principal: Principal, handler: Handler, session: str) -> None:

@@ -26,11 +26,13 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from zapgate.audit import actor as actors
 from zapgate.errors import AppError
 from zapgate.http.admission import client_address, presented_key, refuse, request_cost
+from zapgate.http.audit import AuditTrail
 from zapgate.http.boundary import body_problems, url_problems
 from zapgate.http.errors import app_error_response, error_response
-from zapgate.http.fastlane import Handler, authorize, route
+from zapgate.http.fastlane import ROUTES, Handler, authorize, route
 from zapgate.http.limits import declared_length
 from zapgate.http.ratelimit import ADMITTED, RateLimitHeaders, remember_decision
 from zapgate.http.responses import json_body
@@ -52,6 +54,7 @@ class HotPath:
         self._enabled = settings.auth == "on"  # auth off: the loopback guard decides
         self._body_max = min(settings.max_body_bytes, HOT_BODY_MAX)
         self._proxy: ProxyHeadersMiddleware | None = None
+        self._trail = AuditTrail(services.audit)
         self.served = 0
         """Requests answered here (not handed to the ASGI app)."""
 
@@ -73,14 +76,15 @@ class HotPath:
         self, cycle: RequestResponseCycle, handler: Handler, session: str, app: ASGIApp
     ) -> None:
         """Answer the request of ``cycle``, or hand it to ``app``; never raises."""
-        try:
-            await self._serve(cycle, handler, session, app)
-        except Exception:
-            log.exception("unhandled error on the send hot path")
-            if not cycle.response_started:
-                await _run(cycle, error_response(500, "internal_error", "an error was logged"))
-            else:
-                cycle.transport.close()
+        with actors.acting():  # what the send writes carries its caller (zapgate.audit.actor)
+            try:
+                await self._serve(cycle, handler, session, app)
+            except Exception:
+                log.exception("unhandled error on the send hot path")
+                if not cycle.response_started:
+                    await _run(cycle, error_response(500, "internal_error", "an error was logged"))
+                else:
+                    cycle.transport.close()
 
     async def _serve(
         self, cycle: RequestResponseCycle, handler: Handler, session: str, app: ASGIApp
@@ -99,6 +103,7 @@ class HotPath:
         try:
             admission = await gate.admit(presented, address, request_cost(scope))
         except AppError as refused:
+            await self._audit(scope, handler, session, refused)
             await _run(cycle, _refusal(refused))  # as the middleware refuses, pause included
             return
         scope[ADMITTED] = admission
@@ -111,10 +116,16 @@ class HotPath:
         if answer is None:
             await _hand_over(cycle, app)
         elif isinstance(answer, AppError):
+            await self._audit(scope, handler, session, answer)
             await _run(cycle, RateLimitHeaders(app_error_response(answer)))
         else:
             await _write(cycle, *answer)
             self.served += 1
+
+    async def _audit(self, scope: Scope, handler: Handler, session: str, error: AppError) -> None:
+        """Record a 401 or 403 answered here, as the audit middleware records the others."""
+        route = ROUTES[handler], {"session": session} if session else {}
+        await self._trail.refusal(scope, actors.opened(), error, route)
 
     async def _answer(
         self, handler: Handler, session: str, admission: Admission, body: bytes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zapgate.audit import actor as actors
 from zapgate.auth.service import Authenticator, Principal
 from zapgate.errors import RateLimited, Unauthorized
 from zapgate.limits.buckets import Decision
@@ -41,6 +42,7 @@ class Gate:
         principal = self._auth.cached(presented) if self._auth.enabled else self._auth.anonymous
         if principal is None:
             principal = await self._verify(presented, address)
+        actors.identify(principal.key_id, principal.tenant)  # the actor of what it writes
         limits = await self.limits.of(principal.tenant)
         decision = self.limits.take_request(limits, principal.key_id, cost)
         return Admission(principal, decision, limits)

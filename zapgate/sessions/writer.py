@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from zapgate.audit import actor as actors
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import AppError, SessionExists
 from zapgate.events.model import EventDraft
@@ -119,6 +120,9 @@ class _Report:
     name: str
     values: dict[str, Any]
     event: tuple[str, dict[str, Any]] | None
+    actor: str | None
+    """Who caused it (a request's key; None for an engine's report): a shared job runs in a
+    task of its own, so each report carries its caller's actor."""
 
 
 class SessionWriter:
@@ -150,7 +154,8 @@ class SessionWriter:
         Returns the session as stored, or None (and no event) when it is gone. One session's
         reports must set the same columns each time, or disjoint ones (status; account).
         """
-        return await self._reports.submit(_Report(tenant, name, values, event))
+        report = _Report(tenant, name, values, event, actors.current())
+        return await self._reports.submit(report)
 
 
 async def _create(
@@ -196,6 +201,6 @@ async def _update(unit: UnitOfWork, reports: list[_Report]) -> list[Session | Ap
     for report in reports:
         session = stored.get((report.tenant, report.name))
         if session is not None and report.event is not None:
-            unit.emit(EventDraft(report.tenant, report.name, *report.event))
+            unit.emit(EventDraft(report.tenant, report.name, *report.event, actor=report.actor))
         answers.append(session)
     return answers

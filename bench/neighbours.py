@@ -42,7 +42,7 @@ from bench.aio import bounded
 from bench.server import BenchError, Running, free_port, log_tail, serve
 from bench.sessions import Tally, api_clients, create_sessions, newest_seq, pinned, pool
 from bench.sessions import wait_working as all_working
-from bench.targets import Request, key_command, neighbours_server
+from bench.targets import Request, key_command, neighbours_server, tenant_command
 from bench.victim import Distribution, PhaseFigures, Victim
 from bench.wrkrun import FLOOD_SCRIPT, parse_statuses, parse_wrk, wrk_argv, wrk_env
 
@@ -235,6 +235,11 @@ def log(message: str) -> None:
 def create_key(plan: Plan, data_dir: Path, tenant: str) -> str:
     """Run ``zapgate keys create`` for ``tenant`` against the data dir; return the key."""
     env = {**os.environ, **neighbours_server(data_dir, plan.api_key).env}
+    if tenant != "default":  # made by the first start; the others by the operator
+        subprocess.run(
+            tenant_command(tenant), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+            timeout=KEY_TIMEOUT_S, check=False,
+        )  # fmt: skip
     try:
         proc = subprocess.run(
             key_command(tenant), cwd=REPO_ROOT, env=env, capture_output=True, text=True,

@@ -176,6 +176,11 @@ def key_command(tenant: str, scopes: str = "admin") -> tuple[str, ...]:
     )
 
 
+def tenant_command(tenant: str) -> tuple[str, ...]:
+    """``zapgate tenants create`` for ``tenant`` (before ``key_command`` for a new tenant)."""
+    return (sys.executable, "-m", "zapgate", "tenants", "create", tenant)
+
+
 JWT_SECRET = "bench-jwt-secret-" + "0" * 32
 """The HS256 secret of the JWT target's server (a benchmark's, never a deployment's)."""
 SEND_KEY = "zapgate-send-key"

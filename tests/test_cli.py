@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -66,6 +67,15 @@ def test_migrate_and_keys_create(tmp_path: Path) -> None:
     migrated = zapgate(tmp_path, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "up to date" in migrated.stdout
+    typo = zapgate(tmp_path, "keys", "create", "--name", "ci", "--tenant", "acme")
+    assert typo.returncode == 1, "a key for an unknown tenant must not create the tenant"
+    assert "no tenant 'acme'" in typo.stderr
+    made = zapgate(tmp_path, "tenants", "create", "acme")
+    assert made.returncode == 0, made.stderr
+    assert "acme  active" in made.stdout
+    again = zapgate(tmp_path, "tenants", "create", "acme")
+    assert again.returncode == 1
+    assert "exists" in again.stderr
     created = zapgate(tmp_path, "keys", "create", "--name", "ci", "--tenant", "acme")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
@@ -159,3 +169,56 @@ def test_tenant_limits_are_shown_set_and_reset_without_creating_tenants(tmp_path
     reset = zapgate(tmp_path, "tenants", "limits", "default", "--reset")
     assert "sessions: 20" in reset.stdout
     assert "burst: 100" in reset.stdout
+
+
+def answer_within_a_second(client: httpx.Client, status: int) -> httpx.Response:
+    """The server's answer once it is ``status``: a change made by another process reaches a
+    running server through the database within a second (it looks every 0.25 s)."""
+    deadline = time.monotonic() + 1.0
+    while (response := client.get("/api/v1/sessions")).status_code != status:
+        assert time.monotonic() < deadline, f"still {response.status_code} after a second"
+    return response
+
+
+def test_tenants_and_keys_commands_act_on_a_running_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, free_port(), ADMIN_KEY)
+    try:
+        server.start()
+        assert zapgate(tmp_path, "tenants", "create", "acme", "--name", "ACME").returncode == 0
+        made = zapgate(tmp_path, "keys", "create", "--tenant", "acme", "--scopes", "read")
+        assert made.returncode == 0, made.stderr
+        headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            assert client.get("/api/v1/sessions").status_code == 200
+            assert zapgate(tmp_path, "tenants", "suspend", "acme").returncode == 0
+            refused = answer_within_a_second(client, 403)  # cached there: the signal counts
+            assert refused.json()["error"] == "tenant_suspended"
+            shown = zapgate(tmp_path, "tenants", "show", "acme")
+            assert "acme  suspended" in shown.stdout
+            assert zapgate(tmp_path, "tenants", "resume", "acme").returncode == 0
+            answer_within_a_second(client, 200)
+            listed = zapgate(tmp_path, "keys", "list", "--tenant", "acme")
+            key_id = listed.stdout.split()[0]
+            assert key_id.startswith("key_")
+            assert "live" in listed.stdout
+            revoked = zapgate(tmp_path, "keys", "revoke", key_id, "--tenant", "acme")
+            assert revoked.returncode == 0, revoked.stderr
+            answer_within_a_second(client, 401)
+        unconfirmed = zapgate(tmp_path, "tenants", "delete", "acme")
+        assert unconfirmed.returncode == 2
+        deleted = zapgate(tmp_path, "tenants", "delete", "acme", "--confirm", "acme")
+        assert deleted.returncode == 0, deleted.stderr
+        gone = zapgate(tmp_path, "tenants", "show", "acme")
+        assert (gone.returncode, "no tenant 'acme'" in gone.stderr) == (1, True)
+        assert "default  active" in zapgate(tmp_path, "tenants", "list").stdout
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as c:
+            entries = c.get("/api/v1/audit", params={"actor": "cli", "limit": 500}).json()["data"]
+        actions = [entry["action"] for entry in reversed(entries)]
+        commands = ["create", "suspend", "resume", "delete"]
+        assert [a for a in actions if a.startswith("zapgate tenants")] == [
+            f"zapgate tenants {command}" for command in commands
+        ], "the operator's log keeps what the CLI did to tenants, the deletion too"
+    finally:
+        server.stop()

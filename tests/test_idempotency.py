@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import RunningServer
 from tests.support.events import EventWatcher, message_status
+from tests.support.tenants import tenant_key
 from zapgate.db.tables import messages
 
 SEND = "/api/v1/sessions/default/messages"
@@ -66,7 +67,7 @@ async def test_same_key_with_another_body_is_422(
 
 
 async def test_keys_are_scoped_per_tenant(server: RunningServer, api: httpx.AsyncClient) -> None:
-    other_key = await server.services.auth.create_key("acme", "acme")
+    other_key = await tenant_key(server.services, "acme", "acme")
     await server.services.sessions.create("acme", "default", "simulator", {}, {}, start=True)
     key = {"Idempotency-Key": "shared-key"}
     mine = await api.post(SEND, json={"to": "5511999999999", "text": "x"}, headers=key)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, RunningServer
 from tests.support.js_client import JsSocketClient, ensure_node_harness
+from tests.support.tenants import tenant_key
 from tests.test_messages_api import wait_working
 
 pytestmark = pytest.mark.node
@@ -83,7 +84,7 @@ async def test_js_client_over_polling_transport(
 
 async def test_tenants_never_see_each_other(server: RunningServer, api: httpx.AsyncClient) -> None:
     await wait_working(server)
-    other_key = await server.services.auth.create_key("acme", "acme app")
+    other_key = await tenant_key(server.services, "acme", "acme app")
     async with (
         JsSocketClient(server.url, auth={"token": other_key}, events=["message", "event"]) as acme,
         JsSocketClient(server.url, auth={"token": ADMIN_KEY}, events=["message"]) as mine,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.support.tenants import tenant_key
 from zapgate.db.committer import UnitOfWork
 from zapgate.db.gather import Gathering
 from zapgate.db.migrate import migrate
@@ -151,7 +152,7 @@ async def test_messages_are_stored_with_their_event_atomically(services: Service
 
 
 async def test_api_keys_are_hashed_and_verified(services: Services) -> None:
-    key = await services.auth.create_key("acme", "ci")
+    key = await tenant_key(services, "acme", "ci")
     principal = await services.auth.authenticate(key)
     assert principal.tenant == "acme"
     async with services.database.connect() as connection:

@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from tests.conftest import RunningServer, free_port, make_settings
 from tests.support.events import EventWatcher
 from tests.support.receiver import Receiver
+from tests.support.tenants import tenant_key
 from zapgate.config import Settings
 from zapgate.db.tables import webhooks as webhooks_table
 from zapgate.webhooks import repository, signing
@@ -403,7 +404,7 @@ async def test_webhooks_of_another_tenant_are_invisible(
     server: RunningServer, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     hook = await subscribe(api, receiver.url)
-    other = await server.services.auth.create_key("acme", "acme")
+    other = await tenant_key(server.services, "acme", "acme")
     async with httpx.AsyncClient(
         base_url=server.url, headers={"Authorization": f"Bearer {other}"}
     ) as acme:

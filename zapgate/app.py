@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from zapgate import __version__
+from zapgate.audit.api import router as audit_router
 from zapgate.auth.api import router as keys_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
@@ -19,6 +20,7 @@ from zapgate.db.migrate import migrate
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
 from zapgate.http.admission import AdmissionMiddleware
+from zapgate.http.audit import AuditMiddleware, AuditTrail
 from zapgate.http.boundary import BoundaryMiddleware
 from zapgate.http.fastlane import SendFastLane
 from zapgate.http.health import router as health_router
@@ -30,6 +32,7 @@ from zapgate.http.responses import Json
 from zapgate.messages.api import router as messages_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions.api import router as sessions_router
+from zapgate.tenants.api import router as tenants_router
 from zapgate.webhooks.api import router as webhooks_router
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,8 @@ def create_asgi(
             expose_headers=["Retry-After", "RateLimit", "RateLimit-Policy"],
         )
     limited = BodyLimitMiddleware(admitted, settings.max_body_bytes)
-    asgi = services.realtime.asgi(limited)
+    trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
+    asgi = services.realtime.asgi(AuditMiddleware(limited, trail))  # sees every HTTP answer
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)
     return asgi
@@ -92,6 +96,8 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         events_router,
         webhooks_router,
         keys_router,
+        audit_router,
+        tenants_router,
         compat_router,
     )
     for router in routers:
@@ -119,10 +125,13 @@ async def start(services: Services) -> None:
     await migrate(services.database)
     services.committer.start()
     services.checkpointer.start()
+    await services.tokens.start()
     await services.sessions.ensure_default(
         DEFAULT_TENANT, settings.default_session, settings.default_engine
     )
     services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
+    await services.auth.start()
+    await services.tenants.start()
     await services.realtime.start()
     await services.dispatcher.start()
     services.retention.start()
@@ -144,10 +153,13 @@ def settle_garbage_collector() -> None:
 
 async def stop(services: Services) -> None:
     """Stop engines, fan-out and the writer, then close the database."""
+    await services.tenants.stop()
     await services.sessions.shutdown()
+    await services.auth.stop()
     await services.retention.stop()
     await services.dispatcher.stop()
     await services.realtime.stop()
     await services.committer.stop()
     await services.checkpointer.stop()
+    await services.tokens.stop()
     await services.database.dispose()

@@ -6,18 +6,24 @@ import asyncio
 import os
 import re
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from pydantic import ValidationError
 
+from zapgate.audit.model import CLI_ACTOR
 from zapgate.config import Settings
 from zapgate.events.model import Event, EventType
 from zapgate.logs import configure_logging
 from zapgate.names import TENANT_ID
 from zapgate.services import DEFAULT_TENANT, Services
 from zapgate.sessions import qr as qr_render
+from zapgate.tenants.model import Tenant
+
+T = TypeVar("T")
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 app = typer.Typer(help="zapgate: a self-hosted WhatsApp gateway.", no_args_is_help=True)
@@ -126,46 +132,212 @@ def migrate_command() -> None:
     typer.echo("database is up to date")
 
 
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
-    tenant: Annotated[str, typer.Option(help="tenant the key belongs to")] = DEFAULT_TENANT,
-    scopes: Annotated[
-        str, typer.Option(help="comma-separated: admin, send, read (see the README)")
-    ] = "admin",
-) -> None:
-    """Create an API key and print it (shown only once)."""
-    from zapgate.auth.scopes import Scope
-    from zapgate.auth.service import KeyRequest
+def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``work`` against the database of the settings (migrated, with its writer running);
+    a refusal is printed and exits 1."""
+    from zapgate.errors import AppError
     from zapgate.services import build_services
-
-    if not re.match(TENANT_ID, tenant):
-        typer.secho(f"invalid tenant id {tenant!r}: letters, digits, _ and - only", err=True)
-        raise typer.Exit(2)
-    wanted = {name.strip() for name in scopes.split(",") if name.strip()}
-    known = {scope.value for scope in Scope}
-    if not wanted or not wanted <= known:
-        typer.secho(f"--scopes: one or more of {', '.join(sorted(known))}", err=True)
-        raise typer.Exit(2)
 
     settings = _settings()
 
-    async def run() -> str:
+    async def run() -> T:
         from zapgate.db.migrate import migrate
 
         services = build_services(settings)
         await migrate(services.database)
         services.committer.start()
         try:
-            plaintext, _record = await services.auth.issue_key(
-                tenant, KeyRequest(name, frozenset(wanted))
+            await services.sessions.ensure_default(
+                DEFAULT_TENANT, settings.default_session, settings.default_engine
             )
-            return plaintext
+            return await work(services)
         finally:
             await services.committer.stop()
             await services.database.dispose()
 
-    typer.echo(asyncio.run(run()))
+    try:
+        return asyncio.run(run())
+    except AppError as error:
+        typer.secho(str(error.detail), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def _tenant_id(tenant: str) -> str:
+    if not re.match(TENANT_ID, tenant):
+        typer.secho(f"invalid tenant id {tenant!r}: letters, digits, _ and - only", err=True)
+        raise typer.Exit(2)
+    return tenant
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
+    tenant: Annotated[
+        str, typer.Option(help="tenant the key belongs to (made with `zapgate tenants create`)")
+    ] = DEFAULT_TENANT,
+    scopes: Annotated[
+        str, typer.Option(help="comma-separated: admin, send, read, operator (see the README)")
+    ] = "admin",
+) -> None:
+    """Create an API key and print it (shown only once)."""
+    from zapgate.auth.scopes import Scope
+    from zapgate.auth.service import KeyRequest
+
+    _tenant_id(tenant)
+    wanted = {name.strip() for name in scopes.split(",") if name.strip()}
+    known = {scope.value for scope in Scope}
+    if not wanted or not wanted <= known:
+        typer.secho(f"--scopes: one or more of {', '.join(sorted(known))}", err=True)
+        raise typer.Exit(2)
+
+    async def work(services: Services) -> str:
+        plaintext, record = await services.auth.issue_key(
+            tenant, KeyRequest(name, frozenset(wanted))
+        )
+        target = f"keys/{record['id']}"
+        await services.audit.record(tenant, CLI_ACTOR, "zapgate keys create", target)
+        return plaintext
+
+    typer.echo(_with_services(work))
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option(help="whose keys")] = DEFAULT_TENANT,
+) -> None:
+    """List a tenant's keys (never their secrets)."""
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        await services.tenants.get(_tenant_id(tenant))
+        return await services.auth.list_keys(tenant)
+
+    for key in _with_services(work):
+        state = "revoked" if key["revoked_at"] else "live"
+        typer.echo(f"{key['id']}  {state:7}  {key['scopes']:16}  {key['name']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    tenant: Annotated[str, typer.Option(help="whose key")] = DEFAULT_TENANT,
+) -> None:
+    """Revoke a key: refused at once, by a running server too."""
+
+    async def work(services: Services) -> None:
+        await services.auth.revoke_key(_tenant_id(tenant), key_id)
+        await services.audit.record(tenant, CLI_ACTOR, "zapgate keys revoke", f"keys/{key_id}")
+
+    _with_services(work)
+    typer.echo(f"revoked {key_id}")
+
+
+async def _record(services: Services, command: str, tenant: str, into: str | None = None) -> None:
+    """Audit ``zapgate tenants <command>`` in ``tenant``'s log and the operator's."""
+    action, target = f"zapgate tenants {command}", f"tenants/{tenant}"
+    for log in sorted({into or tenant, DEFAULT_TENANT}):
+        await services.audit.record(log, CLI_ACTOR, action, target)
+
+
+def _show(described: dict[str, object]) -> None:
+    tenant = described["tenant"]
+    assert isinstance(tenant, Tenant)
+    typer.echo(
+        f"{tenant.id}  {tenant.status.value}  sessions: {described['sessions']}  "
+        f"name: {tenant.name}"
+    )
+
+
+@tenants_app.command("create")
+def tenants_create(
+    tenant: Annotated[str, typer.Argument(help="the new tenant's id")],
+    name: Annotated[str | None, typer.Option(help="a display name (default: the id)")] = None,
+) -> None:
+    """Create a tenant (then give it a key with `zapgate keys create --tenant`)."""
+    _tenant_id(tenant)
+
+    async def work(services: Services) -> dict[str, object]:
+        created = await services.tenants.create(tenant, name)
+        await _record(services, "create", tenant)
+        return await services.tenants.describe(created)
+
+    _show(_with_services(work))
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List every tenant."""
+
+    async def work(services: Services) -> list[dict[str, object]]:
+        shown, after = [], None
+        while page := await services.tenants.page(after, 200):
+            shown += [await services.tenants.describe(tenant) for tenant in page]
+            after = page[-1].id
+        return shown
+
+    for described in _with_services(work):
+        _show(described)
+
+
+@tenants_app.command("show")
+def tenants_show(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -> None:
+    """Show a tenant, its status and its limits."""
+
+    async def work(services: Services) -> dict[str, object]:
+        return await services.tenants.describe(await services.tenants.get(_tenant_id(tenant)))
+
+    described = _with_services(work)
+    _show(described)
+    limits = described["limits"]
+    overrides = described["overrides"]
+    assert isinstance(overrides, dict)
+    for field in fields(limits):  # type: ignore[arg-type]
+        own = "  (its own)" if field.name in overrides else ""
+        typer.echo(f"  {field.name}: {getattr(limits, field.name)}{own}")
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -> None:
+    """Suspend a tenant: its keys are refused and its sessions stop, in running servers too."""
+
+    async def work(services: Services) -> dict[str, object]:
+        suspended = await services.tenants.suspend(_tenant_id(tenant))
+        await _record(services, "suspend", tenant)
+        return await services.tenants.describe(suspended)
+
+    _show(_with_services(work))
+
+
+@tenants_app.command("resume")
+def tenants_resume(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -> None:
+    """Resume a suspended tenant."""
+
+    async def work(services: Services) -> dict[str, object]:
+        resumed = await services.tenants.resume(_tenant_id(tenant))
+        await _record(services, "resume", tenant)
+        return await services.tenants.describe(resumed)
+
+    _show(_with_services(work))
+
+
+@tenants_app.command("delete")
+def tenants_delete(
+    tenant: Annotated[str, typer.Argument(help="the tenant id")],
+    confirm: Annotated[
+        str, typer.Option(help="the tenant id again: its data cannot be recovered")
+    ] = "",
+) -> None:
+    """Delete a tenant with all its data (sessions, messages, events, webhooks, keys)."""
+    if confirm != _tenant_id(tenant):
+        typer.secho("--confirm must repeat the tenant id: its data cannot be recovered", err=True)
+        raise typer.Exit(2)
+
+    async def work(services: Services) -> None:
+        await services.tenants.delete(tenant)
+        await _record(services, "delete", tenant, into=DEFAULT_TENANT)  # its own log goes too
+        await services.tenants.wait_deleted(tenant)
+
+    _with_services(work)
+    typer.echo(f"deleted {tenant}")
 
 
 @tenants_app.command("limits")
@@ -183,9 +355,6 @@ def tenants_limits(
     reset: Annotated[bool, typer.Option(help="back to the ZAPGATE_* defaults")] = False,
 ) -> None:
     """Show a tenant's limits, or set its own (they replace the ZAPGATE_* defaults)."""
-    from zapgate.errors import AppError
-    from zapgate.services import build_services
-
     given = {
         "sessions": sessions,
         "webhooks": webhooks,
@@ -196,30 +365,20 @@ def tenants_limits(
         "concurrent_per_key": concurrent_per_key,
     }
     changes = dict.fromkeys(given) if reset else {k: v for k, v in given.items() if v is not None}
-    settings = _settings()
 
-    async def run() -> dict[str, object]:
-        from zapgate.db.migrate import migrate
-
-        services = build_services(settings)
-        await migrate(services.database)
-        services.committer.start()
-        try:
-            await services.sessions.ensure_default(
-                DEFAULT_TENANT, settings.default_session, settings.default_engine
+    async def work(services: Services) -> dict[str, object]:
+        limits = await services.limits.set_overrides(tenant, changes)
+        if changes:
+            await services.audit.record(
+                tenant,
+                CLI_ACTOR,
+                "zapgate tenants limits",
+                f"tenants/{tenant}",
+                detail={"limits": changes},
             )
-            limits = await services.limits.set_overrides(tenant, changes)
-            return {name: getattr(limits, name) for name in given}
-        finally:
-            await services.committer.stop()
-            await services.database.dispose()
+        return {name: getattr(limits, name) for name in given}
 
-    try:
-        shown = asyncio.run(run())
-    except AppError as error:
-        typer.secho(str(error.detail), fg="red", err=True)
-        raise typer.Exit(1) from None
-    for name, value in shown.items():
+    for name, value in _with_services(work).items():
         typer.echo(f"{name}: {value}{'  (unlimited)' if not value else ''}")
 
 

@@ -36,6 +36,10 @@ class Forbidden(AppError):
     code = "forbidden"
 
 
+class TenantSuspended(Forbidden):
+    code = "tenant_suspended"
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"
@@ -60,6 +64,14 @@ class KeyNotFound(NotFound):
 class Conflict(AppError):
     status = 409
     code = "conflict"
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
+
+
+class NotConfirmed(Conflict):
+    code = "not_confirmed"
 
 
 class SessionNotReady(Conflict):

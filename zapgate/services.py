@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapgate.audit.service import AuditService
+from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import Clock, SystemClock
@@ -18,6 +20,7 @@ from zapgate.engines.registry import EngineRegistry, EngineSpec
 from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
 from zapgate.engines.simulator_config import SimulatorConfig
 from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
+from zapgate.engines.wppconnect.engine import forget_tenant as forget_wpp_tenant
 from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
 from zapgate.idempotency.service import Idempotency
@@ -32,6 +35,7 @@ from zapgate.retention import RetentionCleaner, RetentionPolicy
 from zapgate.sessions import repository as session_store
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
+from zapgate.tenants.service import TenantService
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.dispatcher import Concurrency, Dispatcher, RetryPlan
 from zapgate.webhooks.service import WebhookService
@@ -47,6 +51,7 @@ class Services:
     bus: EventBus
     committer: Committer
     auth: Authenticator
+    tokens: JwtVerifier
     messages: MessageService
     sessions: SessionManager
     realtime: RealtimeServer
@@ -56,8 +61,10 @@ class Services:
     dispatcher: Dispatcher
     retention: RetentionCleaner
     checkpointer: Checkpointer
+    audit: AuditService
     limits: LimitService
     gate: Gate
+    tenants: TenantService
     generated_key: str | None = None
 
 
@@ -87,6 +94,7 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         factory=lambda: WppConnectEngine(options, clock),
         capabilities=WppConnectEngine.capabilities,
         unavailable=runtime.missing,
+        forget_tenant=lambda tenant: forget_wpp_tenant(options.data_dir, tenant),
     )
     auto = EngineSpec(
         factory=lambda: auto_engine.choose(runtime.missing, wppconnect.factory, simulator.factory),
@@ -130,7 +138,7 @@ def build_services(
     )
     tokens = JwtVerifier(
         settings.jwt_secret,
-        settings.jwt_jwks,
+        jwks.from_settings(settings, clock),
         settings.jwt_audience,
         settings.jwt_issuer,
         settings.jwt_tenant_claim,
@@ -152,9 +160,15 @@ def build_services(
         database, committer, messages, engines, clock, session_settings(settings), limits
     )
     gate = Gate(auth, limits)
+    audit = AuditService(
+        database, committer, DEFAULT_TENANT, settings.audit_auth_failures_per_minute
+    )
     realtime = RealtimeServer(gate, bus, database, settings.cors_origins)
-    auth.on_revoked(realtime.key_revoked)  # its sockets close at once
-    auth.on_revoked(lambda _key_id: bus.interrupt())  # its streams and long-polls end at once
+    # a revoked key's (or suspended tenant's) sockets close, and its streams and long-polls end,
+    # at once; a suspended tenant's sessions stop (on every node: see auth.invalidations)
+    auth.on_invalidated(realtime.invalidated)
+    auth.on_invalidated(lambda _invalidation: bus.interrupt())
+    auth.on_invalidated(sessions.tenant_changed)
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
     allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(
@@ -166,6 +180,7 @@ def build_services(
         webhook_concurrency,
     )
     webhooks = WebhookService(database, committer, allowlist, dispatcher.wake, limits)
+    tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,
         idempotency,
@@ -182,6 +197,7 @@ def build_services(
         bus=bus,
         committer=committer,
         auth=auth,
+        tokens=tokens,
         messages=messages,
         sessions=sessions,
         realtime=realtime,
@@ -191,6 +207,8 @@ def build_services(
         dispatcher=dispatcher,
         retention=retention,
         checkpointer=Checkpointer(database),
+        audit=audit,
         limits=limits,
         gate=gate,
+        tenants=tenants,
     )

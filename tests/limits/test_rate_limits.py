@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import AUTH
 from tests.limits.test_quotas import limited
+from tests.support.tenants import tenant_key
 
 NUMBER = "5511999999999"
 
@@ -34,7 +35,7 @@ async def test_a_key_over_its_rate_gets_429_with_headers(
     tmp_path: Path, method: str, path: str, body: dict[str, str] | None
 ) -> None:
     async with limited(tmp_path, rate_limit_per_key=0.01, rate_limit_burst=3) as (server, api):
-        other_key = await server.services.auth.create_key("other", "neighbour")
+        other_key = await tenant_key(server.services, "other", "neighbour")
         for remaining in (2, 1, 0):
             answer = await api.request(method, path, json=body)
             assert answer.is_success, answer.text

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import RunningServer
 from tests.support.js_client import JsSocketClient, Line
+from tests.support.tenants import tenant_key
 from zapgate.db.committer import UnitOfWork
 from zapgate.events import repository as event_log
 from zapgate.events.model import Event, EventDraft
@@ -31,7 +32,7 @@ async def tenant_with_key(server: RunningServer, tenant: str) -> str:
         await tenant_store.ensure(unit.connection, tenant, tenant)
 
     await server.services.committer.run(job)
-    return await server.services.auth.create_key(tenant, "realtime test")
+    return await tenant_key(server.services, tenant, "realtime test")
 
 
 async def emit(server: RunningServer, tenant: str, *numbers: int, session: str = "s1") -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import bounded_teardown, free_port, make_settings
 from tests.support.events import EventWatcher, status_is
 from tests.support.receiver import DeadReceiver, Receiver
+from tests.support.tenants import tenant_key
 from zapgate.app import start, stop
 from zapgate.clock import now_ms
 from zapgate.db.committer import UnitOfWork
@@ -51,7 +52,7 @@ async def running(
     )
     built = build_services(settings, database, webhook_concurrency=limits)
     await start(built)
-    await built.auth.create_key(B, B)  # the second tenant
+    await tenant_key(built, B, B)  # the second tenant
     try:
         # the default session's start-up writes (and their read-backs) are over: the idle
         # test counts every SELECT

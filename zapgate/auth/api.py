@@ -27,15 +27,7 @@ KeyId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^key_[A-Za-z0
     summary="Issue a key (the plaintext is shown only now)",
 )
 async def create_key(request: Request, body: CreateKey, caller: Admin) -> Json:
-    expires_at = from_datetime(body.expires_at) if body.expires_at is not None else None
-    wanted = KeyRequest(
-        body.name,
-        frozenset(body.scopes),
-        frozenset(body.sessions) if body.sessions is not None else None,
-        expires_at,
-    )
-    plaintext, record = await services_of(request).auth.issue_key(caller.tenant, wanted)
-    return Json({**public(record), "key": plaintext}, status_code=201)
+    return await issue(request, caller.tenant, body)
 
 
 @router.get("", response_model=list[KeyOut], responses=responses(), summary="This tenant's keys")
@@ -57,6 +49,19 @@ async def list_keys(request: Request, caller: Admin) -> Json:
 async def revoke_key(request: Request, key_id: KeyId, caller: Admin) -> Response:
     await services_of(request).auth.revoke_key(caller.tenant, key_id)
     return Response(status_code=204)
+
+
+async def issue(request: Request, tenant: str, body: CreateKey) -> Json:
+    """Issue the key ``body`` asks for to ``tenant``: 201 with its plaintext."""
+    expires_at = from_datetime(body.expires_at) if body.expires_at is not None else None
+    wanted = KeyRequest(
+        body.name,
+        frozenset(body.scopes),
+        frozenset(body.sessions) if body.sessions is not None else None,
+        expires_at,
+    )
+    plaintext, record = await services_of(request).auth.issue_key(tenant, wanted)
+    return Json({**public(record), "key": plaintext}, status_code=201)
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

@@ -8,13 +8,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import api_keys
+from zapgate.db.tables import api_keys, auth_invalidations, tenants
 
 
 async def all_tenants_find_key_by_lookup(engine: AsyncEngine, lookup: str) -> dict[str, Any] | None:
-    """The live key with this lookup part, whichever tenant owns it (how a caller is identified)."""
-    statement = sa.select(api_keys).where(
-        api_keys.c.prefix == lookup, api_keys.c.revoked_at.is_(None)
+    """The live key with this lookup part, whichever tenant owns it (how a caller is identified),
+    with its tenant's ``tenant_status``."""
+    statement = (
+        sa.select(api_keys, tenants.c.status.label("tenant_status"))
+        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+        .where(api_keys.c.prefix == lookup, api_keys.c.revoked_at.is_(None))
     )
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).mappings().first()
@@ -83,10 +86,15 @@ async def revoke_named_except(
 
 
 async def reinstate_named(
-    connection: AsyncConnection, tenant: str, name: str, lookup: str, key_hash: str
+    connection: AsyncConnection,
+    tenant: str,
+    name: str,
+    lookup: str,
+    key_hash: str,
+    scopes: str,
 ) -> bool:
-    """Make ``tenant``'s key called ``name`` with this lookup live again (the configured admin
-    key coming back); False when the lookup belongs to another key."""
+    """Make ``tenant``'s key called ``name`` with this lookup live again with ``scopes`` (the
+    configured operator key coming back); False when the lookup belongs to another key."""
     result = await connection.execute(
         sa.update(api_keys)
         .where(
@@ -95,7 +103,7 @@ async def reinstate_named(
             api_keys.c.prefix == lookup,
             api_keys.c.key_hash == key_hash,
         )
-        .values(revoked_at=None)
+        .values(revoked_at=None, scopes=scopes, role="admin")
     )
     return bool(result.rowcount)
 
@@ -154,3 +162,42 @@ async def touch(connection: AsyncConnection, tenant: str, key_id: str, now: int)
         .where(api_keys.c.tenant_id == tenant, api_keys.c.id == key_id)
         .values(last_used_at=now)
     )
+
+
+async def insert_invalidation(
+    connection: AsyncConnection,
+    invalidation_id: str,
+    tenant: str,
+    key_id: str | None,
+    reason: str,
+    at: int,
+) -> None:
+    """Leave a signal that ``tenant``'s key ``key_id`` (None: every key of it) changed."""
+    await connection.execute(
+        auth_invalidations.insert().values(
+            id=invalidation_id, tenant_id=tenant, key_id=key_id, reason=reason, at=at
+        )
+    )
+
+
+async def all_tenants_invalidations_since(engine: AsyncEngine, since: int) -> list[dict[str, Any]]:
+    """Every tenant's signals left at ``since`` or later, oldest first (what each node reads)."""
+    statement = (
+        sa.select(auth_invalidations)
+        .where(auth_invalidations.c.at >= since)
+        .order_by(auth_invalidations.c.at, auth_invalidations.c.id)
+    )
+    async with engine.connect() as connection:
+        return [dict(row) for row in (await connection.execute(statement)).mappings()]
+
+
+async def all_tenants_latest_invalidation(engine: AsyncEngine) -> int | None:
+    """When the newest signal was left (None: there is none)."""
+    async with engine.connect() as connection:
+        found = await connection.scalar(sa.select(sa.func.max(auth_invalidations.c.at)))
+    return int(found) if found is not None else None
+
+
+async def all_tenants_prune_invalidations(connection: AsyncConnection, before: int) -> None:
+    """Forget signals older than ``before`` (every node has read them long since)."""
+    await connection.execute(sa.delete(auth_invalidations).where(auth_invalidations.c.at < before))

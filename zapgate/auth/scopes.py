@@ -1,7 +1,9 @@
 """What a key may do: scopes, what each grants, and the check every route makes.
 
 ``admin`` manages the tenant (sessions, webhooks, keys) and does everything below it; ``send``
-sends and reads; ``read`` only reads. A key may also be limited to some sessions: it then uses
+sends and reads; ``read`` only reads. ``operator`` (held by the operator's key, beside ``admin``
+of the ``default`` tenant) manages tenants and any tenant's keys, and grants nothing else.
+A key may also be limited to some sessions: it then uses
 only routes about one of them, and the routes that show several (events, the session list,
 messages by id) show it only theirs; routes about the whole tenant (webhooks, keys) refuse it.
 """
@@ -18,9 +20,11 @@ class Scope(StrEnum):
     ADMIN = "admin"
     SEND = "send"
     READ = "read"
+    OPERATOR = "operator"
 
 
 _GRANTS = {
+    Scope.OPERATOR: frozenset({Scope.OPERATOR}),
     Scope.ADMIN: frozenset({Scope.ADMIN, Scope.SEND, Scope.READ}),
     Scope.SEND: frozenset({Scope.SEND, Scope.READ}),
     Scope.READ: frozenset({Scope.READ}),

@@ -12,16 +12,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.auth import keys
 from zapgate.auth import repository as key_store
 from zapgate.auth import scopes as scopes_of
+from zapgate.auth.invalidations import Invalidation, InvalidationWatch, Reason
 from zapgate.auth.scopes import Scope
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
-from zapgate.errors import Conflict, InvalidInput, KeyNotFound, Unauthorized
+from zapgate.errors import (
+    Conflict,
+    InvalidInput,
+    KeyNotFound,
+    TenantNotFound,
+    TenantSuspended,
+    Unauthorized,
+)
 from zapgate.tenants import repository as tenant_store
 
 CACHE_MAX = 10_000
 CONFIGURED = "ZAPGATE_API_KEY"
 """The name of the key configured in ZAPGATE_API_KEY (start-up replaces it; not revocable)."""
+GENERATED = "admin (generated at first start)"
+OPERATOR_SCOPES = frozenset({Scope.ADMIN, Scope.OPERATOR})
+"""The operator's key: admin of its own tenant, and manager of every tenant."""
+ACTIVE = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,11 @@ class Principal:
     def require(self, needed: Scope, session: str | None) -> None:
         """Forbidden unless this caller has ``needed`` for ``session`` (None: no session)."""
         scopes_of.check(self.scopes, self.sessions, needed, session)
+
+    @property
+    def operator(self) -> bool:
+        """Whether this caller manages tenants."""
+        return Scope.OPERATOR in self.scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +86,60 @@ class Authenticator:
         self.enabled = enabled
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
-        self.anonymous = Principal("default", "anonymous", "admin")
+        self.anonymous = Principal(
+            "default", "anonymous", "admin", scopes_of.granted(OPERATOR_SCOPES)
+        )
         self.revoked: set[str] = set()
-        """Keys revoked through this process: open streams of theirs end."""
-        self._revocation_listeners: list[Callable[[str], None]] = []
+        """Keys revoked while this process runs: open streams of theirs end."""
+        self.suspended: set[str] = set()
+        """Tenants suspended (or deleted): every key of theirs is refused, their streams end."""
+        self._listeners: list[Callable[[Invalidation], None]] = []
+        self.watch = InvalidationWatch(engine, committer, self.apply)
+        """Applies revocations and suspensions made by other nodes sharing the database."""
 
-    def on_revoked(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener`` with the id of each key revoked through this process."""
-        self._revocation_listeners.append(listener)
+    def on_invalidated(self, listener: Callable[[Invalidation], None]) -> None:
+        """Call ``listener`` with each revocation or suspension, made here or on another node,
+        once it is applied here."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Load the suspended tenants, then follow revocations and suspensions of every node."""
+        async with self._engine.connect() as connection:
+            self.suspended = await tenant_store.all_tenants_not_active(connection)
+        await self.watch.start()
+
+    async def stop(self) -> None:
+        """Stop following other nodes."""
+        await self.watch.stop()
+
+    def apply(self, invalidation: Invalidation) -> None:
+        """Take a revocation or a suspension into account now: cached verifications are dropped,
+        and listeners close what is open."""
+        self.watch.applied(invalidation)
+        if invalidation.key_id is not None:
+            self.revoked.add(invalidation.key_id)
+            self.forget(invalidation.key_id)
+        elif invalidation.reason in (Reason.RESUMED, Reason.CREATED):
+            self.suspended.discard(invalidation.tenant)
+            self._forget_where(lambda known: known.tenant == invalidation.tenant)
+        else:
+            self.suspended.add(invalidation.tenant)
+            self._forget_where(lambda known: known.tenant == invalidation.tenant)
+        for listener in self._listeners:
+            listener(invalidation)
+
+    def refuses(self, principal: Principal) -> bool:
+        """Whether a caller admitted before is refused now (revoked, suspended or expired)."""
+        if principal.key_id in self.revoked or principal.tenant in self.suspended:
+            return True
+        return principal.expires_at is not None and now_ms() >= principal.expires_at
+
+    def _check_live(self, principal: Principal) -> Principal:
+        if principal.tenant in self.suspended:
+            raise TenantSuspended(f"tenant {principal.tenant!r} is suspended")
+        if principal.key_id in self.revoked:
+            raise Unauthorized("the API key has been revoked")
+        return principal
 
     async def authenticate(self, presented: str | None) -> Principal:
         """The principal of ``presented``, or Unauthorized."""
@@ -87,10 +150,10 @@ class Authenticator:
         digest = keys.hash_key(presented)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+            return self._check_live(cached[1])
         principal = await self._verify(presented)
         self._remember(digest, principal)
-        return principal
+        return self._check_live(principal)
 
     def cached(self, presented: str | None) -> Principal | None:
         """The principal of a key verified recently, without touching the database."""
@@ -98,7 +161,9 @@ class Authenticator:
             return None
         cached = self._cache.get(keys.hash_key(presented))
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+            known = cached[1]
+            if known.tenant not in self.suspended and known.key_id not in self.revoked:
+                return known
         return None
 
     async def _verify(self, presented: str) -> Principal:
@@ -115,6 +180,8 @@ class Authenticator:
             raise Unauthorized("the API key has expired")
         sessions = row["sessions"]
         tenant, key_id = row["tenant_id"], row["id"]
+        if row["tenant_status"] != ACTIVE:  # cached as it is: refused until it is resumed
+            self.suspended.add(tenant)
 
         async def touch(unit: UnitOfWork) -> None:
             await key_store.touch(unit.connection, tenant, key_id, now)
@@ -131,10 +198,13 @@ class Authenticator:
 
     async def _verify_token(self, token: str) -> Principal:
         assert self._tokens is not None
-        claims = self._tokens.verify(token)
+        claims = await self._tokens.verify(token)
         async with self._engine.connect() as connection:
-            if not await tenant_store.exists(connection, claims.tenant):
-                raise Unauthorized(f"the token's tenant {claims.tenant!r} does not exist")
+            status = await tenant_store.status_of(connection, claims.tenant)
+        if status is None:
+            raise Unauthorized(f"the token's tenant {claims.tenant!r} does not exist")
+        if status != ACTIVE:
+            self.suspended.add(claims.tenant)
         return Principal(
             claims.tenant,
             f"jwt:{claims.subject}",
@@ -156,24 +226,28 @@ class Authenticator:
 
     def forget(self, key_id: str) -> None:
         """Drop ``key_id`` from the verification cache: its next request is checked anew."""
-        for digest in [d for d, (_, known) in self._cache.items() if known.key_id == key_id]:
+        self._forget_where(lambda known: known.key_id == key_id)
+
+    def _forget_where(self, matches: Callable[[Principal], bool]) -> None:
+        for digest in [d for d, (_, known) in self._cache.items() if matches(known)]:
             del self._cache[digest]
 
-    async def create_key(self, tenant: str, name: str) -> str:
-        """Issue an admin key for ``tenant`` (created if new); returns the plaintext, shown once."""
-        plaintext, _record = await self.issue_key(
-            tenant, KeyRequest(name, frozenset({Scope.ADMIN}))
-        )
+    async def create_key(
+        self, tenant: str, name: str, scopes: frozenset[str] = frozenset({Scope.ADMIN})
+    ) -> str:
+        """Issue a key of ``tenant`` (admin unless told); returns the plaintext, shown once."""
+        plaintext, _record = await self.issue_key(tenant, KeyRequest(name, scopes))
         return plaintext
 
     async def issue_key(self, tenant: str, wanted: KeyRequest) -> tuple[str, dict[str, Any]]:
-        """Issue a key for ``tenant`` (created if new): the plaintext, shown once, and the stored
-        record (without its hash)."""
+        """Issue a key of ``tenant`` (TenantNotFound if there is none such): the plaintext, shown
+        once, and the stored record (without its hash)."""
         issued = keys.issue()
         name = wanted.name
 
-        async def job(unit: UnitOfWork) -> dict[str, Any]:
-            await tenant_store.ensure(unit.connection, tenant, tenant)
+        async def job(unit: UnitOfWork) -> dict[str, Any] | Refusal:
+            if not await tenant_store.exists(unit.connection, tenant):
+                return Refusal(TenantNotFound(f"no tenant {tenant!r}"))
             return await key_store.insert(
                 unit.connection,
                 issued.id,
@@ -181,7 +255,7 @@ class Authenticator:
                 name,
                 issued.prefix,
                 issued.key_hash,
-                role=scopes_of.stored(wanted.scopes).split()[0],  # the widest scope
+                role=scopes_of.stored(wanted.scopes - {Scope.OPERATOR}).split()[0],  # widest
                 scopes=scopes_of.stored(wanted.scopes),
                 sessions=sorted(wanted.sessions) if wanted.sessions is not None else None,
                 expires_at=wanted.expires_at,
@@ -196,22 +270,23 @@ class Authenticator:
 
     async def revoke_key(self, tenant: str, key_id: str) -> None:
         """Revoke ``tenant``'s key ``key_id`` (NotFound if it has none such, or it is revoked;
-        Conflict for the configured key, which ZAPGATE_API_KEY replaces); its next request on
-        this node is refused."""
+        Conflict for the configured key, which ZAPGATE_API_KEY replaces); refused from its next
+        request, here at once and on other nodes within their next look."""
+        signal = Invalidation.new(tenant, Reason.REVOKED, key_id)
 
         async def job(unit: UnitOfWork) -> bool | Refusal:
             if await key_store.name_of(unit.connection, tenant, key_id) == CONFIGURED:
                 return Refusal(
                     Conflict("the key of ZAPGATE_API_KEY is replaced by changing the setting")
                 )
-            return await key_store.revoke(unit.connection, tenant, key_id, now_ms())
+            if not await key_store.revoke(unit.connection, tenant, key_id, signal.at):
+                return False
+            await signal.leave(unit)
+            return True
 
         if not await self._committer.run(job):
             raise KeyNotFound(f"no live key {key_id!r}")
-        self.forget(key_id)
-        self.revoked.add(key_id)
-        for listener in self._revocation_listeners:
-            listener(key_id)
+        self.apply(signal)
 
     async def bootstrap(self, tenant: str, configured_key: str | None) -> str | None:
         """Make sure the admin can get in; returns a generated key to print once, if one was made.
@@ -228,7 +303,12 @@ class Authenticator:
                 if await key_store.all_tenants_lookup_exists(unit.connection, lookup):
                     # configured before (maybe replaced since, so revoked): it is the key again
                     if not await key_store.reinstate_named(
-                        unit.connection, tenant, CONFIGURED, lookup, keys.hash_key(configured_key)
+                        unit.connection,
+                        tenant,
+                        CONFIGURED,
+                        lookup,
+                        keys.hash_key(configured_key),
+                        scopes_of.stored(OPERATOR_SCOPES),
                     ):
                         raise InvalidInput(
                             "ZAPGATE_API_KEY has the lookup part of another stored key; "
@@ -242,6 +322,7 @@ class Authenticator:
                         CONFIGURED,
                         lookup,
                         keys.hash_key(configured_key),
+                        scopes=scopes_of.stored(OPERATOR_SCOPES),
                     )
 
             await self._committer.run(store_configured)
@@ -252,4 +333,4 @@ class Authenticator:
 
         if await self._committer.run(count) > 0:
             return None
-        return await self.create_key(tenant, "admin (generated at first start)")
+        return await self.create_key(tenant, GENERATED, OPERATOR_SCOPES)

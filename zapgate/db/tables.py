@@ -101,8 +101,31 @@ events = sa.Table(
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("payload", JsonColumn, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
     sa.UniqueConstraint("tenant_id", "seq", name="uq_events_tenant_seq"),
 )
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(300), nullable=False),
+    sa.Column("target", sa.String(300), nullable=True),
+    sa.Column("result", sa.String(10), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("detail", JsonColumn, nullable=True),
+    sa.Index("ix_audit_log_tenant", "tenant_id", "id"),
+    sa.Index("ix_audit_log_actor", "tenant_id", "actor", "id"),
+    sa.Index("ix_audit_log_action", "tenant_id", "action", "id"),
+    sa.Index("ix_audit_log_result", "tenant_id", "result", "id"),
+)
+"""Append-only; ids sort by time (``at`` is the id's time), so pages and time windows seek the
+indexes. No foreign key: failed authentications are kept in the operator's tenant, and an entry
+may name a tenant that no longer exists."""
 
 idempotency_keys = sa.Table(
     "idempotency_keys",
@@ -185,3 +208,13 @@ tenant_limits = sa.Table(
     sa.Column("streams_per_key", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+
+def tenant_owned() -> list[sa.Table]:
+    """Every table holding a tenant's rows, children before parents (the order to delete them
+    in); not ``tenants`` itself, nor the signals that must outlive a deleted tenant."""
+    return [
+        table
+        for table in reversed(metadata.sorted_tables)
+        if "tenant_id" in table.c and table is not auth_invalidations
+    ]

@@ -23,6 +23,8 @@ class EngineSpec:
     config_model: type[BaseModel] | None = None
     unavailable: Callable[[], str | None] = lambda: None
     """None when the engine can run on this machine, else what is missing."""
+    forget_tenant: Callable[[str], None] = lambda _tenant: None
+    """Delete what the engine keeps on this machine for a tenant (its sessions' logins)."""
 
 
 class EngineRegistry:
@@ -52,6 +54,11 @@ class EngineRegistry:
         reason = self.spec(name).unavailable()
         if reason is not None:
             raise EngineUnavailable(f"engine {name!r} cannot run on this machine: {reason}")
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Delete what every engine keeps on this machine for ``tenant``."""
+        for spec in self._specs.values():
+            spec.forget_tenant(tenant)
 
     def create(self, name: str) -> Engine:
         """A new engine instance."""

@@ -71,6 +71,8 @@ Reader = Annotated[Principal, Depends(needs(Scope.READ))]
 """A caller with the ``read`` scope (every key has it)."""
 Watcher = Annotated[Principal, Depends(needs(Scope.READ, filtered=True))]
 """``Reader`` for a route that shows a session-limited caller only its sessions (events)."""
+Operator = Annotated[Principal, Depends(needs(Scope.OPERATOR))]
+"""The operator: manages tenants and any tenant's keys."""
 LegacySender = Annotated[Principal, Depends(needs(Scope.SEND, default_session=True))]
 """``Sender`` for the original ``/whatsapp/*`` routes, which use the default session."""
 LegacyReader = Annotated[Principal, Depends(needs(Scope.READ, default_session=True))]

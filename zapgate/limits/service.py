@@ -59,6 +59,15 @@ class LimitService:
             self._cache[tenant] = (self._clock() + self._cache_seconds, limits)
         return limits
 
+    async def overrides(self, tenant: str) -> dict[str, Any]:
+        """``tenant``'s own limits (those it has not set are absent)."""
+        stored = await repository.get(self._database, tenant)
+        return {name: value for name, value in stored.items() if value is not None}
+
+    def forget(self, tenant: str) -> None:
+        """Drop ``tenant``'s cached limits (it was deleted)."""
+        self._cache.pop(tenant, None)
+
     async def set_overrides(self, tenant: str, values: dict[str, Any]) -> Limits:
         """Store ``tenant``'s own limits (None clears one back to the default); returns them.
 

@@ -53,6 +53,11 @@ class OutboxDepth:
         """Drop a session's count (it was deleted)."""
         self._known.pop((tenant, session), None)
 
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop the counts of every session of ``tenant`` (it was deleted)."""
+        for key in [key for key in self._known if key[0] == tenant]:
+            del self._known[key]
+
     def queued(self, tenant: str, session: str) -> int | None:
         """The count, when known."""
         return self._known.get((tenant, session))

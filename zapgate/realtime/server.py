@@ -26,6 +26,7 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
+from zapgate.auth.invalidations import Invalidation, Reason
 from zapgate.auth.scopes import Scope as KeyScope
 from zapgate.auth.service import Principal
 from zapgate.clock import now_ms
@@ -109,10 +110,16 @@ class RealtimeServer:
                 return
             await asyncio.wait(running)
 
-    def key_revoked(self, key_id: str) -> None:
-        """Disconnect every socket of ``key_id`` (revoked here) now."""
+    def invalidated(self, invalidation: Invalidation) -> None:
+        """Disconnect now every socket of a revoked key, or of a suspended or deleted tenant."""
+        if invalidation.key_id is None and invalidation.reason in (Reason.RESUMED, Reason.CREATED):
+            return
         for sid, client in list(self._clients.items()):
-            if client.principal.key_id == key_id:
+            principal = client.principal
+            if invalidation.key_id is None:
+                if principal.tenant == invalidation.tenant:
+                    self._close(sid)
+            elif principal.key_id == invalidation.key_id:
                 self._close(sid)
 
     def _close(self, sid: str) -> None:

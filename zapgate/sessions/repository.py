@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import messages, sessions
+from zapgate.db.tables import messages, sessions, tenants
 from zapgate.engines.base import SessionStatus
 from zapgate.messages.model import MessageStatus
 from zapgate.sessions.model import NewSession, Session
@@ -100,14 +100,17 @@ async def list_for(engine: AsyncEngine, tenant: str) -> list[Session]:
 
 
 async def all_tenants_to_boot(engine: AsyncEngine) -> list[tuple[Session, bool]]:
-    """Sessions of every tenant that should run on boot, each with whether its outbox holds
+    """Sessions of every active tenant that should run on boot, each with whether its outbox holds
     queued messages (one query: the boot path is tenant-wide by design)."""
     outbox = sa.exists().where(
         messages.c.tenant_id == sessions.c.tenant_id,
         messages.c.session == sessions.c.name,
         messages.c.status == MessageStatus.QUEUED.value,
     )
-    statement = sa.select(sessions, outbox.label("queued")).where(sessions.c.desired == "running")
+    active = sa.select(tenants.c.id).where(tenants.c.status == "active")
+    statement = sa.select(sessions, outbox.label("queued")).where(
+        sessions.c.desired == "running", sessions.c.tenant_id.in_(active.scalar_subquery())
+    )
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
     return [(Session.from_row(row), bool(row["queued"])) for row in rows]

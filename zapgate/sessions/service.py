@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapgate.auth.invalidations import Invalidation, Reason
 from zapgate.clock import Clock
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
@@ -95,6 +96,7 @@ class SessionManager:
         self._creating: dict[Key, bool] = {}
         """Sessions being created here, and whether a message was queued for one meanwhile."""
         self._health_task: asyncio.Task[None] | None = None
+        self._tenant_work: set[asyncio.Task[None]] = set()
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
@@ -124,9 +126,51 @@ class SessionManager:
                 log.exception("could not start session %s/%s", session.tenant, session.name)
         self._health_task = asyncio.create_task(self._watch_health(), name="session-health")
 
+    async def halt_tenant(self, tenant: str, reason: str) -> None:
+        """Stop ``tenant``'s sessions running here (suspended), keeping what each wants, so
+        ``resume_tenant`` brings them back as they were."""
+        keys = [key for key in self._running if key[0] == tenant]
+        for key in keys:
+            async with self._lock(*key):
+                if key in self._running:
+                    await self._halt(key)
+                    await self.record_status(*key, SessionStatus.STOPPED, reason)
+
+    async def resume_tenant(self, tenant: str) -> None:
+        """Start again ``tenant``'s sessions that want to run (its suspension ended)."""
+        for session in await repository.list_for(self._database, tenant):
+            if session.desired != "running" or (tenant, session.name) in self._running:
+                continue
+            async with self._lock(tenant, session.name):
+                if (tenant, session.name) not in self._running:
+                    try:
+                        self._launch(session)
+                    except Exception:
+                        log.exception("could not start session %s/%s", tenant, session.name)
+
+    def tenant_changed(self, invalidation: Invalidation) -> None:
+        """Follow a suspension, resumption or deletion, made here or on another node: stop or
+        start the tenant's sessions running here (in the background)."""
+        if invalidation.key_id is not None or invalidation.reason is Reason.CREATED:
+            return
+        if invalidation.reason is Reason.RESUMED:
+            work = self.resume_tenant(invalidation.tenant)
+        else:
+            work = self.halt_tenant(invalidation.tenant, "the tenant is suspended")
+        task = asyncio.create_task(work, name=f"zapgate-tenant-{invalidation.tenant}")
+        self._tenant_work.add(task)
+        task.add_done_callback(self._tenant_work.discard)
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop what this node remembers of a deleted ``tenant``, and its engines' files."""
+        for key in [key for key in self._known if key[0] == tenant]:
+            del self._known[key]
+        self.messages.depth.forget_tenant(tenant)
+        self.engines.forget_tenant(tenant)
+
     async def shutdown(self) -> None:
         """Stop every engine on this node, keeping what each session wants for the next boot."""
-        await cancel_and_wait(self._health_task)
+        await cancel_and_wait(self._health_task, *self._tenant_work)
         self._health_task = None
         await asyncio.gather(*(self._halt(key) for key in list(self._running)))
 

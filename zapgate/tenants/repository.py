@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import tenants
-from zapgate.tenants.model import Tenant
+from zapgate.db.tables import sessions, tenant_owned, tenants
+from zapgate.tenants.model import Tenant, TenantStatus
 
 
 async def ensure(connection: AsyncConnection, tenant: str, name: str) -> None:
@@ -22,6 +22,93 @@ async def exists(connection: AsyncConnection, tenant: str) -> bool:
     """Whether ``tenant`` is stored."""
     found = await connection.scalar(sa.select(tenants.c.id).where(tenants.c.id == tenant))
     return found is not None
+
+
+async def create(connection: AsyncConnection, tenant: str, name: str) -> Tenant | None:
+    """Create ``tenant``; None if it exists."""
+    if await exists(connection, tenant):
+        return None
+    created = Tenant(tenant, name, 0, now_ms())
+    await connection.execute(
+        tenants.insert().values(
+            id=tenant, name=name, last_seq=0, created_at=created.created_at, status=created.status
+        )
+    )
+    return created
+
+
+async def status_of(connection: AsyncConnection, tenant: str) -> str | None:
+    """``tenant``'s status (None: there is no such tenant)."""
+    found = await connection.scalar(sa.select(tenants.c.status).where(tenants.c.id == tenant))
+    return str(found) if found is not None else None
+
+
+async def all_tenants_not_active(connection: AsyncConnection) -> set[str]:
+    """The tenants that are suspended or being deleted."""
+    statement = sa.select(tenants.c.id).where(tenants.c.status != TenantStatus.ACTIVE.value)
+    return {str(tenant) for tenant in (await connection.scalars(statement))}
+
+
+async def all_tenants_deleting(engine: AsyncEngine) -> list[str]:
+    """The tenants whose deletion has begun (to finish after a restart)."""
+    statement = sa.select(tenants.c.id).where(tenants.c.status == TenantStatus.DELETING.value)
+    async with engine.connect() as connection:
+        return [str(tenant) for tenant in await connection.scalars(statement)]
+
+
+async def all_tenants_page(engine: AsyncEngine, after: str | None, limit: int) -> list[Tenant]:
+    """Tenants in id order after ``after`` (the operator's list)."""
+    statement = sa.select(tenants).order_by(tenants.c.id).limit(limit)
+    if after is not None:
+        statement = statement.where(tenants.c.id > after)
+    async with engine.connect() as connection:
+        return [Tenant.from_row(row) for row in (await connection.execute(statement)).mappings()]
+
+
+async def set_status(
+    connection: AsyncConnection, tenant: str, status: TenantStatus, suspended_at: int | None
+) -> Tenant | None:
+    """Set ``tenant``'s status; returns it as stored (None: no such tenant)."""
+    statement = (
+        sa.update(tenants)
+        .where(tenants.c.id == tenant)
+        .values(status=status.value, suspended_at=suspended_at)
+        .returning(*tenants.c)
+    )
+    row = (await connection.execute(statement)).mappings().first()
+    return Tenant.from_row(row) if row else None
+
+
+async def rename(connection: AsyncConnection, tenant: str, name: str) -> None:
+    """Change ``tenant``'s display name."""
+    await connection.execute(sa.update(tenants).where(tenants.c.id == tenant).values(name=name))
+
+
+async def count_sessions(connection: AsyncConnection, tenant: str) -> int:
+    """How many sessions ``tenant`` has."""
+    statement = sa.select(sa.func.count()).select_from(sessions)
+    return int(await connection.scalar(statement.where(sessions.c.tenant_id == tenant)) or 0)
+
+
+__all__ = ["tenant_owned"]  # the tables a tenant's deletion empties, in order
+
+
+async def delete_some(connection: AsyncConnection, table: sa.Table, tenant: str, chunk: int) -> int:
+    """Delete up to ``chunk`` of ``tenant``'s rows of ``table`` (all of them when it has no
+    ``id``); returns how many went."""
+    if "id" not in table.c:
+        result = await connection.execute(sa.delete(table).where(table.c.tenant_id == tenant))
+        return int(result.rowcount or 0)
+    some = sa.select(table.c.id).where(table.c.tenant_id == tenant).limit(chunk)
+    result = await connection.execute(
+        sa.delete(table).where(table.c.id.in_(some.scalar_subquery()))
+    )
+    return int(result.rowcount or 0)
+
+
+async def delete(connection: AsyncConnection, tenant: str) -> None:
+    """Delete ``tenant``'s own row (its other rows are gone by now)."""
+    await connection.execute(sa.delete(tenants).where(tenants.c.id == tenant))
 
 
 async def get(connection: AsyncConnection, tenant: str) -> Tenant | None:

@@ -277,6 +277,14 @@ class WppConnectEngine:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def forget_tenant(data_dir: Path, tenant: str) -> None:
+    """Delete the login folders of ``tenant``'s sessions (the tenant is being deleted)."""
+    root = (data_dir / "wppconnect").resolve()
+    folder = (root / tenant).resolve()
+    if folder.parent == root:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _token_dir(data_dir: Path, session: SessionConfig) -> Path:
     """The session's login folder, refusing any name that would leave its tenant's folder."""
     root = (data_dir / "wppconnect" / session.tenant).resolve()

@@ -28,6 +28,11 @@ def upgrade() -> None:
         sa.Column("at", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_auth_invalidations_at", "auth_invalidations", ["at"])
+    # the operator: the configured key and the one generated at first start
+    op.execute(
+        "UPDATE api_keys SET scopes = 'admin operator' WHERE tenant_id = 'default' "
+        "AND name IN ('ZAPGATE_API_KEY', 'admin (generated at first start)')"
+    )
 
 
 def downgrade() -> None:

@@ -421,3 +421,28 @@ def test_a_ca_file_must_hold_a_certificate(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("not a certificate")
     with pytest.raises(ValidationError, match="holds no CA certificate"):
         make_settings(tmp_path, jwt_jwks_ca_file=tmp_path / "ca.pem")
+
+
+TENANTS = ("GET", "/api/v1/tenants", None)
+
+
+async def test_a_token_never_makes_its_holder_the_operator(server: RunningServer) -> None:
+    """operator belongs to the operator's key: whoever signs a token cannot grant it."""
+    for claims in ({"scope": "admin operator"}, {"scope": None, "scp": ["operator", "admin"]}):
+        bearer = token(**claims)
+        assert await status(server, bearer, ADMIN) == 200, "the other scopes still count"
+        assert await status(server, bearer, TENANTS) == 403
+
+
+async def test_a_suspended_tenants_tokens_are_refused_until_it_is_resumed(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    assert (await api.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
+    bearer = token(tenant="acme", scope="read")
+    assert await status(server, bearer, READ) == 200
+    assert (await api.post("/api/v1/tenants/acme/suspend")).status_code == 200
+    async with client(server, bearer) as http:
+        refused = await http.get("/api/v1/sessions")
+    assert (refused.status_code, refused.json()["error"]) == (403, "tenant_suspended")
+    assert (await api.post("/api/v1/tenants/acme/resume")).status_code == 200
+    assert await status(server, bearer, READ) == 200

@@ -19,6 +19,7 @@ import jwt
 
 from zapgate.auth import scopes as scopes_of
 from zapgate.auth.jwks import KeySet
+from zapgate.auth.scopes import Scope
 from zapgate.errors import Unauthorized
 from zapgate.names import TENANT_ID
 
@@ -118,9 +119,9 @@ class JwtVerifier:
             raise Unauthorized(f"the token has no valid {self._tenant_claim!r} claim")
         subject = claims.get("sub")
         subject = subject[:SUBJECT_MAX] if isinstance(subject, str) and subject else tenant
-        return TokenClaims(
-            tenant, subject, scopes_of.granted(_scope_names(claims)), int(claims["exp"] * 1000)
-        )
+        # operator belongs to the operator's key: a token never grants it, whoever signed it
+        names = [name for name in _scope_names(claims) if name != Scope.OPERATOR]
+        return TokenClaims(tenant, subject, scopes_of.granted(names), int(claims["exp"] * 1000))
 
 
 def _scope_names(claims: dict[str, Any]) -> list[str]:

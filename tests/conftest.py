@@ -10,7 +10,8 @@ import secrets
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,25 +153,40 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         await bounded_teardown(engine.dispose(), "the SQLite engine")
         return
     require_service(await postgres_reason())
+    async with postgres_schema() as engine_for:
+        yield engine_for()
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[Callable[[], AsyncEngine]]:
+    """A fresh schema in PostgreSQL's ``test``, dropped at the end: yields a factory of engines
+    bound to it (one per node, when a test runs several)."""
     schema = "zg_" + secrets.token_hex(6)
     admin = create_async_engine(POSTGRES_URL)
     async with admin.begin() as connection:
         await connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    engine = create_async_engine(
-        POSTGRES_URL,
-        connect_args={
-            "server_settings": {
-                "search_path": schema,
-                "application_name": schema,
-                "lock_timeout": "20s",
-                "idle_in_transaction_session_timeout": "60s",
-            }
-        },
-    )
+    engines: list[AsyncEngine] = []
+
+    def engine_for() -> AsyncEngine:
+        engine = create_async_engine(
+            POSTGRES_URL,
+            connect_args={
+                "server_settings": {
+                    "search_path": schema,
+                    "application_name": schema,
+                    "lock_timeout": "20s",
+                    "idle_in_transaction_session_timeout": "60s",
+                }
+            },
+        )
+        engines.append(engine)
+        return engine
+
     try:
-        yield engine
+        yield engine_for
     finally:
-        await bounded_teardown(engine.dispose(), "the PostgreSQL engine")
+        for engine in engines:
+            await bounded_teardown(engine.dispose(), "the PostgreSQL engine")
         async with admin.begin() as connection:
             # a connection a cancelled task left open would block DROP SCHEMA for ever
             await connection.execute(

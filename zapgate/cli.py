@@ -331,12 +331,14 @@ def tenants_delete(
         typer.secho("--confirm must repeat the tenant id: its data cannot be recovered", err=True)
         raise typer.Exit(2)
 
-    async def work(services: Services) -> None:
+    async def work(services: Services) -> bool:
         await services.tenants.delete(tenant)
         await _record(services, "delete", tenant, into=DEFAULT_TENANT)  # its own log goes too
-        await services.tenants.wait_deleted(tenant)
+        return await services.tenants.wait_deleted(tenant)
 
-    _with_services(work)
+    if not _with_services(work):
+        typer.secho(f"{tenant} is being deleted; the server finishes it", err=True)
+        raise typer.Exit(1)
     typer.echo(f"deleted {tenant}")
 
 

@@ -167,7 +167,7 @@ def build_services(
     # a revoked key's (or suspended tenant's) sockets close, and its streams and long-polls end,
     # at once; a suspended tenant's sessions stop (on every node: see auth.invalidations)
     auth.on_invalidated(realtime.invalidated)
-    auth.on_invalidated(lambda _invalidation: bus.interrupt())
+    auth.on_invalidated(lambda invalidation: bus.interrupt(invalidation.tenant))
     auth.on_invalidated(sessions.tenant_changed)
     idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
     allowlist = Allowlist.parse(settings.webhook_allowlist)

@@ -1,21 +1,30 @@
 """Revocations and suspensions reach every node sharing the database, within a second.
 
-Two nodes (each its own services, verification cache, sockets and streams; nothing shared but
-the database) serve the same store, SQLite file or PostgreSQL. What node A does, node B learns
-only from the database (``auth.invalidations``).
+Two nodes (each its own services, engine, verification cache, sockets and streams; nothing
+shared but the database) serve one PostgreSQL schema, as a cluster would (several nodes on one
+SQLite file are not a deployment zapgate supports; a CLI beside a server is, in test_cli). What
+node A does, node B learns only from the database (``auth.invalidations``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import AUTH, RunningServer, make_settings, serve
+from tests.conftest import (
+    AUTH,
+    RunningServer,
+    make_settings,
+    postgres_reason,
+    postgres_schema,
+    require_service,
+    serve,
+)
 from tests.realtime.support import connected
 from tests.support.js_client import JsSocketClient
 from zapgate.services import build_services
@@ -25,13 +34,14 @@ WITHIN = 1.0
 
 
 @pytest.fixture
-async def nodes(
-    database: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    a = build_services(make_settings(tmp_path / "a"), database)
-    b = build_services(make_settings(tmp_path / "b"), database)
-    async with serve(a) as node_a, serve(b) as node_b:
-        yield node_a, node_b
+async def nodes(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two nodes on one PostgreSQL schema, each with its own engine (a pool of its own)."""
+    require_service(await postgres_reason())
+    async with postgres_schema() as engine_for:
+        a = build_services(make_settings(tmp_path / "a"), engine_for())
+        b = build_services(make_settings(tmp_path / "b"), engine_for())
+        async with serve(a) as node_a, serve(b) as node_b:
+            yield node_a, node_b
 
 
 async def refused_within(client: httpx.AsyncClient, seconds: float) -> float:
@@ -72,3 +82,77 @@ async def test_what_one_node_does_another_enforces_within_a_second(
             line = await socket.wait_for(lambda line: line["kind"] == "disconnect", timeout=5)
             assert line["reason"] == "io server disconnect"
     assert [p for p in node_b.services.realtime.principals() if p.tenant == "acme"] == []
+
+
+async def settled(check: Callable[[], Awaitable[bool]], seconds: float = WITHIN) -> float:
+    """How long until ``check`` holds (polled every 10 ms, letting the nodes run between
+    looks), failing past 5x ``seconds``."""
+    start = time.monotonic()
+    while not await check():
+        assert time.monotonic() - start < seconds * 5, "never settled"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("last", ["resume", "suspend"])
+async def test_quick_suspends_and_resumes_end_as_the_last_one_says_on_every_node(
+    nodes: tuple[RunningServer, RunningServer], last: str
+) -> None:
+    """Signals may be read out of order; every node ends as the database says."""
+    node_a, node_b = nodes
+    async with httpx.AsyncClient(base_url=node_a.url, headers=AUTH, timeout=10) as operator:
+        assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
+        issued = await operator.post(
+            "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": ["admin"]}
+        )
+        headers = {"Authorization": f"Bearer {issued.json()['key']}"}
+        async with httpx.AsyncClient(base_url=node_b.url, headers=headers, timeout=10) as on_b:
+            made = await on_b.post("/api/v1/sessions", json={"name": "shop"})
+            assert made.status_code == 201, made.text
+            flips = ["suspend", "resume"] * 3 + ([] if last == "resume" else ["suspend"])
+            for flip in flips:
+                assert (await operator.post(f"/api/v1/tenants/acme/{flip}")).status_code == 200
+            wanted = 200 if last == "resume" else 403
+
+            async def agreed() -> bool:
+                return (await on_b.get("/api/v1/sessions")).status_code == wanted
+
+            await settled(agreed)
+    for node in nodes:
+
+        async def reconciled(node: RunningServer = node) -> bool:
+            running = node.services.sessions.runner("acme", "shop") is not None
+            return running == (last == "resume")
+
+        await settled(reconciled)
+
+
+async def test_a_deleted_tenants_keys_stay_refused_on_every_node_when_its_id_is_reused(
+    nodes: tuple[RunningServer, RunningServer],
+) -> None:
+    node_a, node_b = nodes
+    async with httpx.AsyncClient(base_url=node_a.url, headers=AUTH, timeout=10) as operator:
+
+        async def tenant_key() -> dict[str, str]:
+            assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
+            issued = await operator.post(
+                "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": ["read"]}
+            )
+            return {"Authorization": f"Bearer {issued.json()['key']}"}
+
+        old = await tenant_key()
+        async with httpx.AsyncClient(base_url=node_b.url, headers=old, timeout=10) as on_b:
+            assert (await on_b.get("/api/v1/sessions")).status_code == 200  # cached on B
+            deleting = await operator.delete("/api/v1/tenants/acme", params={"confirm": "acme"})
+            assert deleting.status_code == 202
+            elapsed = await refused_within(on_b, WITHIN)
+            assert elapsed < WITHIN, f"node B refused the deleted tenant after {elapsed:.2f} s"
+            assert await node_a.services.tenants.wait_deleted("acme")
+            new = await tenant_key()
+
+            async def only_the_new_key() -> bool:
+                fresh = await on_b.get("/api/v1/sessions", headers=new)
+                return fresh.status_code == 200
+
+            await settled(only_the_new_key)
+            assert (await on_b.get("/api/v1/sessions")).status_code == 401, "the old key"

@@ -13,12 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import AUTH, RunningServer, serve
-from tests.realtime.support import connected
+from tests.realtime.support import connected, until
 from tests.support.js_client import JsSocketClient
+from zapgate.auth.service import OPERATOR_SCOPES
 from zapgate.config import Settings
 from zapgate.db.tables import tenant_owned, tenants
 from zapgate.events import stream as stream_module
 from zapgate.services import build_services
+from zapgate.sessions.service import TENANT_SUSPENDED
 from zapgate.tenants import service as tenant_service
 
 AT_ONCE = 10.0
@@ -114,6 +116,12 @@ async def test_suspending_refuses_every_channel_at_once_and_stops_sessions(
             assert (await socket.wait_for(connected, timeout=20))["kind"] == "connect"
             lines = stream.aiter_lines()
             assert (await anext(lines)).startswith("retry:")
+            long_poll = asyncio.create_task(
+                acme.get("/api/v1/events", params={"after": 10**9, "wait": 30})
+            )
+            streams = server.services.limits.streams
+            key_id = server.services.auth.cached(key).key_id  # type: ignore[union-attr]
+            await until(lambda: streams.open(key_id) == 3)  # socket, SSE stream, long-poll
             suspended = await api.post("/api/v1/tenants/acme/suspend")
             assert suspended.status_code == 200, suspended.text
             assert suspended.json()["status"] == "suspended"
@@ -128,11 +136,13 @@ async def test_suspending_refuses_every_channel_at_once_and_stops_sessions(
             assert line["reason"] == "io server disconnect"
             async with asyncio.timeout(AT_ONCE):
                 rest = [line async for line in lines]
+                polled = await long_poll
             assert not [line for line in rest if line and not line.startswith(":")]
+            assert (polled.status_code, polled.json()["data"]) == (200, []), "ended, empty"
         session = await server.services.sessions.get("acme", "shop")
         assert (session.status.value, session.status_reason) == (
             "STOPPED",
-            tenant_service.SUSPENDED_REASON,
+            TENANT_SUSPENDED,
         )
         assert server.services.sessions.runner("acme", "shop") is None
         resumed = await api.post("/api/v1/tenants/acme/resume")
@@ -215,3 +225,49 @@ async def test_a_suspension_and_a_deletion_outlive_a_restart(
         async with httpx.AsyncClient(base_url=second.url, headers=AUTH, timeout=30) as api:
             assert (await api.post("/api/v1/tenants/acme/resume")).status_code == 200
         assert second.services.sessions.runner("acme", "shop") is not None
+
+
+async def test_a_deletion_left_behind_never_touches_a_tenant_made_again_with_its_id(
+    server: RunningServer, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that resumes a deletion another node finished (and whose id was reused since)
+    stops: every chunk checks it is still the tenant whose deletion began."""
+    tenants = server.services.tenants
+    monkeypatch.setattr(tenant_service.TenantService, "_delete_later", lambda self, tenant: None)
+    async with await tenant_with_key(api, "acme"):
+        pass
+    assert (await api.delete("/api/v1/tenants/acme", params={"confirm": "acme"})).status_code == 202
+    assert await tenants._delete_all("acme"), "the first node deletes it"
+    async with await tenant_with_key(api, "acme") as again:
+        await working_session(again, "shop")
+        before = await rows_of(server, "acme")
+        assert not await tenants._delete_all("acme"), "a late node finds another tenant"
+        assert await rows_of(server, "acme") == before
+        assert (await again.get("/api/v1/sessions")).status_code == 200
+
+
+async def test_an_admin_of_the_operators_tenant_cannot_lock_the_operator_out(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    """Another admin of ``default`` neither revokes an operator's key nor reads the failed
+    authentications of unknown callers (kept in the operator's log)."""
+    spare = await server.services.auth.create_key("default", "spare operator", OPERATOR_SCOPES)
+    spare_id = next(
+        k["id"] for k in (await api.get("/api/v1/keys")).json() if k["name"] == "spare operator"
+    )
+    made = await api.post("/api/v1/keys", json={"name": "deputy", "scopes": ["admin"]})
+    deputy_headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=deputy_headers) as deputy:
+        refused = await deputy.delete(f"/api/v1/keys/{spare_id}")
+        assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+        bad = await deputy.get("/api/v1/sessions", headers={"Authorization": "Bearer zg_nope"})
+        assert bad.status_code == 401
+        seen = (await deputy.get("/api/v1/audit", params={"result": "refused"})).json()["data"]
+        assert all(entry["actor"] is not None for entry in seen), seen
+    operator_view = (await api.get("/api/v1/audit", params={"result": "refused"})).json()["data"]
+    assert any(entry["actor"] is None for entry in operator_view), "the operator sees them"
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {spare}"}
+    ) as still:
+        assert (await still.get("/api/v1/tenants")).status_code == 200
+    assert (await api.delete(f"/api/v1/keys/{spare_id}")).status_code == 204, "the operator may"

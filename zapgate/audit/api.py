@@ -60,6 +60,7 @@ async def list_audit(
         since_ms=from_datetime(since) if since else None,
         until_ms=from_datetime(until) if until else None,
         before=cursor,
+        unattributed=caller.operator,
     )
     page = await services_of(request).audit.page(query)
     next_cursor = page[-1].id if len(page) == limit else None

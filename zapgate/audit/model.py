@@ -126,3 +126,6 @@ class AuditQuery:
     until_ms: int | None = None
     """Exclusive."""
     before: str | None = None
+    unattributed: bool = True
+    """Whether entries without an actor are shown: failed authentications of unknown callers,
+    kept in the operator's tenant and shown only to the operator."""

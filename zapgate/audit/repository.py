@@ -50,6 +50,8 @@ async def page(engine: AsyncEngine, query: AuditQuery) -> list[AuditEntry]:
         statement = statement.where(columns.id < first_id_at(ID_PREFIX, query.until_ms))
     if query.before is not None:
         statement = statement.where(columns.id < query.before)
+    if not query.unattributed:
+        statement = statement.where(columns.actor.is_not(None))
     statement = statement.order_by(columns.id.desc()).limit(query.limit)
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()

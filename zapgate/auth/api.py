@@ -47,7 +47,7 @@ async def list_keys(request: Request, caller: Admin) -> Json:
     summary="Revoke a key",
 )
 async def revoke_key(request: Request, key_id: KeyId, caller: Admin) -> Response:
-    await services_of(request).auth.revoke_key(caller.tenant, key_id)
+    await services_of(request).auth.revoke_key(caller.tenant, key_id, caller.operator)
     return Response(status_code=204)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 0.25
 """How often a node looks: a revocation elsewhere takes effect here within about this."""
-LOOKBACK_MS = 60_000
+LOOKBACK_MS = 15_000
+"""Rows are read again for this long: one committed late, or left by a node whose clock is a
+little behind, is still seen."""
 KEEP_MS = 3_600_000
 """Rows older than this are deleted (every node has read them long since)."""
 PRUNE_EVERY_SECONDS = 600.0
@@ -74,6 +76,7 @@ class Invalidation:
 
 
 Apply = Callable[[Invalidation], None]
+Settle = Callable[[set[str]], Awaitable[None]]
 
 
 class InvalidationWatch:
@@ -84,11 +87,15 @@ class InvalidationWatch:
         engine: AsyncEngine,
         committer: Committer,
         apply: Apply,
+        settle: Settle,
         interval_seconds: float = INTERVAL_SECONDS,
     ) -> None:
         self._engine = engine
         self._committer = committer
         self._apply = apply
+        self._settle = settle
+        self._unsettled: set[str] = set()
+        """Tenants whose status changed since the last look: read from the database then."""
         self._interval = interval_seconds
         self._applied: dict[str, int] = {}
         """Ids of the signals applied here, with when they were left."""
@@ -109,8 +116,11 @@ class InvalidationWatch:
         self._task = None
 
     def applied(self, invalidation: Invalidation) -> None:
-        """Note a signal this node has applied itself, so reading it back does nothing."""
+        """Note a signal applied here, so reading it back does nothing (a tenant's status is
+        still read from the database at the next look)."""
         self._applied[invalidation.id] = invalidation.at
+        if invalidation.key_id is None:
+            self._unsettled.add(invalidation.tenant)
 
     async def poll(self) -> None:
         """Apply the signals left since the last look (minus the lookback) not applied yet."""
@@ -127,6 +137,9 @@ class InvalidationWatch:
                 self._apply(invalidation)
             except Exception:
                 log.exception("could not apply %s", invalidation)
+        if self._unsettled:
+            tenants, self._unsettled = self._unsettled, set()
+            await self._settle(tenants)
         horizon = self._watermark - LOOKBACK_MS
         for known in [i for i, at in self._applied.items() if at < horizon]:
             del self._applied[known]

@@ -146,13 +146,16 @@ async def revoke(connection: AsyncConnection, tenant: str, key_id: str, now: int
     return bool(result.rowcount)
 
 
-async def name_of(connection: AsyncConnection, tenant: str, key_id: str) -> str | None:
-    """The name of ``tenant``'s key ``key_id`` (None if it has none such)."""
-    statement = sa.select(api_keys.c.name).where(
+async def name_and_scopes(
+    connection: AsyncConnection, tenant: str, key_id: str
+) -> tuple[str | None, list[str]]:
+    """The name and stored scopes of ``tenant``'s key ``key_id`` (None and none if it has none
+    such)."""
+    statement = sa.select(api_keys.c.name, api_keys.c.scopes).where(
         api_keys.c.tenant_id == tenant, api_keys.c.id == key_id
     )
-    found = await connection.scalar(statement)
-    return str(found) if found is not None else None
+    found = (await connection.execute(statement)).first()
+    return (str(found.name), str(found.scopes).split()) if found else (None, [])
 
 
 async def touch(connection: AsyncConnection, tenant: str, key_id: str, now: int) -> None:

@@ -19,6 +19,7 @@ from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     KeyNotFound,
     TenantNotFound,
@@ -31,6 +32,7 @@ CACHE_MAX = 10_000
 CONFIGURED = "ZAPGATE_API_KEY"
 """The name of the key configured in ZAPGATE_API_KEY (start-up replaces it; not revocable)."""
 GENERATED = "admin (generated at first start)"
+REVOKED_MARGIN_SECONDS = 60.0
 OPERATOR_SCOPES = frozenset({Scope.ADMIN, Scope.OPERATOR})
 """The operator's key: admin of its own tenant, and manager of every tenant."""
 ACTIVE = "active"
@@ -89,12 +91,14 @@ class Authenticator:
         self.anonymous = Principal(
             "default", "anonymous", "admin", scopes_of.granted(OPERATOR_SCOPES)
         )
-        self.revoked: set[str] = set()
-        """Keys revoked while this process runs: open streams of theirs end."""
+        self.revoked: dict[str, float] = {}
+        """Keys revoked lately, with until when they are remembered here (by then no cached
+        verification of theirs is left, and the database refuses them)."""
         self.suspended: set[str] = set()
-        """Tenants suspended (or deleted): every key of theirs is refused, their streams end."""
+        """Tenants suspended or being deleted: every key of theirs is refused, their streams
+        end. Set from each signal at once, then from the database (``settle``)."""
         self._listeners: list[Callable[[Invalidation], None]] = []
-        self.watch = InvalidationWatch(engine, committer, self.apply)
+        self.watch = InvalidationWatch(engine, committer, self.apply, self.settle)
         """Applies revocations and suspensions made by other nodes sharing the database."""
 
     def on_invalidated(self, listener: Callable[[Invalidation], None]) -> None:
@@ -117,7 +121,7 @@ class Authenticator:
         and listeners close what is open."""
         self.watch.applied(invalidation)
         if invalidation.key_id is not None:
-            self.revoked.add(invalidation.key_id)
+            self._remember_revoked(invalidation.key_id)
             self.forget(invalidation.key_id)
         elif invalidation.reason in (Reason.RESUMED, Reason.CREATED):
             self.suspended.discard(invalidation.tenant)
@@ -128,16 +132,39 @@ class Authenticator:
         for listener in self._listeners:
             listener(invalidation)
 
+    async def settle(self, tenants: set[str]) -> None:
+        """Make what this node holds of ``tenants`` what the database says: signals may arrive
+        out of order (a resume stamped before a suspend it followed), the database has the
+        last word. A tenant found suspended is treated as a new suspension."""
+        async with self._engine.connect() as connection:
+            statuses = {t: await tenant_store.status_of(connection, t) for t in sorted(tenants)}
+        for tenant, status in statuses.items():
+            refused = status != ACTIVE
+            if refused == (tenant in self.suspended):
+                continue
+            reason = Reason.SUSPENDED if refused else Reason.RESUMED
+            self.apply(Invalidation.new(tenant, reason))
+
+    def _remember_revoked(self, key_id: str) -> None:
+        now = time.monotonic()
+        if len(self.revoked) >= CACHE_MAX:
+            self.revoked = {k: until for k, until in self.revoked.items() if until > now}
+        self.revoked[key_id] = now + self._cache_seconds + REVOKED_MARGIN_SECONDS
+
+    def _is_revoked(self, key_id: str) -> bool:
+        until = self.revoked.get(key_id)
+        return until is not None and until > time.monotonic()
+
     def refuses(self, principal: Principal) -> bool:
         """Whether a caller admitted before is refused now (revoked, suspended or expired)."""
-        if principal.key_id in self.revoked or principal.tenant in self.suspended:
+        if self._is_revoked(principal.key_id) or principal.tenant in self.suspended:
             return True
         return principal.expires_at is not None and now_ms() >= principal.expires_at
 
     def _check_live(self, principal: Principal) -> Principal:
         if principal.tenant in self.suspended:
-            raise TenantSuspended(f"tenant {principal.tenant!r} is suspended")
-        if principal.key_id in self.revoked:
+            raise TenantSuspended(f"tenant {principal.tenant!r} is suspended or being deleted")
+        if self._is_revoked(principal.key_id):
             raise Unauthorized("the API key has been revoked")
         return principal
 
@@ -162,7 +189,7 @@ class Authenticator:
         cached = self._cache.get(keys.hash_key(presented))
         if cached is not None and cached[0] > time.monotonic():
             known = cached[1]
-            if known.tenant not in self.suspended and known.key_id not in self.revoked:
+            if known.tenant not in self.suspended and not self._is_revoked(known.key_id):
                 return known
         return None
 
@@ -180,8 +207,8 @@ class Authenticator:
             raise Unauthorized("the API key has expired")
         sessions = row["sessions"]
         tenant, key_id = row["tenant_id"], row["id"]
-        if row["tenant_status"] != ACTIVE:  # cached as it is: refused until it is resumed
-            self.suspended.add(tenant)
+        if row["tenant_status"] != ACTIVE:  # not cached: the signals say when it is back
+            raise TenantSuspended(f"tenant {tenant!r} is suspended or being deleted")
 
         async def touch(unit: UnitOfWork) -> None:
             await key_store.touch(unit.connection, tenant, key_id, now)
@@ -204,7 +231,7 @@ class Authenticator:
         if status is None:
             raise Unauthorized(f"the token's tenant {claims.tenant!r} does not exist")
         if status != ACTIVE:
-            self.suspended.add(claims.tenant)
+            raise TenantSuspended(f"tenant {claims.tenant!r} is suspended or being deleted")
         return Principal(
             claims.tenant,
             f"jwt:{claims.subject}",
@@ -268,17 +295,22 @@ class Authenticator:
         """``tenant``'s keys, oldest first, revoked ones included (without their hashes)."""
         return await key_store.list_keys(self._engine, tenant)
 
-    async def revoke_key(self, tenant: str, key_id: str) -> None:
+    async def revoke_key(self, tenant: str, key_id: str, by_operator: bool = True) -> None:
         """Revoke ``tenant``'s key ``key_id`` (NotFound if it has none such, or it is revoked;
         Conflict for the configured key, which ZAPGATE_API_KEY replaces); refused from its next
-        request, here at once and on other nodes within their next look."""
+        request, here at once and on other nodes within their next look. Only the operator
+        (``by_operator``) revokes a key that holds the operator scope: an admin of the operator's
+        tenant cannot lock the operator out."""
         signal = Invalidation.new(tenant, Reason.REVOKED, key_id)
 
         async def job(unit: UnitOfWork) -> bool | Refusal:
-            if await key_store.name_of(unit.connection, tenant, key_id) == CONFIGURED:
+            name, scopes = await key_store.name_and_scopes(unit.connection, tenant, key_id)
+            if name == CONFIGURED:
                 return Refusal(
                     Conflict("the key of ZAPGATE_API_KEY is replaced by changing the setting")
                 )
+            if not by_operator and Scope.OPERATOR in scopes:
+                return Refusal(Forbidden("only the operator revokes an operator's key"))
             if not await key_store.revoke(unit.connection, tenant, key_id, signal.at):
                 return False
             await signal.leave(unit)

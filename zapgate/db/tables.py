@@ -48,6 +48,7 @@ api_keys = sa.Table(
     sa.Column("sessions", JsonColumn, nullable=True),
     sa.Column("expires_at", sa.BigInteger, nullable=True),
     sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_api_keys_tenant", "tenant_id", "created_at"),
 )
 
 sessions = sa.Table(
@@ -193,6 +194,7 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("response_excerpt", sa.Text, nullable=True),
     sa.Index("ix_attempts_delivery", "delivery_id", "attempted_at"),
+    sa.Index("ix_attempts_tenant", "tenant_id", "id"),
 )
 
 tenant_limits = sa.Table(

@@ -19,12 +19,13 @@ class EventBus:
         self._listeners: list[Listener] = []
         self._latest: dict[str, int] = {}
         self._changed = asyncio.Event()
-        self._interruptions = 0
+        self._interruptions: dict[str, int] = {}
 
-    def interrupt(self) -> None:
-        """End every ``wait_beyond`` now (it answers False), so waiters re-check why they wait
-        (a revoked key's streams end at once instead of at their next check)."""
-        self._interruptions += 1
+    def interrupt(self, tenant: str) -> None:
+        """End every ``wait_beyond`` of ``tenant`` now (it answers False), so its waiters
+        re-check why they wait (a revoked key's streams end at once instead of at their next
+        check); other tenants' waiters wake and wait on, without a query."""
+        self._interruptions[tenant] = self._interruptions.get(tenant, 0) + 1
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -48,11 +49,10 @@ class EventBus:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    @property
-    def interruptions(self) -> int:
-        """How many times ``interrupt`` was called: a waiter notes it before it checks why it
-        waits, so an interruption between the check and the wait is not missed."""
-        return self._interruptions
+    def interruptions(self, tenant: str) -> int:
+        """How many times ``interrupt`` was called for ``tenant``: a waiter notes it before it
+        checks why it waits, so an interruption between the check and the wait is not missed."""
+        return self._interruptions.get(tenant, 0)
 
     def latest(self, tenant: str) -> int:
         """The newest seq this process has seen for ``tenant``."""
@@ -66,9 +66,9 @@ class EventBus:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         if interruptions is None:
-            interruptions = self._interruptions
+            interruptions = self.interruptions(tenant)
         while self.latest(tenant) <= seq:
-            if self._interruptions != interruptions:
+            if self.interruptions(tenant) != interruptions:
                 return False
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -39,7 +39,7 @@ async def stream(
     cursor = after
     quiet = 0.0
     while True:
-        mark = bus.interruptions  # before the check: an interruption after it ends the wait
+        mark = bus.interruptions(tenant)  # before the check: an interruption after it ends a wait
         if await gone():
             return
         newest = bus.latest(tenant)
@@ -72,14 +72,14 @@ async def long_poll(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     seen = after
-    mark = bus.interruptions  # an interruption from here on ends a wait, then gone() decides
+    mark = bus.interruptions(tenant)  # an interruption from now ends a wait; then gone() decides
     if await gone():
         return []
     events = await repository.read_after(database, tenant, after, limit, session, PAGE_BYTES)
     while not events and loop.time() < deadline:
         slice_seconds = min(GONE_CHECK_SECONDS, deadline - loop.time())
         if not await bus.wait_beyond(tenant, seen, slice_seconds, mark):
-            mark = bus.interruptions
+            mark = bus.interruptions(tenant)
             if await gone():
                 break
             continue

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from zapgate.audit import actor as actors
 from zapgate.auth.service import Authenticator, Principal
-from zapgate.errors import RateLimited, Unauthorized
+from zapgate.errors import RateLimited, TenantSuspended, Unauthorized
 from zapgate.limits.buckets import Decision
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
@@ -47,6 +47,10 @@ class Gate:
         decision = self.limits.take_request(limits, principal.key_id, cost)
         return Admission(principal, decision, limits)
 
+    def refuses(self, principal: Principal) -> bool:
+        """Whether a caller admitted before is refused now (revoked, suspended, expired)."""
+        return self._auth.refuses(principal)
+
     def refusal_for(self, presented: str | None, address: str | None) -> RateLimited | None:
         """The refusal an address gets before anything else is done, or None.
 
@@ -64,6 +68,8 @@ class Gate:
             raise blocked
         try:
             return await self._auth.authenticate(presented)
-        except Unauthorized:
-            self.limits.record_failure(address)  # a missing key too: anonymous floods count
+        except (Unauthorized, TenantSuspended):
+            # a missing key too: anonymous floods count; so does a suspended tenant's app
+            # retrying (its refusal is never cached, so each one reads the database)
+            self.limits.record_failure(address)
             raise

@@ -167,8 +167,13 @@ class RealtimeServer:
                 ) from None
         if not self._still_there(sid):
             raise socketio.exceptions.ConnectionRefusedError("gone")
+        if self._gate.refuses(principal):  # revoked or suspended while it was being admitted
+            raise socketio.exceptions.ConnectionRefusedError(
+                "unauthorized", {"error": "unauthorized", "detail": "the key is no longer valid"}
+            )
         # Nothing below awaits before the client is registered: the key's stream slot taken
         # here is given back by _disconnect, which python-socketio calls for every accepted socket.
+        # (So a revocation or suspension applied from here on finds it in _clients.)
         slot = self._gate.limits.streams.acquire(principal.key_id, limits.streams_per_key)
         if slot is None:
             detail = quota_message("streams_per_key", limits.streams_per_key)

@@ -48,6 +48,8 @@ from zapgate.tenants import repository as tenant_store
 from zapgate.validation import scrub, scrub_text
 
 log = logging.getLogger(__name__)
+TENANT_SUSPENDED = "the tenant is suspended"
+"""The reason a suspended tenant's sessions show."""
 Key = tuple[str, str]
 
 
@@ -97,6 +99,9 @@ class SessionManager:
         """Sessions being created here, and whether a message was queued for one meanwhile."""
         self._health_task: asyncio.Task[None] | None = None
         self._tenant_work: set[asyncio.Task[None]] = set()
+        self._tenant_locks: dict[str, asyncio.Lock] = {}
+        self._reconciling: set[str] = set()
+        """Tenants with a reconciliation waiting to begin."""
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
@@ -126,38 +131,51 @@ class SessionManager:
                 log.exception("could not start session %s/%s", session.tenant, session.name)
         self._health_task = asyncio.create_task(self._watch_health(), name="session-health")
 
-    async def halt_tenant(self, tenant: str, reason: str) -> None:
-        """Stop ``tenant``'s sessions running here (suspended), keeping what each wants, so
-        ``resume_tenant`` brings them back as they were."""
-        keys = [key for key in self._running if key[0] == tenant]
-        for key in keys:
-            async with self._lock(*key):
-                if key in self._running:
-                    await self._halt(key)
-                    await self.record_status(*key, SessionStatus.STOPPED, reason)
+    async def reconcile_tenant(self, tenant: str) -> None:
+        """Make ``tenant``'s sessions here what its status says: an active tenant's sessions that
+        want to run are running; a suspended one's are stopped (each keeping what it wants, so a
+        resume brings it back as it was); a deleted one's are stopped and forgotten, with their
+        engines' files. One reconciliation of a tenant at a time, each reading the status anew,
+        so a suspend and a resume in quick succession end as the last of them says."""
+        lock = self._tenant_locks.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            self._reconciling.discard(tenant)  # a change from now on needs one more pass
+            async with self._database.connect() as connection:
+                status = await tenant_store.status_of(connection, tenant)
+            if status == "active":
+                await self._launch_wanted(tenant)
+                return
+            for key in [key for key in self._running if key[0] == tenant]:
+                async with self._lock(*key):
+                    if key in self._running:
+                        await self._halt(key)
+                        await self.record_status(*key, SessionStatus.STOPPED, TENANT_SUSPENDED)
+            if status != "suspended":  # being deleted, or gone
+                self.forget_tenant(tenant)
 
-    async def resume_tenant(self, tenant: str) -> None:
-        """Start again ``tenant``'s sessions that want to run (its suspension ended)."""
+    async def _launch_wanted(self, tenant: str) -> None:
         for session in await repository.list_for(self._database, tenant):
-            if session.desired != "running" or (tenant, session.name) in self._running:
+            key = (tenant, session.name)
+            if session.desired != "running" or key in self._running:
                 continue
-            async with self._lock(tenant, session.name):
-                if (tenant, session.name) not in self._running:
+            async with self._lock(*key):
+                if key not in self._running:
                     try:
                         self._launch(session)
                     except Exception:
                         log.exception("could not start session %s/%s", tenant, session.name)
 
     def tenant_changed(self, invalidation: Invalidation) -> None:
-        """Follow a suspension, resumption or deletion, made here or on another node: stop or
-        start the tenant's sessions running here (in the background)."""
+        """Follow a suspension, resumption or deletion, made here or on another node (in the
+        background): see ``reconcile_tenant``."""
         if invalidation.key_id is not None or invalidation.reason is Reason.CREATED:
             return
-        if invalidation.reason is Reason.RESUMED:
-            work = self.resume_tenant(invalidation.tenant)
-        else:
-            work = self.halt_tenant(invalidation.tenant, "the tenant is suspended")
-        task = asyncio.create_task(work, name=f"zapgate-tenant-{invalidation.tenant}")
+        if invalidation.tenant in self._reconciling:
+            return  # one pass is waiting already, and it reads the status when it runs
+        self._reconciling.add(invalidation.tenant)
+        task = asyncio.create_task(
+            self.reconcile_tenant(invalidation.tenant), name=f"zapgate-tenant-{invalidation.tenant}"
+        )
         self._tenant_work.add(task)
         task.add_done_callback(self._tenant_work.discard)
 
@@ -167,6 +185,7 @@ class SessionManager:
             del self._known[key]
         self.messages.depth.forget_tenant(tenant)
         self.engines.forget_tenant(tenant)
+        self._limits.forget(tenant)
 
     async def shutdown(self) -> None:
         """Stop every engine on this node, keeping what each session wants for the next boot."""

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from zapgate.audit import actor as actors
 from zapgate.db.committer import Committer, UnitOfWork
-from zapgate.errors import AppError, SessionExists
+from zapgate.errors import AppError, SessionExists, TenantSuspended
 from zapgate.events.model import EventDraft
 from zapgate.idempotency.service import Claim
 from zapgate.limits.model import Limits
@@ -164,8 +164,11 @@ async def _create(
     for creation in creations:
         if creation.claim is not None:
             await creation.claim.guard(unit)  # if it raises, each creation is tried alone
-    for tenant in dict.fromkeys(creation.new.tenant for creation in creations):
-        await tenant_store.ensure(unit.connection, tenant, tenant)
+    active = {  # a tenant suspended or deleted since its request was admitted gets nothing
+        tenant
+        for tenant in dict.fromkeys(creation.new.tenant for creation in creations)
+        if await tenant_store.status_of(unit.connection, tenant) == "active"
+    }
     keys = [(creation.new.tenant, creation.new.name) for creation in creations]
     taken, queued = await repository.all_tenants_names_in_use(unit.connection, keys)
     used: dict[str, int] = {}
@@ -173,6 +176,9 @@ async def _create(
     rows = []
     for creation, key in zip(creations, keys, strict=True):
         tenant, name = key
+        if tenant not in active:
+            answers.append(TenantSuspended(f"tenant {tenant!r} is suspended or being deleted"))
+            continue
         if key in taken:
             answers.append(SessionExists(f"a session named {name!r} exists"))
             continue

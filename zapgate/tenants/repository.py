@@ -93,17 +93,29 @@ async def count_sessions(connection: AsyncConnection, tenant: str) -> int:
 __all__ = ["tenant_owned"]  # the tables a tenant's deletion empties, in order
 
 
-async def delete_some(connection: AsyncConnection, table: sa.Table, tenant: str, chunk: int) -> int:
-    """Delete up to ``chunk`` of ``tenant``'s rows of ``table`` (all of them when it has no
-    ``id``); returns how many went."""
-    if "id" not in table.c:
+async def delete_some(
+    connection: AsyncConnection, table: sa.Table, tenant: str, chunk: int | None
+) -> int:
+    """Delete up to ``chunk`` (None: all) of ``tenant``'s rows of ``table``, chosen by primary
+    key; returns how many went."""
+    if chunk is None:
         result = await connection.execute(sa.delete(table).where(table.c.tenant_id == tenant))
         return int(result.rowcount or 0)
-    some = sa.select(table.c.id).where(table.c.tenant_id == tenant).limit(chunk)
-    result = await connection.execute(
-        sa.delete(table).where(table.c.id.in_(some.scalar_subquery()))
-    )
+    key = list(table.primary_key.columns)
+    some = sa.select(*key).where(table.c.tenant_id == tenant).limit(chunk)
+    chosen = key[0].in_(some) if len(key) == 1 else sa.tuple_(*key).in_(some)
+    result = await connection.execute(sa.delete(table).where(chosen))
     return int(result.rowcount or 0)
+
+
+async def is_deleting(connection: AsyncConnection, tenant: str, created_at: int) -> bool:
+    """Whether ``tenant`` is still the one whose deletion began (made at ``created_at``)."""
+    statement = sa.select(tenants.c.id).where(
+        tenants.c.id == tenant,
+        tenants.c.status == TenantStatus.DELETING.value,
+        tenants.c.created_at == created_at,
+    )
+    return await connection.scalar(statement) is not None
 
 
 async def delete(connection: AsyncConnection, tenant: str) -> None:

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.invalidations import Invalidation, Reason
 from zapgate.auth.service import Authenticator
-from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import Conflict, TenantExists, TenantNotFound
 from zapgate.limits.service import LimitService
@@ -30,7 +29,8 @@ log = logging.getLogger(__name__)
 
 DELETE_CHUNK = 1000
 """Rows deleted per write: a deletion shares the writer with every other tenant."""
-SUSPENDED_REASON = "the tenant is suspended"
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
 
 
 class TenantService:
@@ -54,7 +54,7 @@ class TenantService:
         self._webhooks = webhooks
         self._limits = limits
         self._protected = protected
-        self._deletions: dict[str, asyncio.Task[None]] = {}
+        self._deletions: dict[str, asyncio.Task[bool]] = {}
 
     async def start(self) -> None:
         """Finish the deletions a stop interrupted."""
@@ -133,9 +133,7 @@ class TenantService:
 
     async def resume(self, tenant: str) -> Tenant:
         """Let ``tenant``'s keys in again and start the sessions that were running."""
-        resumed = await self._change(tenant, TenantStatus.ACTIVE, Reason.RESUMED)
-        await self._sessions.resume_tenant(tenant)
-        return resumed
+        return await self._change(tenant, TenantStatus.ACTIVE, Reason.RESUMED)
 
     async def delete(self, tenant: str) -> Tenant:
         """Refuse ``tenant`` at once, then delete it with all its data in the background; it is
@@ -166,8 +164,7 @@ class TenantService:
         changed, signalled = await self._committer.run(job)
         if signalled:
             self._auth.apply(signal)
-        if status is not TenantStatus.ACTIVE:
-            await self._sessions.halt_tenant(tenant, SUSPENDED_REASON)
+        await self._sessions.reconcile_tenant(tenant)  # stopped, or started again, before answering
         return changed
 
     def _delete_later(self, tenant: str) -> None:
@@ -177,38 +174,66 @@ class TenantService:
         self._deletions[tenant] = task
         task.add_done_callback(lambda _task: self._deletions.pop(tenant, None))
 
-    async def _delete_all(self, tenant: str) -> None:
-        try:
-            await self._sessions.halt_tenant(tenant, SUSPENDED_REASON)
-            for webhook in await self._webhooks.list_webhooks(tenant):
-                await self._webhooks.delete(tenant, webhook.id)
-            for table in repository.tenant_owned():
-                while True:
+    async def _delete_all(self, tenant: str) -> bool:
+        """Delete ``tenant`` with its data; True once it is gone (here or by another node).
+        A failure is retried with backoff; a stop leaves it to the next start."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                gone = await self._delete_rows(tenant)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deleting tenant %s failed; retrying in %s s", tenant, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            if gone:
+                log.info("tenant %s deleted", tenant)
+            return gone
 
-                    async def chunk(unit: UnitOfWork, table: Any = table) -> int:
-                        return await repository.delete_some(
-                            unit.connection, table, tenant, DELETE_CHUNK
-                        )
+    async def _delete_rows(self, tenant: str) -> bool:
+        async with self._database.connect() as connection:
+            found = await repository.get(connection, tenant)
+        if found is None or found.status is not TenantStatus.DELETING:
+            return found is None  # done elsewhere (and maybe made again since: not this one)
+        created_at = found.created_at
+        await self._sessions.reconcile_tenant(tenant)  # stopped, and its engines' files gone
+        for webhook in await self._webhooks.list_webhooks(tenant):
+            await self._webhooks.update(tenant, webhook.id, {"active": False})  # lanes stop
+        for table in repository.tenant_owned():
+            while True:
 
-                    if await self._committer.run(chunk, background=tenant) < DELETE_CHUNK:
-                        break
+                async def chunk(unit: UnitOfWork, table: Any = table) -> int | None:
+                    if not await repository.is_deleting(unit.connection, tenant, created_at):
+                        return None
+                    return await repository.delete_some(
+                        unit.connection, table, tenant, DELETE_CHUNK
+                    )
 
-            async def last(unit: UnitOfWork) -> None:
-                for table in repository.tenant_owned():  # what was written meanwhile
-                    await repository.delete_some(unit.connection, table, tenant, DELETE_CHUNK)
-                await repository.delete(unit.connection, tenant)
+                deleted = await self._committer.run(chunk, background=tenant)
+                if deleted is None:
+                    return False  # no longer the tenant this deletion began with
+                if deleted < DELETE_CHUNK:
+                    break
 
-            await self._committer.run(last)
-            self._sessions.forget_tenant(tenant)
-            self._limits.forget(tenant)
-            log.info("tenant %s deleted at %s", tenant, now_ms())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("deleting tenant %s failed; it is retried at the next start", tenant)
+        async def last(unit: UnitOfWork) -> bool:
+            if not await repository.is_deleting(unit.connection, tenant, created_at):
+                return False
+            for table in repository.tenant_owned():  # the few rows written meanwhile
+                await repository.delete_some(unit.connection, table, tenant, None)
+            await repository.delete(unit.connection, tenant)
+            return True
 
-    async def wait_deleted(self, tenant: str) -> None:
-        """Return once ``tenant``'s deletion (if one runs here) has ended."""
+        if not await self._committer.run(last):
+            return False
+        self._sessions.forget_tenant(tenant)
+        return True
+
+    async def wait_deleted(self, tenant: str) -> bool:
+        """Wait for ``tenant``'s deletion running here, if any; whether the tenant is gone."""
         task = self._deletions.get(tenant)
         if task is not None:
             await asyncio.wait([task])
+        async with self._database.connect() as connection:
+            return not await repository.exists(connection, tenant)

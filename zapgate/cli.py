@@ -298,23 +298,22 @@ def tenants_show(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -
 @tenants_app.command("suspend")
 def tenants_suspend(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -> None:
     """Suspend a tenant: its keys are refused and its sessions stop, in running servers too."""
-
-    async def work(services: Services) -> dict[str, object]:
-        suspended = await services.tenants.suspend(_tenant_id(tenant))
-        await _record(services, "suspend", tenant)
-        return await services.tenants.describe(suspended)
-
-    _show(_with_services(work))
+    _change_status(tenant, "suspend")
 
 
 @tenants_app.command("resume")
 def tenants_resume(tenant: Annotated[str, typer.Argument(help="the tenant id")]) -> None:
     """Resume a suspended tenant."""
+    _change_status(tenant, "resume")
 
+
+def _change_status(tenant: str, command: str) -> None:
     async def work(services: Services) -> dict[str, object]:
-        resumed = await services.tenants.resume(_tenant_id(tenant))
-        await _record(services, "resume", tenant)
-        return await services.tenants.describe(resumed)
+        service = services.tenants
+        change = service.suspend if command == "suspend" else service.resume
+        changed = await change(_tenant_id(tenant))
+        await _record(services, command, tenant)
+        return await service.describe(changed)
 
     _show(_with_services(work))
 

@@ -44,6 +44,16 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, RunningSer
             yield node_a, node_b
 
 
+async def new_tenant(operator: httpx.AsyncClient, scope: str) -> tuple[str, str]:
+    """Tenant ``acme``, made by the operator, with a key of ``scope``: its id and plaintext."""
+    assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
+    issued = await operator.post(
+        "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": [scope]}
+    )
+    assert issued.status_code == 201, issued.text
+    return str(issued.json()["id"]), str(issued.json()["key"])
+
+
 async def refused_within(client: httpx.AsyncClient, seconds: float) -> float:
     """How long until ``client``'s key is refused on its node (polled without a pause)."""
     start = time.monotonic()
@@ -59,11 +69,7 @@ async def test_what_one_node_does_another_enforces_within_a_second(
 ) -> None:
     node_a, node_b = nodes
     async with httpx.AsyncClient(base_url=node_a.url, headers=AUTH, timeout=10) as operator:
-        assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
-        issued = await operator.post(
-            "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": ["read"]}
-        )
-        key_id, key = issued.json()["id"], issued.json()["key"]
+        key_id, key = await new_tenant(operator, "read")
         headers = {"Authorization": f"Bearer {key}"}
         async with (
             httpx.AsyncClient(base_url=node_b.url, headers=headers, timeout=10) as on_b,
@@ -101,11 +107,8 @@ async def test_quick_suspends_and_resumes_end_as_the_last_one_says_on_every_node
     """Signals may be read out of order; every node ends as the database says."""
     node_a, node_b = nodes
     async with httpx.AsyncClient(base_url=node_a.url, headers=AUTH, timeout=10) as operator:
-        assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
-        issued = await operator.post(
-            "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": ["admin"]}
-        )
-        headers = {"Authorization": f"Bearer {issued.json()['key']}"}
+        _key_id, key = await new_tenant(operator, "admin")
+        headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=node_b.url, headers=headers, timeout=10) as on_b:
             made = await on_b.post("/api/v1/sessions", json={"name": "shop"})
             assert made.status_code == 201, made.text
@@ -132,15 +135,7 @@ async def test_a_deleted_tenants_keys_stay_refused_on_every_node_when_its_id_is_
 ) -> None:
     node_a, node_b = nodes
     async with httpx.AsyncClient(base_url=node_a.url, headers=AUTH, timeout=10) as operator:
-
-        async def tenant_key() -> dict[str, str]:
-            assert (await operator.post("/api/v1/tenants", json={"id": "acme"})).status_code == 201
-            issued = await operator.post(
-                "/api/v1/tenants/acme/keys", json={"name": "app", "scopes": ["read"]}
-            )
-            return {"Authorization": f"Bearer {issued.json()['key']}"}
-
-        old = await tenant_key()
+        old = {"Authorization": f"Bearer {(await new_tenant(operator, 'read'))[1]}"}
         async with httpx.AsyncClient(base_url=node_b.url, headers=old, timeout=10) as on_b:
             assert (await on_b.get("/api/v1/sessions")).status_code == 200  # cached on B
             deleting = await operator.delete("/api/v1/tenants/acme", params={"confirm": "acme"})
@@ -148,7 +143,7 @@ async def test_a_deleted_tenants_keys_stay_refused_on_every_node_when_its_id_is_
             elapsed = await refused_within(on_b, WITHIN)
             assert elapsed < WITHIN, f"node B refused the deleted tenant after {elapsed:.2f} s"
             assert await node_a.services.tenants.wait_deleted("acme")
-            new = await tenant_key()
+            new = {"Authorization": f"Bearer {(await new_tenant(operator, 'read'))[1]}"}
 
             async def only_the_new_key() -> bool:
                 fresh = await on_b.get("/api/v1/sessions", headers=new)

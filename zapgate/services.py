@@ -163,7 +163,7 @@ def build_services(
     audit = AuditService(
         database, committer, DEFAULT_TENANT, settings.audit_auth_failures_per_minute
     )
-    realtime = RealtimeServer(gate, bus, database, settings.cors_origins)
+    realtime = RealtimeServer(gate, bus, database, settings.cors_origins, audit)
     # a revoked key's (or suspended tenant's) sockets close, and its streams and long-polls end,
     # at once; a suspended tenant's sessions stop (on every node: see auth.invalidations)
     auth.on_invalidated(realtime.invalidated)

@@ -26,6 +26,8 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
+from zapgate.audit.model import Result
+from zapgate.audit.service import AuditService
 from zapgate.auth.invalidations import Invalidation, Reason
 from zapgate.auth.scopes import Scope as KeyScope
 from zapgate.auth.service import Principal
@@ -59,7 +61,9 @@ class RealtimeServer:
         bus: EventBus,
         database: AsyncEngine,
         cors_origins: list[str] | None,
+        audit: AuditService | None = None,
     ) -> None:
+        self._audit = audit
         self.sio = DirectSocketIO(
             async_mode="asgi",
             logger=False,
@@ -128,6 +132,38 @@ class RealtimeServer:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    async def _audit_refusal(
+        self,
+        principal: Principal | None,
+        action: str,
+        target: str | None,
+        error: AppError,
+        address: str | None,
+    ) -> None:
+        """Record a refused connection or subscription (401/403) as HTTP refusals are: in the
+        caller's log, or the operator's when nobody was identified; never raises."""
+        if self._audit is None or error.status not in (401, 403):
+            return
+        detail: dict[str, Any] = {"error": error.code}
+        if isinstance(error.detail, str):
+            detail["reason"] = error.detail[:200]
+        try:
+            if principal is None:
+                await self._audit.record_unknown(action, target, error.status, address, detail)
+            else:
+                await self._audit.record(
+                    principal.tenant,
+                    principal.key_id,
+                    action,
+                    target,
+                    Result.REFUSED,
+                    status=error.status,
+                    address=address,
+                    detail=detail,
+                )
+        except Exception:
+            log.exception("could not record the audit entry of a refused socket")
+
     def principals(self) -> list[Principal]:
         """Who is connected, one entry per socket."""
         return [client.principal for client in self._clients.values()]
@@ -162,6 +198,7 @@ class RealtimeServer:
                 for name in sorted(requested):
                     principal.require(KeyScope.READ, name)
             except Forbidden as refused:
+                await self._audit_refusal(principal, CONNECT, None, refused, _address(environ))
                 raise socketio.exceptions.ConnectionRefusedError(
                     refused.code, {"error": refused.code, "detail": refused.detail}
                 ) from None
@@ -200,6 +237,7 @@ class RealtimeServer:
         except AppError as error:
             if isinstance(error, RateLimited):
                 await pause_before_refusal(error.retry_after)
+            await self._audit_refusal(None, CONNECT, None, error, address)
             raise socketio.exceptions.ConnectionRefusedError(
                 error.code, {"error": error.code, "detail": error.detail}
             ) from None
@@ -252,9 +290,16 @@ class RealtimeServer:
         except InvalidInput as error:
             return error.body()
         except Forbidden as refused:
+            target = f"sessions/{name}"  # only require() refuses, once the name is known
+            await self._audit_refusal(client.principal, SUBSCRIBE, target, refused, None)
             return {"error": refused.code, "detail": refused.detail}
         await self.fanout.move(client, before)
         return {"ok": True, "session": name}
+
+
+CONNECT = "CONNECT /socket.io"
+SUBSCRIBE = "SUBSCRIBE /socket.io"
+"""How a refused Socket.IO connection or subscription is named in the audit log."""
 
 
 def _address(environ: dict[str, Any]) -> str | None:

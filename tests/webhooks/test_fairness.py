@@ -186,6 +186,11 @@ async def test_sessions_go_side_by_side_and_each_keeps_its_order(
         assert sent == [0, 1, 2, 3], session
 
 
+NOT_THE_DISPATCHERS = ("auth_invalidations", "nodes")
+"""Tables every node reads or writes on a timer, whatever the webhooks do: revocations and
+suspensions of other nodes (every 0.25 s) and the node's heartbeat."""
+
+
 async def test_idle_workers_read_nothing_while_other_tenants_publish(
     database: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -200,6 +205,8 @@ async def test_idle_workers_read_nothing_while_other_tenants_publish(
         reads: list[str] = []
 
         def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if any(other in statement for other in NOT_THE_DISPATCHERS):
+                return
             if statement.lstrip().upper().startswith("SELECT") or "webhook" in statement:
                 reads.append(statement)
 

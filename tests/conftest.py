@@ -30,6 +30,7 @@ from zapgate.realtime.direct import UVICORN_OPTIONS
 from zapgate.services import Services, build_services
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("ZAPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "ZAPGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -135,6 +136,21 @@ async def postgres_reason() -> str | None:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable: {error!r}"
     finally:
         await engine.dispose()
+    return None
+
+
+async def redis_reason() -> str | None:
+    """Why Redis cannot be used, or None."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        async with asyncio.timeout(5):
+            await client.ping()
+    except Exception as error:
+        return f"Redis at {REDIS_URL} is not reachable: {error!r}"
+    finally:
+        await client.aclose()
     return None
 
 

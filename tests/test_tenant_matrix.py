@@ -110,6 +110,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ),
     ("GET", "/api/v1/tenants/{tenant}/keys"): row(200, other=(403,)),
     ("DELETE", "/api/v1/tenants/{tenant}/keys/{key_id}"): row(404, other=(403,)),
+    ("GET", "/api/v1/nodes"): row(200, other=(200,)),  # the service's nodes, no tenant's data
     ("POST", "/whatsapp/send"): row(200, body={"number": NUMBER, "message": "hi"}),
     ("GET", "/whatsapp/messages"): row(200),
 }

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from zapgate import __version__
 from zapgate.audit.api import router as audit_router
 from zapgate.auth.api import router as keys_router
+from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
 from zapgate.db.migrate import migrate
@@ -98,6 +99,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         keys_router,
         audit_router,
         tenants_router,
+        nodes_router,
         compat_router,
     )
     for router in routers:
@@ -130,6 +132,7 @@ async def start(services: Services) -> None:
         DEFAULT_TENANT, settings.default_session, settings.default_engine
     )
     services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
+    await services.nodes.start()
     await services.auth.start()
     await services.tenants.start()
     await services.realtime.start()
@@ -156,6 +159,7 @@ async def stop(services: Services) -> None:
     await services.tenants.stop()
     await services.sessions.shutdown()
     await services.auth.stop()
+    await services.nodes.stop()
     await services.retention.stop()
     await services.dispatcher.stop()
     await services.realtime.stop()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import socket
 import ssl
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,6 +29,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+NODE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+def default_node_name() -> str:
+    """The host name and process id: unique among the processes of a cluster."""
+    host = re.sub(r"[^A-Za-z0-9_.\-]", "-", socket.gethostname())[:80] or "node"
+    return f"{host}-{os.getpid()}"
+
+
 def _is_url(value: str) -> bool:
     return "://" in value
 
@@ -41,6 +53,12 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     data_dir: Path = Path("./data")
     database_url: str = ""
+    redis_url: str | None = Field(default=None, repr=False)
+    """Cluster mode: several nodes on one PostgreSQL database share work through Redis."""
+    node_name: str = Field(default_factory=default_node_name, pattern=NODE_NAME)
+    """This node's name in the cluster (default: host name and process id)."""
+    lease_ttl_seconds: float = Field(default=15.0, ge=3, le=600)
+    """How long a node is known alive after its last heartbeat (it beats every third of it)."""
     api_key: str | None = Field(default=None, repr=False)
     auth: Literal["on", "off"] = "on"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -217,6 +235,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ZAPGATE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        if self.redis_url is not None:
+            if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("ZAPGATE_REDIS_URL must start with redis://, rediss:// or unix://")
+            if self.is_sqlite:
+                raise ValueError(
+                    "cluster mode (ZAPGATE_REDIS_URL) needs PostgreSQL: set ZAPGATE_DATABASE_URL="
+                    "postgresql+asyncpg://...; SQLite serves one node only"
+                )
         if self.auth == "off" and not is_loopback_host(self.host):
             raise ValueError(
                 "ZAPGATE_AUTH=off is only allowed when ZAPGATE_HOST is a loopback address"
@@ -237,6 +263,11 @@ class Settings(BaseSettings):
     def jwks_file(self) -> Path | None:
         """``ZAPGATE_JWT_JWKS`` when it is a file."""
         return Path(self.jwt_jwks) if self.jwt_jwks is not None and self.jwks_url is None else None
+
+    @property
+    def clustered(self) -> bool:
+        """True when several nodes share the database (``ZAPGATE_REDIS_URL`` is set)."""
+        return self.redis_url is not None
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,6 +11,7 @@ from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import Clock, SystemClock
+from zapgate.cluster.registry import NodeRegistry
 from zapgate.config import Settings
 from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
@@ -65,6 +66,7 @@ class Services:
     limits: LimitService
     gate: Gate
     tenants: TenantService
+    nodes: NodeRegistry
     generated_key: str | None = None
 
 
@@ -114,6 +116,7 @@ def session_settings(settings: Settings) -> SessionSettings:
             stale_seconds=settings.session_stale_seconds,
         ),
         health_interval_seconds=settings.session_health_interval_seconds,
+        node=settings.node_name,
         pacing=PacingPolicy(
             rate_per_second=settings.send_rate_per_second,
             burst=settings.send_burst,
@@ -180,6 +183,14 @@ def build_services(
         webhook_concurrency,
     )
     webhooks = WebhookService(database, committer, allowlist, dispatcher.wake, limits)
+    nodes = NodeRegistry(
+        database,
+        committer,
+        settings.node_name,
+        settings.lease_ttl_seconds,
+        sessions.running_count,
+        settings.redis_url,
+    )
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,
@@ -211,4 +222,5 @@ def build_services(
         limits=limits,
         gate=gate,
         tenants=tenants,
+        nodes=nodes,
     )

@@ -211,6 +211,18 @@ tenant_limits = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("incarnation", sa.String(40), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("last_seen", sa.BigInteger, nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
+)
+"""The zapgate processes sharing this database, each with the heartbeat it last beat (no
+tenant: a node serves them all)."""
+
 
 def tenant_owned() -> list[sa.Table]:
     """Every table holding a tenant's rows, children before parents (the order to delete them

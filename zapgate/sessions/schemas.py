@@ -21,6 +21,10 @@ class SessionOut(BaseModel):
     )
     reason: str | None = Field(description="why the session is FAILED, DISCONNECTED or STOPPED")
     health: str | None = Field(description="ok or stale while running on this node; else null")
+    node: str | None = Field(
+        description="the node that runs it now (ZAPGATE_NODE_NAME; see GET /api/v1/nodes), or "
+        "null when it runs nowhere"
+    )
     me: dict[str, Any] | None = Field(description="the connected account, once paired")
     config: dict[str, Any]
     metadata: dict[str, Any]

@@ -67,6 +67,8 @@ class SessionSettings:
     policy: SupervisionPolicy
     health_interval_seconds: float = 5.0
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
+    node: str | None = None
+    """This node's name, shown on the sessions it runs."""
     starts_at_once: int = 200
     """Engines starting at once on this node: a boot of thousands of sessions starts them in
     waves, so requests are served meanwhile (each wave's reports share write jobs)."""
@@ -215,7 +217,13 @@ class SessionManager:
     def describe(self, session: Session) -> dict[str, Any]:
         """The wire form with what only this node knows (health)."""
         running = self._running.get((session.tenant, session.name))
-        return {**session.public(), "health": running.runner.health if running else None}
+        if running is None:
+            return {**session.public(), "health": None, "node": None}
+        return {**session.public(), "health": running.runner.health, "node": self._settings.node}
+
+    def running_count(self) -> int:
+        """How many sessions run on this node."""
+        return len(self._running)
 
     def qr(self, tenant: str, name: str) -> str:
         """The QR waiting to be scanned; NoQrCode otherwise."""

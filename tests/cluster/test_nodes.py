@@ -1,0 +1,100 @@
+"""Nodes register, beat a heartbeat and leave; ``GET /api/v1/nodes`` lists the live ones, and a
+session names the node that runs it. Cluster mode needs PostgreSQL and an answering Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import (
+    AUTH,
+    REDIS_URL,
+    RunningServer,
+    make_settings,
+    postgres_reason,
+    postgres_schema,
+    redis_reason,
+    require_service,
+    serve,
+)
+from zapgate.app import start, stop
+from zapgate.errors import Unavailable
+from zapgate.services import build_services
+from zapgate.tasks import cancel_and_wait
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_node_lists_itself_and_names_itself_on_its_sessions(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    name = server.services.settings.node_name
+    listed = (await api.get("/api/v1/nodes")).json()["data"]
+    assert [(node["name"], node["sessions"]) for node in listed] == [(name, 1)]
+    assert listed[0]["last_seen"] >= listed[0]["started_at"]
+    assert (await api.get("/api/v1/sessions/default")).json()["node"] == name
+    assert (await api.post("/api/v1/sessions/default/stop")).status_code == 200
+    assert (await api.get("/api/v1/sessions/default")).json()["node"] is None
+
+
+def test_cluster_mode_needs_postgresql(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"cluster mode .* needs PostgreSQL"):
+        make_settings(tmp_path, redis_url=REDIS_URL)
+    with pytest.raises(ValidationError, match="ZAPGATE_REDIS_URL must start with"):
+        make_settings(tmp_path, redis_url="http://127.0.0.1:6379")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_nodes_join_beat_and_leave(tmp_path: Path) -> None:
+    """Two nodes of a cluster see each other; one that leaves is gone at once, one whose
+    heartbeat stops is gone after a TTL; a cluster node does not start without Redis."""
+    require_service(await postgres_reason())
+    require_service(await redis_reason())
+    async with postgres_schema() as engine_for:
+
+        def settings(node: str, redis_url: str = REDIS_URL):  # type: ignore[no-untyped-def]
+            return make_settings(
+                tmp_path / node,
+                database_url="postgresql+asyncpg://unused/x",
+                redis_url=redis_url,
+                node_name=node,
+                lease_ttl_seconds=3,
+            )
+
+        a = build_services(settings("node-a"), engine_for())
+        b = build_services(settings("node-b"), engine_for())
+        c = build_services(settings("node-c"), engine_for())
+        async with (
+            serve(a) as node_a,
+            serve(b),
+            serve(c),
+            httpx.AsyncClient(base_url=node_a.url, headers=AUTH) as api,
+        ):
+
+            async def names() -> list[str]:
+                listed = (await api.get("/api/v1/nodes")).json()["data"]
+                return [node["name"] for node in listed]
+
+            assert await names() == ["node-a", "node-b", "node-c"]
+            await b.nodes.stop()  # node B leaves: gone at once
+            assert await names() == ["node-a", "node-c"]
+            await cancel_and_wait(c.nodes._task)  # node C hangs: gone after a TTL
+
+            async def only_a() -> bool:
+                return await names() == ["node-a"]
+
+            await eventually(only_a, seconds=3 * 2)
+        lost = build_services(settings("node-d", "redis://127.0.0.1:1/0"), engine_for())
+        with pytest.raises(Unavailable, match="Redis"):
+            await start(lost)
+        await stop(lost)

@@ -98,3 +98,26 @@ async def test_nodes_join_beat_and_leave(tmp_path: Path) -> None:
         with pytest.raises(Unavailable, match="Redis"):
             await start(lost)
         await stop(lost)
+
+
+async def test_a_simulator_session_counts_the_sends_its_engine_performed(
+    api: httpx.AsyncClient,
+) -> None:
+    """The simulator is the phone's test double: each message it sends counts once."""
+    assert (await api.get("/api/v1/sessions/default")).json()["engine_stats"] == {"sends": 0}
+    ids = []
+    for n in range(3):
+        sent = await api.post(
+            "/api/v1/sessions/default/messages", json={"to": "5511999999999", "text": f"{n}"}
+        )
+        ids.append(sent.json()["id"])
+
+    async def all_sent() -> bool:
+        statuses = [(await api.get(f"/api/v1/messages/{i}")).json()["status"] for i in ids]
+        return "queued" not in statuses
+
+    await eventually(all_sent, seconds=15)
+    session = (await api.get("/api/v1/sessions/default")).json()
+    assert session["engine_stats"] == {"sends": 3}
+    assert (await api.post("/api/v1/sessions/default/stop")).status_code == 200
+    assert (await api.get("/api/v1/sessions/default")).json()["engine_stats"] is None

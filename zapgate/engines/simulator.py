@@ -93,6 +93,9 @@ class SimulatorEngine:
         self._sink: EngineSink | None = None
         self._session_name = ""
         self._recent_sends: deque[OutboundMessage] | None = None
+        self.sends = 0
+        """Sends this engine performed (what a phone would count): a message sent twice, by
+        two nodes or after a retry, shows here."""
         self._status = SessionStatus.STOPPED
         self._silent = False
         self._forgotten = False
@@ -173,6 +176,7 @@ class SimulatorEngine:
         rules = await _answering(config, message)
         self._still_sending(run)
         receipt = SendReceipt(f"sim_{ulid()}")
+        self.sends += 1
         self.recent_sends.append(message)
         events = self._timeline(message, receipt.engine_message_id, run, rules)
         self._spawn(self._play(events, self._clock.monotonic(), run), self._send_tasks)

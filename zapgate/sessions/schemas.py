@@ -25,6 +25,10 @@ class SessionOut(BaseModel):
         description="the node that runs it now (ZAPGATE_NODE_NAME; see GET /api/v1/nodes), or "
         "null when it runs nowhere"
     )
+    engine_stats: dict[str, int] | None = Field(
+        description="what its engine counted since it started on that node; the simulator: "
+        '{"sends": how many sends it performed} (a message sent twice shows); else null'
+    )
     me: dict[str, Any] | None = Field(description="the connected account, once paired")
     config: dict[str, Any]
     metadata: dict[str, Any]

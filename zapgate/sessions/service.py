@@ -218,8 +218,14 @@ class SessionManager:
         """The wire form with what only this node knows (health)."""
         running = self._running.get((session.tenant, session.name))
         if running is None:
-            return {**session.public(), "health": None, "node": None}
-        return {**session.public(), "health": running.runner.health, "node": self._settings.node}
+            return {**session.public(), "health": None, "node": None, "engine_stats": None}
+        sends = getattr(running.runner.engine, "sends", None)  # the simulator counts them
+        return {
+            **session.public(),
+            "health": running.runner.health,
+            "node": self._settings.node,
+            "engine_stats": {"sends": sends} if isinstance(sends, int) else None,
+        }
 
     def running_count(self) -> int:
         """How many sessions run on this node."""

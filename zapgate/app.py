@@ -139,6 +139,8 @@ async def start(services: Services) -> None:
     await services.dispatcher.start()
     services.retention.start()
     await services.sessions.boot()
+    if services.leases is not None:  # cluster mode: this node's share of the sessions
+        await services.leases.start()
     settle_garbage_collector()
 
 
@@ -157,6 +159,8 @@ def settle_garbage_collector() -> None:
 async def stop(services: Services) -> None:
     """Stop engines, fan-out and the writer, then close the database."""
     await services.tenants.stop()
+    if services.leases is not None:  # handed over at once, not after the lease TTL
+        await services.leases.stop()
     await services.sessions.shutdown()
     await services.auth.stop()
     await services.nodes.stop()

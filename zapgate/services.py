@@ -11,7 +11,9 @@ from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import Clock, SystemClock
+from zapgate.cluster.leases import LeaseKeeper
 from zapgate.cluster.registry import NodeRegistry
+from zapgate.cluster.signals import WakeSignals
 from zapgate.config import Settings
 from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
@@ -67,6 +69,7 @@ class Services:
     gate: Gate
     tenants: TenantService
     nodes: NodeRegistry
+    leases: LeaseKeeper | None = None
     generated_key: str | None = None
 
 
@@ -191,6 +194,15 @@ def build_services(
         sessions.running_count,
         settings.redis_url,
     )
+    leases: LeaseKeeper | None = None
+    if settings.clustered:
+        assert settings.redis_url is not None
+        signals = WakeSignals(settings.redis_url)
+        leases = LeaseKeeper(
+            database, committer, nodes, sessions, settings.lease_ttl_seconds, signals
+        )
+        sessions.placement = leases.wake
+        sessions.signal_queued = signals.publish
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,
@@ -223,4 +235,5 @@ def build_services(
         gate=gate,
         tenants=tenants,
         nodes=nodes,
+        leases=leases,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.db.tables import nodes
+from zapgate.db.tables import messages, nodes, session_leases, sessions, tenants
 
 
 async def all_tenants_register(
@@ -55,3 +56,114 @@ async def all_tenants_alive(engine: AsyncEngine, since: int) -> list[dict[str, A
     statement = sa.select(nodes).where(nodes.c.last_seen >= since).order_by(nodes.c.name)
     async with engine.connect() as connection:
         return [dict(row) for row in (await connection.execute(statement)).mappings()]
+
+
+Key = tuple[str, str]
+"""A session: (tenant, name)."""
+
+
+async def all_tenants_wanted(engine: AsyncEngine) -> set[Key]:
+    """Every session that should run: it wants to, and its tenant is active."""
+    active = sa.select(tenants.c.id).where(tenants.c.status == "active")
+    statement = sa.select(sessions.c.tenant_id, sessions.c.name).where(
+        sessions.c.desired == "running", sessions.c.tenant_id.in_(active.scalar_subquery())
+    )
+    async with engine.connect() as connection:
+        return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
+
+
+async def all_tenants_leased(engine: AsyncEngine, now: int) -> set[Key]:
+    """The sessions some node holds a live lease of."""
+    statement = sa.select(session_leases.c.tenant_id, session_leases.c.session).where(
+        session_leases.c.expires_at >= now
+    )
+    async with engine.connect() as connection:
+        return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
+
+
+async def all_tenants_renew(
+    connection: AsyncConnection, owner: str, now: int, until: int
+) -> dict[Key, int]:
+    """Extend ``owner``'s live leases to ``until``; returns them with their tokens (a lease
+    missing here expired, and may be another node's now)."""
+    statement = (
+        sa.update(session_leases)
+        .where(session_leases.c.owner == owner, session_leases.c.expires_at >= now)
+        .values(expires_at=until)
+        .returning(session_leases.c.tenant_id, session_leases.c.session, session_leases.c.token)
+    )
+    rows = (await connection.execute(statement)).all()
+    return {(str(t), str(n)): int(token) for t, n, token in rows}
+
+
+async def all_tenants_acquire(
+    connection: AsyncConnection, key: Key, owner: str, now: int, until: int
+) -> int | None:
+    """Take the lease of ``key`` unless a node holds it live; returns its new fencing token."""
+    tenant, name = key
+    taken = await connection.execute(
+        sa.update(session_leases)
+        .where(
+            session_leases.c.tenant_id == tenant,
+            session_leases.c.session == name,
+            session_leases.c.expires_at < now,
+        )
+        .values(owner=owner, token=session_leases.c.token + 1, expires_at=until)
+        .returning(session_leases.c.token)
+    )
+    token = taken.scalar_one_or_none()
+    if token is not None:
+        return int(token)
+    insert = _insert(connection)(session_leases).values(
+        tenant_id=tenant, session=name, owner=owner, token=1, expires_at=until
+    )
+    created = await connection.execute(insert.on_conflict_do_nothing())
+    return 1 if created.rowcount else None
+
+
+async def all_tenants_release(connection: AsyncConnection, owner: str, keys: list[Key]) -> None:
+    """Give up ``owner``'s leases of ``keys`` now (another node may take them at once)."""
+    for tenant, name in keys:
+        await connection.execute(
+            sa.update(session_leases)
+            .where(
+                session_leases.c.tenant_id == tenant,
+                session_leases.c.session == name,
+                session_leases.c.owner == owner,
+            )
+            .values(expires_at=0)
+        )
+
+
+def _insert(connection: AsyncConnection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
+async def all_tenants_owners(engine: AsyncEngine, keys: list[Key], now: int) -> dict[Key, str]:
+    """The nodes holding live leases of ``keys`` (a key without one runs nowhere)."""
+    columns = session_leases.c
+    statement = sa.select(columns.tenant_id, columns.session, columns.owner).where(
+        sa.tuple_(columns.tenant_id, columns.session).in_(keys), columns.expires_at >= now
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return {(str(t), str(n)): str(owner) for t, n, owner in rows}
+
+
+async def all_tenants_with_queued(engine: AsyncEngine, keys: list[Key]) -> list[Key]:
+    """Those of ``keys`` whose outbox holds a queued message."""
+    if not keys:
+        return []
+    statement = (
+        sa.select(messages.c.tenant_id, messages.c.session)
+        .where(
+            sa.tuple_(messages.c.tenant_id, messages.c.session).in_(keys),
+            messages.c.status == "queued",
+        )
+        .distinct()
+    )
+    async with engine.connect() as connection:
+        return [(str(t), str(n)) for t, n in (await connection.execute(statement)).all()]

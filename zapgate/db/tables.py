@@ -223,6 +223,19 @@ nodes = sa.Table(
 """The zapgate processes sharing this database, each with the heartbeat it last beat (no
 tenant: a node serves them all)."""
 
+session_leases = sa.Table(
+    "session_leases",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("session", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_session_leases_owner", "owner", "expires_at"),
+)
+"""Cluster mode: the node that runs each session, until when, and the fencing token it got (one
+more at each new owner)."""
+
 
 def tenant_owned() -> list[sa.Table]:
     """Every table holding a tenant's rows, children before parents (the order to delete them

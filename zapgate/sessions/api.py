@@ -43,7 +43,7 @@ async def list_sessions(request: Request, caller: Watcher) -> Json:
     sessions = await manager.list_sessions(caller.tenant)
     allowed = caller.sessions  # a session-limited key lists its sessions only
     shown = [s for s in sessions if allowed is None or s.name in allowed]
-    return Json([manager.describe(session) for session in shown])
+    return Json(await manager.describe_all(shown))
 
 
 @router.post(
@@ -78,7 +78,7 @@ async def create_session(
 @router.get("/{session}", response_model=SessionOut, responses=responses(404), summary="A session")
 async def get_session(request: Request, session: SessionName, caller: Reader) -> Json:
     manager = services_of(request).sessions
-    return Json(manager.describe(await manager.get(caller.tenant, session)))
+    return Json((await manager.describe_all([await manager.get(caller.tenant, session)]))[0])
 
 
 @router.patch(
@@ -92,7 +92,7 @@ async def update_session(
 ) -> Json:
     manager = services_of(request).sessions
     updated = await manager.update(caller.tenant, session, body.config, body.metadata)
-    return Json(manager.describe(updated))
+    return Json((await manager.describe_all([updated]))[0])
 
 
 @router.delete(
@@ -110,7 +110,7 @@ def _lifecycle_route(action: str, summary: str, errors: tuple[int, ...]) -> None
     async def handler(request: Request, session: SessionName, caller: Admin) -> Json:
         manager = services_of(request).sessions
         changed = await getattr(manager, action)(caller.tenant, session)
-        return Json(manager.describe(changed))
+        return Json((await manager.describe_all([changed]))[0])
 
     handler.__name__ = f"{action}_session"
     router.add_api_route(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.invalidations import Invalidation, Reason
-from zapgate.clock import Clock
+from zapgate.clock import Clock, now_ms
+from zapgate.cluster import repository as cluster_store
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
@@ -103,6 +105,10 @@ class SessionManager:
         self._tenant_work: set[asyncio.Task[None]] = set()
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._reconciling: set[str] = set()
+        self.placement: Callable[[], None] | None = None
+        self.signal_queued: Callable[[str, str], None] | None = None
+        """Cluster mode: tells the other nodes a message was queued for a session not here."""
+        """Cluster mode: wakes the lease keeper, which decides where sessions run (None: here)."""
         """Tenants with a reconciliation waiting to begin."""
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -126,12 +132,48 @@ class SessionManager:
         One query finds them and which have queued messages: the others' senders wait for a
         message instead of each reading an empty outbox.
         """
-        for session, queued in await repository.all_tenants_to_boot(self._database):
-            try:
-                self._launch(session, outbox=queued)
-            except Exception:
-                log.exception("could not start session %s/%s", session.tenant, session.name)
+        if self.placement is None:  # in cluster mode the lease keeper starts them
+            for session, queued in await repository.all_tenants_to_boot(self._database):
+                try:
+                    self._launch(session, outbox=queued)
+                except Exception:
+                    log.exception("could not start session %s/%s", session.tenant, session.name)
         self._health_task = asyncio.create_task(self._watch_health(), name="session-health")
+
+    # cluster mode (zapgate.cluster.leases) -----------------------------------------------------
+
+    def _place(self, session: Session, outbox: bool = True) -> None:
+        """Run ``session``: here, or (cluster mode) wherever its lease is taken."""
+        if self.placement is None:
+            self._launch(session, outbox=outbox)
+        else:
+            self.placement()
+
+    def running_keys(self) -> set[Key]:
+        """The sessions running on this node."""
+        return set(self._running)
+
+    async def run_owned(self, key: Key) -> None:
+        """Start a session whose lease this node took, if it still wants to run."""
+        async with self._lock(*key):
+            if key in self._running:
+                return
+            session = await repository.get(self._database, *key)
+            if session is not None and session.desired == "running":
+                try:
+                    self._launch(session)
+                except Exception:
+                    log.exception("could not start session %s/%s", *key)
+
+    async def halt_here(self, key: Key, reason: str | None) -> None:
+        """Stop a session running here whose lease is lost or given up; ``reason``: record it
+        as stopped (it no longer wants to run), else leave its status to its next owner."""
+        async with self._lock(*key):
+            if key not in self._running:
+                return
+            await self._halt(key)
+            if reason is not None:
+                await self.record_status(*key, SessionStatus.STOPPED)
 
     async def reconcile_tenant(self, tenant: str) -> None:
         """Make ``tenant``'s sessions here what its status says: an active tenant's sessions that
@@ -163,7 +205,7 @@ class SessionManager:
             async with self._lock(*key):
                 if key not in self._running:
                     try:
-                        self._launch(session)
+                        self._place(session)
                     except Exception:
                         log.exception("could not start session %s/%s", tenant, session.name)
 
@@ -227,6 +269,20 @@ class SessionManager:
             "engine_stats": {"sends": sends} if isinstance(sends, int) else None,
         }
 
+    async def describe_all(self, sessions: list[Session]) -> list[dict[str, Any]]:
+        """``describe`` of each, with (cluster mode) the node that holds the lease of a session
+        running elsewhere."""
+        described = [self.describe(session) for session in sessions]
+        if self.placement is None:
+            return described
+        pairs = list(zip(sessions, described, strict=True))
+        elsewhere = [(s.tenant, s.name) for s, shown in pairs if shown["node"] is None]
+        if elsewhere:
+            owners = await cluster_store.all_tenants_owners(self._database, elsewhere, now_ms())
+            for session, shown in pairs:
+                shown["node"] = shown["node"] or owners.get((session.tenant, session.name))
+        return described
+
     def running_count(self) -> int:
         """How many sessions run on this node."""
         return len(self._running)
@@ -285,7 +341,7 @@ class SessionManager:
         self._known[key] = session
         self.messages.depth.forget(tenant, name)
         if start:
-            self._launch(session, outbox=queued or woken)
+            self._place(session, outbox=queued or woken)
         return session
 
     async def update(
@@ -331,9 +387,13 @@ class SessionManager:
     async def stop(self, tenant: str, name: str) -> Session:
         """Stop a running session."""
         async with self._lock(tenant, name):
-            await self.get(tenant, name)
+            session = await self.get(tenant, name)
             if (tenant, name) not in self._running:
-                raise SessionNotRunning(f"session {name!r} is not running")
+                if self.placement is None or session.desired != "running":
+                    raise SessionNotRunning(f"session {name!r} is not running")
+                await self._write(tenant, name, {"desired": "stopped"})
+                self.placement()  # its owner stops it at its next look
+                return await self.get(tenant, name)
             await self._halt((tenant, name))
             await self._write(tenant, name, {"desired": "stopped"})
             await self.record_status(tenant, name, SessionStatus.STOPPED)
@@ -357,7 +417,7 @@ class SessionManager:
         self.engines.require_available(session.engine)
         await self._halt((session.tenant, session.name))
         session = await self._write(session.tenant, session.name, {"desired": "running"})
-        self._launch(session)
+        self._place(session)
         return session
 
     def _lock(self, tenant: str, name: str) -> asyncio.Lock:
@@ -411,6 +471,14 @@ class SessionManager:
             running.sender.wake()
         elif (tenant, name) in self._creating:
             self._creating[(tenant, name)] = True
+        elif self.signal_queued is not None:  # cluster mode: it may run on another node
+            self.signal_queued(tenant, name)
+
+    def wake_here(self, tenant: str, name: str) -> None:
+        """Wake the sender of a session if it runs here (a signal from another node)."""
+        running = self._running.get((tenant, name))
+        if running is not None:
+            running.sender.wake()
 
     def runner(self, tenant: str, name: str) -> SessionRunner | None:
         """The runner of a session on this node (for tests and diagnostics)."""

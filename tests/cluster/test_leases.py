@@ -1,0 +1,176 @@
+"""Cluster mode: each session runs on exactly one node (the one holding its lease), sessions are
+spread across the nodes, a dead node's sessions are taken over within the lease TTL, a paused
+node stops what it lost, and a node that stops hands its sessions over at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    AUTH,
+    REDIS_URL,
+    RunningServer,
+    make_settings,
+    postgres_reason,
+    postgres_schema,
+    redis_reason,
+    require_service,
+    serve,
+)
+from zapgate.services import Services, build_services
+from zapgate.tasks import cancel_and_wait
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+TTL = 3.0
+SESSIONS = 6
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[list[RunningServer]]:
+    """Three nodes of one cluster (PostgreSQL and Redis), each its own engine and services."""
+    require_service(await postgres_reason())
+    require_service(await redis_reason())
+    async with postgres_schema() as engine_for:
+
+        def node(name: str) -> Services:
+            settings = make_settings(
+                tmp_path / name,
+                database_url="postgresql+asyncpg://unused/x",
+                redis_url=REDIS_URL,
+                node_name=name,
+                lease_ttl_seconds=TTL,
+            )
+            return build_services(settings, engine_for())
+
+        async with serve(node("a")) as a, serve(node("b")) as b, serve(node("c")) as c:
+            yield [a, b, c]
+
+
+def placement(nodes: list[RunningServer]) -> dict[str, list[tuple[str, str]]]:
+    return {
+        node.services.settings.node_name: sorted(node.services.sessions.running_keys())
+        for node in nodes
+    }
+
+
+async def until(check: Callable[[], bool], seconds: float) -> float:
+    """How long until ``check`` holds, looking every 50 ms (the nodes run meanwhile)."""
+    start = time.monotonic()
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def each_once(nodes: list[RunningServer], count: int) -> bool:
+    keys = [key for node in nodes for key in node.services.sessions.running_keys()]
+    return len(keys) == count and len(set(keys)) == count
+
+
+async def test_sessions_are_spread_and_taken_over_when_a_node_dies(
+    cluster: list[RunningServer],
+) -> None:
+    a, b, c = cluster
+    async with httpx.AsyncClient(base_url=b.url, headers=AUTH, timeout=10) as api:
+        for n in range(SESSIONS):
+            made = await api.post("/api/v1/sessions", json={"name": f"s{n}"})
+            assert made.status_code == 201, made.text
+        total = SESSIONS + 1  # and the default session
+        await until(lambda: each_once(cluster, total), seconds=TTL * 4)
+        await until(lambda: all(len(k) >= 2 for k in placement(cluster).values()), TTL * 4)
+        shown = (await api.get("/api/v1/sessions/s0")).json()["node"]
+        assert shown in placement(cluster), "a session names the node that runs it"
+        assert ("default", "s0") in placement(cluster)[shown]
+        # node A dies: no more heartbeats or lease renewals, and its engines are gone
+        lost = set(a.services.sessions.running_keys())
+        assert lost
+        await cancel_and_wait(a.services.nodes._task)
+        assert a.services.leases is not None
+        await cancel_and_wait(a.services.leases._task)
+        for key in lost:
+            await a.services.sessions.halt_here(key, None)
+        took = await until(lambda: each_once([b, c], total), seconds=TTL * 4)
+        assert took <= TTL * 2, f"taken over after {took:.1f} s (TTL {TTL} s)"
+        for _tenant, name in lost:
+            status = (await api.get(f"/api/v1/sessions/{name}")).json()
+            assert status["node"] in ("b", "c")
+
+
+async def test_a_paused_node_stops_what_it_lost_and_a_stopping_node_hands_over(
+    cluster: list[RunningServer],
+) -> None:
+    total = 1
+    await until(lambda: each_once(cluster, total), seconds=TTL * 4)
+    owner = next(node for node in cluster if node.services.sessions.running_keys())
+    others = [node for node in cluster if node is not owner]
+    keeper = owner.services.leases
+    assert keeper is not None
+    # paused past its lease: it beats and renews nothing, its engine (in-process) keeps going
+    await cancel_and_wait(owner.services.nodes._task, keeper._task)
+    await until(lambda: any(n.services.sessions.running_keys() for n in others), TTL * 4)
+    await keeper.tick()  # it comes back: the lease is another node's now
+    assert owner.services.sessions.running_keys() == set(), "it stopped what it lost"
+    assert each_once(cluster, total)
+    # a graceful stop hands the session over without waiting for the TTL
+    new_owner = next(node for node in others if node.services.sessions.running_keys())
+    assert new_owner.services.leases is not None
+    await new_owner.services.leases.stop()
+    third = next(node for node in others if node is not new_owner)
+    took = await until(lambda: bool(third.services.sessions.running_keys()), TTL * 2)
+    assert took < TTL, f"handed over after {took:.1f} s"
+
+
+async def test_sends_through_any_node_are_sent_once_by_the_owner(
+    cluster: list[RunningServer],
+) -> None:
+    """A message queued on a node that does not run its session wakes the owner through Redis;
+    each is sent exactly once (the simulator counts its engine's sends)."""
+    total = SESSIONS + 1
+    async with httpx.AsyncClient(base_url=cluster[0].url, headers=AUTH, timeout=10) as api:
+        for n in range(SESSIONS):
+            assert (await api.post("/api/v1/sessions", json={"name": f"s{n}"})).status_code == 201
+    await until(lambda: each_once(cluster, total), seconds=TTL * 4)
+    await until(
+        lambda: all(
+            node.services.sessions.runner(*key) is not None
+            and node.services.sessions.runner(*key).status.value == "WORKING"  # type: ignore[union-attr]
+            for node in cluster
+            for key in node.services.sessions.running_keys()
+        ),
+        seconds=TTL * 4,
+    )
+    ids: dict[str, list[str]] = {}
+    for node in cluster:
+        async with httpx.AsyncClient(base_url=node.url, headers=AUTH, timeout=10) as api:
+            for n in range(SESSIONS):
+                sent = await api.post(
+                    f"/api/v1/sessions/s{n}/messages", json={"to": "5511999999999", "text": "x"}
+                )
+                assert sent.status_code == 202, sent.text
+                ids.setdefault(f"s{n}", []).append(sent.json()["id"])
+    async with httpx.AsyncClient(base_url=cluster[0].url, headers=AUTH, timeout=10) as api:
+
+        async def statuses() -> list[str]:
+            return [
+                (await api.get(f"/api/v1/messages/{i}")).json()["status"]
+                for sent in ids.values()
+                for i in sent
+            ]
+
+        async with asyncio.timeout(TTL * 4):
+            while "queued" in await statuses():
+                await asyncio.sleep(0.05)
+    sends = {}
+    for node in cluster:
+        for key in node.services.sessions.running_keys():
+            runner = node.services.sessions.runner(*key)
+            assert runner is not None
+            sends[key[1]] = getattr(runner.engine, "sends", None)
+    assert {name: sends[name] for name in ids} == dict.fromkeys(ids, len(cluster))
+    assert sum(n.services.leases.signals_received for n in cluster if n.services.leases) > 0

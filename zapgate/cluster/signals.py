@@ -1,0 +1,83 @@
+"""Cluster mode: wake-ups between nodes through Redis pub/sub.
+
+A message queued on one node for a session another node runs must wake that node's sender. The
+signal carries only which session; the outbox is in the database, so a lost signal loses no
+message: the lease keeper also wakes, at each look, the senders of the sessions it holds that
+have queued messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from zapgate.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "zapgate:wake"
+RETRY_SECONDS = 1.0
+SEPARATOR = "\x00"  # never in a tenant id or a session name
+
+Wake = Callable[[str, str], None]
+
+
+class WakeSignals:
+    """Publishes and receives "a message was queued for this session" between nodes."""
+
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self._client = aioredis.from_url(url, socket_connect_timeout=5)
+        self._channel = channel
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self.received = 0
+
+    async def start(self, wake: Wake) -> None:
+        """Call ``wake(tenant, session)`` for every signal from now on (subscribed before it
+        returns, so nothing published after is missed while Redis stays up)."""
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._channel)
+        self._task = asyncio.create_task(self._listen(pubsub, wake), name="zapgate-wake-signals")
+
+    async def stop(self) -> None:
+        """Stop listening; signals not yet sent are dropped (the keeper's looks cover them)."""
+        await cancel_and_wait(self._task, *self._sending)
+        self._task = None
+        await self._client.aclose()
+
+    def publish(self, tenant: str, session: str) -> None:
+        """Tell every node that ``session`` has a queued message (in the background)."""
+        task = asyncio.create_task(self._publish(f"{tenant}{SEPARATOR}{session}"))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish(self, data: str) -> None:
+        try:
+            await self._client.publish(self._channel, data)
+        except (RedisError, OSError) as error:
+            log.warning("could not signal a queued message through Redis: %s", error)
+
+    async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake) -> None:
+        while True:
+            try:
+                async for message in pubsub.listen():
+                    raw = message.get("data")
+                    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    tenant, _, session = text.partition(SEPARATOR)
+                    if tenant and session:
+                        self.received += 1
+                        wake(tenant, session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis went away: subscribe again when it is back
+                log.warning("Redis wake-ups interrupted (%s); retrying", type(error).__name__)
+                await asyncio.sleep(RETRY_SECONDS)
+                try:
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                    await pubsub.subscribe(self._channel)
+                except (RedisError, OSError):
+                    continue

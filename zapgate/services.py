@@ -203,6 +203,7 @@ def build_services(
         )
         sessions.placement = leases.wake
         sessions.signal_queued = signals.publish
+        sessions.holds = leases.holds
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,

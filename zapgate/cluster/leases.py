@@ -38,7 +38,7 @@ class Runs(Protocol):
 
     def running_keys(self) -> set[Key]: ...
 
-    async def run_owned(self, key: Key) -> None: ...
+    async def run_owned(self, key: Key) -> bool: ...
 
     async def halt_here(self, key: Key, reason: str | None) -> None: ...
 
@@ -65,9 +65,22 @@ class LeaseKeeper:
         self._ttl_ms = int(ttl_seconds * 1000)
         self.tokens: dict[Key, int] = {}
         """The leases held, with their fencing tokens."""
+        self._sure_until: dict[Key, int] = {}
+        """Until when (this node's clock, ms) each lease held is surely still this node's: a
+        third of the TTL before it would expire, so a node paused past it stops sending at once
+        when it wakes, before its next look finds the lease lost."""
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+
+    def holds(self, key: Key) -> bool:
+        """Whether this node surely still holds ``key``'s lease now."""
+        return now_ms() < self._sure_until.get(key, 0)
+
+    def _held(self, tokens: dict[Key, int], until: int) -> None:
+        self.tokens = tokens
+        sure = until - self._ttl_ms // 3
+        self._sure_until = dict.fromkeys(tokens, sure)
 
     @property
     def signals_received(self) -> int:
@@ -90,67 +103,86 @@ class LeaseKeeper:
         self._woken.set()
 
     async def stop(self) -> None:
-        """Stop the sessions held here and give their leases up."""
+        """Stop the sessions held here, all at once, and give their leases up (never raises:
+        a database that is away lets the leases expire instead)."""
         await cancel_and_wait(self._task)
         self._task = None
         if self._signals is not None:
             await self._signals.stop()
         async with self._lock:
             held = list(self.tokens)
-            for key in held:
-                await self._runs.halt_here(key, None)
-            await self._write(
-                lambda unit: repository.all_tenants_release(unit.connection, self.owner, held)
-            )
-            self.tokens.clear()
+            await self._halt(held, None)
+            try:
+                await self._release(held)
+            except Exception:
+                log.warning("could not give the leases up; they expire after the TTL")
+            self._held({}, 0)
 
     async def tick(self) -> None:
         """One look: renew, stop what was lost or is unwanted, take or give up a share."""
         async with self._lock:
+            if self._registry.replaced:  # another process took this node's name: it runs them
+                await self._halt(list(self.tokens), None)
+                self._held({}, 0)
+                return
             now = now_ms()
             until = now + self._ttl_ms
             held = await self._write(
                 lambda unit: repository.all_tenants_renew(unit.connection, self.owner, now, until)
             )
-            for key in set(self.tokens) - set(held):
+            lost = [key for key in self.tokens if key not in held]
+            for key in lost:
                 log.warning("lost the lease of %s/%s: another node runs it now", *key)
-                await self._runs.halt_here(key, None)
-            self.tokens = held
+            self._held(held, until)
+            await self._halt(lost, None)
             wanted = await repository.all_tenants_wanted(self._database)
             unwanted = [key for key in self.tokens if key not in wanted]
-            for key in unwanted:
-                await self._runs.halt_here(key, "stopped")
+            await self._halt(unwanted, "stopped")
             await self._release(unwanted)
             nodes = await self._registry.alive()
             live = max(1, len(nodes))
             most, least = math.ceil(len(wanted) / live), len(wanted) // live
-            if len(self.tokens) < most:
-                await self._take(wanted, most - len(self.tokens), now, until)
+            leased, lapsed = await repository.all_tenants_leases(self._database, now_ms())
+            free = sorted(wanted - leased - lapsed)
+            await self._take(free[: max(0, most - len(self.tokens))])
+            # leases that lapsed (a node died): its part of them at once, even above its share,
+            # before the dead node's heartbeat has expired too (rebalanced later)
+            orphans = sorted(wanted & lapsed)
+            await self._take(orphans[: math.ceil(len(orphans) / live)])
             starved = any(n.sessions < least for n in nodes if n.name != self.owner)
             if len(self.tokens) > most or (starved and len(self.tokens) > least):
                 keep = most if len(self.tokens) > most else len(self.tokens) - 1
-                extra = sorted(self.tokens)[keep:]
-                for key in extra:  # one at a time while others starve: no node empties itself
-                    await self._runs.halt_here(key, None)
+                extra = sorted(self.tokens)[keep:]  # one a look while others starve
+                await self._halt(extra, None)
                 await self._release(extra)
             running = self._runs.running_keys()
-            for key in sorted(self.tokens):
-                if key not in running:
-                    await self._runs.run_owned(key)
+            cannot = [key for key in sorted(self.tokens) if key not in running]
+            cannot = [key for key in cannot if not await self._runs.run_owned(key)]
+            await self._release(cannot)  # its engine cannot run here: another node's turn
             queued = await repository.all_tenants_with_queued(self._database, list(self.tokens))
             for key in queued:  # a wake-up from another node may have been lost
                 self._runs.wake_here(*key)
 
-    async def _take(self, wanted: set[Key], room: int, now: int, until: int) -> None:
-        leased = await repository.all_tenants_leased(self._database, now)
-        for key in sorted(wanted - leased)[:room]:
-            token = await self._write(
-                lambda unit, key=key: repository.all_tenants_acquire(  # type: ignore[misc]
+    async def _halt(self, keys: list[Key], reason: str | None) -> None:
+        """Stop these sessions here, all at once (one slow engine does not hold up the rest)."""
+        await asyncio.gather(*(self._runs.halt_here(key, reason) for key in keys))
+
+    async def _take(self, keys: list[Key]) -> None:
+        for key in keys:
+            now = now_ms()  # each lease from now: a long look must not take one already expired
+            until = now + self._ttl_ms
+
+            async def acquire(
+                unit: UnitOfWork, key: Key = key, now: int = now, until: int = until
+            ) -> int | None:
+                return await repository.all_tenants_acquire(
                     unit.connection, key, self.owner, now, until
                 )
-            )
+
+            token = await self._write(acquire)
             if token is not None:
                 self.tokens[key] = token
+                self._sure_until[key] = until - self._ttl_ms // 3
 
     async def _release(self, keys: list[Key]) -> None:
         if not keys:
@@ -160,6 +192,19 @@ class LeaseKeeper:
         )
         for key in keys:
             self.tokens.pop(key, None)
+            self._sure_until.pop(key, None)
+
+    async def _fence(self) -> None:
+        """After a failed look: stop the sessions whose lease this node can no longer be sure
+        of (the database is away; another node may take them once they expire)."""
+        now = now_ms()
+        gone = [key for key, sure in self._sure_until.items() if sure <= now]
+        if gone:
+            log.error("stopping %s sessions whose leases could not be renewed", len(gone))
+            await self._halt(gone, None)
+            for key in gone:
+                self.tokens.pop(key, None)
+                self._sure_until.pop(key, None)
 
     async def _write(self, job: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         return await self._committer.run(job)
@@ -174,6 +219,8 @@ class LeaseKeeper:
                 pass
             self._woken.clear()
             try:
-                await self.tick()
+                async with asyncio.timeout(self._ttl_ms / 1000):
+                    await self.tick()
             except Exception:  # the database is away: look again next time
                 log.exception("could not look after the session leases")
+                await self._fence()

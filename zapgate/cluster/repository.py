@@ -72,13 +72,20 @@ async def all_tenants_wanted(engine: AsyncEngine) -> set[Key]:
         return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
 
 
-async def all_tenants_leased(engine: AsyncEngine, now: int) -> set[Key]:
-    """The sessions some node holds a live lease of."""
-    statement = sa.select(session_leases.c.tenant_id, session_leases.c.session).where(
-        session_leases.c.expires_at >= now
-    )
+async def all_tenants_leases(engine: AsyncEngine, now: int) -> tuple[set[Key], set[Key]]:
+    """The sessions some node holds a live lease of, and those whose lease lapsed (its node
+    stopped renewing it: dead or paused; a lease given up is neither)."""
+    columns = session_leases.c
+    statement = sa.select(columns.tenant_id, columns.session, columns.expires_at)
+    live: set[Key] = set()
+    lapsed: set[Key] = set()
     async with engine.connect() as connection:
-        return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
+        for tenant, name, expires_at in (await connection.execute(statement)).all():
+            if expires_at >= now:
+                live.add((str(tenant), str(name)))
+            elif expires_at > 0:
+                lapsed.add((str(tenant), str(name)))
+    return live, lapsed
 
 
 async def all_tenants_renew(

@@ -9,6 +9,7 @@ have queued messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -30,7 +31,9 @@ class WakeSignals:
     """Publishes and receives "a message was queued for this session" between nodes."""
 
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
-        self._client = aioredis.from_url(url, socket_connect_timeout=5)
+        self._client = aioredis.from_url(
+            url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=10
+        )
         self._channel = channel
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -76,6 +79,8 @@ class WakeSignals:
             except Exception as error:  # Redis went away: subscribe again when it is back
                 log.warning("Redis wake-ups interrupted (%s); retrying", type(error).__name__)
                 await asyncio.sleep(RETRY_SECONDS)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 try:
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     await pubsub.subscribe(self._channel)

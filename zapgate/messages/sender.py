@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,9 @@ from zapgate.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 OUTBOX_PAGE = 100
 NOT_READY_PAUSE_SECONDS = 0.05
+FENCED_PAUSE_SECONDS = 0.1
+"""How long a sender whose node may have lost the session's lease waits before it looks again
+(meanwhile the lease is renewed, or the session is stopped here)."""
 
 
 class SendPort(Protocol):
@@ -59,7 +62,11 @@ class Sender:
         session: str,
         retry: RetryPolicy,
         pacer: Pacer | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
+        self._fence = fence
+        """Cluster mode: whether this node surely still holds the session's lease (a node that
+        was paused past it must not send what another node now sends)."""
         self._messages = messages
         self._pacer = pacer
         self._port = port
@@ -132,6 +139,9 @@ class Sender:
             await self._port.ready.wait()
             if self._pacer is not None:
                 await self._pacer.wait_turn(outbound.to)
+            if self._fence is not None and not self._fence():
+                await asyncio.sleep(FENCED_PAUSE_SECONDS)
+                continue
             try:
                 receipt = await self._port.send(outbound)
             except EngineNotReady:

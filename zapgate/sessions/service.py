@@ -7,6 +7,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -105,11 +106,14 @@ class SessionManager:
         self._tenant_work: set[asyncio.Task[None]] = set()
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._reconciling: set[str] = set()
+        """Tenants with a reconciliation waiting to begin."""
         self.placement: Callable[[], None] | None = None
+        """Cluster mode: wakes the lease keeper, which decides where sessions run (None: here)."""
         self.signal_queued: Callable[[str, str], None] | None = None
         """Cluster mode: tells the other nodes a message was queued for a session not here."""
-        """Cluster mode: wakes the lease keeper, which decides where sessions run (None: here)."""
-        """Tenants with a reconciliation waiting to begin."""
+        self.holds: Callable[[Key], bool] | None = None
+        """Cluster mode: whether this node surely still holds a session's lease (its sender
+        sends nothing otherwise)."""
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
@@ -153,17 +157,24 @@ class SessionManager:
         """The sessions running on this node."""
         return set(self._running)
 
-    async def run_owned(self, key: Key) -> None:
-        """Start a session whose lease this node took, if it still wants to run."""
+    async def run_owned(self, key: Key) -> bool:
+        """Start a session whose lease this node took, if it still wants to run (and its tenant
+        is active); False when this node cannot run its engine."""
         async with self._lock(*key):
             if key in self._running:
-                return
+                return True
             session = await repository.get(self._database, *key)
-            if session is not None and session.desired == "running":
-                try:
-                    self._launch(session)
-                except Exception:
-                    log.exception("could not start session %s/%s", *key)
+            async with self._database.connect() as connection:
+                status = await tenant_store.status_of(connection, key[0])
+            if session is None or session.desired != "running" or status != "active":
+                return True  # no longer wanted: the keeper gives it up at its next look
+            if self.engines.spec(session.engine).unavailable() is not None:
+                return False  # this node cannot run its engine: another node should
+            try:
+                self._launch(session)
+            except Exception:
+                log.exception("could not start session %s/%s", *key)
+            return True
 
     async def halt_here(self, key: Key, reason: str | None) -> None:
         """Stop a session running here whose lease is lost or given up; ``reason``: record it
@@ -544,8 +555,15 @@ class SessionManager:
             self._starts,
         )
         pacer = Pacer(self._settings.pacing, self._clock)
+        fence = None if self.holds is None else partial(self.holds, key)
         sender = Sender(
-            self.messages, runner, session.tenant, session.name, self._settings.retry, pacer
+            self.messages,
+            runner,
+            session.tenant,
+            session.name,
+            self._settings.retry,
+            pacer,
+            fence,
         )
         self._running[key] = _Running(runner, sender)
         sender.start(check=outbox)

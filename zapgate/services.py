@@ -201,7 +201,7 @@ def build_services(
         leases = LeaseKeeper(
             database, committer, nodes, sessions, settings.lease_ttl_seconds, signals
         )
-        sessions.placement = leases.wake
+        sessions.placement = leases.wake_all
         sessions.signal_queued = signals.publish
         sessions.holds = leases.holds
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -32,8 +33,8 @@ TTL = 3.0
 SESSIONS = 6
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[list[RunningServer]]:
+@asynccontextmanager
+async def nodes(tmp_path: Path, ttl: float) -> AsyncIterator[list[RunningServer]]:
     """Three nodes of one cluster (PostgreSQL and Redis), each its own engine and services."""
     require_service(await postgres_reason())
     require_service(await redis_reason())
@@ -45,12 +46,18 @@ async def cluster(tmp_path: Path) -> AsyncIterator[list[RunningServer]]:
                 database_url="postgresql+asyncpg://unused/x",
                 redis_url=REDIS_URL,
                 node_name=name,
-                lease_ttl_seconds=TTL,
+                lease_ttl_seconds=ttl,
             )
             return build_services(settings, engine_for())
 
         async with serve(node("a")) as a, serve(node("b")) as b, serve(node("c")) as c:
             yield [a, b, c]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[list[RunningServer]]:
+    async with nodes(tmp_path, TTL) as running:
+        yield running
 
 
 def placement(nodes: list[RunningServer]) -> dict[str, list[tuple[str, str]]]:
@@ -194,3 +201,34 @@ async def test_sends_through_any_node_are_sent_once_by_the_owner(
             sends[key[1]] = getattr(runner.engine, "sends", None)
     assert {name: sends[name] for name in ids} == dict.fromkeys(ids, len(cluster))
     assert sum(n.services.leases.signals_received for n in cluster if n.services.leases) > 0
+
+
+async def test_lifecycle_calls_through_any_node_act_at_once(tmp_path: Path) -> None:
+    """Created, stopped and started through nodes that do not run the session: every node looks
+    at once (a Redis signal), long before its next look (a third of a 30 s TTL)."""
+    async with nodes(tmp_path, 30.0) as cluster:
+        first = cluster[0]
+        async with httpx.AsyncClient(base_url=first.url, headers=AUTH, timeout=10) as api:
+            assert (await api.post("/api/v1/sessions", json={"name": "shop"})).status_code == 201
+        key = ("default", "shop")
+
+        def runs_on() -> list[RunningServer]:
+            return [n for n in cluster if key in n.services.sessions.running_keys()]
+
+        await until(lambda: len(runs_on()) == 1, seconds=5)
+        (owner,) = runs_on()
+        elsewhere = next(n for n in cluster if n is not owner)
+        async with httpx.AsyncClient(base_url=elsewhere.url, headers=AUTH, timeout=10) as api:
+            stopped = await api.post("/api/v1/sessions/shop/stop")
+            assert stopped.status_code == 200, stopped.text
+
+            async def shown() -> tuple[str, str | None]:
+                session = (await api.get("/api/v1/sessions/shop")).json()
+                return session["status"], session["node"]
+
+            async with asyncio.timeout(5):  # stopped by its owner, its lease given up
+                while await shown() != ("STOPPED", None):
+                    await asyncio.sleep(0.05)
+            assert runs_on() == []
+            assert (await api.post("/api/v1/sessions/shop/start")).status_code == 200
+            await until(lambda: len(runs_on()) == 1, seconds=5)

@@ -94,13 +94,20 @@ class LeaseKeeper:
     async def start(self) -> None:
         """Listen to other nodes' wake-ups, take this node's share now, then keep looking."""
         if self._signals is not None:
-            await self._signals.start(self._runs.wake_here)
+            await self._signals.start(self._runs.wake_here, self.wake)
         await self.tick()
         self._task = asyncio.create_task(self._loop(), name="zapgate-leases")
 
     def wake(self) -> None:
-        """Look now (a session was created, started or stopped here)."""
+        """Look now."""
         self._woken.set()
+
+    def wake_all(self) -> None:
+        """Look now, here and on every other node (a session was created, started or stopped
+        through this node: its owner, or the node that should take it, acts at once)."""
+        self._woken.set()
+        if self._signals is not None:
+            self._signals.publish_look()
 
     async def stop(self) -> None:
         """Stop the sessions held here, all at once, and give their leases up (never raises:

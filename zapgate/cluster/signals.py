@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 CHANNEL = "zapgate:wake"
 RETRY_SECONDS = 1.0
 SEPARATOR = "\x00"  # never in a tenant id or a session name
+LOOK = "look"
+"""The signal that asks every node's lease keeper to look now (a session was created, started
+or stopped through some node)."""
 
 Wake = Callable[[str, str], None]
+Look = Callable[[], None]
 
 
 class WakeSignals:
@@ -39,12 +43,15 @@ class WakeSignals:
         self._sending: set[asyncio.Task[None]] = set()
         self.received = 0
 
-    async def start(self, wake: Wake) -> None:
-        """Call ``wake(tenant, session)`` for every signal from now on (subscribed before it
-        returns, so nothing published after is missed while Redis stays up)."""
+    async def start(self, wake: Wake, look: Look) -> None:
+        """Call ``wake(tenant, session)`` for every queued-message signal, and ``look()`` for
+        every look signal, from now on (subscribed before it returns, so nothing published
+        after is missed while Redis stays up)."""
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self._channel)
-        self._task = asyncio.create_task(self._listen(pubsub, wake), name="zapgate-wake-signals")
+        self._task = asyncio.create_task(
+            self._listen(pubsub, wake, look), name="zapgate-wake-signals"
+        )
 
     async def stop(self) -> None:
         """Stop listening; signals not yet sent are dropped (the keeper's looks cover them)."""
@@ -54,7 +61,14 @@ class WakeSignals:
 
     def publish(self, tenant: str, session: str) -> None:
         """Tell every node that ``session`` has a queued message (in the background)."""
-        task = asyncio.create_task(self._publish(f"{tenant}{SEPARATOR}{session}"))
+        self._send(f"{tenant}{SEPARATOR}{session}")
+
+    def publish_look(self) -> None:
+        """Ask every node's lease keeper to look now (in the background)."""
+        self._send(LOOK)
+
+    def _send(self, data: str) -> None:
+        task = asyncio.create_task(self._publish(data))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
@@ -64,12 +78,15 @@ class WakeSignals:
         except (RedisError, OSError) as error:
             log.warning("could not signal a queued message through Redis: %s", error)
 
-    async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake) -> None:
+    async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake, look: Look) -> None:
         while True:
             try:
                 async for message in pubsub.listen():
                     raw = message.get("data")
                     text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if text == LOOK:
+                        look()
+                        continue
                     tenant, _, session = text.partition(SEPARATOR)
                     if tenant and session:
                         self.received += 1

@@ -232,3 +232,45 @@ async def test_lifecycle_calls_through_any_node_act_at_once(tmp_path: Path) -> N
             assert runs_on() == []
             assert (await api.post("/api/v1/sessions/shop/start")).status_code == 200
             await until(lambda: len(runs_on()) == 1, seconds=5)
+
+
+async def test_a_handover_lets_the_send_in_flight_end_first(
+    cluster: list[RunningServer],
+) -> None:
+    """A node that stops hands its sessions over, but first lets a send in flight end, so the
+    next owner does not send the same message again."""
+    slow = {"send_latency": {"kind": "fixed", "seconds": 0.5}}
+    async with httpx.AsyncClient(base_url=cluster[0].url, headers=AUTH, timeout=10) as api:
+        made = await api.post("/api/v1/sessions", json={"name": "slow", "config": slow})
+        assert made.status_code == 201, made.text
+        key = ("default", "slow")
+
+        def owner() -> RunningServer | None:
+            found = [n for n in cluster if key in n.services.sessions.running_keys()]
+            return found[0] if found else None
+
+        async def working() -> bool:
+            session = (await api.get("/api/v1/sessions/slow")).json()
+            return bool(session["status"] == "WORKING")
+
+        async with asyncio.timeout(TTL * 4):
+            while owner() is None or not await working():
+                await asyncio.sleep(0.05)
+        first = owner()
+        assert first is not None
+        assert first.services.leases is not None
+        sent = await api.post(
+            "/api/v1/sessions/slow/messages", json={"to": "5511999999999", "text": "once"}
+        )
+        engine = first.services.sessions.runner(*key).engine  # type: ignore[union-attr]
+        await until(lambda: getattr(engine, "sending", 0) == 1, seconds=5)  # in flight now
+        await first.services.leases.stop()
+        message = (await api.get(f"/api/v1/messages/{sent.json()['id']}")).json()
+        assert message["status"] != "queued", "the send in flight ended before the handover"
+        assert getattr(engine, "sends", None) == 1
+        await until(lambda: owner() not in (None, first), seconds=TTL * 4)
+        second = owner()
+        assert second is not None
+        # an absence cannot be awaited: give a wrong second send a look (1 s) and its latency
+        await asyncio.sleep(TTL / 3 + 0.5)
+        assert getattr(second.services.sessions.runner(*key).engine, "sends", None) == 0  # type: ignore[union-attr]

@@ -40,7 +40,7 @@ class Runs(Protocol):
 
     async def run_owned(self, key: Key) -> bool: ...
 
-    async def halt_here(self, key: Key, reason: str | None) -> None: ...
+    async def halt_here(self, key: Key, reason: str | None, handover: bool = False) -> None: ...
 
     def wake_here(self, tenant: str, name: str) -> None: ...
 
@@ -118,7 +118,7 @@ class LeaseKeeper:
             await self._signals.stop()
         async with self._lock:
             held = list(self.tokens)
-            await self._halt(held, None)
+            await self._halt(held, None, handover=True)
             try:
                 await self._release(held)
             except Exception:
@@ -144,7 +144,7 @@ class LeaseKeeper:
             await self._halt(lost, None)
             wanted = await repository.all_tenants_wanted(self._database)
             unwanted = [key for key in self.tokens if key not in wanted]
-            await self._halt(unwanted, "stopped")
+            await self._halt(unwanted, "stopped", handover=True)
             await self._release(unwanted)
             nodes = await self._registry.alive()
             live = max(1, len(nodes))
@@ -160,7 +160,7 @@ class LeaseKeeper:
             if len(self.tokens) > most or (starved and len(self.tokens) > least):
                 keep = most if len(self.tokens) > most else len(self.tokens) - 1
                 extra = sorted(self.tokens)[keep:]  # one a look while others starve
-                await self._halt(extra, None)
+                await self._halt(extra, None, handover=True)
                 await self._release(extra)
             running = self._runs.running_keys()
             cannot = [key for key in sorted(self.tokens) if key not in running]
@@ -170,9 +170,10 @@ class LeaseKeeper:
             for key in queued:  # a wake-up from another node may have been lost
                 self._runs.wake_here(*key)
 
-    async def _halt(self, keys: list[Key], reason: str | None) -> None:
-        """Stop these sessions here, all at once (one slow engine does not hold up the rest)."""
-        await asyncio.gather(*(self._runs.halt_here(key, reason) for key in keys))
+    async def _halt(self, keys: list[Key], reason: str | None, handover: bool = False) -> None:
+        """Stop these sessions here, all at once (one slow engine does not hold up the rest);
+        on a ``handover`` (the leases are still this node's) their sends in flight end first."""
+        await asyncio.gather(*(self._runs.halt_here(key, reason, handover) for key in keys))
 
     async def _take(self, keys: list[Key]) -> None:
         for key in keys:

@@ -94,6 +94,8 @@ class SimulatorEngine:
         self._session_name = ""
         self._recent_sends: deque[OutboundMessage] | None = None
         self.sends = 0
+        self.sending = 0
+        """Sends in flight now (in their ``send_latency``)."""
         """Sends this engine performed (what a phone would count): a message sent twice, by
         two nodes or after a retry, shows here."""
         self._status = SessionStatus.STOPPED
@@ -165,7 +167,11 @@ class SimulatorEngine:
         run, config = self._run, self._config
         delay = config.send_latency.sample(self._rng)
         if delay > 0:
-            await self._clock.sleep(delay)
+            self.sending += 1
+            try:
+                await self._clock.sleep(delay)
+            finally:
+                self.sending -= 1
             self._still_sending(run)
         if config.send_failure_rate > 0 and self._rng.random() < config.send_failure_rate:
             if config.failure_kind == "permanent":

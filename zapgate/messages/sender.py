@@ -84,10 +84,14 @@ class Sender:
         if check or self._woken:
             self._spawn()
 
-    async def stop(self) -> None:
-        """Stop after abandoning the current attempt (it stays queued)."""
+    async def stop(self, finish_seconds: float = 0.0) -> None:
+        """Stop after abandoning the current attempt (it stays queued); with ``finish_seconds``,
+        the send in flight may end first, and nothing after it starts (a planned handover to
+        another node must not leave a delivered message queued, for it to be sent again)."""
         self._stopped = True
         task, self._task = self._task, None
+        if task is not None and finish_seconds > 0:
+            await asyncio.wait([task], timeout=finish_seconds)
         await cancel_and_wait(task)
 
     def wake(self) -> None:
@@ -113,8 +117,9 @@ class Sender:
                 log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
                 await asyncio.sleep(self._retry.base_seconds)
                 continue
-            if not page and not self._woken:
-                self._task = None  # idle: the next wake starts a new task
+            if self._stopped or (not page and not self._woken):
+                if not self._stopped:
+                    self._task = None  # idle: the next wake starts a new task
                 return
 
     async def _deliver_page(self, page: list[Message]) -> None:
@@ -124,6 +129,8 @@ class Sender:
         records: list[asyncio.Task[Message | None]] = []
         try:
             for message in page:
+                if self._stopped:  # stopping: the rest stays queued for the next owner
+                    break
                 record = await self._deliver(message)
                 if record is not None:
                     records.append(asyncio.create_task(record))
@@ -136,6 +143,8 @@ class Sender:
             message.id, number_of(message.recipient), message.kind, message.text
         )
         while True:
+            if self._stopped:
+                return None
             await self._port.ready.wait()
             if self._pacer is not None:
                 await self._pacer.wait_turn(outbound.to)

@@ -51,6 +51,9 @@ from zapgate.tenants import repository as tenant_store
 from zapgate.validation import scrub, scrub_text
 
 log = logging.getLogger(__name__)
+HANDOVER_FINISH_SECONDS = 5.0
+"""How long a session handed over to another node (its lease still this node's) may take to end
+the send in flight."""
 TENANT_SUSPENDED = "the tenant is suspended"
 """The reason a suspended tenant's sessions show."""
 Key = tuple[str, str]
@@ -176,13 +179,14 @@ class SessionManager:
                 log.exception("could not start session %s/%s", *key)
             return True
 
-    async def halt_here(self, key: Key, reason: str | None) -> None:
+    async def halt_here(self, key: Key, reason: str | None, handover: bool = False) -> None:
         """Stop a session running here whose lease is lost or given up; ``reason``: record it
-        as stopped (it no longer wants to run), else leave its status to its next owner."""
+        as stopped (it no longer wants to run), else leave its status to its next owner. On a
+        ``handover`` (the lease is still this node's) the send in flight ends first."""
         async with self._lock(*key):
             if key not in self._running:
                 return
-            await self._halt(key)
+            await self._halt(key, handover=handover)
             if reason is not None:
                 await self.record_status(*key, SessionStatus.STOPPED)
 
@@ -569,11 +573,11 @@ class SessionManager:
         sender.start(check=outbox)
         runner.start()
 
-    async def _halt(self, key: Key, logout: bool = False) -> None:
+    async def _halt(self, key: Key, logout: bool = False, handover: bool = False) -> None:
         running = self._running.pop(key, None)
         if running is None:
             return
-        await running.sender.stop()
+        await running.sender.stop(HANDOVER_FINISH_SECONDS if handover else 0.0)
         await running.runner.stop(logout=logout)
 
     async def _simulator(self, tenant: str, name: str) -> Any:

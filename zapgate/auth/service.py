@@ -27,6 +27,7 @@ from zapgate.errors import (
     Unauthorized,
 )
 from zapgate.tenants import repository as tenant_store
+from zapgate.tenants.model import TenantStatus
 
 CACHE_MAX = 10_000
 CONFIGURED = "ZAPGATE_API_KEY"
@@ -35,7 +36,6 @@ GENERATED = "admin (generated at first start)"
 REVOKED_MARGIN_SECONDS = 60.0
 OPERATOR_SCOPES = frozenset({Scope.ADMIN, Scope.OPERATOR})
 """The operator's key: admin of its own tenant, and manager of every tenant."""
-ACTIVE = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class Authenticator:
         async with self._engine.connect() as connection:
             statuses = {t: await tenant_store.status_of(connection, t) for t in sorted(tenants)}
         for tenant, status in statuses.items():
-            refused = status != ACTIVE
+            refused = status != TenantStatus.ACTIVE
             if refused == (tenant in self.suspended):
                 continue
             reason = Reason.SUSPENDED if refused else Reason.RESUMED
@@ -207,7 +207,9 @@ class Authenticator:
             raise Unauthorized("the API key has expired")
         sessions = row["sessions"]
         tenant, key_id = row["tenant_id"], row["id"]
-        if row["tenant_status"] != ACTIVE:  # not cached: the signals say when it is back
+        if (
+            row["tenant_status"] != TenantStatus.ACTIVE
+        ):  # not cached: the signals say when it is back
             raise TenantSuspended(f"tenant {tenant!r} is suspended or being deleted")
 
         async def touch(unit: UnitOfWork) -> None:
@@ -230,7 +232,7 @@ class Authenticator:
             status = await tenant_store.status_of(connection, claims.tenant)
         if status is None:
             raise Unauthorized(f"the token's tenant {claims.tenant!r} does not exist")
-        if status != ACTIVE:
+        if status != TenantStatus.ACTIVE:
             raise TenantSuspended(f"tenant {claims.tenant!r} is suspended or being deleted")
         return Principal(
             claims.tenant,

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.db.tables import messages, nodes, session_leases, sessions, tenants
+from zapgate.db.tables import messages, nodes, session_leases, sessions
+from zapgate.tenants import repository as tenant_store
 
 
 async def all_tenants_register(
@@ -64,9 +65,8 @@ Key = tuple[str, str]
 
 async def all_tenants_wanted(engine: AsyncEngine) -> set[Key]:
     """Every session that should run: it wants to, and its tenant is active."""
-    active = sa.select(tenants.c.id).where(tenants.c.status == "active")
     statement = sa.select(sessions.c.tenant_id, sessions.c.name).where(
-        sessions.c.desired == "running", sessions.c.tenant_id.in_(active.scalar_subquery())
+        sessions.c.desired == "running", sessions.c.tenant_id.in_(tenant_store.all_tenants_active())
     )
     async with engine.connect() as connection:
         return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}

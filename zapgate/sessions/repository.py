@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import now_ms
-from zapgate.db.tables import messages, sessions, tenants
+from zapgate.db.tables import messages, sessions
 from zapgate.engines.base import SessionStatus
 from zapgate.messages.model import MessageStatus
 from zapgate.sessions.model import NewSession, Session
+from zapgate.tenants import repository as tenant_store
 
 Key = tuple[str, str]
 Change = tuple[str, str, dict[str, Any]]
@@ -107,9 +108,8 @@ async def all_tenants_to_boot(engine: AsyncEngine) -> list[tuple[Session, bool]]
         messages.c.session == sessions.c.name,
         messages.c.status == MessageStatus.QUEUED.value,
     )
-    active = sa.select(tenants.c.id).where(tenants.c.status == "active")
     statement = sa.select(sessions, outbox.label("queued")).where(
-        sessions.c.desired == "running", sessions.c.tenant_id.in_(active.scalar_subquery())
+        sessions.c.desired == "running", sessions.c.tenant_id.in_(tenant_store.all_tenants_active())
     )
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()

@@ -48,6 +48,7 @@ from zapgate.sessions.runner import SessionRunner, SupervisionPolicy
 from zapgate.sessions.writer import SessionWriter
 from zapgate.tasks import cancel_and_wait
 from zapgate.tenants import repository as tenant_store
+from zapgate.tenants.model import TenantStatus
 from zapgate.validation import scrub, scrub_text
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class SessionManager:
             session = await repository.get(self._database, *key)
             async with self._database.connect() as connection:
                 status = await tenant_store.status_of(connection, key[0])
-            if session is None or session.desired != "running" or status != "active":
+            if session is None or session.desired != "running" or status != TenantStatus.ACTIVE:
                 return True  # no longer wanted: the keeper gives it up at its next look
             if self.engines.spec(session.engine).unavailable() is not None:
                 return False  # this node cannot run its engine: another node should
@@ -201,7 +202,7 @@ class SessionManager:
             self._reconciling.discard(tenant)  # a change from now on needs one more pass
             async with self._database.connect() as connection:
                 status = await tenant_store.status_of(connection, tenant)
-            if status == "active":
+            if status == TenantStatus.ACTIVE:
                 await self._launch_wanted(tenant)
                 return
             for key in [key for key in self._running if key[0] == tenant]:
@@ -209,7 +210,7 @@ class SessionManager:
                     if key in self._running:
                         await self._halt(key)
                         await self.record_status(*key, SessionStatus.STOPPED, TENANT_SUSPENDED)
-            if status != "suspended":  # being deleted, or gone
+            if status != TenantStatus.SUSPENDED:  # being deleted, or gone
                 self.forget_tenant(tenant)
 
     async def _launch_wanted(self, tenant: str) -> None:

@@ -27,6 +27,7 @@ from zapgate.limits.service import LimitService
 from zapgate.sessions import repository
 from zapgate.sessions.model import NewSession, Session
 from zapgate.tenants import repository as tenant_store
+from zapgate.tenants.model import TenantStatus
 
 BATCH_MAX = 500
 """Writes in one job (the queries bind two parameters a write)."""
@@ -167,7 +168,7 @@ async def _create(
     active = {  # a tenant suspended or deleted since its request was admitted gets nothing
         tenant
         for tenant in dict.fromkeys(creation.new.tenant for creation in creations)
-        if await tenant_store.status_of(unit.connection, tenant) == "active"
+        if await tenant_store.status_of(unit.connection, tenant) == TenantStatus.ACTIVE
     }
     keys = [(creation.new.tenant, creation.new.name) for creation in creations]
     taken, queued = await repository.all_tenants_names_in_use(unit.connection, keys)

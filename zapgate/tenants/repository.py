@@ -37,6 +37,12 @@ async def create(connection: AsyncConnection, tenant: str, name: str) -> Tenant 
     return created
 
 
+def all_tenants_active() -> sa.ScalarSelect[str]:
+    """The ids of the active tenants, as a subquery (whose sessions may run)."""
+    active = TenantStatus.ACTIVE.value
+    return sa.select(tenants.c.id).where(tenants.c.status == active).scalar_subquery()
+
+
 async def status_of(connection: AsyncConnection, tenant: str) -> str | None:
     """``tenant``'s status (None: there is no such tenant)."""
     found = await connection.scalar(sa.select(tenants.c.status).where(tenants.c.id == tenant))

@@ -79,8 +79,16 @@ class LeaseKeeper:
 
     def _held(self, tokens: dict[Key, int], until: int) -> None:
         self.tokens = tokens
-        sure = until - self._ttl_ms // 3
-        self._sure_until = dict.fromkeys(tokens, sure)
+        self._sure_until = dict.fromkeys(tokens, self._sure(until))
+
+    def _sure(self, until: int) -> int:
+        """Until when a lease that expires at ``until`` is surely still this node's."""
+        return until - self._ttl_ms // 3
+
+    def _forget(self, keys: list[Key]) -> None:
+        for key in keys:
+            self.tokens.pop(key, None)
+            self._sure_until.pop(key, None)
 
     @property
     def signals_received(self) -> int:
@@ -190,7 +198,7 @@ class LeaseKeeper:
             token = await self._write(acquire)
             if token is not None:
                 self.tokens[key] = token
-                self._sure_until[key] = until - self._ttl_ms // 3
+                self._sure_until[key] = self._sure(until)
 
     async def _release(self, keys: list[Key]) -> None:
         if not keys:
@@ -198,9 +206,7 @@ class LeaseKeeper:
         await self._write(
             lambda unit: repository.all_tenants_release(unit.connection, self.owner, keys)
         )
-        for key in keys:
-            self.tokens.pop(key, None)
-            self._sure_until.pop(key, None)
+        self._forget(keys)
 
     async def _fence(self) -> None:
         """After a failed look: stop the sessions whose lease this node can no longer be sure
@@ -210,9 +216,7 @@ class LeaseKeeper:
         if gone:
             log.error("stopping %s sessions whose leases could not be renewed", len(gone))
             await self._halt(gone, None)
-            for key in gone:
-                self.tokens.pop(key, None)
-                self._sure_until.pop(key, None)
+            self._forget(gone)
 
     async def _write(self, job: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         return await self._committer.run(job)

@@ -125,6 +125,8 @@ async def start(services: Services) -> None:
     if settings.auth == "off":
         log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
     await migrate(services.database)
+    if services.tail is not None:  # cluster mode: other nodes' events, from the log's newest on
+        await services.tail.start()
     services.committer.start()
     services.checkpointer.start()
     await services.tokens.start()
@@ -167,6 +169,8 @@ async def stop(services: Services) -> None:
     await services.retention.stop()
     await services.dispatcher.stop()
     await services.realtime.stop()
+    if services.tail is not None:
+        await services.tail.stop()
     await services.committer.stop()
     await services.checkpointer.stop()
     await services.tokens.stop()

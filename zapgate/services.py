@@ -14,6 +14,7 @@ from zapgate.clock import Clock, SystemClock
 from zapgate.cluster.leases import LeaseKeeper
 from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.signals import WakeSignals
+from zapgate.cluster.tail import EventTail
 from zapgate.config import Settings
 from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
@@ -70,6 +71,7 @@ class Services:
     tenants: TenantService
     nodes: NodeRegistry
     leases: LeaseKeeper | None = None
+    tail: EventTail | None = None
     generated_key: str | None = None
 
 
@@ -138,7 +140,7 @@ def build_services(
     """Construct every part (nothing runs yet); the optional arguments override defaults."""
     database = database or create_engine(settings)
     clock = clock or SystemClock()
-    bus = EventBus()
+    bus = EventBus(ordered=settings.clustered)  # several nodes write the log: see tail
     committer = Committer(
         database, bus, session_store.all_tenants_missing_sessions, settings.commit_batch_max
     )
@@ -195,9 +197,12 @@ def build_services(
         settings.redis_url,
     )
     leases: LeaseKeeper | None = None
+    tail: EventTail | None = None
     if settings.clustered:
         assert settings.redis_url is not None
         signals = WakeSignals(settings.redis_url)
+        tail = EventTail(database, bus, signals)
+        committer.announce = tail.committed
         leases = LeaseKeeper(
             database, committer, nodes, sessions, settings.lease_ttl_seconds, signals
         )
@@ -237,4 +242,5 @@ def build_services(
         tenants=tenants,
         nodes=nodes,
         leases=leases,
+        tail=tail,
     )

@@ -1,9 +1,12 @@
 """Cluster mode: wake-ups between nodes through Redis pub/sub.
 
-A message queued on one node for a session another node runs must wake that node's sender. The
-signal carries only which session; the outbox is in the database, so a lost signal loses no
-message: the lease keeper also wakes, at each look, the senders of the sessions it holds that
-have queued messages.
+Three signals, none of them carrying data the database does not hold, so a lost one costs
+latency, never a message or an event:
+
+- a message was queued for a session (its owner's sender wakes; the lease keeper also wakes, at
+  each look, the senders of the sessions it holds that have queued messages);
+- "look": a session was created, started or stopped (every lease keeper looks now);
+- a tenant's log grew to a seq (every node's event tail reads it; it also polls).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ log = logging.getLogger(__name__)
 CHANNEL = "zapgate:wake"
 RETRY_SECONDS = 1.0
 SEPARATOR = "\x00"  # never in a tenant id or a session name
+SEQ = "\x01"  # the first character of a seq signal: "\x01<tenant>\x00<seq>"
 LOOK = "look"
 """The signal that asks every node's lease keeper to look now (a session was created, started
 or stopped through some node)."""
 
 Wake = Callable[[str, str], None]
 Look = Callable[[], None]
+Seq = Callable[[str, int], None]
 
 
 class WakeSignals:
@@ -41,7 +46,11 @@ class WakeSignals:
         self._channel = channel
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._seqs: dict[str, int] = {}
+        self._seqs_task: asyncio.Task[None] | None = None
         self.received = 0
+        self.on_seq: Seq | None = None
+        """Called with (tenant, seq) for every seq signal of another node."""
 
     async def start(self, wake: Wake, look: Look) -> None:
         """Call ``wake(tenant, session)`` for every queued-message signal, and ``look()`` for
@@ -55,7 +64,7 @@ class WakeSignals:
 
     async def stop(self) -> None:
         """Stop listening; signals not yet sent are dropped (the keeper's looks cover them)."""
-        await cancel_and_wait(self._task, *self._sending)
+        await cancel_and_wait(self._task, self._seqs_task, *self._sending)
         self._task = None
         await self._client.aclose()
 
@@ -66,6 +75,25 @@ class WakeSignals:
     def publish_look(self) -> None:
         """Ask every node's lease keeper to look now (in the background)."""
         self._send(LOOK)
+
+    def publish_seq(self, tenant: str, seq: int) -> None:
+        """Tell every node that ``tenant``'s log reached ``seq`` (in the background; signals
+        that pile up while one is sent are merged: only each tenant's newest goes)."""
+        self._seqs[tenant] = max(seq, self._seqs.get(tenant, 0))
+        if self._seqs_task is None or self._seqs_task.done():
+            self._seqs_task = asyncio.create_task(self._send_seqs())
+
+    async def _send_seqs(self) -> None:
+        while self._seqs:
+            batch, self._seqs = self._seqs, {}
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for tenant, seq in batch.items():
+                        pipe.publish(self._channel, f"{SEQ}{tenant}{SEPARATOR}{seq}")
+                    await pipe.execute()
+            except (RedisError, OSError) as error:
+                log.warning("could not signal new events through Redis: %s", error)
+                return  # other nodes poll the log meanwhile
 
     def _send(self, data: str) -> None:
         task = asyncio.create_task(self._publish(data))
@@ -78,6 +106,11 @@ class WakeSignals:
         except (RedisError, OSError) as error:
             log.warning("could not signal a queued message through Redis: %s", error)
 
+    def _heard_seq(self, text: str) -> None:
+        tenant, _, seq = text.partition(SEPARATOR)
+        if self.on_seq is not None and tenant and seq.isdigit():
+            self.on_seq(tenant, int(seq))
+
     async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake, look: Look) -> None:
         while True:
             try:
@@ -86,6 +119,9 @@ class WakeSignals:
                     text = raw.decode() if isinstance(raw, bytes) else str(raw)
                     if text == LOOK:
                         look()
+                        continue
+                    if text.startswith(SEQ):
+                        self._heard_seq(text[1:])
                         continue
                     tenant, _, session = text.partition(SEPARATOR)
                     if tenant and session:

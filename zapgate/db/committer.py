@@ -185,6 +185,9 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
+        self.announce: Callable[[list[Event]], None] | None = None
+        """Cluster mode: told of every batch of events committed here (after the bus), so the
+        other nodes read them."""
 
     def start(self) -> None:
         """Start the writer loop."""
@@ -278,6 +281,8 @@ class Committer:
         self.batches += 1
         self.jobs += len(live)
         self._bus.publish(events)
+        if self.announce is not None and events:
+            self.announce(events)
         for pending, result in zip(live, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(result)

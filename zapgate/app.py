@@ -141,6 +141,8 @@ async def start(services: Services) -> None:
     await services.dispatcher.start()
     services.retention.start()
     await services.sessions.boot()
+    if services.control is not None:  # cluster mode: other nodes' calls on sessions run here
+        await services.control.start(services.sessions.serve_call)
     if services.leases is not None:  # cluster mode: this node's share of the sessions
         await services.leases.start()
     settle_garbage_collector()
@@ -164,6 +166,8 @@ async def stop(services: Services) -> None:
     if services.leases is not None:  # handed over at once, not after the lease TTL
         await services.leases.stop()
     await services.sessions.shutdown()
+    if services.control is not None:
+        await services.control.stop()
     await services.auth.stop()
     await services.nodes.stop()
     await services.retention.stop()

@@ -11,6 +11,7 @@ from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.clock import Clock, SystemClock
+from zapgate.cluster.control import ControlChannel
 from zapgate.cluster.leases import LeaseKeeper
 from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.signals import WakeSignals
@@ -72,6 +73,7 @@ class Services:
     nodes: NodeRegistry
     leases: LeaseKeeper | None = None
     tail: EventTail | None = None
+    control: ControlChannel | None = None
     generated_key: str | None = None
 
 
@@ -198,6 +200,7 @@ def build_services(
     )
     leases: LeaseKeeper | None = None
     tail: EventTail | None = None
+    control: ControlChannel | None = None
     if settings.clustered:
         assert settings.redis_url is not None
         signals = WakeSignals(settings.redis_url)
@@ -209,6 +212,8 @@ def build_services(
         sessions.placement = leases.wake_all
         sessions.signal_queued = signals.publish
         sessions.holds = leases.holds
+        control = ControlChannel(settings.redis_url, database, settings.node_name)
+        sessions.remote = control
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,
@@ -243,4 +248,5 @@ def build_services(
         nodes=nodes,
         leases=leases,
         tail=tail,
+        control=control,
     )

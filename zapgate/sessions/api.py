@@ -133,7 +133,7 @@ _lifecycle_route("logout", "Forget the paired account and stop", (404, 503))
     "/{session}/qr",
     response_model=QrOut,
     responses={
-        **responses(404, 409),
+        **responses(404, 409, 503),
         **success(
             200,
             "JSON, or a PNG with Accept: image/png",
@@ -145,7 +145,7 @@ _lifecycle_route("logout", "Forget the paired account and stop", (404, 503))
 async def get_qr(request: Request, session: SessionName, caller: Admin) -> Response:
     manager = services_of(request).sessions
     await manager.get(caller.tenant, session)
-    raw = manager.qr(caller.tenant, session)
+    raw = await manager.qr_anywhere(caller.tenant, session)
     if "image/png" in request.headers.get("accept", ""):
         return Response(qr_render.png(raw), media_type="image/png")
     return Json({"qr": raw, "image": qr_render.data_uri(raw)})
@@ -154,7 +154,7 @@ async def get_qr(request: Request, session: SessionName, caller: Admin) -> Respo
 @router.post(
     "/{session}/pair",
     response_model=PairingCodeOut,
-    responses=responses(404, 409, 413),
+    responses=responses(404, 409, 503, 413),
     summary="Get a pairing code to type on the phone (engines that support it)",
 )
 async def pair(request: Request, session: SessionName, body: PairRequest, caller: Admin) -> Json:

@@ -6,15 +6,15 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.invalidations import Invalidation, Reason
-from zapgate.clock import Clock, now_ms
-from zapgate.cluster import repository as cluster_store
+from zapgate.clock import Clock
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
@@ -27,6 +27,7 @@ from zapgate.engines.base import (
 )
 from zapgate.engines.registry import EngineRegistry
 from zapgate.errors import (
+    AppError,
     NoQrCode,
     NotPaired,
     SessionAlreadyStarted,
@@ -58,6 +59,28 @@ the send in flight."""
 TENANT_SUSPENDED = "the tenant is suspended"
 """The reason a suspended tenant's sessions show."""
 Key = tuple[str, str]
+
+
+class Remote(Protocol):
+    """Cluster mode: the nodes that run sessions, and calls to them."""
+
+    async def owners(self, keys: list[Key]) -> dict[Key, str]: ...
+
+    async def ask(
+        self,
+        node: str,
+        op: str,
+        tenant: str,
+        session: str,
+        args: dict[str, Any] | None = None,
+        seconds: float | None = None,
+    ) -> Any: ...
+
+
+_ACTING_HERE: ContextVar[bool] = ContextVar("acting_here", default=False)
+"""Set while this node serves another node's call: act here, never ask further."""
+DESCRIBE_SECONDS = 2.0
+"""How long a read waits for the health and engine figures of a session on another node."""
 
 
 @dataclass(slots=True)
@@ -115,6 +138,8 @@ class SessionManager:
         """Cluster mode: wakes the lease keeper, which decides where sessions run (None: here)."""
         self.signal_queued: Callable[[str, str], None] | None = None
         """Cluster mode: tells the other nodes a message was queued for a session not here."""
+        self.remote: Remote | None = None
+        """Cluster mode: calls on sessions running on other nodes go to them."""
         self.holds: Callable[[Key], bool] | None = None
         """Cluster mode: whether this node surely still holds a session's lease (its sender
         sends nothing otherwise)."""
@@ -151,8 +176,10 @@ class SessionManager:
     # cluster mode (zapgate.cluster.leases) -----------------------------------------------------
 
     def _place(self, session: Session, outbox: bool = True) -> None:
-        """Run ``session``: here, or (cluster mode) wherever its lease is taken."""
-        if self.placement is None:
+        """Run ``session``: here, or (cluster mode) wherever its lease is taken (here at once
+        when this node holds it: a restart on its owner)."""
+        key = (session.tenant, session.name)
+        if self.placement is None or (self.holds is not None and self.holds(key)):
             self._launch(session, outbox=outbox)
         else:
             self.placement()
@@ -274,30 +301,58 @@ class SessionManager:
 
     def describe(self, session: Session) -> dict[str, Any]:
         """The wire form with what only this node knows (health)."""
-        running = self._running.get((session.tenant, session.name))
-        if running is None:
+        figures = self._figures((session.tenant, session.name))
+        if figures is None:
             return {**session.public(), "health": None, "node": None, "engine_stats": None}
+        return {**session.public(), **figures, "node": self._settings.node}
+
+    def _figures(self, key: Key) -> dict[str, Any] | None:
+        """Health and engine figures of a session running here (None elsewhere)."""
+        running = self._running.get(key)
+        if running is None:
+            return None
         sends = getattr(running.runner.engine, "sends", None)  # the simulator counts them
         return {
-            **session.public(),
             "health": running.runner.health,
-            "node": self._settings.node,
             "engine_stats": {"sends": sends} if isinstance(sends, int) else None,
         }
 
     async def describe_all(self, sessions: list[Session]) -> list[dict[str, Any]]:
-        """``describe`` of each, with (cluster mode) the node that holds the lease of a session
-        running elsewhere."""
+        """``describe`` of each; in cluster mode a session running on another node shows that
+        node, and the health and engine figures it reports (within ``DESCRIBE_SECONDS``)."""
         described = [self.describe(session) for session in sessions]
-        if self.placement is None:
+        if self.remote is None:
             return described
-        pairs = list(zip(sessions, described, strict=True))
-        elsewhere = [(s.tenant, s.name) for s, shown in pairs if shown["node"] is None]
-        if elsewhere:
-            owners = await cluster_store.all_tenants_owners(self._database, elsewhere, now_ms())
-            for session, shown in pairs:
-                shown["node"] = shown["node"] or owners.get((session.tenant, session.name))
+        shown = {(s.tenant, s.name): d for s, d in zip(sessions, described, strict=True)}
+        elsewhere = [key for key, one in shown.items() if one["node"] is None]
+        if not elsewhere:
+            return described
+        owners = await self.remote.owners(elsewhere)
+        by_node: dict[str, list[Key]] = {}
+        for key, node in owners.items():
+            shown[key]["node"] = node
+            by_node.setdefault(node, []).append(key)
+        asks = [self._described_by(node, keys, shown) for node, keys in by_node.items()]
+        await asyncio.gather(*asks)
         return described
+
+    async def _described_by(
+        self, node: str, keys: list[Key], shown: dict[Key, dict[str, Any]]
+    ) -> None:
+        assert self.remote is not None
+        for tenant in {tenant for tenant, _ in keys}:
+            names = [name for t, name in keys if t == tenant]
+            try:
+                figures = await self.remote.ask(
+                    node, "describe", tenant, "", {"names": names}, DESCRIBE_SECONDS
+                )
+            except AppError:  # that node is slow or gone: show what the database knows
+                continue
+            for name, extra in (figures or {}).items():
+                if (tenant, name) in shown:
+                    shown[(tenant, name)].update(
+                        health=extra.get("health"), engine_stats=extra.get("engine_stats")
+                    )
 
     def running_count(self) -> int:
         """How many sessions run on this node."""
@@ -309,6 +364,12 @@ class SessionManager:
         if running is None or running.runner.qr is None:
             raise NoQrCode(f"session {name!r} is not waiting for a QR scan")
         return running.runner.qr
+
+    async def qr_anywhere(self, tenant: str, name: str) -> str:
+        """``qr``, from the node running the session (cluster mode)."""
+        if owner := await self._elsewhere(tenant, name):
+            return str(await self._ask(owner, "qr", tenant, name))
+        return self.qr(tenant, name)
 
     def qr_waiting(self, tenant: str, name: str) -> bool:
         """Whether the session shows a QR to scan right now."""
@@ -379,6 +440,9 @@ class SessionManager:
 
     async def delete(self, tenant: str, name: str) -> None:
         """Stop and remove a session; its queued messages fail with a reason."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "delete", tenant, name)
+            return
         async with self._lock(tenant, name):
             await self.get(tenant, name)
             self._known.pop((tenant, name), None)  # new sends look it up (and find it gone)
@@ -390,9 +454,13 @@ class SessionManager:
             await self._committer.run(job)
             self.messages.depth.forget(tenant, name)
             await self.messages.fail_queued(tenant, name, "the session was deleted")
+            self._placed()
 
     async def start(self, tenant: str, name: str) -> Session:
         """Start a stopped (or given-up) session."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "start", tenant, name)
+            return await self.get(tenant, name)
         async with self._lock(tenant, name):
             session = await self.get(tenant, name)
             running = self._running.get((tenant, name))
@@ -402,6 +470,9 @@ class SessionManager:
 
     async def stop(self, tenant: str, name: str) -> Session:
         """Stop a running session."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "stop", tenant, name)
+            return await self.get(tenant, name)
         async with self._lock(tenant, name):
             session = await self.get(tenant, name)
             if (tenant, name) not in self._running:
@@ -413,20 +484,28 @@ class SessionManager:
             await self._halt((tenant, name))
             await self._write(tenant, name, {"desired": "stopped"})
             await self.record_status(tenant, name, SessionStatus.STOPPED)
+            self._placed()
             return await self.get(tenant, name)
 
     async def restart(self, tenant: str, name: str) -> Session:
         """Stop (if running) and start again."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "restart", tenant, name)
+            return await self.get(tenant, name)
         async with self._lock(tenant, name):
             return await self._relaunch(await self.get(tenant, name))
 
     async def logout(self, tenant: str, name: str) -> Session:
         """Forget the paired account; the session stops and needs a new QR scan to start."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "logout", tenant, name)
+            return await self.get(tenant, name)
         async with self._lock(tenant, name):
             await self.get(tenant, name)
             await self._halt((tenant, name), logout=True)
             await self._write(tenant, name, {"desired": "stopped", "me": None})
             await self.record_status(tenant, name, SessionStatus.STOPPED, "logged out")
+            self._placed()
             return await self.get(tenant, name)
 
     async def _relaunch(self, session: Session) -> Session:
@@ -435,6 +514,46 @@ class SessionManager:
         session = await self._write(session.tenant, session.name, {"desired": "running"})
         self._place(session)
         return session
+
+    def _placed(self) -> None:
+        """Cluster mode: a session stopped or went here; the lease keepers look now."""
+        if self.placement is not None:
+            self.placement()
+
+    async def _elsewhere(self, tenant: str, name: str) -> str | None:
+        """Cluster mode: the node running the session, when it is another node."""
+        if self.remote is None or _ACTING_HERE.get() or (tenant, name) in self._running:
+            return None
+        owner = (await self.remote.owners([(tenant, name)])).get((tenant, name))
+        return owner if owner is not None and owner != self._settings.node else None
+
+    async def _ask(
+        self, node: str, op: str, tenant: str, name: str, args: dict[str, Any] | None = None
+    ) -> Any:
+        assert self.remote is not None
+        return await self.remote.ask(node, op, tenant, name, args)
+
+    async def serve_call(self, op: str, tenant: str, name: str, args: dict[str, Any]) -> Any:
+        """Another node's call on a session running here (cluster mode): act here."""
+        _ACTING_HERE.set(True)  # this task serves one call only
+        if op == "describe":
+            found = {n: self._figures((tenant, str(n))) for n in args.get("names", [])}
+            return {n: figures for n, figures in found.items() if figures is not None}
+        if op == "qr":
+            return self.qr(tenant, name)
+        if op == "pair":
+            return await self.pairing_code(tenant, name, str(args.get("phone", "")))
+        if op == "scan":
+            return await self.simulate_scan(tenant, name)
+        if op == "inbound":
+            message = await self.inject_inbound(
+                tenant, name, str(args.get("sender")), str(args.get("text"))
+            )
+            return message.id
+        if op in ("start", "stop", "restart", "logout", "delete"):
+            await getattr(self, op)(tenant, name)
+            return None
+        raise Unsupported(f"unknown call {op!r}")
 
     def _lock(self, tenant: str, name: str) -> asyncio.Lock:
         """One lifecycle change of a session at a time (two starts must not make two engines).
@@ -450,6 +569,8 @@ class SessionManager:
 
     async def pairing_code(self, tenant: str, name: str, phone: str) -> str:
         """Ask the engine for a code to type on the phone instead of scanning the QR."""
+        if owner := await self._elsewhere(tenant, name):
+            return str(await self._ask(owner, "pair", tenant, name, {"phone": phone}))
         engine = self._engine_of(await self.get(tenant, name), Capability.PAIRING_CODE)
         self.qr(tenant, name)
         try:
@@ -459,6 +580,9 @@ class SessionManager:
 
     async def simulate_scan(self, tenant: str, name: str) -> None:
         """Simulator: scan the QR that is showing."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "scan", tenant, name)
+            return
         simulator = await self._simulator(tenant, name)
         self.qr(tenant, name)
         try:
@@ -468,6 +592,9 @@ class SessionManager:
 
     async def inject_inbound(self, tenant: str, name: str, sender: str, text: str) -> Message:
         """Simulator: deliver an inbound message."""
+        if owner := await self._elsewhere(tenant, name):
+            sent = await self._ask(owner, "inbound", tenant, name, {"sender": sender, "text": text})
+            return await self.messages.get(tenant, str(sent))
         simulator = await self._simulator(tenant, name)
         running = self._running.get((tenant, name))
         if running is None or not running.runner.ready.is_set():

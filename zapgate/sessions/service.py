@@ -746,7 +746,13 @@ class SessionManager:
 
 
 class _Reports:
-    """What one session's runner reports, turned into the manager's writes and events."""
+    """What one session's runner reports, turned into the manager's writes and events.
+
+    In cluster mode a report about the session itself (status, QR, account, health) from a node
+    no longer sure of the session's lease is dropped: that node was paused and another runs the
+    session now, whose reports count. What the engine did (an inbound message, an ack of a sent
+    one) is recorded whatever the lease: it happened, and forgetting it would resend.
+    """
 
     __slots__ = ("_manager", "_name", "_tenant")
 
@@ -756,13 +762,15 @@ class _Reports:
         self._name = name
 
     async def status(self, status: SessionStatus, reason: str | None) -> None:
-        await self._manager.record_status(self._tenant, self._name, status, scrub(reason))
+        if not self._stale():
+            await self._manager.record_status(self._tenant, self._name, status, scrub(reason))
 
     async def qr(self, raw: str) -> None:
         await self._event(EventType.SESSION_QR, {"qr": scrub_text(raw)})
 
     async def me(self, account: dict[str, Any]) -> None:
-        await self._manager.record_account(self._tenant, self._name, account)
+        if not self._stale():
+            await self._manager.record_account(self._tenant, self._name, account)
 
     async def message(self, inbound: InboundMessage) -> str:
         messages = self._manager.messages
@@ -776,4 +784,16 @@ class _Reports:
         await self._event(EventType.SESSION_HEALTH, {"health": state})
 
     async def _event(self, event_type: str, payload: dict[str, Any]) -> None:
-        await self._manager.record_event(self._tenant, self._name, event_type, payload)
+        if not self._stale():
+            await self._manager.record_event(self._tenant, self._name, event_type, payload)
+
+    def _stale(self) -> bool:
+        holds = self._manager.holds
+        if holds is None or holds((self._tenant, self._name)):
+            return False
+        log.info("dropped a report of %s/%s: its lease is not surely this node's", *self._key)
+        return True
+
+    @property
+    def _key(self) -> Key:
+        return (self._tenant, self._name)

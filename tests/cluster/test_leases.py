@@ -25,6 +25,7 @@ from tests.conftest import (
     require_service,
     serve,
 )
+from zapgate.engines.base import SessionStatus
 from zapgate.services import Services, build_services
 from zapgate.tasks import cancel_and_wait
 
@@ -34,7 +35,7 @@ SESSIONS = 6
 
 
 @asynccontextmanager
-async def nodes(tmp_path: Path, ttl: float) -> AsyncIterator[list[RunningServer]]:
+async def nodes(tmp_path: Path, ttl: float, **more: object) -> AsyncIterator[list[RunningServer]]:
     """Three nodes of one cluster (PostgreSQL and Redis), each its own engine and services."""
     require_service(await postgres_reason())
     require_service(await redis_reason())
@@ -47,6 +48,7 @@ async def nodes(tmp_path: Path, ttl: float) -> AsyncIterator[list[RunningServer]
                 redis_url=REDIS_URL,
                 node_name=name,
                 lease_ttl_seconds=ttl,
+                **more,
             )
             return build_services(settings, engine_for())
 
@@ -141,9 +143,15 @@ async def test_a_paused_node_stops_what_it_lost_and_a_stopping_node_hands_over(
     assert getattr(stale.engine, "sends", None) == 0, "the node that lost the lease sent it"
     fresh = next(n for n in others if key in n.services.sessions.running_keys())
     assert getattr(fresh.services.sessions.runner(*key).engine, "sends", None) == 1  # type: ignore[union-attr]
+    # a report its engine makes now is dropped: it would overwrite the new owner's status
+    await stale._events.status(SessionStatus.FAILED, "a stale engine")
     await keeper.tick()  # it comes back: the lease is another node's now
     assert owner.services.sessions.running_keys() == set(), "it stopped what it lost"
     assert each_once(cluster, total)
+    async with httpx.AsyncClient(base_url=owner.url, headers=AUTH, timeout=10) as api:
+        shown = (await api.get(f"/api/v1/sessions/{key[1]}")).json()
+    assert shown["status"] == "WORKING", "the stale engine's report did not overwrite it"
+    assert shown["node"] == fresh.services.settings.node_name
     # a graceful stop hands the session over without waiting for the TTL
     new_owner = next(node for node in others if node.services.sessions.running_keys())
     assert new_owner.services.leases is not None

@@ -91,6 +91,7 @@ class WppConnectEngine:
         self._sink = sink
         self._token_dir = _token_dir(self._options.data_dir, session)
         private_dir(self._token_dir, within=self._options.data_dir)
+        _clear_profile_locks(self._token_dir / "profile")
         await self._report(SessionStatus.STARTING)
         bridge = BridgeProcess(
             self._options.runtime.node, BRIDGE_SCRIPT, self._on_event, session.name
@@ -283,6 +284,21 @@ def forget_tenant(data_dir: Path, tenant: str) -> None:
     folder = (root / tenant).resolve()
     if folder.parent == root:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clear_profile_locks(profile: Path) -> None:
+    """Remove the locks a Chromium left in the session's profile when it died with its node
+    (``Singleton*``, naming that host and process): Chromium on another node (cluster mode: a
+    session taken over from a dead node, its folder on a shared volume) refuses a locked
+    profile. Only this engine runs the session now (its lease, or the one process in single-node
+    mode), so no live browser holds them."""
+    if not profile.is_dir():
+        return
+    for lock in profile.glob("Singleton*"):
+        try:
+            lock.unlink()
+        except OSError as error:
+            log.warning("could not remove %s: %s", lock, error)
 
 
 def _token_dir(data_dir: Path, session: SessionConfig) -> Path:

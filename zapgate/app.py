@@ -17,7 +17,7 @@ from zapgate.auth.api import router as keys_router
 from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
-from zapgate.db.migrate import migrate
+from zapgate.db.migrate import boot_lock, migrate
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
 from zapgate.http.admission import AdmissionMiddleware
@@ -124,27 +124,31 @@ async def start(services: Services) -> None:
     settings = services.settings
     if settings.auth == "off":
         log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
-    await migrate(services.database)
-    if services.tail is not None:  # cluster mode: other nodes' events, from the log's newest on
-        await services.tail.start()
-    services.committer.start()
-    services.checkpointer.start()
-    await services.tokens.start()
-    await services.sessions.ensure_default(
-        DEFAULT_TENANT, settings.default_session, settings.default_engine
-    )
-    services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
+    async with boot_lock(services.database):  # nodes starting together: one at a time
+        await migrate(services.database)
+        if services.tail is not None:  # cluster mode: other nodes' events, from the newest on
+            await services.tail.start()
+        services.committer.start()
+        services.checkpointer.start()
+        await services.tokens.start()
+        await services.sessions.ensure_default(
+            DEFAULT_TENANT, settings.default_session, settings.default_engine
+        )
+        services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
     await services.nodes.start()
     await services.auth.start()
     await services.tenants.start()
     await services.realtime.start()
-    await services.dispatcher.start()
+    if services.dispatch_role is None:  # cluster mode: the node holding the role dispatches
+        await services.dispatcher.start()
     services.retention.start()
     await services.sessions.boot()
     if services.control is not None:  # cluster mode: other nodes' calls on sessions run here
         await services.control.start(services.sessions.serve_call)
     if services.leases is not None:  # cluster mode: this node's share of the sessions
         await services.leases.start()
+    if services.dispatch_role is not None:
+        await services.dispatch_role.start()
     settle_garbage_collector()
 
 
@@ -171,10 +175,17 @@ async def stop(services: Services) -> None:
     await services.auth.stop()
     await services.nodes.stop()
     await services.retention.stop()
-    await services.dispatcher.stop()
+    if services.dispatch_role is not None:  # handed over at once, like the sessions
+        await services.dispatch_role.stop()
+    else:
+        await services.dispatcher.stop()
     await services.realtime.stop()
     if services.tail is not None:
         await services.tail.stop()
+    if services.signals is not None:
+        await services.signals.stop()
+    await services.idempotency.drain()  # claims being let go (cluster mode), before the writer
+    await services.limits.stop()
     await services.committer.stop()
     await services.checkpointer.stop()
     await services.tokens.stop()

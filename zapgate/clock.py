@@ -15,6 +15,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def monotonic_ms() -> int:
+    """This process's monotonic clock in milliseconds (durations, never wall time)."""
+    return time.monotonic_ns() // 1_000_000
+
+
 @lru_cache(maxsize=256)
 def _second_prefix(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))

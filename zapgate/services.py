@@ -14,6 +14,7 @@ from zapgate.clock import Clock, SystemClock
 from zapgate.cluster.control import ControlChannel
 from zapgate.cluster.leases import LeaseKeeper
 from zapgate.cluster.registry import NodeRegistry
+from zapgate.cluster.roles import RoleKeeper
 from zapgate.cluster.signals import WakeSignals
 from zapgate.cluster.tail import EventTail
 from zapgate.config import Settings
@@ -74,6 +75,8 @@ class Services:
     leases: LeaseKeeper | None = None
     tail: EventTail | None = None
     control: ControlChannel | None = None
+    dispatch_role: RoleKeeper | None = None
+    signals: WakeSignals | None = None
     generated_key: str | None = None
 
 
@@ -163,6 +166,7 @@ def build_services(
         Limits.from_settings(settings),
         settings.auth_failures_per_minute,
         settings.limits_cache_seconds,
+        redis_url=settings.redis_url,
     )
     messages = MessageService(database, committer, limits)
     engines = build_engines(settings, clock)
@@ -179,7 +183,9 @@ def build_services(
     auth.on_invalidated(realtime.invalidated)
     auth.on_invalidated(lambda invalidation: bus.interrupt(invalidation.tenant))
     auth.on_invalidated(sessions.tenant_changed)
-    idempotency = Idempotency(database, settings.idempotency_ttl_seconds)
+    idempotency = Idempotency(
+        database, settings.idempotency_ttl_seconds, committer if settings.clustered else None
+    )
     allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(
         database,
@@ -189,7 +195,14 @@ def build_services(
         RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
         webhook_concurrency,
     )
-    webhooks = WebhookService(database, committer, allowlist, dispatcher.wake, limits)
+    signals = WakeSignals(settings.redis_url) if settings.redis_url and settings.clustered else None
+
+    def webhook_changed(tenant: str, webhook_id: str) -> None:
+        dispatcher.wake(tenant, webhook_id)
+        if signals is not None:  # cluster mode: the node dispatching may be another one
+            signals.publish_webhook(tenant, webhook_id)
+
+    webhooks = WebhookService(database, committer, allowlist, webhook_changed, limits)
     nodes = NodeRegistry(
         database,
         committer,
@@ -201,9 +214,9 @@ def build_services(
     leases: LeaseKeeper | None = None
     tail: EventTail | None = None
     control: ControlChannel | None = None
-    if settings.clustered:
+    dispatch_role: RoleKeeper | None = None
+    if signals is not None:
         assert settings.redis_url is not None
-        signals = WakeSignals(settings.redis_url)
         tail = EventTail(database, bus, signals)
         committer.announce = tail.committed
         leases = LeaseKeeper(
@@ -214,6 +227,19 @@ def build_services(
         sessions.holds = leases.holds
         control = ControlChannel(settings.redis_url, database, settings.node_name)
         sessions.remote = control
+        dispatch_role = RoleKeeper(
+            committer,
+            "webhooks",
+            settings.node_name,
+            settings.lease_ttl_seconds,
+            begin=dispatcher.start,
+            end=dispatcher.stop,
+            keep=dispatcher.resync,
+            announce=signals.publish_look,
+        )
+        leases.on_look.append(dispatch_role.wake)
+        dispatcher.allowed = dispatch_role.holds
+        signals.on_webhook = dispatcher.wake
     tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
     retention = RetentionCleaner(
         database,
@@ -249,4 +275,6 @@ def build_services(
         leases=leases,
         tail=tail,
         control=control,
+        dispatch_role=dispatch_role,
+        signals=signals,
     )

@@ -121,3 +121,33 @@ async def test_a_simulator_session_counts_the_sends_its_engine_performed(
     assert session["engine_stats"] == {"sends": 3}
     assert (await api.post("/api/v1/sessions/default/stop")).status_code == 200
     assert (await api.get("/api/v1/sessions/default")).json()["engine_stats"] is None
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_nodes_starting_together_on_an_empty_database_all_start(tmp_path: Path) -> None:
+    """Migrations and the defaults (tenant, session, operator key) are made by one node at a
+    time (an advisory lock), so three nodes started at once on a new database all come up."""
+    require_service(await postgres_reason())
+    require_service(await redis_reason())
+    async with postgres_schema() as engine_for:
+        built = [
+            build_services(
+                make_settings(
+                    tmp_path / name,
+                    database_url="postgresql+asyncpg://unused/x",
+                    redis_url=REDIS_URL,
+                    node_name=name,
+                    api_key=AUTH["Authorization"].removeprefix("Bearer "),
+                ),
+                engine_for(),
+            )
+            for name in ("a", "b", "c")
+        ]
+        try:
+            await asyncio.gather(*(start(services) for services in built))
+            for services in built:
+                assert await services.auth.authenticate(AUTH["Authorization"].split()[1])
+        finally:
+            for services in built:
+                await stop(services)

@@ -77,3 +77,28 @@ async def test_calls_through_a_node_that_does_not_run_the_session_act_on_its_own
             assert runs_on(cluster) == []
         assert owner.services.control is not None
         assert owner.services.control.served > served
+
+
+async def test_a_node_that_stops_hands_sessions_and_roles_over_at_once(tmp_path: Path) -> None:
+    """With a 30 s TTL the others look only every 10 s: a node that stops tells them to look
+    now, after it left, so they take its sessions and its webhook role within a second."""
+    async with nodes(tmp_path, 30.0) as cluster:
+        async with httpx.AsyncClient(base_url=cluster[0].url, headers=AUTH, timeout=10) as api:
+            assert (await api.post("/api/v1/sessions", json={"name": "shop"})).status_code == 201
+        await until(lambda: len(runs_on(cluster)) == 1, seconds=5)
+        (owner,) = runs_on(cluster)
+        assert owner.services.leases is not None
+        await owner.services.leases.stop()
+        took = await until(lambda: len(runs_on(cluster)) == 1, seconds=5)
+        assert took < 2, f"handed over after {took:.1f} s"
+        assert runs_on(cluster) != [owner]
+
+        def role_holders() -> list[RunningServer]:
+            return [n for n in cluster if n.services.dispatch_role.holds()]  # type: ignore[union-attr]
+
+        (holder,) = role_holders()
+        assert holder.services.dispatch_role is not None
+        await holder.services.dispatch_role.stop()
+        took = await until(lambda: len(role_holders()) == 1, seconds=5)
+        assert took < 2, f"role handed over after {took:.1f} s"
+        assert role_holders() != [holder]

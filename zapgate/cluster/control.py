@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate import errors
-from zapgate.clock import now_ms
 from zapgate.cluster import repository
 from zapgate.cluster.repository import Key
 from zapgate.ids import new_id
@@ -75,7 +74,7 @@ class ControlChannel:
 
     async def owners(self, keys: list[Key]) -> dict[Key, str]:
         """The nodes holding live leases of ``keys`` (a key without one runs nowhere)."""
-        return await repository.all_tenants_owners(self._database, keys, now_ms())
+        return await repository.all_tenants_owners(self._database, keys)
 
     async def ask(
         self,

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.clock import now_ms
+from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
 from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.repository import Key
@@ -66,24 +66,29 @@ class LeaseKeeper:
         self.tokens: dict[Key, int] = {}
         """The leases held, with their fencing tokens."""
         self._sure_until: dict[Key, int] = {}
-        """Until when (this node's clock, ms) each lease held is surely still this node's: a
-        third of the TTL before it would expire, so a node paused past it stops sending at once
-        when it wakes, before its next look finds the lease lost."""
+        """Until when (this process's monotonic clock, ms) each lease held is surely still this
+        node's: a third of the TTL before it would expire, counted from before the write that
+        took or renewed it (the database's clock sets the expiry, later than that), so a node
+        paused past it stops sending at once when it wakes, before its next look finds the lease
+        lost, and a node whose wall clock is wrong is never sure for too long."""
         self._woken = asyncio.Event()
+        self.on_look: list[Callable[[], None]] = []
+        """Also told when another node asks every node to look (the cluster's roles)."""
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def holds(self, key: Key) -> bool:
         """Whether this node surely still holds ``key``'s lease now."""
-        return now_ms() < self._sure_until.get(key, 0)
+        return monotonic_ms() < self._sure_until.get(key, 0)
 
-    def _held(self, tokens: dict[Key, int], until: int) -> None:
+    def _held(self, tokens: dict[Key, int], asked: int) -> None:
         self.tokens = tokens
-        self._sure_until = dict.fromkeys(tokens, self._sure(until))
+        self._sure_until = dict.fromkeys(tokens, self._sure(asked))
 
-    def _sure(self, until: int) -> int:
-        """Until when a lease that expires at ``until`` is surely still this node's."""
-        return until - self._ttl_ms // 3
+    def _sure(self, asked: int) -> int:
+        """Until when a lease taken or renewed by a write sent at ``asked`` (monotonic) is
+        surely still this node's."""
+        return asked + self._ttl_ms - self._ttl_ms // 3
 
     def _forget(self, keys: list[Key]) -> None:
         for key in keys:
@@ -102,13 +107,19 @@ class LeaseKeeper:
     async def start(self) -> None:
         """Listen to other nodes' wake-ups, take this node's share now, then keep looking."""
         if self._signals is not None:
-            await self._signals.start(self._runs.wake_here, self.wake)
+            await self._signals.start(self._runs.wake_here, self._looked)
         await self.tick()
         self._task = asyncio.create_task(self._loop(), name="zapgate-leases")
 
     def wake(self) -> None:
         """Look now."""
         self._woken.set()
+
+    def _looked(self) -> None:
+        """Another node asked every node to look (its sessions or roles changed)."""
+        self._woken.set()
+        for hook in self.on_look:
+            hook()
 
     def wake_all(self) -> None:
         """Look now, here and on every other node (a session was created, started or stopped
@@ -122,8 +133,6 @@ class LeaseKeeper:
         a database that is away lets the leases expire instead)."""
         await cancel_and_wait(self._task)
         self._task = None
-        if self._signals is not None:
-            await self._signals.stop()
         async with self._lock:
             held = list(self.tokens)
             await self._halt(held, None, handover=True)
@@ -132,6 +141,11 @@ class LeaseKeeper:
             except Exception:
                 log.warning("could not give the leases up; they expire after the TTL")
             self._held({}, 0)
+        # leave (the others' shares no longer count this node), then have them look now: they
+        # take the sessions at once, not at their next look
+        await self._registry.stop()
+        if self._signals is not None:
+            self._signals.publish_look()
 
     async def tick(self) -> None:
         """One look: renew, stop what was lost or is unwanted, take or give up a share."""
@@ -140,15 +154,19 @@ class LeaseKeeper:
                 await self._halt(list(self.tokens), None)
                 self._held({}, 0)
                 return
-            now = now_ms()
-            until = now + self._ttl_ms
-            held = await self._write(
-                lambda unit: repository.all_tenants_renew(unit.connection, self.owner, now, until)
-            )
+            asked = monotonic_ms()
+
+            async def renew(unit: UnitOfWork) -> dict[Key, int]:
+                now = await repository.all_tenants_now(unit.connection)
+                return await repository.all_tenants_renew(
+                    unit.connection, self.owner, now, now + self._ttl_ms
+                )
+
+            held = await self._write(renew)
             lost = [key for key in self.tokens if key not in held]
             for key in lost:
                 log.warning("lost the lease of %s/%s: another node runs it now", *key)
-            self._held(held, until)
+            self._held(held, asked)
             await self._halt(lost, None)
             wanted = await repository.all_tenants_wanted(self._database)
             unwanted = [key for key in self.tokens if key not in wanted]
@@ -157,7 +175,7 @@ class LeaseKeeper:
             nodes = await self._registry.alive()
             live = max(1, len(nodes))
             most, least = math.ceil(len(wanted) / live), len(wanted) // live
-            leased, lapsed = await repository.all_tenants_leases(self._database, now_ms())
+            leased, lapsed = await repository.all_tenants_leases(self._database)
             free = sorted(wanted - leased - lapsed)
             await self._take(free[: max(0, most - len(self.tokens))])
             # leases that lapsed (a node died): its part of them at once, even above its share,
@@ -185,20 +203,18 @@ class LeaseKeeper:
 
     async def _take(self, keys: list[Key]) -> None:
         for key in keys:
-            now = now_ms()  # each lease from now: a long look must not take one already expired
-            until = now + self._ttl_ms
+            asked = monotonic_ms()  # each lease from now: a long look must not take one expired
 
-            async def acquire(
-                unit: UnitOfWork, key: Key = key, now: int = now, until: int = until
-            ) -> int | None:
+            async def acquire(unit: UnitOfWork, key: Key = key) -> int | None:
+                now = await repository.all_tenants_now(unit.connection)
                 return await repository.all_tenants_acquire(
-                    unit.connection, key, self.owner, now, until
+                    unit.connection, key, self.owner, now, now + self._ttl_ms
                 )
 
             token = await self._write(acquire)
             if token is not None:
                 self.tokens[key] = token
-                self._sure_until[key] = self._sure(until)
+                self._sure_until[key] = self._sure(asked)
 
     async def _release(self, keys: list[Key]) -> None:
         if not keys:
@@ -211,7 +227,7 @@ class LeaseKeeper:
     async def _fence(self) -> None:
         """After a failed look: stop the sessions whose lease this node can no longer be sure
         of (the database is away; another node may take them once they expire)."""
-        now = now_ms()
+        now = monotonic_ms()
         gone = [key for key, sure in self._sure_until.items() if sure <= now]
         if gone:
             log.error("stopping %s sessions whose leases could not be renewed", len(gone))

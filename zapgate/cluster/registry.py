@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.clock import now_ms
 from zapgate.cluster import repository
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import Unavailable
@@ -72,15 +71,15 @@ class NodeRegistry:
         """Check Redis (cluster mode), register, and beat the heartbeat from now on."""
         if self._redis_url is not None:
             await _check_redis(self._redis_url)
-        now = now_ms()
 
-        async def register(unit: UnitOfWork) -> dict[str, Any] | None:
+        async def register(unit: UnitOfWork) -> tuple[int, dict[str, Any] | None]:
+            now = await repository.all_tenants_now(unit.connection)
             await repository.all_tenants_forget_dead(unit.connection, now - FORGET_AFTER_MS)
-            return await repository.all_tenants_register(
+            return now, await repository.all_tenants_register(
                 unit.connection, self.name, self.incarnation, now, self._running()
             )
 
-        before = await self._committer.run(register)
+        now, before = await self._committer.run(register)
         if before is not None and before["last_seen"] >= now - self._ttl_ms:
             log.warning(
                 "node name %s was in use by a process seen %.1f s ago; this one takes it "
@@ -106,7 +105,7 @@ class NodeRegistry:
     async def alive(self) -> list[Node]:
         """The nodes seen within a TTL, by name (this one with its sessions as of now; the
         others' as of their last heartbeat)."""
-        rows = await repository.all_tenants_alive(self._database, now_ms() - self._ttl_ms)
+        rows = await repository.all_tenants_alive(self._database, self._ttl_ms)
         for row in rows:
             if row["name"] == self.name and row["incarnation"] == self.incarnation:
                 row["sessions"] = self._running()
@@ -114,9 +113,10 @@ class NodeRegistry:
 
     async def beat(self) -> None:
         """One heartbeat now (with how many sessions run here)."""
-        now, sessions = now_ms(), self._running()
+        sessions = self._running()
 
         async def job(unit: UnitOfWork) -> bool:
+            now = await repository.all_tenants_now(unit.connection)
             return await repository.all_tenants_beat(
                 unit.connection, self.name, self.incarnation, now, sessions
             )

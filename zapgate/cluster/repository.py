@@ -8,8 +8,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from zapgate.db.tables import messages, nodes, session_leases, sessions
+from zapgate.clock import now_ms
+from zapgate.db.tables import cluster_roles, messages, nodes, session_leases, sessions
 from zapgate.tenants import repository as tenant_store
+
+_DB_NOW_MS = sa.text("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+
+
+async def all_tenants_now(connection: AsyncConnection) -> int:
+    """Now, in ms, by the database's clock: every node's leases and heartbeats are timed by
+    this one clock, so nodes whose clocks disagree never both hold a lease (SQLite, which runs
+    one node, has this process's clock)."""
+    if connection.dialect.name == "postgresql":
+        return int(await connection.scalar(_DB_NOW_MS) or 0)
+    return now_ms()
 
 
 async def all_tenants_register(
@@ -52,10 +64,11 @@ async def all_tenants_forget_dead(connection: AsyncConnection, before: int) -> N
     await connection.execute(sa.delete(nodes).where(nodes.c.last_seen < before))
 
 
-async def all_tenants_alive(engine: AsyncEngine, since: int) -> list[dict[str, Any]]:
-    """The nodes seen at ``since`` or later, by name."""
-    statement = sa.select(nodes).where(nodes.c.last_seen >= since).order_by(nodes.c.name)
+async def all_tenants_alive(engine: AsyncEngine, within_ms: int) -> list[dict[str, Any]]:
+    """The nodes seen in the last ``within_ms`` (by the database's clock), by name."""
     async with engine.connect() as connection:
+        since = await all_tenants_now(connection) - within_ms
+        statement = sa.select(nodes).where(nodes.c.last_seen >= since).order_by(nodes.c.name)
         return [dict(row) for row in (await connection.execute(statement)).mappings()]
 
 
@@ -72,7 +85,7 @@ async def all_tenants_wanted(engine: AsyncEngine) -> set[Key]:
         return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
 
 
-async def all_tenants_leases(engine: AsyncEngine, now: int) -> tuple[set[Key], set[Key]]:
+async def all_tenants_leases(engine: AsyncEngine) -> tuple[set[Key], set[Key]]:
     """The sessions some node holds a live lease of, and those whose lease lapsed (its node
     stopped renewing it: dead or paused; a lease given up is neither)."""
     columns = session_leases.c
@@ -80,6 +93,7 @@ async def all_tenants_leases(engine: AsyncEngine, now: int) -> tuple[set[Key], s
     live: set[Key] = set()
     lapsed: set[Key] = set()
     async with engine.connect() as connection:
+        now = await all_tenants_now(connection)
         for tenant, name, expires_at in (await connection.execute(statement)).all():
             if expires_at >= now:
                 live.add((str(tenant), str(name)))
@@ -149,13 +163,14 @@ def _insert(connection: AsyncConnection) -> Any:
     return sqlite.insert
 
 
-async def all_tenants_owners(engine: AsyncEngine, keys: list[Key], now: int) -> dict[Key, str]:
+async def all_tenants_owners(engine: AsyncEngine, keys: list[Key]) -> dict[Key, str]:
     """The nodes holding live leases of ``keys`` (a key without one runs nowhere)."""
     columns = session_leases.c
-    statement = sa.select(columns.tenant_id, columns.session, columns.owner).where(
-        sa.tuple_(columns.tenant_id, columns.session).in_(keys), columns.expires_at >= now
-    )
     async with engine.connect() as connection:
+        now = await all_tenants_now(connection)
+        statement = sa.select(columns.tenant_id, columns.session, columns.owner).where(
+            sa.tuple_(columns.tenant_id, columns.session).in_(keys), columns.expires_at >= now
+        )
         rows = (await connection.execute(statement)).all()
     return {(str(t), str(n)): str(owner) for t, n, owner in rows}
 
@@ -174,3 +189,43 @@ async def all_tenants_with_queued(engine: AsyncEngine, keys: list[Key]) -> list[
     )
     async with engine.connect() as connection:
         return [(str(t), str(n)) for t, n in (await connection.execute(statement)).all()]
+
+
+async def all_tenants_hold_role(
+    connection: AsyncConnection, role: str, owner: str, now: int, until: int
+) -> int | None:
+    """Renew ``owner``'s live lease of ``role``, or take it if no node holds it live; returns
+    the fencing token (one more at each new holder), or None while another node holds it."""
+    columns = cluster_roles.c
+    renewed = await connection.execute(
+        sa.update(cluster_roles)
+        .where(columns.role == role, columns.owner == owner, columns.expires_at >= now)
+        .values(expires_at=until)
+        .returning(columns.token)
+    )
+    token = renewed.scalar_one_or_none()
+    if token is not None:
+        return int(token)
+    taken = await connection.execute(
+        sa.update(cluster_roles)
+        .where(columns.role == role, columns.expires_at < now)
+        .values(owner=owner, token=columns.token + 1, expires_at=until)
+        .returning(columns.token)
+    )
+    token = taken.scalar_one_or_none()
+    if token is not None:
+        return int(token)
+    insert = _insert(connection)(cluster_roles).values(
+        role=role, owner=owner, token=1, expires_at=until
+    )
+    created = await connection.execute(insert.on_conflict_do_nothing())
+    return 1 if created.rowcount else None
+
+
+async def all_tenants_release_role(connection: AsyncConnection, role: str, owner: str) -> None:
+    """Give ``owner``'s lease of ``role`` up now (another node may take it at once)."""
+    await connection.execute(
+        sa.update(cluster_roles)
+        .where(cluster_roles.c.role == role, cluster_roles.c.owner == owner)
+        .values(expires_at=0)
+    )

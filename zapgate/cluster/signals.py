@@ -6,7 +6,9 @@ latency, never a message or an event:
 - a message was queued for a session (its owner's sender wakes; the lease keeper also wakes, at
   each look, the senders of the sessions it holds that have queued messages);
 - "look": a session was created, started or stopped (every lease keeper looks now);
-- a tenant's log grew to a seq (every node's event tail reads it; it also polls).
+- a tenant's log grew to a seq (every node's event tail reads it; it also polls);
+- a webhook subscription changed (the node dispatching webhooks re-reads it; it also looks for
+  new subscriptions at each renewal of its role).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "zapgate:wake"
 RETRY_SECONDS = 1.0
+STOP_SECONDS = 1.0
 SEPARATOR = "\x00"  # never in a tenant id or a session name
 SEQ = "\x01"  # the first character of a seq signal: "\x01<tenant>\x00<seq>"
+WEBHOOK = "\x02"  # the first character of a webhook signal: "\x02<tenant>\x00<webhook id>"
 LOOK = "look"
 """The signal that asks every node's lease keeper to look now (a session was created, started
 or stopped through some node)."""
@@ -51,6 +55,8 @@ class WakeSignals:
         self.received = 0
         self.on_seq: Seq | None = None
         """Called with (tenant, seq) for every seq signal of another node."""
+        self.on_webhook: Wake | None = None
+        """Called with (tenant, webhook id) for every webhook signal."""
 
     async def start(self, wake: Wake, look: Look) -> None:
         """Call ``wake(tenant, session)`` for every queued-message signal, and ``look()`` for
@@ -63,7 +69,12 @@ class WakeSignals:
         )
 
     async def stop(self) -> None:
-        """Stop listening; signals not yet sent are dropped (the keeper's looks cover them)."""
+        """Stop listening; signals not yet sent get a second (a stopping node's last "look" is
+        what makes the others take its sessions at once), then are dropped (the others' looks
+        and polls cover them)."""
+        pending = [task for task in (self._seqs_task, *self._sending) if task is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_SECONDS)
         await cancel_and_wait(self._task, self._seqs_task, *self._sending)
         self._task = None
         await self._client.aclose()
@@ -71,6 +82,10 @@ class WakeSignals:
     def publish(self, tenant: str, session: str) -> None:
         """Tell every node that ``session`` has a queued message (in the background)."""
         self._send(f"{tenant}{SEPARATOR}{session}")
+
+    def publish_webhook(self, tenant: str, webhook_id: str) -> None:
+        """Tell every node that a webhook subscription changed (in the background)."""
+        self._send(f"{WEBHOOK}{tenant}{SEPARATOR}{webhook_id}")
 
     def publish_look(self) -> None:
         """Ask every node's lease keeper to look now (in the background)."""
@@ -87,10 +102,8 @@ class WakeSignals:
         while self._seqs:
             batch, self._seqs = self._seqs, {}
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for tenant, seq in batch.items():
-                        pipe.publish(self._channel, f"{SEQ}{tenant}{SEPARATOR}{seq}")
-                    await pipe.execute()
+                for tenant, seq in batch.items():
+                    await self._client.publish(self._channel, f"{SEQ}{tenant}{SEPARATOR}{seq}")
             except (RedisError, OSError) as error:
                 log.warning("could not signal new events through Redis: %s", error)
                 return  # other nodes poll the log meanwhile
@@ -122,6 +135,11 @@ class WakeSignals:
                         continue
                     if text.startswith(SEQ):
                         self._heard_seq(text[1:])
+                        continue
+                    if text.startswith(WEBHOOK):
+                        tenant, _, webhook_id = text[1:].partition(SEPARATOR)
+                        if self.on_webhook is not None and tenant and webhook_id:
+                            self.on_webhook(tenant, webhook_id)
                         continue
                     tenant, _, session = text.partition(SEPARATOR)
                     if tenant and session:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
@@ -23,3 +26,23 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+BOOT_LOCK = 0x7A617067  # "zapg": the advisory lock nodes take in turns to prepare the database
+
+
+@asynccontextmanager
+async def boot_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold PostgreSQL's advisory lock ``BOOT_LOCK`` meanwhile: nodes starting together migrate
+    and create the defaults (tenant, session, operator key) one at a time, not in a race (the
+    lock dies with its connection, so a node killed meanwhile does not hold it). SQLite serves
+    one process: nothing to take."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": BOOT_LOCK})
+        try:
+            yield
+        finally:
+            await connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": BOOT_LOCK})

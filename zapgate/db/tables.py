@@ -141,6 +141,17 @@ idempotency_keys = sa.Table(
     sa.Index("ix_idempotency_expiry", "expires_at"),
 )
 
+idempotency_claims = sa.Table(
+    "idempotency_claims",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("claim_id", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+"""Cluster mode: the Idempotency-Keys some node's request is using now (deleted by the write
+that stores its answer, or when it ends), and until when the claim holds if its node dies."""
+
 webhooks = sa.Table(
     "webhooks",
     metadata,
@@ -235,6 +246,17 @@ session_leases = sa.Table(
 )
 """Cluster mode: the node that runs each session, until when, and the fencing token it got (one
 more at each new owner)."""
+
+cluster_roles = sa.Table(
+    "cluster_roles",
+    metadata,
+    sa.Column("role", sa.String(40), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+"""Cluster mode: the node doing a role for the whole cluster (the webhook dispatcher), until
+when, and its fencing token (one more at each new holder)."""
 
 
 def tenant_owned() -> list[sa.Table]:

@@ -71,6 +71,13 @@ class TokenBuckets:
             window=burst / rate,
         )
 
+    def put(self, key: str, tokens: float) -> None:
+        """Set ``key``'s bucket to ``tokens`` now: a copy of a count kept elsewhere (Redis)."""
+        self._buckets[key] = (tokens, self._clock())
+        self._buckets.move_to_end(key)
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
     def peek(self, key: str, rate: float, burst: int) -> float:
         """Tokens ``key`` has now (without taking any)."""
         now = self._clock()
@@ -79,3 +86,15 @@ class TokenBuckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def decision(allowed: bool, tokens: float, rate: float, burst: int, cost: float) -> Decision:
+    """The answer to a request costing ``cost`` that left its bucket (``rate``/s up to
+    ``burst``) with ``tokens``: what ``TokenBuckets.take`` answers, for a count kept elsewhere."""
+    return Decision(
+        allowed=allowed,
+        limit=burst,
+        remaining=int(tokens),
+        retry_after=0.0 if allowed else (cost - tokens) / rate,
+        window=burst / rate,
+    )

@@ -1,7 +1,9 @@
 """The way in for every request and connection: authenticate, then count against the limits.
 
 HTTP routes, the send fast lane, SSE, long-polls and Socket.IO all call ``Gate.admit``, so a
-check added here applies everywhere at once.
+check added here applies everywhere at once. In cluster mode the key's rate is counted in Redis
+with every node (one round trip per admission), and so are the failed authentications of an
+address (only when a key must be verified: a key verified recently costs no more).
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ class Gate:
             principal = await self._verify(presented, address)
         actors.identify(principal.key_id, principal.tenant)  # the actor of what it writes
         limits = await self.limits.of(principal.tenant)
-        decision = self.limits.take_request(limits, principal.key_id, cost)
+        if self.limits.shared:
+            decision = await self.limits.shared_take_request(limits, principal.key_id, cost)
+        else:
+            decision = self.limits.take_request(limits, principal.key_id, cost)
         return Admission(principal, decision, limits)
 
     def refuses(self, principal: Principal) -> bool:
@@ -55,7 +60,8 @@ class Gate:
         """The refusal an address gets before anything else is done, or None.
 
         Only an address that used up its failed authentications is refused this early, and only
-        when it does not present a key verified recently.
+        when it does not present a key verified recently. In cluster mode this is what this node
+        last heard from Redis; ``admit`` asks Redis before it verifies a key.
         """
         blocked = self.limits.address_blocked(address)
         if blocked is None or (presented and self._auth.cached(presented) is not None):
@@ -63,7 +69,7 @@ class Gate:
         return blocked
 
     async def _verify(self, presented: str | None, address: str | None) -> Principal:
-        blocked = self.limits.address_blocked(address)
+        blocked = await self.limits.shared_address_blocked(address)
         if blocked is not None:
             raise blocked
         try:
@@ -71,5 +77,5 @@ class Gate:
         except (Unauthorized, TenantSuspended):
             # a missing key too: anonymous floods count; so does a suspended tenant's app
             # retrying (its refusal is never cached, so each one reads the database)
-            self.limits.record_failure(address)
+            await self.limits.shared_record_failure(address)
             raise

@@ -1,5 +1,10 @@
 """Limits in use: each tenant's limits (cached), request rates per key, failed authentications
-per client address, and open streams per key. All counters live in this process."""
+per client address, and open streams per key.
+
+The counters live in this process, except in cluster mode (``redis_url``), where request rates
+and failed authentications are counted in Redis with every node (``zapgate.limits.shared``): the
+``shared_`` methods. Open streams and requests in progress are counted per node.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from zapgate.limits import repository
 from zapgate.limits.buckets import Decision, TokenBuckets
 from zapgate.limits.concurrency import KeyConcurrency
 from zapgate.limits.model import Limits, quota_message
+from zapgate.limits.shared import RedisLink, SharedBuckets
 from zapgate.limits.streams import StreamSlot, StreamSlots
 from zapgate.tenants import repository as tenant_store
 
@@ -32,7 +38,10 @@ class LimitService:
         auth_failures_per_minute: int,
         cache_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        redis_url: str | None = None,
     ) -> None:
+        """``redis_url``: cluster mode, request rates and failed authentications are counted in
+        Redis with every node."""
         self._database = database
         self._committer = committer
         self.defaults = defaults
@@ -44,6 +53,23 @@ class LimitService:
         self._failures = TokenBuckets(clock)
         self.streams = StreamSlots()
         self.concurrency = KeyConcurrency()
+        self._link = RedisLink(redis_url, clock) if redis_url is not None else None
+        self._shared_requests: SharedBuckets | None = None
+        self._shared_failures: SharedBuckets | None = None
+        if self._link is not None:
+            self._shared_requests = SharedBuckets(self._link, "key", self._requests)
+            self._shared_failures = SharedBuckets(self._link, "auth", self._failures)
+
+    @property
+    def shared(self) -> bool:
+        """Whether rates are counted with other nodes (cluster mode): use the ``shared_``
+        methods."""
+        return self._link is not None
+
+    async def stop(self) -> None:
+        """Close the connection to Redis (cluster mode)."""
+        if self._link is not None:
+            await self._link.close()
 
     # a tenant's limits -------------------------------------------------------------------------
 
@@ -97,25 +123,46 @@ class LimitService:
         cost = max(1, min(cost, limits.burst))
         decision = self._requests.take(key_id, limits.rate_per_key, limits.burst, cost)
         if not decision.allowed:
-            raise RateLimited(
-                f"over {limits.rate_per_key:g} requests per second for this key "
-                f"(burst {limits.burst}; ZAPGATE_RATE_LIMIT_PER_KEY); "
-                f"retry after {decision.headers()['Retry-After']} s",
-                decision.headers(),
-                decision.retry_after,
-            )
+            raise _over_rate(limits, decision)
+        return decision
+
+    async def shared_take_request(
+        self, limits: Limits, key_id: str, cost: int = 1
+    ) -> Decision | None:
+        """``take_request`` counted with every node (one round trip to Redis; this node's
+        bucket while Redis is unreachable)."""
+        if self._shared_requests is None or not limits.rate_limited:
+            return self.take_request(limits, key_id, cost)
+        cost = max(1, min(cost, limits.burst))
+        shared = self._shared_requests
+        decision = await shared.take(key_id, limits.rate_per_key, limits.burst, cost)
+        if not decision.allowed:
+            raise _over_rate(limits, decision)
         return decision
 
     # failed authentications ---------------------------------------------------------------------
 
     def address_blocked(self, address: str | None) -> RateLimited | None:
-        """The refusal for an address with no failed authentications left, else None."""
+        """The refusal for an address with no failed authentications left, else None.
+
+        In cluster mode, as this node last heard from Redis (``shared_address_blocked`` asks).
+        """
         if not self._failures_per_minute or address is None:
             return None
         rate, burst = self._failures_per_minute / MINUTE, self._failures_per_minute
-        tokens = self._failures.peek(address, rate, burst)
+        return self._blocked(self._failures.peek(address, rate, burst))
+
+    async def shared_address_blocked(self, address: str | None) -> RateLimited | None:
+        """``address_blocked`` as counted by every node (a round trip to Redis)."""
+        if self._shared_failures is None or not self._failures_per_minute or address is None:
+            return self.address_blocked(address)
+        rate, burst = self._failures_per_minute / MINUTE, self._failures_per_minute
+        return self._blocked(await self._shared_failures.peek(address, rate, burst))
+
+    def _blocked(self, tokens: float) -> RateLimited | None:
         if tokens >= 1:
             return None
+        rate, burst = self._failures_per_minute / MINUTE, self._failures_per_minute
         waiting = Decision(False, burst, 0, (1 - tokens) / rate, MINUTE)
         return RateLimited(
             f"too many failed authentications from this address (over "
@@ -129,6 +176,14 @@ class LimitService:
         if self._failures_per_minute and address is not None:
             rate, burst = self._failures_per_minute / MINUTE, self._failures_per_minute
             self._failures.take(address, rate, burst)
+
+    async def shared_record_failure(self, address: str | None) -> None:
+        """``record_failure`` counted with every node."""
+        if self._shared_failures is None:
+            self.record_failure(address)
+        elif self._failures_per_minute and address is not None:
+            rate, burst = self._failures_per_minute / MINUTE, self._failures_per_minute
+            await self._shared_failures.take(address, rate, burst)
 
     # streams and count quotas ------------------------------------------------------------------
 
@@ -147,3 +202,14 @@ class LimitService:
         if limit and used >= limit:
             return Refusal(QuotaExceeded(quota_message(name, limit)))
         return None
+
+
+def _over_rate(limits: Limits, decision: Decision) -> RateLimited:
+    """The refusal of a request that ``decision`` did not allow."""
+    return RateLimited(
+        f"over {limits.rate_per_key:g} requests per second for this key "
+        f"(burst {limits.burst}; ZAPGATE_RATE_LIMIT_PER_KEY); "
+        f"retry after {decision.headers()['Retry-After']} s",
+        decision.headers(),
+        decision.retry_after,
+    )

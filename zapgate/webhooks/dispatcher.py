@@ -21,6 +21,10 @@ Concurrency caps (constructor arguments, :class:`~zapgate.webhooks.policy.Concur
 
 A worker that fails is logged and restarted after a backoff (1 s doubling to 60 s). ``stop()``
 cancels everything within ``STOP_SECONDS``; pending deliveries stay stored for the next start.
+
+In cluster mode one node at a time dispatches (``zapgate.cluster.roles``): it starts and stops
+the dispatcher as it gets and loses the role, and ``allowed`` says whether it surely still holds
+it; no request leaves without it (a node paused past its lease sends nothing once it wakes).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ log = logging.getLogger(__name__)
 RESTART_BASE_SECONDS = 1.0
 RESTART_CAP_SECONDS = 60.0
 STOP_SECONDS = 10.0
+
+
+class NotAllowed(Exception):
+    """This node may no longer dispatch (cluster mode: another node may hold the role now)."""
 
 
 class Dispatcher:
@@ -89,6 +97,8 @@ class Dispatcher:
         self._changed = asyncio.Event()
         self.attempts = 0
         self.restarts = 0
+        self.allowed: Callable[[], bool] | None = None
+        """Cluster mode: whether this node surely still holds the dispatcher's role."""
 
     # life cycle --------------------------------------------------------------------------------
 
@@ -98,6 +108,15 @@ class Dispatcher:
         self._running = True
         self._unsubscribe = self._bus.subscribe(self._on_events)
         self._boot = asyncio.create_task(self._start_all(), name="webhook-dispatcher-boot")
+
+    async def resync(self) -> None:
+        """Start a worker for each active subscription that has none (cluster mode: one made
+        through another node whose wake-up was lost)."""
+        if not self._running:
+            return
+        for webhook in await repository.all_tenants_active(self._database):
+            if not self.serving(webhook.tenant, webhook.id):
+                self._spawn(webhook.tenant, webhook.id).prime(webhook)
 
     async def stop(self) -> None:
         """Stop every worker (bounded); pending deliveries stay stored for the next start."""
@@ -211,6 +230,8 @@ class Dispatcher:
         if mine is None:
             mine = self._per_tenant[tenant] = asyncio.Semaphore(self._limits.per_tenant)
         async with mine, self._overall:
+            if self.allowed is not None and not self.allowed():
+                raise NotAllowed("this node no longer holds the webhook dispatcher's role")
             yield
 
     # observing (tests, bench) ------------------------------------------------------------------

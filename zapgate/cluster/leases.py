@@ -31,6 +31,8 @@ from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LAPSE_MARGIN_MS = 50
+"""A look for a lapsing lease comes this long after it lapses (by the database's clock)."""
 
 
 class Runs(Protocol):
@@ -72,6 +74,9 @@ class LeaseKeeper:
         paused past it stops sending at once when it wakes, before its next look finds the lease
         lost, and a node whose wall clock is wrong is never sure for too long."""
         self._woken = asyncio.Event()
+        self._next_lapse: int | None = None
+        """When (monotonic ms) another node's soonest lease lapses unless renewed: a look
+        then takes a dead node's sessions within the TTL, not up to a third of it later."""
         self.on_look: list[Callable[[], None]] = []
         """Also told when another node asks every node to look (the cluster's roles)."""
         self._task: asyncio.Task[None] | None = None
@@ -172,18 +177,31 @@ class LeaseKeeper:
             unwanted = [key for key in self.tokens if key not in wanted]
             await self._halt(unwanted, "stopped", handover=True)
             await self._release(unwanted)
-            nodes = await self._registry.alive()
+            leases = await repository.all_tenants_leases(self._database, self.owner)
+            self._next_lapse = (
+                None
+                if leases.next_lapse_ms is None
+                else monotonic_ms() + leases.next_lapse_ms + LAPSE_MARGIN_MS
+            )
+            # a node that let a lease lapse is dead or paused: it has no share, even while its
+            # heartbeat is still recent
+            nodes = [
+                n
+                for n in await self._registry.alive()
+                if n.name == self.owner or n.name not in leases.lapsed_owners
+            ]
             live = max(1, len(nodes))
             most, least = math.ceil(len(wanted) / live), len(wanted) // live
-            leased, lapsed = await repository.all_tenants_leases(self._database)
-            free = sorted(wanted - leased - lapsed)
+            free = sorted(wanted - leases.live - leases.lapsed)
             await self._take(free[: max(0, most - len(self.tokens))])
-            # leases that lapsed (a node died): its part of them at once, even above its share,
-            # before the dead node's heartbeat has expired too (rebalanced later)
-            orphans = sorted(wanted & lapsed)
+            # leases that lapsed (a node died): this node's part of them at once, even above
+            # its share (rebalanced at a later look, not this one: what it gives up now would be
+            # sessions running well here)
+            orphans = sorted(wanted & leases.lapsed)
             await self._take(orphans[: math.ceil(len(orphans) / live)])
             starved = any(n.sessions < least for n in nodes if n.name != self.owner)
-            if len(self.tokens) > most or (starved and len(self.tokens) > least):
+            over = len(self.tokens) > most or (starved and len(self.tokens) > least)
+            if over and not orphans:
                 keep = most if len(self.tokens) > most else len(self.tokens) - 1
                 extra = sorted(self.tokens)[keep:]  # one a look while others starve
                 await self._halt(extra, None, handover=True)
@@ -240,8 +258,11 @@ class LeaseKeeper:
     async def _loop(self) -> None:
         interval = self._ttl_ms / 3000
         while True:
+            wait = interval
+            if self._next_lapse is not None:
+                wait = min(wait, max(0.0, (self._next_lapse - monotonic_ms()) / 1000))
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(wait):
                     await self._woken.wait()
             except TimeoutError:
                 pass

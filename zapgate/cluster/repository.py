@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,21 +86,40 @@ async def all_tenants_wanted(engine: AsyncEngine) -> set[Key]:
         return {(str(t), str(n)) for t, n in (await connection.execute(statement)).all()}
 
 
-async def all_tenants_leases(engine: AsyncEngine) -> tuple[set[Key], set[Key]]:
-    """The sessions some node holds a live lease of, and those whose lease lapsed (its node
-    stopped renewing it: dead or paused; a lease given up is neither)."""
+@dataclass(frozen=True, slots=True)
+class Leases:
+    """What the session leases look like now (by the database's clock)."""
+
+    live: set[Key]
+    """Sessions some node holds a live lease of."""
+    lapsed: set[Key]
+    """Sessions whose lease lapsed: its node stopped renewing it (dead or paused; a lease given
+    up is neither)."""
+    lapsed_owners: set[str]
+    """The nodes that let a lease lapse."""
+    next_lapse_ms: int | None
+    """In how many ms the soonest live lease of another node lapses, if it is not renewed."""
+
+
+async def all_tenants_leases(engine: AsyncEngine, me: str) -> Leases:
+    """The session leases now, as ``me`` sees them (see ``Leases``)."""
     columns = session_leases.c
-    statement = sa.select(columns.tenant_id, columns.session, columns.expires_at)
+    statement = sa.select(columns.tenant_id, columns.session, columns.owner, columns.expires_at)
     live: set[Key] = set()
     lapsed: set[Key] = set()
+    owners: set[str] = set()
+    soonest: int | None = None
     async with engine.connect() as connection:
         now = await all_tenants_now(connection)
-        for tenant, name, expires_at in (await connection.execute(statement)).all():
+        for tenant, name, owner, expires_at in (await connection.execute(statement)).all():
             if expires_at >= now:
                 live.add((str(tenant), str(name)))
+                if owner != me:
+                    soonest = expires_at if soonest is None else min(soonest, expires_at)
             elif expires_at > 0:
                 lapsed.add((str(tenant), str(name)))
-    return live, lapsed
+                owners.add(str(owner))
+    return Leases(live, lapsed, owners, None if soonest is None else soonest - now)
 
 
 async def all_tenants_renew(

@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench import e2e, fanout, history, hostile, neighbours, report, sessions, victim, webhooks
+from bench import (
+    cluster,
+    e2e,
+    fanout,
+    history,
+    hostile,
+    neighbours,
+    report,
+    sessions,
+    victim,
+    webhooks,
+)
 from bench.report import Result
 from bench.server import BenchError, http_call, serve
 from bench.targets import SEND_KEY, Target, build_targets, key_command, sessions_server
@@ -45,9 +56,11 @@ FANOUT = "fanout"
 """Name of the fan-out workload (the original and zapgate, 100 Socket.IO clients)."""
 HISTORY = "history"
 """Name of the history workload (page latency and RSS with 10,000 and 1,000,000 messages)."""
+CLUSTER = "cluster"
+"""Name of the cluster workload (PostgreSQL + Redis: sends, fan-out and failover, 1 and 2 nodes)."""
 NEIGHBOURS = "neighbours"
 """Name of the noisy-neighbour workload (run last)."""
-WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, NEIGHBOURS)
+WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, CLUSTER, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -245,6 +258,14 @@ def measure_history(api_key: str, setup: Setup) -> report.Outcome:
     return outcome(HISTORY, lambda: history.run(plan))
 
 
+def measure_cluster(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the cluster workload (its own PostgreSQL databases, Redis and nodes)."""
+    send_s = min(setup.duration_s, cluster.SEND_S)
+    log(f"{CLUSTER}: single node, then 1 and 2 cluster nodes ({send_s} s of sends each), failover")
+    plan = cluster.Plan(api_key, setup.log_dir, setup.wrk, send_s=send_s)
+    return outcome(CLUSTER, lambda: cluster.run(plan))
+
+
 def measure_neighbours(api_key: str, setup: Setup) -> report.Outcome:
     """Run the noisy-neighbour workload (its own zapgate server, two tenants, two phases)."""
     duration_s = max(setup.duration_s, neighbours.MIN_DURATION_S)
@@ -317,6 +338,8 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             print(report.sessions_section(o.result))
         if isinstance(o.result, webhooks.WebhooksResult):
             print(report.webhooks_section(o.result))
+        if isinstance(o.result, cluster.ClusterResult):
+            print(cluster.section(o.result))
         if isinstance(o.result, neighbours.NeighboursResult):
             print(report.neighbours_section(o.result))
 
@@ -345,6 +368,7 @@ def run(args: argparse.Namespace) -> int:
             SESSIONS: measure_sessions,
             WEBHOOKS: measure_webhooks,
             HISTORY: measure_history,
+            CLUSTER: measure_cluster,
             NEIGHBOURS: measure_neighbours,
         }
         for name, measure_workload in workloads.items():

@@ -5,7 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import webhooks
+from bench import cluster, webhooks
+from bench.cluster import ClusterResult
 from bench.e2e import E2EResult
 from bench.fanout import FanoutResult
 from bench.history import HistoryResult
@@ -27,6 +28,7 @@ Result = (
     | FanoutResult
     | HistoryResult
     | E2EResult
+    | ClusterResult
 )
 """What a measured workload or wrk target gives."""
 
@@ -193,9 +195,17 @@ def flood_line(flood: Flood) -> str:
 
 
 def _error_detail(
-    result: WrkResult | SessionsResult | WebhooksResult | FanoutResult | HistoryResult | E2EResult,
+    result: WrkResult
+    | SessionsResult
+    | WebhooksResult
+    | FanoutResult
+    | HistoryResult
+    | E2EResult
+    | ClusterResult,
 ) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, ClusterResult):
+        return cluster.error_detail(result)
     if isinstance(result, E2EResult):
         drained = "" if result.drained else "; the outbox did not drain"
         return f"{result.accepted.errors} refused sends, {result.failed} failed{drained}"

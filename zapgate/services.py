@@ -219,16 +219,14 @@ def build_services(
         assert settings.redis_url is not None
         tail = EventTail(database, bus, signals)
         committer.announce = tail.committed
-        leases = LeaseKeeper(
-            database, committer, nodes, sessions, settings.lease_ttl_seconds, signals
-        )
+        leases = LeaseKeeper(database, nodes, sessions, settings.lease_ttl_seconds, signals)
         sessions.placement = leases.wake_all
         sessions.signal_queued = signals.publish
         sessions.holds = leases.holds
         control = ControlChannel(settings.redis_url, database, settings.node_name)
         sessions.remote = control
         dispatch_role = RoleKeeper(
-            committer,
+            database,
             "webhooks",
             settings.node_name,
             settings.lease_ttl_seconds,

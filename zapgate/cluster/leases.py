@@ -19,14 +19,13 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
 from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.repository import Key
 from zapgate.cluster.signals import WakeSignals
-from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ class LeaseKeeper:
     def __init__(
         self,
         database: AsyncEngine,
-        committer: Committer,
         registry: NodeRegistry,
         runs: Runs,
         ttl_seconds: float,
@@ -61,7 +59,6 @@ class LeaseKeeper:
     ) -> None:
         self._signals = signals
         self._database = database
-        self._committer = committer
         self._registry = registry
         self._runs = runs
         self._ttl_ms = int(ttl_seconds * 1000)
@@ -161,10 +158,10 @@ class LeaseKeeper:
                 return
             asked = monotonic_ms()
 
-            async def renew(unit: UnitOfWork) -> dict[Key, int]:
-                now = await repository.all_tenants_now(unit.connection)
+            async def renew(connection: AsyncConnection) -> dict[Key, int]:
+                now = await repository.all_tenants_now(connection)
                 return await repository.all_tenants_renew(
-                    unit.connection, self.owner, now, now + self._ttl_ms
+                    connection, self.owner, now, now + self._ttl_ms
                 )
 
             held = await self._write(renew)
@@ -223,10 +220,10 @@ class LeaseKeeper:
         for key in keys:
             asked = monotonic_ms()  # each lease from now: a long look must not take one expired
 
-            async def acquire(unit: UnitOfWork, key: Key = key) -> int | None:
-                now = await repository.all_tenants_now(unit.connection)
+            async def acquire(connection: AsyncConnection, key: Key = key) -> int | None:
+                now = await repository.all_tenants_now(connection)
                 return await repository.all_tenants_acquire(
-                    unit.connection, key, self.owner, now, now + self._ttl_ms
+                    connection, key, self.owner, now, now + self._ttl_ms
                 )
 
             token = await self._write(acquire)
@@ -238,7 +235,7 @@ class LeaseKeeper:
         if not keys:
             return
         await self._write(
-            lambda unit: repository.all_tenants_release(unit.connection, self.owner, keys)
+            lambda connection: repository.all_tenants_release(connection, self.owner, keys)
         )
         self._forget(keys)
 
@@ -252,8 +249,11 @@ class LeaseKeeper:
             await self._halt(gone, None)
             self._forget(gone)
 
-    async def _write(self, job: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await self._committer.run(job)
+    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """A lease write in a transaction of its own, beside the writer: a backlog of domain
+        writes must not hold a renewal up past the lease (cluster mode is PostgreSQL's)."""
+        async with self._database.begin() as connection:
+            return await job(connection)
 
     async def _loop(self) -> None:
         interval = self._ttl_ms / 3000

@@ -15,9 +15,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
-from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class RoleKeeper:
 
     def __init__(
         self,
-        committer: Committer,
+        database: AsyncEngine,
         role: str,
         owner: str,
         ttl_seconds: float,
@@ -39,7 +40,7 @@ class RoleKeeper:
         keep: Act | None = None,
         announce: Callable[[], None] | None = None,
     ) -> None:
-        self._committer = committer
+        self._database = database
         self.role = role
         self._owner = owner
         self._ttl_ms = int(ttl_seconds * 1000)
@@ -79,7 +80,8 @@ class RoleKeeper:
                 return
             await self._lose()
             try:
-                await self._committer.run(self._release)
+                async with self._database.begin() as connection:
+                    await repository.all_tenants_release_role(connection, self.role, self._owner)
             except Exception:
                 log.warning("could not give the %s role up; it lapses after the TTL", self.role)
                 return
@@ -91,13 +93,8 @@ class RoleKeeper:
         async with self._lock:
             asked = monotonic_ms()  # the database's clock sets the expiry, later than this
 
-            async def hold(unit: UnitOfWork) -> int | None:
-                now = await repository.all_tenants_now(unit.connection)
-                return await repository.all_tenants_hold_role(
-                    unit.connection, self.role, self._owner, now, now + self._ttl_ms
-                )
-
-            token = await self._committer.run(hold)
+            async with self._database.begin() as connection:  # beside the writer's backlog
+                token = await self._hold(connection)
             if token != self.token and self.token is not None:
                 log.warning("lost the %s role to another node", self.role)
                 await self._lose()
@@ -116,8 +113,11 @@ class RoleKeeper:
         self._sure_until = 0
         await self._end()
 
-    async def _release(self, unit: UnitOfWork) -> None:
-        await repository.all_tenants_release_role(unit.connection, self.role, self._owner)
+    async def _hold(self, connection: AsyncConnection) -> int | None:
+        now = await repository.all_tenants_now(connection)
+        return await repository.all_tenants_hold_role(
+            connection, self.role, self._owner, now, now + self._ttl_ms
+        )
 
     async def _loop(self) -> None:
         interval = self._ttl_ms / 3000

@@ -122,35 +122,40 @@ class ControlChannel:
         return pubsub
 
     async def _listen(self, pubsub: aioredis.client.PubSub, serve: Serve) -> None:
-        answers = self.answers_of(self._node)
+        current: aioredis.client.PubSub | None = pubsub
         while True:
             try:
-                async for message in pubsub.listen():
-                    channel = message.get("channel")
-                    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-                    try:
-                        body = orjson.loads(message["data"])
-                    except (orjson.JSONDecodeError, TypeError):
-                        continue
-                    if channel == answers:
-                        future = self._waiting.get(str(body.get("id")))
-                        if future is not None and not future.done():
-                            future.set_result(body)
-                        continue
-                    task = asyncio.create_task(self._serve(body, serve))
-                    self._serving.add(task)
-                    task.add_done_callback(self._serving.discard)
+                if current is None:
+                    current = await self._subscribe()
+                async for message in current.listen():
+                    self._handle(message, serve)
+                # listen() ends, without waiting, once nothing is subscribed: never loop on it
+                raise ConnectionError("the Redis subscription ended")
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis went away: subscribe again when it is back
                 log.warning("control channel interrupted (%s); retrying", type(error).__name__)
+                if current is not None:
+                    with contextlib.suppress(Exception):
+                        await current.aclose()  # type: ignore[no-untyped-call]
+                    current = None
                 await asyncio.sleep(RETRY_SECONDS)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                try:
-                    pubsub = await self._subscribe()
-                except (RedisError, OSError):
-                    continue
+
+    def _handle(self, message: dict[str, Any], serve: Serve) -> None:
+        channel = message.get("channel")
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        try:
+            body = orjson.loads(message["data"])
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return
+        if channel == self.answers_of(self._node):
+            future = self._waiting.get(str(body.get("id")))
+            if future is not None and not future.done():
+                future.set_result(body)
+            return
+        task = asyncio.create_task(self._serve(body, serve))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
 
     async def _serve(self, request: dict[str, Any], serve: Serve) -> None:
         answer: dict[str, Any] = {"id": request.get("id")}

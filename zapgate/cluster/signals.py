@@ -125,35 +125,38 @@ class WakeSignals:
             self.on_seq(tenant, int(seq))
 
     async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake, look: Look) -> None:
+        current: aioredis.client.PubSub | None = pubsub
         while True:
             try:
-                async for message in pubsub.listen():
-                    raw = message.get("data")
-                    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-                    if text == LOOK:
-                        look()
-                        continue
-                    if text.startswith(SEQ):
-                        self._heard_seq(text[1:])
-                        continue
-                    if text.startswith(WEBHOOK):
-                        tenant, _, webhook_id = text[1:].partition(SEPARATOR)
-                        if self.on_webhook is not None and tenant and webhook_id:
-                            self.on_webhook(tenant, webhook_id)
-                        continue
-                    tenant, _, session = text.partition(SEPARATOR)
-                    if tenant and session:
-                        self.received += 1
-                        wake(tenant, session)
+                if current is None:
+                    current = self._client.pubsub(ignore_subscribe_messages=True)
+                    await current.subscribe(self._channel)
+                async for message in current.listen():
+                    self._handle(message.get("data"), wake, look)
+                # listen() ends, without waiting, once nothing is subscribed: never loop on it
+                raise ConnectionError("the Redis subscription ended")
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Redis went away: subscribe again when it is back
                 log.warning("Redis wake-ups interrupted (%s); retrying", type(error).__name__)
+                if current is not None:
+                    with contextlib.suppress(Exception):
+                        await current.aclose()  # type: ignore[no-untyped-call]
+                    current = None
                 await asyncio.sleep(RETRY_SECONDS)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                try:
-                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                    await pubsub.subscribe(self._channel)
-                except (RedisError, OSError):
-                    continue
+
+    def _handle(self, raw: object, wake: Wake, look: Look) -> None:
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if text == LOOK:
+            look()
+        elif text.startswith(SEQ):
+            self._heard_seq(text[1:])
+        elif text.startswith(WEBHOOK):
+            tenant, _, webhook_id = text[1:].partition(SEPARATOR)
+            if self.on_webhook is not None and tenant and webhook_id:
+                self.on_webhook(tenant, webhook_id)
+        else:
+            tenant, _, session = text.partition(SEPARATOR)
+            if tenant and session:
+                self.received += 1
+                wake(tenant, session)

@@ -44,7 +44,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=10,
         hide_parameters=True,
         json_serializer=json_text,
+        connect_args={"server_settings": _postgres_settings(settings)},
     )
+
+
+def _postgres_settings(settings: Settings) -> dict[str, str]:
+    """Session settings of every connection. In cluster mode a transaction left open by a node
+    that froze (SIGSTOP, a VM paused, a GC stall) would hold its tenant's row lock, and so every
+    other node's writes of that tenant, until it woke: PostgreSQL ends such a transaction after
+    a third of the lease TTL (at least 1 s; it is rolled back, and the frozen node's writes are
+    retried or refused when it wakes), within the time another node takes its sessions over."""
+    if not settings.clustered:
+        return {}
+    seconds = max(1.0, settings.lease_ttl_seconds / 3)
+    return {"idle_in_transaction_session_timeout": str(int(seconds * 1000))}
 
 
 def json_text(value: Any) -> str:

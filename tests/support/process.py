@@ -72,6 +72,21 @@ class ServerProcess:
             self._process.wait(10)
             self._process = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets and memory but runs nothing until ``resume``."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGCONT)
+
+    @property
+    def running(self) -> bool:
+        """Whether the process was started and has not exited (a paused one is running)."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
         if self._process is None:

@@ -15,8 +15,15 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
 def monotonic_ms() -> int:
-    """This process's monotonic clock in milliseconds (durations, never wall time)."""
+    """A monotonic clock in milliseconds (durations, never wall time) that keeps counting while
+    the machine is suspended (Linux's boot time; elsewhere the monotonic clock): how long a node
+    may trust a lease must include any time it was frozen."""
+    if _BOOTTIME is not None:
+        return time.clock_gettime_ns(_BOOTTIME) // 1_000_000
     return time.monotonic_ns() // 1_000_000
 
 

@@ -126,6 +126,18 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def cluster_settings(data_dir: Path, name: str, **overrides: Any) -> Settings:
+    """``make_settings`` of node ``name`` of a cluster on PostgreSQL and the test Redis (the
+    database comes as an engine: ``postgres_schema``)."""
+    return make_settings(
+        data_dir / name,
+        database_url="postgresql+asyncpg://unused/x",
+        redis_url=REDIS_URL,
+        node_name=name,
+        **overrides,
+    )
+
+
 async def postgres_reason() -> str | None:
     """Why PostgreSQL cannot be used, or None."""
     engine = create_async_engine(POSTGRES_URL)

@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import (
     AUTH,
-    REDIS_URL,
     bounded_teardown,
-    make_settings,
+    cluster_settings,
     postgres_reason,
     postgres_schema,
     redis_reason,
@@ -176,11 +175,9 @@ async def test_the_same_send_through_two_nodes_at_once_makes_one_message(tmp_pat
     async with postgres_schema() as engine_for:
         built = [
             build_services(
-                make_settings(
-                    tmp_path / name,
-                    database_url="postgresql+asyncpg://unused/x",
-                    redis_url=REDIS_URL,
-                    node_name=name,
+                cluster_settings(
+                    tmp_path,
+                    name,
                 ),
                 engine_for(),
             )

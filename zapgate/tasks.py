@@ -1,4 +1,4 @@
-"""Background tasks: stopping them."""
+"""Background tasks: waking them, and stopping them."""
 
 from __future__ import annotations
 
@@ -14,3 +14,14 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
+
+
+async def woken_or_after(woken: asyncio.Event, seconds: float) -> None:
+    """Return once ``woken`` is set or ``seconds`` have passed, with ``woken`` cleared (a loop
+    that looks at a pace, and at once when asked)."""
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await woken.wait()
+    except TimeoutError:
+        pass
+    woken.clear()

@@ -16,9 +16,8 @@ import pytest
 
 from tests.conftest import (
     AUTH,
-    REDIS_URL,
     RunningServer,
-    make_settings,
+    cluster_settings,
     postgres_reason,
     postgres_schema,
     redis_reason,
@@ -42,11 +41,9 @@ async def nodes(tmp_path: Path, ttl: float, **more: object) -> AsyncIterator[lis
     async with postgres_schema() as engine_for:
 
         def node(name: str) -> Services:
-            settings = make_settings(
-                tmp_path / name,
-                database_url="postgresql+asyncpg://unused/x",
-                redis_url=REDIS_URL,
-                node_name=name,
+            settings = cluster_settings(
+                tmp_path,
+                name,
                 lease_ttl_seconds=ttl,
                 **more,
             )

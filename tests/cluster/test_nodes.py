@@ -15,6 +15,7 @@ from tests.conftest import (
     AUTH,
     REDIS_URL,
     RunningServer,
+    cluster_settings,
     make_settings,
     postgres_reason,
     postgres_schema,
@@ -133,11 +134,9 @@ async def test_nodes_starting_together_on_an_empty_database_all_start(tmp_path: 
     async with postgres_schema() as engine_for:
         built = [
             build_services(
-                make_settings(
-                    tmp_path / name,
-                    database_url="postgresql+asyncpg://unused/x",
-                    redis_url=REDIS_URL,
-                    node_name=name,
+                cluster_settings(
+                    tmp_path,
+                    name,
                     api_key=AUTH["Authorization"].removeprefix("Bearer "),
                 ),
                 engine_for(),

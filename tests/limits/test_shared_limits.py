@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 
 from tests.conftest import (
     REDIS_URL,
+    cluster_settings,
     free_port,
-    make_settings,
     postgres_reason,
     postgres_schema,
     redis_reason,
@@ -303,11 +303,9 @@ async def test_two_served_nodes_limit_a_key_and_an_address_as_one(tmp_path: Path
     async with postgres_schema() as engine_for:
         built = [
             build_services(
-                make_settings(
-                    tmp_path / name,
-                    database_url="postgresql+asyncpg://unused/x",
-                    redis_url=REDIS_URL,
-                    node_name=name,
+                cluster_settings(
+                    tmp_path,
+                    name,
                     rate_limit_per_key=0.001,  # 1,000 s for a token: none comes back
                     rate_limit_burst=3,
                     auth_failures_per_minute=3,

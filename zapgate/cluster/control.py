@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate import errors
-from zapgate.cluster import repository
+from zapgate.cluster import pubsub, repository
 from zapgate.cluster.repository import Key
 from zapgate.ids import new_id
 from zapgate.tasks import cancel_and_wait
@@ -32,8 +32,6 @@ from zapgate.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 ANSWER_SECONDS = 30.0
 """How long a call waits for the owner (a WPPConnect pairing code can take a while)."""
-RETRY_SECONDS = 1.0
-
 Serve = Callable[[str, str, str, dict[str, Any]], Awaitable[Any]]
 """Runs an operation here: (op, tenant, session, args) -> a JSON-able result."""
 
@@ -62,8 +60,16 @@ class ControlChannel:
 
     async def start(self, serve: Serve) -> None:
         """Serve other nodes' calls with ``serve`` (subscribed before it returns)."""
-        pubsub = await self._subscribe()
-        self._task = asyncio.create_task(self._listen(pubsub, serve), name="zapgate-control")
+        subscription = await self._subscribe()
+        self._task = asyncio.create_task(
+            pubsub.listen(
+                subscription,
+                self._subscribe,
+                lambda message: self._handle(message, serve),
+                "control channel",
+            ),
+            name="zapgate-control",
+        )
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task, *self._serving)
@@ -117,29 +123,9 @@ class ControlChannel:
         return answer.get("result")
 
     async def _subscribe(self) -> aioredis.client.PubSub:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.requests_of(self._node), self.answers_of(self._node))
-        return pubsub
-
-    async def _listen(self, pubsub: aioredis.client.PubSub, serve: Serve) -> None:
-        current: aioredis.client.PubSub | None = pubsub
-        while True:
-            try:
-                if current is None:
-                    current = await self._subscribe()
-                async for message in current.listen():
-                    self._handle(message, serve)
-                # listen() ends, without waiting, once nothing is subscribed: never loop on it
-                raise ConnectionError("the Redis subscription ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # Redis went away: subscribe again when it is back
-                log.warning("control channel interrupted (%s); retrying", type(error).__name__)
-                if current is not None:
-                    with contextlib.suppress(Exception):
-                        await current.aclose()  # type: ignore[no-untyped-call]
-                    current = None
-                await asyncio.sleep(RETRY_SECONDS)
+        subscription = self._client.pubsub(ignore_subscribe_messages=True)
+        await subscription.subscribe(self.requests_of(self._node), self.answers_of(self._node))
+        return subscription
 
     def _handle(self, message: dict[str, Any], serve: Serve) -> None:
         channel = message.get("channel")

@@ -26,7 +26,7 @@ from zapgate.cluster import repository
 from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.repository import Key
 from zapgate.cluster.signals import WakeSignals
-from zapgate.tasks import cancel_and_wait
+from zapgate.tasks import cancel_and_wait, woken_or_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -260,13 +260,8 @@ class LeaseKeeper:
         while True:
             wait = interval
             if self._next_lapse is not None:
-                wait = min(wait, max(0.0, (self._next_lapse - monotonic_ms()) / 1000))
-            try:
-                async with asyncio.timeout(wait):
-                    await self._woken.wait()
-            except TimeoutError:
-                pass
-            self._woken.clear()
+                wait = min(wait, (self._next_lapse - monotonic_ms()) / 1000)
+            await woken_or_after(self._woken, wait)
             try:
                 async with asyncio.timeout(self._ttl_ms / 1000):
                     await self.tick()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
-from zapgate.tasks import cancel_and_wait
+from zapgate.tasks import cancel_and_wait, woken_or_after
 
 log = logging.getLogger(__name__)
 Act = Callable[[], Awaitable[None]]
@@ -122,12 +122,7 @@ class RoleKeeper:
     async def _loop(self) -> None:
         interval = self._ttl_ms / 3000
         while True:
-            try:
-                async with asyncio.timeout(interval):
-                    await self._woken.wait()
-            except TimeoutError:
-                pass
-            self._woken.clear()
+            await woken_or_after(self._woken, interval)
             try:
                 async with asyncio.timeout(self._ttl_ms / 1000):
                     await self.look()

@@ -14,13 +14,14 @@ latency, never a message or an event:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from zapgate.cluster import pubsub
 from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,15 @@ class WakeSignals:
         """Call ``wake(tenant, session)`` for every queued-message signal, and ``look()`` for
         every look signal, from now on (subscribed before it returns, so nothing published
         after is missed while Redis stays up)."""
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel)
+        subscription = await self._subscribe()
         self._task = asyncio.create_task(
-            self._listen(pubsub, wake, look), name="zapgate-wake-signals"
+            pubsub.listen(
+                subscription,
+                self._subscribe,
+                lambda message: self._handle(message, wake, look),
+                "wake-ups",
+            ),
+            name="zapgate-wake-signals",
         )
 
     async def stop(self) -> None:
@@ -124,28 +130,13 @@ class WakeSignals:
         if self.on_seq is not None and tenant and seq.isdigit():
             self.on_seq(tenant, int(seq))
 
-    async def _listen(self, pubsub: aioredis.client.PubSub, wake: Wake, look: Look) -> None:
-        current: aioredis.client.PubSub | None = pubsub
-        while True:
-            try:
-                if current is None:
-                    current = self._client.pubsub(ignore_subscribe_messages=True)
-                    await current.subscribe(self._channel)
-                async for message in current.listen():
-                    self._handle(message.get("data"), wake, look)
-                # listen() ends, without waiting, once nothing is subscribed: never loop on it
-                raise ConnectionError("the Redis subscription ended")
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # Redis went away: subscribe again when it is back
-                log.warning("Redis wake-ups interrupted (%s); retrying", type(error).__name__)
-                if current is not None:
-                    with contextlib.suppress(Exception):
-                        await current.aclose()  # type: ignore[no-untyped-call]
-                    current = None
-                await asyncio.sleep(RETRY_SECONDS)
+    async def _subscribe(self) -> aioredis.client.PubSub:
+        subscription = self._client.pubsub(ignore_subscribe_messages=True)
+        await subscription.subscribe(self._channel)
+        return subscription
 
-    def _handle(self, raw: object, wake: Wake, look: Look) -> None:
+    def _handle(self, message: dict[str, Any], wake: Wake, look: Look) -> None:
+        raw = message.get("data")
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         if text == LOOK:
             look()

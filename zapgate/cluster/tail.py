@@ -27,7 +27,7 @@ from zapgate.events import repository as event_log
 from zapgate.events.bus import EventBus
 from zapgate.events.model import Event
 from zapgate.events.stream import PAGE_BYTES
-from zapgate.tasks import cancel_and_wait
+from zapgate.tasks import cancel_and_wait, woken_or_after
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -89,12 +89,7 @@ class EventTail:
         loop = asyncio.get_running_loop()
         next_poll = loop.time() + self._poll_seconds
         while True:
-            try:
-                async with asyncio.timeout(max(0.0, next_poll - loop.time())):
-                    await self._woken.wait()
-            except TimeoutError:
-                pass
-            self._woken.clear()
+            await woken_or_after(self._woken, next_poll - loop.time())
             try:
                 if loop.time() >= next_poll:
                     next_poll = loop.time() + self._poll_seconds

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import (
     AUTH,
+    POSTGRES_URL,
     REDIS_URL,
     RunningServer,
     cluster_settings,
@@ -24,6 +27,7 @@ from tests.conftest import (
     serve,
 )
 from zapgate.app import start, stop
+from zapgate.db.migrate import BOOT_LOCK, boot_lock
 from zapgate.errors import Unavailable
 from zapgate.services import build_services
 from zapgate.tasks import cancel_and_wait
@@ -150,3 +154,29 @@ async def test_nodes_starting_together_on_an_empty_database_all_start(tmp_path: 
         finally:
             for services in built:
                 await stop(services)
+
+
+@pytest.mark.postgres
+async def test_the_boot_lock_outlasts_the_idle_transaction_timeout() -> None:
+    """A cluster node's connections end transactions left idle (a frozen node's): the boot lock
+    is held outside any transaction, so a slow boot keeps it, and releases it cleanly."""
+    require_service(await postgres_reason())
+    idle = {"server_settings": {"idle_in_transaction_session_timeout": "200"}}
+    engine = create_async_engine(POSTGRES_URL, connect_args=idle)
+    other = create_async_engine(POSTGRES_URL)
+    try:
+        async with boot_lock(engine):
+            await asyncio.sleep(0.6)  # a boot slower than the timeout (the point of the test)
+            async with other.connect() as connection:
+                taken = await connection.scalar(
+                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": BOOT_LOCK}
+                )
+                assert taken is False, "the boot lock was lost with its connection"
+        async with other.connect() as connection:
+            assert await connection.scalar(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": BOOT_LOCK}
+            )
+            await connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": BOOT_LOCK})
+    finally:
+        await engine.dispose()
+        await other.dispose()

@@ -41,6 +41,9 @@ async def boot_lock(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
         return
     async with engine.connect() as connection:
+        # outside a transaction: a session's lock needs none, and one left idle for the whole
+        # boot would be ended by idle_in_transaction_session_timeout (cluster mode), freeing it
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         await connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": BOOT_LOCK})
         try:
             yield

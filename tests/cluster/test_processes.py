@@ -45,8 +45,8 @@ FAILOVER_BOUND = 2 * TTL + 2.0
 the others look every third of it; the rest is slack for a loaded 2-core machine)."""
 STALL_BOUND = TTL + 2.0
 """How long a node stopped inside a commit (holding its tenant's row lock) may hold up the
-other nodes' writes of that tenant: the database ends its transaction after a third of the TTL;
-the rest is slack for a loaded 2-core machine."""
+other nodes' writes of that tenant: the database ends its transaction after the TTL; the rest
+is slack for a loaded 2-core machine."""
 SETTLE_SECONDS = 10 * TTL
 DELIVERY_SECONDS = 30.0
 ECHO = "5511900000000"

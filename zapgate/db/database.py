@@ -52,11 +52,12 @@ def _postgres_settings(settings: Settings) -> dict[str, str]:
     """Session settings of every connection. In cluster mode a transaction left open by a node
     that froze (SIGSTOP, a VM paused, a GC stall) would hold its tenant's row lock, and so every
     other node's writes of that tenant, until it woke: PostgreSQL ends such a transaction after
-    a third of the lease TTL (at least 1 s; it is rolled back, and the frozen node's writes are
-    retried or refused when it wakes), within the time another node takes its sessions over."""
+    the lease TTL (it is rolled back; the frozen node's writes are retried or refused when it
+    wakes), the time another node takes to take its sessions over. No live node leaves a
+    transaction idle that long."""
     if not settings.clustered:
         return {}
-    seconds = max(1.0, settings.lease_ttl_seconds / 3)
+    seconds = max(1.0, settings.lease_ttl_seconds)
     return {"idle_in_transaction_session_timeout": str(int(seconds * 1000))}
 
 

@@ -183,6 +183,7 @@ async def stop(services: Services) -> None:
     if services.tail is not None:
         await services.tail.stop()
     if services.signals is not None:
+        services.committer.announce = None  # what the writer still commits: others poll it
         await services.signals.stop()
     await services.idempotency.drain()  # claims being let go (cluster mode), before the writer
     await services.limits.stop()

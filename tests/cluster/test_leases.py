@@ -100,7 +100,7 @@ async def test_sessions_are_spread_and_taken_over_when_a_node_dies(
         kept = {n.services.settings.node_name: n.services.sessions.running_keys() for n in (b, c)}
         await cancel_and_wait(a.services.nodes._task)
         assert a.services.leases is not None
-        await cancel_and_wait(a.services.leases._task)
+        await cancel_and_wait(a.services.leases._task, a.services.leases._renewing)
         for key in lost:
             await a.services.sessions.halt_here(key, None)
         took = await until(lambda: each_once([b, c], total), seconds=TTL * 4)
@@ -122,7 +122,7 @@ async def test_a_paused_node_stops_what_it_lost_and_a_stopping_node_hands_over(
     keeper = owner.services.leases
     assert keeper is not None
     # paused past its lease: it beats and renews nothing, its engine (in-process) keeps going
-    await cancel_and_wait(owner.services.nodes._task, keeper._task)
+    await cancel_and_wait(owner.services.nodes._task, keeper._task, keeper._renewing)
     await until(lambda: any(n.services.sessions.running_keys() for n in others), TTL * 4)
     (key,) = owner.services.sessions.running_keys()  # its engine still runs: it is "paused"
     async with httpx.AsyncClient(base_url=owner.url, headers=AUTH, timeout=10) as api:
@@ -282,3 +282,20 @@ async def test_a_handover_lets_the_send_in_flight_end_first(
         # an absence cannot be awaited: give a wrong second send a look (1 s) and its latency
         await asyncio.sleep(TTL / 3 + 0.5)
         assert getattr(second.services.sessions.runner(*key).engine, "sends", None) == 0  # type: ignore[union-attr]
+
+
+async def test_a_look_that_waits_on_a_slow_stop_does_not_hold_up_the_renewals(
+    cluster: list[RunningServer],
+) -> None:
+    """A session whose engine takes long to stop holds its lock, and a look waits on it: the
+    leases are still renewed meanwhile, so the node stays sure of every session it runs."""
+    await until(lambda: each_once(cluster, 1), seconds=TTL * 4)
+    owner = next(node for node in cluster if node.services.sessions.running_keys())
+    keeper = owner.services.leases
+    assert keeper is not None
+    (key,) = owner.services.sessions.running_keys()
+    await owner.services.sessions.halt_here(key, None)  # held here, no longer running
+    async with owner.services.sessions._lock(*key):  # its stop "hangs": the next look waits
+        await asyncio.sleep(TTL)  # longer than a lease stays sure without a renewal
+        assert keeper.holds(key), "the renewals waited for the look"
+    await until(lambda: key in owner.services.sessions.running_keys(), TTL * 2)

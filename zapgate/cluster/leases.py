@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
-from zapgate.cluster.registry import NodeRegistry
+from zapgate.cluster.registry import Node, NodeRegistry
 from zapgate.cluster.repository import Key
 from zapgate.cluster.signals import WakeSignals
 from zapgate.tasks import cancel_and_wait, woken_or_after
@@ -77,6 +77,7 @@ class LeaseKeeper:
         self.on_look: list[Callable[[], None]] = []
         """Also told when another node asks every node to look (the cluster's roles)."""
         self._task: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def holds(self, key: Key) -> bool:
@@ -112,6 +113,7 @@ class LeaseKeeper:
             await self._signals.start(self._runs.wake_here, self._looked)
         await self.tick()
         self._task = asyncio.create_task(self._loop(), name="zapgate-leases")
+        self._renewing = asyncio.create_task(self._keep_renewing(), name="zapgate-renewals")
 
     def wake(self) -> None:
         """Look now."""
@@ -133,8 +135,8 @@ class LeaseKeeper:
     async def stop(self) -> None:
         """Stop the sessions held here, all at once, and give their leases up (never raises:
         a database that is away lets the leases expire instead)."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._task, self._renewing)
+        self._task = self._renewing = None
         async with self._lock:
             held = list(self.tokens)
             await self._halt(held, None, handover=True)
@@ -157,14 +159,7 @@ class LeaseKeeper:
                 self._held({}, 0)
                 return
             asked = monotonic_ms()
-
-            async def renew(connection: AsyncConnection) -> dict[Key, int]:
-                now = await repository.all_tenants_now(connection)
-                return await repository.all_tenants_renew(
-                    connection, self.owner, now, now + self._ttl_ms
-                )
-
-            held = await self._write(renew)
+            held = await self._write(self._renew)
             lost = [key for key in self.tokens if key not in held]
             for key in lost:
                 log.warning("lost the lease of %s/%s: another node runs it now", *key)
@@ -174,7 +169,7 @@ class LeaseKeeper:
             unwanted = [key for key in self.tokens if key not in wanted]
             await self._halt(unwanted, "stopped", handover=True)
             await self._release(unwanted)
-            leases = await repository.all_tenants_leases(self._database, self.owner)
+            leases = await repository.all_tenants_leases(self._database, self.owner, self._ttl_ms)
             self._next_lapse = (
                 None
                 if leases.next_lapse_ms is None
@@ -189,12 +184,12 @@ class LeaseKeeper:
             ]
             live = max(1, len(nodes))
             most, least = math.ceil(len(wanted) / live), len(wanted) // live
-            free = sorted(wanted - leases.live - leases.lapsed)
+            free = self._mine_first(sorted(wanted - leases.live - leases.lapsed), nodes)
             await self._take(free[: max(0, most - len(self.tokens))])
             # leases that lapsed (a node died): this node's part of them at once, even above
             # its share (rebalanced at a later look, not this one: what it gives up now would be
             # sessions running well here)
-            orphans = sorted(wanted & leases.lapsed)
+            orphans = self._mine_first(sorted(wanted & leases.lapsed), nodes)
             await self._take(orphans[: math.ceil(len(orphans) / live)])
             starved = any(n.sessions < least for n in nodes if n.name != self.owner)
             over = len(self.tokens) > most or (starved and len(self.tokens) > least)
@@ -210,6 +205,35 @@ class LeaseKeeper:
             queued = await repository.all_tenants_with_queued(self._database, list(self.tokens))
             for key in queued:  # a wake-up from another node may have been lost
                 self._runs.wake_here(*key)
+
+    def _mine_first(self, keys: list[Key], nodes: list[Node]) -> list[Key]:
+        """``keys`` starting at this node's part: the nodes that look at once (a node died)
+        take different sessions instead of racing for the same first ones."""
+        names = sorted({n.name for n in nodes} | {self.owner})
+        part = math.ceil(len(keys) / len(names))
+        start = names.index(self.owner) * part
+        return keys[start:] + keys[:start]
+
+    async def _renew(self, connection: AsyncConnection) -> dict[Key, int]:
+        now = await repository.all_tenants_now(connection)
+        return await repository.all_tenants_renew(connection, self.owner, now, now + self._ttl_ms)
+
+    async def _keep_renewing(self) -> None:
+        """Renew the leases every third of the TTL whatever a look is waiting for (a session
+        whose engine takes long to stop must not make this node unsure of all the others):
+        only a lease renewed with the token this node holds is sure for longer; what is lost,
+        taken or given up is the looks' business."""
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            asked = monotonic_ms()
+            try:
+                held = await self._write(self._renew)
+            except Exception:
+                log.warning("could not renew the session leases; the next look tries again")
+                continue
+            for key, token in held.items():
+                if self.tokens.get(key) == token:
+                    self._sure_until[key] = max(self._sure_until.get(key, 0), self._sure(asked))
 
     async def _halt(self, keys: list[Key], reason: str | None, handover: bool = False) -> None:
         """Stop these sessions here, all at once (one slow engine does not hold up the rest);
@@ -267,4 +291,5 @@ class LeaseKeeper:
                     await self.tick()
             except Exception:  # the database is away: look again next time
                 log.exception("could not look after the session leases")
+                self._next_lapse = None  # known no more: look at the usual pace, not at once
                 await self._fence()

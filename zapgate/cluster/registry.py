@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zapgate.cluster import repository
 from zapgate.db.committer import Committer, UnitOfWork
@@ -115,13 +115,18 @@ class NodeRegistry:
         """One heartbeat now (with how many sessions run here)."""
         sessions = self._running()
 
-        async def job(unit: UnitOfWork) -> bool:
-            now = await repository.all_tenants_now(unit.connection)
+        async def beat(connection: AsyncConnection) -> bool:
+            now = await repository.all_tenants_now(connection)
             return await repository.all_tenants_beat(
-                unit.connection, self.name, self.incarnation, now, sessions
+                connection, self.name, self.incarnation, now, sessions
             )
 
-        if not await self._committer.run(job) and not self.replaced:
+        if self._database.dialect.name == "postgresql":  # beside the writer: a backlog of
+            async with self._database.begin() as connection:  # writes must not make it late
+                beaten = await beat(connection)
+        else:  # SQLite has one writer
+            beaten = await self._committer.run(lambda unit: beat(unit.connection))
+        if not beaten and not self.replaced:
             self.replaced = True
             log.error("another process took the node name %s; set ZAPGATE_NODE_NAME", self.name)
 

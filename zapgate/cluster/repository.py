@@ -101,8 +101,9 @@ class Leases:
     """In how many ms the soonest live lease of another node lapses, if it is not renewed."""
 
 
-async def all_tenants_leases(engine: AsyncEngine, me: str) -> Leases:
-    """The session leases now, as ``me`` sees them (see ``Leases``)."""
+async def all_tenants_leases(engine: AsyncEngine, me: str, ttl_ms: int) -> Leases:
+    """The session leases now, as ``me`` sees them (see ``Leases``); a node counts as having
+    let a lease lapse only within a TTL of it (a node of that name may be back since)."""
     columns = session_leases.c
     statement = sa.select(columns.tenant_id, columns.session, columns.owner, columns.expires_at)
     live: set[Key] = set()
@@ -118,7 +119,8 @@ async def all_tenants_leases(engine: AsyncEngine, me: str) -> Leases:
                     soonest = expires_at if soonest is None else min(soonest, expires_at)
             elif expires_at > 0:
                 lapsed.add((str(tenant), str(name)))
-                owners.add(str(owner))
+                if expires_at >= now - ttl_ms:
+                    owners.add(str(owner))
     return Leases(live, lapsed, owners, None if soonest is None else soonest - now)
 
 

@@ -111,7 +111,7 @@ class RoleKeeper:
     async def _lose(self) -> None:
         self.token = None
         self._sure_until = 0
-        await self._end()
+        await asyncio.shield(self._end())  # a look's timeout must not cut the work's stop short
 
     async def _hold(self, connection: AsyncConnection) -> int | None:
         now = await repository.all_tenants_now(connection)

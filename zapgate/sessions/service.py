@@ -34,6 +34,7 @@ from zapgate.errors import (
     SessionNotFound,
     SessionNotReady,
     SessionNotRunning,
+    Unavailable,
     Unsupported,
 )
 from zapgate.events.model import EventDraft, EventType
@@ -539,6 +540,8 @@ class SessionManager:
         if op == "describe":
             found = {n: self._figures((tenant, str(n))) for n in args.get("names", [])}
             return {n: figures for n, figures in found.items() if figures is not None}
+        if (tenant, name) not in self._running:  # it moved since the caller looked: ask again
+            raise Unavailable(f"session {name!r} moved to another node; try again")
         if op == "qr":
             return self.qr(tenant, name)
         if op == "pair":

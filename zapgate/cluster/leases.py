@@ -25,6 +25,7 @@ from zapgate.clock import monotonic_ms
 from zapgate.cluster import repository
 from zapgate.cluster.registry import Node, NodeRegistry
 from zapgate.cluster.repository import Key
+from zapgate.cluster.roles import sure_until
 from zapgate.cluster.signals import WakeSignals
 from zapgate.tasks import cancel_and_wait, woken_or_after
 
@@ -89,9 +90,7 @@ class LeaseKeeper:
         self._sure_until = dict.fromkeys(tokens, self._sure(asked))
 
     def _sure(self, asked: int) -> int:
-        """Until when a lease taken or renewed by a write sent at ``asked`` (monotonic) is
-        surely still this node's."""
-        return asked + self._ttl_ms - self._ttl_ms // 3
+        return sure_until(asked, self._ttl_ms)
 
     def _forget(self, keys: list[Key]) -> None:
         for key in keys:

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 Act = Callable[[], Awaitable[None]]
 
 
+def sure_until(asked: int, ttl_ms: int) -> int:
+    """Until when (``monotonic_ms``) a lease taken or renewed by a write sent at ``asked`` is
+    surely still this node's: a third of the TTL before it could expire (the database's clock
+    set the expiry, after ``asked``)."""
+    return asked + ttl_ms - ttl_ms // 3
+
+
 class RoleKeeper:
     """Holds ``role`` when it can: ``begin()`` when it gets it, ``end()`` when it loses or gives
     it up, ``keep()`` at each look while it holds it."""
@@ -100,7 +107,7 @@ class RoleKeeper:
                 await self._lose()
             if token is None:
                 return
-            self._sure_until = asked + self._ttl_ms - self._ttl_ms // 3
+            self._sure_until = sure_until(asked, self._ttl_ms)
             if self.token is None:
                 self.token = token
                 log.info("this node does the %s role now (token %s)", self.role, token)

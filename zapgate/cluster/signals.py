@@ -27,7 +27,6 @@ from zapgate.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 CHANNEL = "zapgate:wake"
-RETRY_SECONDS = 1.0
 STOP_SECONDS = 1.0
 SEPARATOR = "\x00"  # never in a tenant id or a session name
 SEQ = "\x01"  # the first character of a seq signal: "\x01<tenant>\x00<seq>"

@@ -10,8 +10,8 @@ import secrets
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tests.support.receiver import Receiver
 from zapgate.app import create_asgi, start, stop
 from zapgate.config import Settings
 from zapgate.db.database import create_engine
@@ -320,3 +321,30 @@ async def any_api(any_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]
     """An HTTP client for ``any_server`` with the admin key."""
     async with httpx.AsyncClient(base_url=any_server.url, headers=AUTH, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real webhook receiver on 127.0.0.1 (``tests.support.receiver``), stopped after."""
+    target = Receiver(free_port())
+    await target.start()
+    try:
+        yield target
+    finally:
+        await target.stop()
+
+
+@asynccontextmanager
+async def served_cluster(
+    tmp_path: Path, names: Sequence[str], **overrides: Any
+) -> AsyncIterator[list[RunningServer]]:
+    """Nodes ``names`` of one cluster (PostgreSQL and Redis), each its own engine and services
+    (``cluster_settings`` with ``overrides``), served; stopped in reverse order at the end."""
+    require_service(await postgres_reason())
+    require_service(await redis_reason())
+    async with postgres_schema() as engine_for, AsyncExitStack() as stack:
+        running = []
+        for name in names:
+            built = build_services(cluster_settings(tmp_path, name, **overrides), engine_for())
+            running.append(await stack.enter_async_context(serve(built)))
+        yield running

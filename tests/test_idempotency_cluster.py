@@ -19,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import (
     AUTH,
     bounded_teardown,
-    cluster_settings,
     postgres_reason,
     postgres_schema,
-    redis_reason,
     require_service,
-    serve,
+    served_cluster,
 )
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, UnitOfWork
@@ -33,7 +31,6 @@ from zapgate.db.tables import idempotency_claims, messages
 from zapgate.errors import IdempotencyKeyInProgress, IdempotentReplay
 from zapgate.events.bus import EventBus
 from zapgate.idempotency.service import CLAIM_SECONDS, Claim, Idempotency
-from zapgate.services import build_services
 from zapgate.sessions.repository import all_tenants_missing_sessions
 from zapgate.tenants import repository as tenant_store
 
@@ -170,39 +167,24 @@ async def test_a_single_node_writes_no_claim() -> None:
 
 @pytest.mark.redis
 async def test_the_same_send_through_two_nodes_at_once_makes_one_message(tmp_path: Path) -> None:
-    require_service(await postgres_reason())
-    require_service(await redis_reason())
-    async with postgres_schema() as engine_for:
-        built = [
-            build_services(
-                cluster_settings(
-                    tmp_path,
-                    name,
-                ),
-                engine_for(),
+    async with served_cluster(tmp_path, ("a", "b")) as (a, b):
+        send = "/api/v1/sessions/default/messages"
+        body = {"to": "5511999999999", "text": "once"}
+        key = {"Idempotency-Key": "order-77", **AUTH}
+        async with (
+            httpx.AsyncClient(base_url=a.url, headers=key, timeout=10) as to_a,
+            httpx.AsyncClient(base_url=b.url, headers=key, timeout=10) as to_b,
+        ):
+            answers = await asyncio.gather(
+                *(client.post(send, json=body) for client in [to_a, to_b] * 8)
             )
-            for name in ("a", "b")
-        ]
-        async with serve(built[0]) as a, serve(built[1]) as b:
-            send = "/api/v1/sessions/default/messages"
-            body = {"to": "5511999999999", "text": "once"}
-            key = {"Idempotency-Key": "order-77", **AUTH}
-            async with (
-                httpx.AsyncClient(base_url=a.url, headers=key, timeout=10) as to_a,
-                httpx.AsyncClient(base_url=b.url, headers=key, timeout=10) as to_b,
-            ):
-                answers = await asyncio.gather(
-                    *(client.post(send, json=body) for client in [to_a, to_b] * 8)
-                )
-                assert {answer.status_code for answer in answers} <= {202, 409}
-                ids = {answer.json()["id"] for answer in answers if answer.status_code == 202}
-                assert len(ids) == 1
-                for client in (to_a, to_b):
-                    replay = await client.post(send, json=body)
-                    assert replay.headers["idempotent-replayed"] == "true"
-                    assert replay.json()["id"] in ids
-            async with a.services.database.connect() as connection:
-                count = sa.select(sa.func.count()).select_from(messages)
-                assert await connection.scalar(count) == 1
-        for services in built:
-            await services.limits.stop()
+            assert {answer.status_code for answer in answers} <= {202, 409}
+            ids = {answer.json()["id"] for answer in answers if answer.status_code == 202}
+            assert len(ids) == 1
+            for client in (to_a, to_b):
+                replay = await client.post(send, json=body)
+                assert replay.headers["idempotent-replayed"] == "true"
+                assert replay.json()["id"] in ids
+        async with a.services.database.connect() as connection:
+            count = sa.select(sa.func.count()).select_from(messages)
+            assert await connection.scalar(count) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,16 +32,6 @@ def server_settings(tmp_path: Path) -> Settings:
         webhook_disable_after=3,
         webhook_timeout_seconds=5,
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    target = Receiver(free_port())
-    await target.start()
-    try:
-        yield target
-    finally:
-        await target.stop()
 
 
 async def subscribe(api: httpx.AsyncClient, url: str, **fields: object) -> dict[str, object]:

@@ -5,27 +5,15 @@ node is served at once; when the dispatching node dies, another takes over withi
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.cluster.test_leases import TTL, nodes, until
-from tests.conftest import AUTH, RunningServer, free_port
+from tests.conftest import AUTH, RunningServer
 from tests.support.receiver import Receiver
 from zapgate.events import repository as event_log
 from zapgate.tasks import cancel_and_wait
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    target = Receiver(free_port())
-    await target.start()
-    try:
-        yield target
-    finally:
-        await target.stop()
 
 
 def dispatching(cluster: list[RunningServer]) -> list[RunningServer]:

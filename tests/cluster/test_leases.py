@@ -17,15 +17,9 @@ import pytest
 from tests.conftest import (
     AUTH,
     RunningServer,
-    cluster_settings,
-    postgres_reason,
-    postgres_schema,
-    redis_reason,
-    require_service,
-    serve,
+    served_cluster,
 )
 from zapgate.engines.base import SessionStatus
-from zapgate.services import Services, build_services
 from zapgate.tasks import cancel_and_wait
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -36,21 +30,8 @@ SESSIONS = 6
 @asynccontextmanager
 async def nodes(tmp_path: Path, ttl: float, **more: object) -> AsyncIterator[list[RunningServer]]:
     """Three nodes of one cluster (PostgreSQL and Redis), each its own engine and services."""
-    require_service(await postgres_reason())
-    require_service(await redis_reason())
-    async with postgres_schema() as engine_for:
-
-        def node(name: str) -> Services:
-            settings = cluster_settings(
-                tmp_path,
-                name,
-                lease_ttl_seconds=ttl,
-                **more,
-            )
-            return build_services(settings, engine_for())
-
-        async with serve(node("a")) as a, serve(node("b")) as b, serve(node("c")) as c:
-            yield [a, b, c]
+    async with served_cluster(tmp_path, ("a", "b", "c"), lease_ttl_seconds=ttl, **more) as running:
+        yield running
 
 
 @pytest.fixture

@@ -19,20 +19,16 @@ import redis.asyncio as aioredis
 
 from tests.conftest import (
     REDIS_URL,
-    cluster_settings,
     free_port,
-    postgres_reason,
-    postgres_schema,
     redis_reason,
     require_service,
-    serve,
+    served_cluster,
 )
 from zapgate.errors import RateLimited
 from zapgate.limits.buckets import Decision
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
 from zapgate.limits.shared import PREFIX, RETRY_SECONDS
-from zapgate.services import build_services
 
 pytestmark = pytest.mark.redis
 SHARED_LOG = "zapgate.limits.shared"
@@ -298,49 +294,36 @@ async def test_a_node_goes_back_to_redis_when_it_answers(caplog: pytest.LogCaptu
 
 @pytest.mark.postgres
 async def test_two_served_nodes_limit_a_key_and_an_address_as_one(tmp_path: Path) -> None:
-    require_service(await postgres_reason())
-    require_service(await redis_reason())
-    async with postgres_schema() as engine_for:
-        built = [
-            build_services(
-                cluster_settings(
-                    tmp_path,
-                    name,
-                    rate_limit_per_key=0.001,  # 1,000 s for a token: none comes back
-                    rate_limit_burst=3,
-                    auth_failures_per_minute=3,
-                ),
-                engine_for(),
-            )
-            for name in ("a", "b")
-        ]
-        # a loopback address of this test's own, so no other test's failures count against it
-        source = ".".join(["127", *(str(secrets.randbelow(250) + 2) for _ in range(3))])
-        transport = {"transport": httpx.AsyncHTTPTransport(local_address=source)}
-        async with serve(built[0]) as a, serve(built[1]) as b:
-            key = await a.services.auth.create_key("default", "shared rate")
-            auth = {"Authorization": f"Bearer {key}"}
-            async with (
-                httpx.AsyncClient(base_url=a.url, timeout=10, **transport) as to_a,
-                httpx.AsyncClient(base_url=b.url, timeout=10, **transport) as to_b,
-            ):
-                seen = []
-                for client in (to_a, to_b, to_a, to_b):
-                    answer = await client.get("/api/v1/sessions", headers=auth)
-                    seen.append((answer.status_code, answer.headers.get("ratelimit")))
-                assert seen[:3] == [
-                    (200, '"default";r=2;t=0'),
-                    (200, '"default";r=1;t=0'),
-                    (200, '"default";r=0;t=0'),
-                ]
-                assert seen[3][0] == 429
-                assert 990 <= reset_of(seen[3][1]) <= 1000
-                for attempt, client in enumerate((to_a, to_b, to_a)):
-                    wrong = {"Authorization": f"Bearer zg_wrong{attempt}_" + "x" * 32}
-                    assert (await client.get("/api/v1/sessions", headers=wrong)).status_code == 401
-                wrong = {"Authorization": "Bearer zg_wrong9_" + "x" * 32}
-                refused = await to_b.get("/api/v1/sessions", headers=wrong)
-                assert refused.status_code == 429, "b saw a's failures through Redis"
-                assert refused.headers["ratelimit-policy"] == '"auth-failures";q=3;w=60'
-        for services in built:
-            await services.limits.stop()
+    limits = {
+        "rate_limit_per_key": 0.001,  # 1,000 s for a token: none comes back
+        "rate_limit_burst": 3,
+        "auth_failures_per_minute": 3,
+    }
+    # a loopback address of this test's own, so no other test's failures count against it
+    source = ".".join(["127", *(str(secrets.randbelow(250) + 2) for _ in range(3))])
+    transport = {"transport": httpx.AsyncHTTPTransport(local_address=source)}
+    async with served_cluster(tmp_path, ("a", "b"), **limits) as (a, b):
+        key = await a.services.auth.create_key("default", "shared rate")
+        auth = {"Authorization": f"Bearer {key}"}
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=10, **transport) as to_a,
+            httpx.AsyncClient(base_url=b.url, timeout=10, **transport) as to_b,
+        ):
+            seen = []
+            for client in (to_a, to_b, to_a, to_b):
+                answer = await client.get("/api/v1/sessions", headers=auth)
+                seen.append((answer.status_code, answer.headers.get("ratelimit")))
+            assert seen[:3] == [
+                (200, '"default";r=2;t=0'),
+                (200, '"default";r=1;t=0'),
+                (200, '"default";r=0;t=0'),
+            ]
+            assert seen[3][0] == 429
+            assert 990 <= reset_of(seen[3][1]) <= 1000
+            for attempt, client in enumerate((to_a, to_b, to_a)):
+                wrong = {"Authorization": f"Bearer zg_wrong{attempt}_" + "x" * 32}
+                assert (await client.get("/api/v1/sessions", headers=wrong)).status_code == 401
+            wrong = {"Authorization": "Bearer zg_wrong9_" + "x" * 32}
+            refused = await to_b.get("/api/v1/sessions", headers=wrong)
+            assert refused.status_code == 429, "b saw a's failures through Redis"
+            assert refused.headers["ratelimit-policy"] == '"auth-failures";q=3;w=60'

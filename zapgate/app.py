@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -30,7 +31,9 @@ from zapgate.http.loopback import LoopbackGuard
 from zapgate.http.ratelimit import RateLimitHeaders
 from zapgate.http.readlane import ReadFastLane
 from zapgate.http.responses import Json
+from zapgate.media.api import router as media_router
 from zapgate.messages.api import router as messages_router
+from zapgate.messages.reading import components as send_schemas
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions.api import router as sessions_router
 from zapgate.tenants.api import router as tenants_router
@@ -68,12 +71,22 @@ def create_asgi(
             allow_headers=["*"],
             expose_headers=["Retry-After", "RateLimit", "RateLimit-Policy"],
         )
-    limited = BodyLimitMiddleware(admitted, settings.max_body_bytes)
+    limited = BodyLimitMiddleware(
+        admitted, settings.max_body_bytes, {SEND_PATH: send_body_limit(settings)}
+    )
     trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
     asgi = services.realtime.asgi(AuditMiddleware(limited, trail))  # sees every HTTP answer
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)
     return asgi
+
+
+SEND_PATH = re.compile(r"^/api/v1/sessions/[^/]+/messages$")
+
+
+def send_body_limit(settings: Settings) -> int:
+    """A send may carry a file: as base64 in JSON (4/3 of its size), or as a form part."""
+    return max(settings.max_body_bytes, settings.media_max_bytes * 4 // 3 + 65_536)
 
 
 def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
@@ -89,11 +102,12 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
     api.state.services = services
     api.state.announce = announce
     errors.install(api)
-    openapi.install(api)
+    openapi.install(api, send_schemas())
     routers = (
         health_router,
         sessions_router,
         messages_router,
+        media_router,
         events_router,
         webhooks_router,
         keys_router,
@@ -136,6 +150,8 @@ async def start(services: Services) -> None:
         )
         services.generated_key = await services.auth.bootstrap(DEFAULT_TENANT, settings.api_key)
     await services.nodes.start()
+    if services.media is not None:
+        await services.media.start()
     await services.auth.start()
     await services.tenants.start()
     await services.realtime.start()
@@ -185,6 +201,8 @@ async def stop(services: Services) -> None:
     if services.signals is not None:
         services.committer.announce = None  # what the writer still commits: others poll it
         await services.signals.stop()
+    if services.media is not None:
+        await services.media.stop()
     await services.idempotency.drain()  # claims being let go (cluster mode), before the writer
     await services.limits.stop()
     await services.committer.stop()

@@ -116,6 +116,26 @@ class Settings(BaseSettings):
     )
     webhook_disable_after: int = Field(default=10, ge=1)
     webhook_secret_grace_seconds: float = Field(default=86_400.0, ge=0)
+    media_store: Literal["local", "s3"] = "local"
+    """Where media files go: ``<data_dir>/media``, or an S3-compatible bucket."""
+    media_max_bytes: int = Field(default=16 * 1_048_576, ge=1024, le=2**31)
+    """The largest file a message may carry (uploaded, in base64 JSON, or fetched by URL)."""
+    media_url_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    """How long a signed media link works by default."""
+    media_fetch_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    media_retention_days: int = Field(default=0, ge=0)
+    """Media last used longer ago than this is deleted (0: kept); a tenant may override it."""
+    public_url: str | None = None
+    """The base URL clients reach this service at (``https://wa.example.com``): signed media
+    links in events and webhooks are absolute with it, paths without it."""
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible service (MinIO, R2, ...); None: AWS."""
+    s3_region: str | None = None
+    s3_prefix: str = ""
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    """None: boto3's usual sources (AWS_* variables, profile, instance role)."""
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
     events_retention_days: float = Field(default=30.0, gt=0)
     deliveries_retention_days: float = Field(default=30.0, gt=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
@@ -243,6 +263,12 @@ class Settings(BaseSettings):
                     "cluster mode (ZAPGATE_REDIS_URL) needs PostgreSQL: set ZAPGATE_DATABASE_URL="
                     "postgresql+asyncpg://...; SQLite serves one node only"
                 )
+        if self.media_store == "s3" and not self.s3_bucket:
+            raise ValueError("ZAPGATE_MEDIA_STORE=s3 needs ZAPGATE_S3_BUCKET")
+        if self.public_url is not None:
+            if not self.public_url.startswith(("http://", "https://")):
+                raise ValueError("ZAPGATE_PUBLIC_URL must start with http:// or https://")
+            self.public_url = self.public_url.rstrip("/")
         if self.auth == "off" and not is_loopback_host(self.host):
             raise ValueError(
                 "ZAPGATE_AUTH=off is only allowed when ZAPGATE_HOST is a loopback address"

@@ -57,6 +57,10 @@ class MessageNotFound(NotFound):
     code = "message_not_found"
 
 
+class MediaNotFound(NotFound):
+    code = "media_not_found"
+
+
 class KeyNotFound(NotFound):
     code = "key_not_found"
 
@@ -101,6 +105,21 @@ class NotPaired(Conflict):
 class Unsupported(AppError):
     status = 422
     code = "unsupported"
+
+
+class UnsupportedMessageType(Unsupported):
+    code = "unsupported_message_type"
+
+
+class MediaRejected(InvalidInput):
+    """The media is not what its message type needs (an executable sent as an image), or
+    its URL could not be fetched."""
+
+    code = "media_rejected"
+
+
+class LinkExpired(Forbidden):
+    code = "link_expired"
 
 
 class EngineUnavailable(AppError):

@@ -33,6 +33,10 @@ from zapgate.idempotency.service import Idempotency
 from zapgate.limits.gate import Gate
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
+from zapgate.media.local import LocalMediaStore
+from zapgate.media.s3 import S3MediaStore
+from zapgate.media.service import MediaService
+from zapgate.media.store import MediaStore
 from zapgate.messages.pacing import PacingPolicy
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
@@ -44,6 +48,7 @@ from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.tenants.service import TenantService
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.dispatcher import Concurrency, Dispatcher, RetryPlan
+from zapgate.webhooks.http11 import Http11Client
 from zapgate.webhooks.service import WebhookService
 from zapgate.webhooks.ssrf import Allowlist
 
@@ -76,6 +81,7 @@ class Services:
     tail: EventTail | None = None
     control: ControlChannel | None = None
     dispatch_role: RoleKeeper | None = None
+    media: MediaService | None = None
     signals: WakeSignals | None = None
     generated_key: str | None = None
 
@@ -91,6 +97,7 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         factory=lambda: SimulatorEngine(defaults, clock),
         capabilities=SimulatorEngine.capabilities,
         config_model=SimulatorConfig,
+        narrowed=SimulatorEngine.narrowed,
     )
     runtime = WppRuntime(settings.wppconnect_node, settings.wppconnect_chromium)
     options = WppOptions(
@@ -169,6 +176,19 @@ def build_services(
         redis_url=settings.redis_url,
     )
     messages = MessageService(database, committer, limits)
+    allowlist = Allowlist.parse(settings.webhook_allowlist)
+    media = MediaService(
+        database,
+        committer,
+        build_media_store(settings),
+        limits,
+        Http11Client(allowlist),  # media URLs pass the webhooks' SSRF guard
+        settings.media_max_bytes,
+        settings.media_url_ttl_seconds,
+        settings.media_fetch_timeout_seconds,
+        settings.public_url,
+    )
+    messages.media = media
     engines = build_engines(settings, clock)
     sessions = SessionManager(
         database, committer, messages, engines, clock, session_settings(settings), limits
@@ -186,7 +206,6 @@ def build_services(
     idempotency = Idempotency(
         database, settings.idempotency_ttl_seconds, committer if settings.clustered else None
     )
-    allowlist = Allowlist.parse(settings.webhook_allowlist)
     dispatcher = Dispatcher(
         database,
         committer,
@@ -275,4 +294,19 @@ def build_services(
         control=control,
         dispatch_role=dispatch_role,
         signals=signals,
+        media=media,
     )
+
+
+def build_media_store(settings: Settings) -> MediaStore:
+    """The store ``ZAPGATE_MEDIA_STORE`` names."""
+    if settings.media_store == "s3":
+        return S3MediaStore(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
+    return LocalMediaStore(settings.data_dir / "media")

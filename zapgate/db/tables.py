@@ -85,11 +85,36 @@ messages = sa.Table(
     sa.Column("engine_message_id", sa.String(200), nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("content", JsonColumn, nullable=True),
+    sa.Column("media_id", sa.String(40), nullable=True),
     sa.Index("ix_messages_history", "tenant_id", "session", "id"),
     sa.Index("ix_messages_chat", "tenant_id", "session", "chat_id", "id"),
     sa.Index("ix_messages_time", "tenant_id", "session", "created_at", "id"),
     sa.Index("ix_messages_outbox", "tenant_id", "session", "status", "id"),
     sa.Index("ix_messages_engine_id", "tenant_id", "session", "engine_message_id"),
+    sa.Index("ix_messages_media", "tenant_id", "media_id"),
+)
+
+media = sa.Table(
+    "media",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mime_type", sa.String(100), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("tenant_id", "sha256", name="uq_media_tenant_sha256"),
+    sa.Index("ix_media_tenant_created", "tenant_id", "created_at"),
+)
+
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 events = sa.Table(
@@ -219,6 +244,7 @@ tenant_limits = sa.Table(
     sa.Column("webhooks", sa.Integer, nullable=True),
     sa.Column("queued_per_session", sa.Integer, nullable=True),
     sa.Column("streams_per_key", sa.Integer, nullable=True),
+    sa.Column("media_retention_days", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 

@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 
 class Capability(StrEnum):
-    """What an engine can do."""
+    """What an engine can do: the message types it sends, and the rest."""
 
     TEXT = "text"
-    FILE = "file"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACT = "contact"
+    REACTION = "reaction"
     QR = "qr"
     PAIRING_CODE = "pairing_code"
     SIMULATION = "simulation"
+
+
+MESSAGE_TYPES: tuple[str, ...] = (
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contact",
+    "reaction",
+)
+"""The message types, in the order capabilities are listed."""
+MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+"""The message types that carry a file."""
+
+
+def message_types(capabilities: frozenset[Capability]) -> list[str]:
+    """The message types among ``capabilities``, in ``MESSAGE_TYPES`` order."""
+    return [kind for kind in MESSAGE_TYPES if kind in capabilities]
 
 
 class SessionStatus(StrEnum):
@@ -50,22 +79,55 @@ class SessionConfig:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """A file to send: its content as a ``data:<mime>;base64,...`` URI."""
+    """A file: its bytes, their sniffed type, and the name it is shown with."""
 
-    data_uri: str
-    filename: str
-    caption: str | None = None
+    data: bytes
+    mime_type: str
+    filename: str | None = None
+
+    def data_uri(self) -> str:
+        """The bytes as a ``data:<mime>;base64,...`` URI."""
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact card: its display name, phone numbers and the vCard (3.0) text."""
+
+    name: str
+    phones: tuple[str, ...]
+    vcard: str
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """A message for the engine to send: ``kind`` is ``text``, or ``file`` with ``media``."""
+    """A message for the engine to send.
+
+    ``kind`` is one of ``MESSAGE_TYPES``. ``text`` is the text, or a media message's caption.
+    ``reply_to`` (any kind) and ``target`` (a reaction's message) are *engine* message ids;
+    a reaction's ``emoji`` is ``""`` to remove it.
+    """
 
     id: str
     to: str
     kind: str
     text: str | None
     media: Media | None = None
+    voice: bool = False
+    location: Location | None = None
+    contact: Contact | None = None
+    target: str | None = None
+    emoji: str | None = None
+    reply_to: str | None = None
+    link_preview: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +139,9 @@ class SendReceipt:
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """A message the engine received."""
+    """A message the engine received; the optional fields as in ``OutboundMessage`` (engine
+    ids in ``reply_to`` and ``target``). ``media`` carries the downloaded bytes; zapgate
+    sniffs their type, so ``mime_type`` there is only the engine's word."""
 
     engine_message_id: str
     sender: str
@@ -85,6 +149,13 @@ class InboundMessage:
     kind: str
     text: str | None
     timestamp_ms: int
+    media: Media | None = None
+    voice: bool = False
+    location: Location | None = None
+    contact: Contact | None = None
+    target: str | None = None
+    emoji: str | None = None
+    reply_to: str | None = None
 
 
 class EngineError(Exception):
@@ -107,6 +178,10 @@ class EngineNotReady(TransientEngineError):
 
 class UnsupportedByEngine(PermanentEngineError):
     """The engine cannot do this at all."""
+
+
+class UnsupportedMessageType(UnsupportedByEngine):
+    """The engine cannot send this type of message."""
 
 
 class WrongEngineState(PermanentEngineError):

@@ -25,6 +25,17 @@ class EngineSpec:
     """None when the engine can run on this machine, else what is missing."""
     forget_tenant: Callable[[str], None] = lambda _tenant: None
     """Delete what the engine keeps on this machine for a tenant (its sessions' logins)."""
+    narrowed: Callable[[dict[str, Any]], frozenset[Capability]] | None = None
+    """The capabilities of a session with this config, when its config can narrow them."""
+
+    def capabilities_for(self, config: dict[str, Any]) -> frozenset[Capability]:
+        """What a session of this engine with ``config`` can do."""
+        if self.narrowed is None:
+            return self.capabilities
+        try:
+            return self.narrowed(config)
+        except ValueError:  # a config stored before it was checked: the engine's own
+            return self.capabilities
 
 
 class EngineRegistry:

@@ -16,7 +16,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from operator import itemgetter
 from typing import Any
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from zapgate.clock import Clock, now_ms
 from zapgate.engines.base import (
+    MESSAGE_TYPES,
     AckStatus,
     Capability,
     EngineNotReady,
@@ -36,6 +37,7 @@ from zapgate.engines.base import (
     SessionConfig,
     SessionStatus,
     TransientEngineError,
+    UnsupportedMessageType,
     WrongEngineState,
 )
 from zapgate.engines.simulator_config import Latency, Rule, SimulatorConfig, fixed, parse_config
@@ -77,13 +79,22 @@ class SimulatorEngine:
     name = "simulator"
     capabilities = frozenset(
         {
-            Capability.TEXT,
-            Capability.FILE,
+            *(Capability(kind) for kind in MESSAGE_TYPES),
             Capability.QR,
             Capability.PAIRING_CODE,
             Capability.SIMULATION,
         }
     )
+    """Every message type; a session's config ``types`` narrows them (``narrowed``)."""
+
+    @classmethod
+    def narrowed(cls, options: dict[str, Any]) -> frozenset[Capability]:
+        """The capabilities of a session with config ``options``."""
+        types = cls._parse(options).types
+        if types is None:
+            return cls.capabilities
+        kept = {Capability(kind) for kind in types}
+        return frozenset(c for c in cls.capabilities if c.value not in MESSAGE_TYPES or c in kept)
 
     def __init__(self, defaults: SimulatorDefaults, clock: Clock) -> None:
         self._defaults = defaults
@@ -136,6 +147,7 @@ class SimulatorEngine:
         config = self._parse(session.options)
         await self._halt()
         run = self._run
+        self.capabilities = self.narrowed(session.options)
         self._config, self._sink, self._session_name = config, sink, session.name
         self._rng = _UNSEEDED if config.seed is None else random.Random(config.seed)
         self._silent = False
@@ -164,6 +176,10 @@ class SimulatorEngine:
     async def send(self, message: OutboundMessage) -> SendReceipt:
         """Accept a send (after ``send_latency``); acks and replies follow in the background."""
         self._require_working()
+        if message.kind not in self.capabilities:
+            raise UnsupportedMessageType(
+                f"the simulator engine cannot send {message.kind} messages"
+            )
         run, config = self._run, self._config
         delay = config.send_latency.sample(self._rng)
         if delay > 0:
@@ -211,6 +227,13 @@ class SimulatorEngine:
         if self._silent or self._sink is None:
             raise EngineNotReady("the simulated connection is silent")
         return await self._sink.message(self._inbound(sender, text, kind))
+
+    async def inject(self, message: InboundMessage) -> str:
+        """Deliver ``message`` (any type) now; returns what the sink stored it as."""
+        self._require_working()
+        if self._silent or self._sink is None:
+            raise EngineNotReady("the simulated connection is silent")
+        return await self._sink.message(message)
 
     async def force_disconnect(self, seconds: float | None = None) -> None:
         """DISCONNECTED now, WORKING again after ``seconds`` (default: ``reconnect_latency``)."""
@@ -321,8 +344,8 @@ class SimulatorEngine:
         ack = partial(self._ack, engine_message_id, run=run)
         reply = partial(self._reply, message.to, run=run)
         events: Timeline = [(delivered, partial(ack, AckStatus.DELIVERED))]
-        if message.text and message.to == self._echo_contact():
-            events.append((delivered, partial(reply, message.text)))
+        if message.to == self._echo_contact():
+            events.append((delivered, partial(self._echo, message, run=run)))
         events.extend((rule.after_ms / 1000, partial(reply, rule.reply)) for rule in rules)
         events.append((delivered + read, partial(ack, AckStatus.READ)))
         events.sort(key=itemgetter(0))
@@ -344,6 +367,20 @@ class SimulatorEngine:
 
     async def _reply(self, sender: str, text: str, *, run: int) -> None:
         await self._emit(lambda sink: sink.message(self._inbound(sender, text, "text")), run)
+
+    async def _echo(self, sent: OutboundMessage, *, run: int) -> None:
+        """The echo contact sends back what it got: same type, text, media, place or card."""
+        echo = replace(
+            self._inbound(sent.to, sent.text or "", sent.kind),
+            text=sent.text,
+            media=sent.media,
+            voice=sent.voice,
+            location=sent.location,
+            contact=sent.contact,
+            target=sent.target,
+            emoji=sent.emoji,
+        )
+        await self._emit(lambda sink: sink.message(echo), run)
 
     def _inbound(self, sender: str, text: str, kind: str) -> InboundMessage:
         return InboundMessage(

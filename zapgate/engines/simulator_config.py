@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zapgate.engines.base import MESSAGE_TYPES
 from zapgate.errors import InvalidPhoneNumber
 from zapgate.phone import normalize_number
 
@@ -54,6 +55,11 @@ def _phone(value: str) -> str:
         return normalize_number(value)
     except InvalidPhoneNumber as error:
         raise ValueError(str(error)) from None
+
+
+MessageType = Literal[
+    "text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction"
+]
 
 
 class FixedLatency(BaseModel):
@@ -226,6 +232,12 @@ class SimulatorConfig(BaseModel):
     own_number: str = "5511000000000"
     push_name: str = Field(default="zapgate simulator", max_length=100)
     echo_contact: str | None = Field(default=None, description='None: the default; "": no echo')
+    types: list[MessageType] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=len(MESSAGE_TYPES),
+        description="the message types this phone can send (None: all)",
+    )
     rules: list[Rule] = Field(
         default_factory=list,
         max_length=MAX_RULES,

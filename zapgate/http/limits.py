@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,19 +18,24 @@ class BodyLimitMiddleware:
     clients which send the whole body before reading get the 413 rather than a reset.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: dict[re.Pattern[str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._larger = larger or {}
+        """Paths (matched in full) that take larger bodies, and their limit."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope["path"])
         declared = declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            if declared <= self.max_bytes * DRAIN_FACTOR:
+        if declared is not None and declared > limit:
+            if declared <= limit * DRAIN_FACTOR:
                 await _drain(receive)
-            await self._reject(send)
+            await self._reject(send, limit)
             return
         seen = 0
 
@@ -37,18 +44,20 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(413, self._detail)
+                if seen > limit:
+                    raise HTTPException(413, _detail(limit))
             return message
 
         await self.app(scope, limited_receive, send)
 
-    @property
-    def _detail(self) -> str:
-        return f"the body limit is {self.max_bytes} bytes"
+    def _limit(self, path: str) -> int:
+        for pattern, limit in self._larger.items():
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = orjson.dumps({"error": "payload_too_large", "detail": self._detail})
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = orjson.dumps({"error": "payload_too_large", "detail": _detail(limit)})
         await send(
             {
                 "type": "http.response.start",
@@ -61,6 +70,10 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _detail(limit: int) -> str:
+    return f"the body limit is {limit} bytes"
 
 
 async def _drain(receive: Receive) -> None:

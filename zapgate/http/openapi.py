@@ -65,13 +65,19 @@ def also_serves(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {media_type: {"schema": schema}}}
 
 
-def install(api: FastAPI) -> None:
-    """Publish FastAPI's schema with parameters that are never ``null`` (absent is not null)."""
+def install(api: FastAPI, schemas: dict[str, Any] | None = None) -> None:
+    """Publish FastAPI's schema with parameters that are never ``null`` (absent is not null),
+    and ``schemas`` the routes refer to without FastAPI knowing (bodies they read themselves).
+    """
     build = api.openapi
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
-            _never_null_parameters(build())
+            document = build()
+            _never_null_parameters(document)
+            known = document.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in (schemas or {}).items():
+                known.setdefault(name, schema)
         return build()
 
     api.openapi = openapi  # type: ignore[method-assign]

@@ -46,6 +46,8 @@ class Gate:
             principal = await self._verify(presented, address)
         actors.identify(principal.key_id, principal.tenant)  # the actor of what it writes
         limits = await self.limits.of(principal.tenant)
+        if limits.burst > 0:  # a body larger than a burst's worth takes a whole burst
+            cost = min(cost, limits.burst)
         if self.limits.shared:
             decision = await self.limits.shared_take_request(limits, principal.key_id, cost)
         else:

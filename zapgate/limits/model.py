@@ -31,6 +31,9 @@ LIMITS: dict[str, Limit] = {
     "streams_per_key": Limit(
         "ZAPGATE_MAX_STREAMS_PER_KEY", "open streams (SSE, long-polls, Socket.IO) per key"
     ),
+    "media_retention_days": Limit(
+        "ZAPGATE_MEDIA_RETENTION_DAYS", "days a file is kept after its last use (0: kept)"
+    ),
 }
 
 
@@ -45,6 +48,7 @@ class Limits:
     webhooks: int
     queued_per_session: int
     streams_per_key: int
+    media_retention_days: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -57,6 +61,7 @@ class Limits:
             webhooks=settings.max_webhooks_per_tenant,
             queued_per_session=settings.max_queued_per_session,
             streams_per_key=settings.max_streams_per_key,
+            media_retention_days=settings.media_retention_days,
         )
 
     def overridden(self, overrides: dict[str, Any]) -> Limits:

@@ -18,6 +18,7 @@ COLUMNS = (
     "webhooks",
     "queued_per_session",
     "streams_per_key",
+    "media_retention_days",
 )
 
 

@@ -15,10 +15,11 @@ from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
 from zapgate.http.responses import Json
-from zapgate.messages.commands import send_text
+from zapgate.messages.commands import send
 from zapgate.messages.model import Direction, Message
+from zapgate.messages.reading import SEND_REQUEST_BODY, read_send
 from zapgate.messages.repository import HistoryQuery
-from zapgate.messages.schemas import MessageOut, MessagePage, SendText
+from zapgate.messages.schemas import MessageOut, MessagePage
 from zapgate.phone import chat_id, normalize_number
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
@@ -35,22 +36,28 @@ MessageId = Annotated[str, Path(max_length=64, examples=["msg_01J000000000000000
         **responses(404, 409, 413, 503),
         **success(202, "The queued message", links=MESSAGE_LINKS),
     },
-    summary="Send a text message (queued, then sent by the session's outbox)",
+    openapi_extra={"requestBody": SEND_REQUEST_BODY},
+    summary="Send a message of any type (queued, then sent by the session's outbox)",
+    description="JSON: `type` is text (the default), image, video, audio, document, sticker, "
+    "location, contact or reaction; a file comes as `media.base64` or `media.url` (fetched "
+    "by zapgate; public addresses only). Multipart: the fields `to`, `type`, `caption`, "
+    "`reply_to`, `voice` and the file in `file`. A file's type is sniffed from its bytes. "
+    "422 `unsupported_message_type` when the session's engine cannot send the type.",
 )
 async def send_message(
     request: Request,
     session: SessionName,
-    body: SendText,
     caller: Sender,
     idempotency_key: IdempotencyKey = None,
 ) -> Json:
     services = services_of(request)
+    body, upload = await read_send(request)
     return await idempotent(
         request,
         caller.tenant,
         idempotency_key,
         accepted,
-        lambda claim: send_text(services, caller.tenant, session, body.to, body.text, claim),
+        lambda claim: send(services, caller.tenant, session, body, claim, upload),
     )
 
 

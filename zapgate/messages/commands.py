@@ -1,11 +1,39 @@
-"""The send-a-text use case, shared by every route that sends."""
+"""The send use cases, shared by every route that sends: a text, or any type of message."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from zapgate.errors import InvalidInput, MessageNotFound, UnsupportedMessageType
 from zapgate.idempotency.service import Claim
+from zapgate.media.model import MediaDraft
 from zapgate.messages.model import Message
+from zapgate.messages.schemas import (
+    ContactCard,
+    SendAudio,
+    SendContact,
+    SendLocation,
+    SendMessage,
+    SendReaction,
+    SendSticker,
+    SendText,
+    _MediaSend,
+)
 from zapgate.phone import normalize_number
 from zapgate.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as a multipart part: its bytes, and what the client called it."""
+
+    data: bytes
+    filename: str | None
+    content_type: str | None
 
 
 async def send_text(
@@ -21,3 +49,142 @@ async def send_text(
     await services.sessions.require(tenant, session)
     own = services.sessions.own_number(tenant, session)
     return await services.messages.accept(tenant, session, own, number, text, claim)
+
+
+async def send(
+    services: Services,
+    tenant: str,
+    session: str,
+    body: SendMessage,
+    claim: Claim | None = None,
+    upload: Upload | None = None,
+) -> Message:
+    """Queue a message of any type: check the session can send it and what it refers to, take
+    its file in (uploaded, in base64 or by URL), then queue it like a text."""
+    if isinstance(body, SendText) and body.reply_to is None and body.link_preview is None:
+        return await send_text(services, tenant, session, body.to, body.text, claim)
+    number = normalize_number(body.to, services.settings.default_country_code)
+    found = await services.sessions.require(tenant, session)
+    if body.type not in services.sessions.message_types(found):
+        raise UnsupportedMessageType(
+            f"the {found.engine} engine of session {session!r} cannot send {body.type} messages"
+        )
+    content: dict[str, Any] = {}
+    reply_to = getattr(body, "reply_to", None)
+    if reply_to is not None:
+        await _require_message(services, tenant, session, reply_to, "reply_to")
+        content["reply_to"] = reply_to
+    text: str | None = None
+    media: MediaDraft | None = None
+    if isinstance(body, SendText):
+        text = body.text
+        if body.link_preview is not None:
+            content["link_preview"] = body.link_preview
+    elif isinstance(body, _MediaSend):
+        text = None if isinstance(body, SendSticker) else body.caption
+        if isinstance(body, SendAudio):
+            content["voice"] = body.voice
+        media = await _ingest(services, tenant, body, upload)
+    elif isinstance(body, SendLocation):
+        content["location"] = {
+            "latitude": float(body.latitude),
+            "longitude": float(body.longitude),
+            "name": body.name,
+            "address": body.address,
+        }
+    elif isinstance(body, SendContact):
+        content["contact"] = contact_card(body.contact)
+    elif isinstance(body, SendReaction):
+        await _require_message(services, tenant, session, body.message_id, "message_id")
+        content["message_id"] = body.message_id
+        content["emoji"] = body.emoji
+    own = services.sessions.own_number(tenant, session)
+    return await services.messages.accept(
+        tenant, session, own, number, text, claim, kind=body.type, content=content, media=media
+    )
+
+
+async def _require_message(
+    services: Services, tenant: str, session: str, message_id: str, field: str
+) -> None:
+    """MessageNotFound unless ``message_id`` is a message of this session."""
+    try:
+        message = await services.messages.get(tenant, message_id)
+    except MessageNotFound:
+        raise MessageNotFound(f"{field}: no message {message_id!r} in this session") from None
+    if message.session != session:
+        raise MessageNotFound(f"{field}: no message {message_id!r} in this session")
+
+
+async def _ingest(
+    services: Services, tenant: str, body: _MediaSend, upload: Upload | None
+) -> MediaDraft:
+    """The message's file, sniffed and stored."""
+    media = services.media
+    assert media is not None
+    source = body.media
+    declared, filename = source.mime_type, source.filename
+    if upload is not None:
+        data = upload.data
+        declared = declared or upload.content_type
+        filename = filename or upload.filename
+    elif source.base64 is not None:
+        data = _decode(source.base64, media.max_bytes)
+    else:
+        assert source.url is not None
+        data, served_as, named = await media.fetch(source.url)
+        declared, filename = declared or served_as, filename or named
+    return await media.ingest_bytes(tenant, data, body.type, declared, filename)
+
+
+def _decode(text: str, max_bytes: int) -> bytes:
+    if len(text) > (max_bytes + 2) // 3 * 4 + 4:
+        raise InvalidInput(f"media.base64: the file may have at most {max_bytes} bytes")
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("media.base64: not valid base64") from None
+
+
+_VCARD_SPECIAL = re.compile(r"([\\,;])")
+
+
+def contact_card(card: ContactCard) -> dict[str, Any]:
+    """The stored contact: name, phones and a vCard (made from them, or the one given)."""
+    if card.vcard is not None:
+        vcard = card.vcard.replace("\r\n", "\n").strip()
+        if not vcard.upper().endswith("END:VCARD"):
+            raise InvalidInput("contact.vcard: must end with END:VCARD")
+        lines = vcard.split("\n")
+        name = card.name or next(
+            (_unescape(line.split(":", 1)[1]) for line in lines if line.upper().startswith("FN")),
+            "",
+        )
+        phones = card.phones or [
+            line.split(":", 1)[1].strip()
+            for line in lines
+            if line.upper().startswith("TEL") and ":" in line
+        ]
+        return {"name": name, "phones": phones, "vcard": vcard}
+    assert card.name is not None
+    assert card.phones
+    for phone in card.phones:
+        if "\n" in phone or "\r" in phone or ";" in phone or ":" in phone:
+            raise InvalidInput("contact.phones: a phone number is digits, spaces, + - ( ) only")
+    name = " ".join(card.name.split())
+    escaped = _VCARD_SPECIAL.sub(r"\\\1", name)
+    tel = [f"TEL;type=CELL;waid={''.join(filter(str.isdigit, p))}:{p}" for p in card.phones]
+    vcard = "\n".join(
+        [
+            "BEGIN:VCARD",
+            "VERSION:3.0",
+            f"FN:{escaped}",
+            *tel,
+            "END:VCARD",
+        ]
+    )
+    return {"name": name, "phones": list(card.phones), "vcard": vcard}
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\([\\,;nN])", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)

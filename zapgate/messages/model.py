@@ -58,6 +58,10 @@ class Message:
     engine_message_id: str | None
     created_at: int
     updated_at: int
+    content: dict[str, Any] | None = None
+    """What a message of a type other than text carries (``media``, ``location``, ``contact``,
+    ``message_id`` and ``emoji`` of a reaction, ``voice``), and ``reply_to``: its public fields."""
+    media_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Message:
@@ -78,6 +82,8 @@ class Message:
             engine_message_id=row["engine_message_id"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            content=row.get("content"),
+            media_id=row.get("media_id"),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -98,11 +104,13 @@ class Message:
             "engine_message_id": self.engine_message_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "content": self.content,
+            "media_id": self.media_id,
         }
 
     def public(self) -> dict[str, Any]:
         """The wire form (REST, events)."""
-        return {
+        plain = {
             "id": self.id,
             "session": self.session,
             "direction": self.direction.value,
@@ -118,3 +126,6 @@ class Message:
             "timestamp": to_iso(self.created_at),
             "updated_at": to_iso(self.updated_at),
         }
+        if self.content:
+            plain.update(self.content)
+        return plain

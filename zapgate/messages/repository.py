@@ -293,3 +293,15 @@ async def count_queued(connection: AsyncConnection, tenant: str, session: str) -
         messages.c.status == MessageStatus.QUEUED.value,
     )
     return int(await connection.scalar(statement) or 0)
+
+
+async def ids_by_engine_ids(
+    connection: AsyncConnection, tenant: str, session: str, engine_ids: list[str]
+) -> dict[str, str]:
+    """The message ids of a session's messages known by ``engine_ids`` to the engine."""
+    c = messages.c
+    statement = sa.select(c.engine_message_id, c.id).where(
+        c.tenant_id == tenant, c.session == session, c.engine_message_id.in_(engine_ids)
+    )
+    rows = (await connection.execute(statement)).all()
+    return {engine_id: message_id for engine_id, message_id in rows}

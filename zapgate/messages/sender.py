@@ -12,7 +12,6 @@ from zapgate.engines.base import EngineError, EngineNotReady, OutboundMessage, S
 from zapgate.messages.model import Message
 from zapgate.messages.pacing import Pacer
 from zapgate.messages.service import MessageService
-from zapgate.phone import number_of
 from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -139,9 +138,11 @@ class Sender:
 
     async def _deliver(self, message: Message) -> Coroutine[Any, Any, Message | None] | None:
         """Hand ``message`` to the engine; returns the (not yet awaited) record of the send."""
-        outbound = OutboundMessage(
-            message.id, number_of(message.recipient), message.kind, message.text
-        )
+        try:
+            outbound = await self._messages.outbound(message)
+        except EngineError as error:  # its file, or the message it reacts to, is gone
+            await self._messages.record_failed(message, _reason(error))
+            return None
         while True:
             if self._stopped:
                 return None

@@ -5,23 +5,39 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zapgate.clock import now_ms
+from zapgate.clock import now_ms, to_iso
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.db.gather import Gathering
-from zapgate.engines.base import AckStatus, InboundMessage
-from zapgate.errors import MessageNotFound
+from zapgate.engines.base import (
+    MESSAGE_TYPES,
+    AckStatus,
+    Contact,
+    InboundMessage,
+    Location,
+    Media,
+    OutboundMessage,
+    PermanentEngineError,
+)
+from zapgate.errors import AppError, MessageNotFound, Unavailable
 from zapgate.events.model import EventDraft, EventType
 from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
 from zapgate.limits.service import LimitService
+from zapgate.media import repository as media_repository
+from zapgate.media.model import MediaDraft, StoredMedia
+from zapgate.media.store import MediaMissing
 from zapgate.messages import repository
 from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
-from zapgate.phone import chat_id
+from zapgate.phone import chat_id, number_of
 from zapgate.validation import scrub_text
+
+if TYPE_CHECKING:
+    from zapgate.media.service import MediaService
 
 EARLY_ACKS_KEPT = 10_000
 RECENTLY_RECEIVED = 256
@@ -36,6 +52,8 @@ class MessageService:
         self._committer = committer
         self._limits = limits
         self.depth = OutboxDepth()
+        self.media: MediaService | None = None
+        """Where files are (set by ``zapgate.services``): without it, messages carry none."""
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
         self._received: dict[str, Message] = {}
@@ -52,10 +70,18 @@ class MessageService:
         session: str,
         own_number: str,
         to: str,
-        text: str,
+        text: str | None,
         claim: Claim | None = None,
+        *,
+        kind: str = "text",
+        content: dict[str, Any] | None = None,
+        media: MediaDraft | None = None,
     ) -> Message:
-        """Queue an outbound text with its ``message.queued`` event; the sender sends it."""
+        """Queue an outbound message with its ``message.queued`` event; the sender sends it.
+
+        ``text`` is a text or a caption; ``content`` the public fields of other types; a
+        ``media`` file (already in the store) is recorded for the tenant in the same write.
+        """
         now = now_ms()
         message = Message(
             id=new_id("msg"),
@@ -65,7 +91,7 @@ class MessageService:
             chat_id=chat_id(to),
             sender=own_number,
             recipient=chat_id(to),
-            kind="text",
+            kind=kind,
             text=text,
             status=MessageStatus.QUEUED,
             error=None,
@@ -73,19 +99,26 @@ class MessageService:
             engine_message_id=None,
             created_at=now,
             updated_at=now,
+            content=content or None,
         )
 
         limits = await self._limits.of(tenant)
 
         async def job(unit: UnitOfWork) -> Message | Refusal:
+            nonlocal message
             if claim is not None:
                 await claim.guard(unit)
             refusal = await self.depth.reserve(unit, tenant, session, limits)
             if refusal is not None:
                 return refusal
             unit.require_session(tenant, session)
+            if media is not None:
+                attached = await self._attach(unit, message, media, now)
+                if isinstance(attached, Refusal):
+                    return attached
+                message = attached
             repository.insert(unit, message)
-            unit.emit(_event(message, EventType.MESSAGE_QUEUED))
+            unit.emit(self._event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:
                 claim.record(unit, message)
             return message
@@ -94,8 +127,27 @@ class MessageService:
         self.on_queued(tenant, session)
         return stored
 
+    async def _attach(
+        self, unit: UnitOfWork, message: Message, media: MediaDraft, now: int
+    ) -> Message | Refusal:
+        """``message`` with its file recorded for the tenant (or found recorded already)."""
+        stored, made = await media_repository.claim(unit.connection, message.tenant, media, now)
+        if made and not media.written and not await self._media_present(stored):
+            # swept between the ingest (which found the bytes) and now: the sender retries
+            return Refusal(Unavailable("the file was being removed; send it again"))
+        described = stored.describe(media.filename)
+        if message.text is not None:
+            described["caption"] = message.text
+        content = {**(message.content or {}), "media": described}
+        return replace(message, content=content, media_id=stored.id)
+
+    async def _media_present(self, stored: StoredMedia) -> bool:
+        return self.media is not None and await self.media.store.exists(stored.key)
+
     async def record_inbound(self, tenant: str, session: str, inbound: InboundMessage) -> Message:
-        """Store a received message with its ``message.received`` event."""
+        """Store a received message, and its file, with its ``message.received`` event."""
+        content = inbound_content(inbound)
+        media = await self._ingest_inbound(tenant, inbound, content)
         message = Message(
             id=new_id("msg"),
             tenant=tenant,
@@ -104,7 +156,7 @@ class MessageService:
             chat_id=chat_id(scrub_text(inbound.sender)),
             sender=chat_id(scrub_text(inbound.sender)),
             recipient=chat_id(scrub_text(inbound.recipient)),
-            kind=inbound.kind,
+            kind=inbound.kind if inbound.kind in MESSAGE_TYPES else "text",
             text=scrub_text(inbound.text) if inbound.text is not None else None,
             status=MessageStatus.RECEIVED,
             error=None,
@@ -114,11 +166,21 @@ class MessageService:
             else None,
             created_at=inbound.timestamp_ms,
             updated_at=now_ms(),
+            content=content or None,
         )
+        linked = {inbound.reply_to, inbound.target} - {None}
 
-        async def job(unit: UnitOfWork) -> Message:
+        async def job(unit: UnitOfWork) -> Message | Refusal:
+            nonlocal message
+            if linked:
+                message = await self._link(unit, message, inbound)
+            if media is not None:
+                attached = await self._attach(unit, message, media, message.updated_at)
+                if isinstance(attached, Refusal):
+                    return attached
+                message = attached
             repository.insert(unit, message)
-            unit.emit(_event(message, EventType.MESSAGE_RECEIVED))
+            unit.emit(self._event(message, EventType.MESSAGE_RECEIVED))
             return message
 
         stored = await self._committer.run(job)
@@ -131,6 +193,37 @@ class MessageService:
         """The message ``record_inbound`` just stored as ``message_id`` (taken once), so the
         simulator's route answers without reading back what it wrote; None if not at hand."""
         return self._received.pop(message_id, None)
+
+    async def _ingest_inbound(
+        self, tenant: str, inbound: InboundMessage, content: dict[str, Any]
+    ) -> MediaDraft | None:
+        """The received file, stored; a file that cannot be kept is noted in ``content``."""
+        if inbound.media is None or self.media is None:
+            return None
+        try:
+            return await self.media.ingest_bytes(
+                tenant,
+                inbound.media.data,
+                "document",
+                inbound.media.mime_type,
+                inbound.media.filename,
+            )
+        except AppError as refused:  # too large, or empty: the message is kept without it
+            content["media_error"] = str(refused.detail)
+            return None
+
+    async def _link(self, unit: UnitOfWork, message: Message, inbound: InboundMessage) -> Message:
+        """``message`` with the engine ids it quotes or reacts to turned into message ids."""
+        wanted = [i for i in (inbound.reply_to, inbound.target) if i is not None]
+        found = await repository.ids_by_engine_ids(
+            unit.connection, message.tenant, message.session, wanted
+        )
+        content = dict(message.content or {})
+        if inbound.reply_to is not None:
+            content["reply_to"] = found.get(inbound.reply_to)
+        if inbound.target is not None:
+            content["message_id"] = found.get(inbound.target)
+        return replace(message, content=content)
 
     async def record_sent(self, message: Message, engine_message_id: str) -> Message | None:
         """Mark ``message`` sent, with any acks that arrived before (in the same transaction).
@@ -167,7 +260,7 @@ class MessageService:
         # written now, not at the flush: acks later in this batch must find the engine ids
         await repository.mark_sent(unit.connection, tenant, moved)
         for sent in moved:
-            unit.emit(_event(sent, EventType.MESSAGE_SENT))
+            unit.emit(self._event(sent, EventType.MESSAGE_SENT))
             await self.depth.release(unit, tenant, session)
         for index, current in enumerate(answers):
             if current is not None and current.engine_message_id is not None:
@@ -263,7 +356,7 @@ class MessageService:
                 if engine_id in unmatched and engine_id not in stored:
                     self._remember_early_ack(tenant, session, engine_id, status)
         for message in moved.values():  # in progress order: a message's events never go back
-            unit.emit(_event(message, EventType.MESSAGE_STATUS))
+            unit.emit(self._event(message, EventType.MESSAGE_STATUS))
         answered: set[tuple[str, AckStatus]] = set()
         answers: list[Message | None] = []
         for ack in acks:  # a repeated ack moved nothing: only the first gets the message
@@ -286,8 +379,8 @@ class MessageService:
         """The session's outbox, oldest first."""
         return await repository.queued(self._engine, tenant, session, limit)
 
-    @staticmethod
     async def _apply(
+        self,
         unit: UnitOfWork,
         where: repository.Match,
         target: MessageStatus,
@@ -298,8 +391,71 @@ class MessageService:
             unit.connection, where, statuses_before(target), values
         )
         if updated is not None:
-            unit.emit(_event(updated, event_type))
+            unit.emit(self._event(updated, event_type))
         return updated
+
+    def _event(self, message: Message, event_type: str) -> EventDraft:
+        """The event of ``message``; its file, if any, with a signed link (not the bytes)."""
+        payload = message.public()
+        described = payload.get("media")
+        if isinstance(described, dict) and self.media is not None and described.get("id"):
+            url, expires_at = self.media.link(message.tenant, str(described["id"]))
+            expires = to_iso(expires_at * 1000)
+            payload["media"] = {**described, "url": url, "url_expires_at": expires}
+        return EventDraft(message.tenant, message.session, event_type, payload)
+
+    async def outbound(self, message: Message) -> OutboundMessage:
+        """What the engine is asked to send for ``message``: its file read from the store, and
+        the messages it quotes or reacts to by their engine ids.
+
+        PermanentEngineError when one of those is missing (a file swept, a message never sent).
+        """
+        to = number_of(message.recipient)
+        content = message.content
+        if not content:
+            return OutboundMessage(message.id, to, message.kind, message.text)
+        engine_ids = await self._engine_ids(message, content)
+        media = None
+        described = content.get("media")
+        if isinstance(described, dict) and self.media is not None:
+            try:
+                data = await self.media.read(message.tenant, str(described["sha256"]))
+            except MediaMissing:
+                raise PermanentEngineError("the message's file is gone from the store") from None
+            media = Media(data, str(described["mime_type"]), described.get("filename"))
+        place = content.get("location")
+        card = content.get("contact")
+        return OutboundMessage(
+            message.id,
+            to,
+            message.kind,
+            message.text,
+            media=media,
+            voice=bool(content.get("voice")),
+            location=Location(**place) if isinstance(place, dict) else None,
+            contact=Contact(card["name"], tuple(card["phones"]), card["vcard"])
+            if isinstance(card, dict)
+            else None,
+            target=engine_ids.get("message_id"),
+            emoji=content.get("emoji"),
+            reply_to=engine_ids.get("reply_to"),
+            link_preview=bool(content.get("link_preview")),
+        )
+
+    async def _engine_ids(self, message: Message, content: dict[str, Any]) -> dict[str, str]:
+        """The engine ids of the messages ``content`` quotes (``reply_to``) or reacts to."""
+        found: dict[str, str] = {}
+        for field in ("reply_to", "message_id"):
+            linked = content.get(field)
+            if not isinstance(linked, str):
+                continue
+            other = await repository.get(self._engine, message.tenant, linked)
+            if other is None or other.engine_message_id is None:
+                if field == "message_id":
+                    raise PermanentEngineError(f"message {linked} was never sent or received")
+                continue  # a reply whose quote is unknown goes out unquoted
+            found[field] = other.engine_message_id
+        return found
 
     def _remember_early_ack(
         self, tenant: str, session: str, engine_message_id: str, status: AckStatus
@@ -309,5 +465,26 @@ class MessageService:
             self._early_acks.popitem(last=False)
 
 
-def _event(message: Message, event_type: str) -> EventDraft:
-    return EventDraft(message.tenant, message.session, event_type, message.public())
+def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]:
+    """The public fields of a message's type-specific parts (its file is added when stored)."""
+    content: dict[str, Any] = {}
+    if inbound.kind == "audio":
+        content["voice"] = inbound.voice
+    if inbound.location is not None:
+        place = inbound.location
+        content["location"] = {
+            "latitude": place.latitude,
+            "longitude": place.longitude,
+            "name": scrub_text(place.name) if place.name else None,
+            "address": scrub_text(place.address) if place.address else None,
+        }
+    if inbound.contact is not None:
+        card = inbound.contact
+        content["contact"] = {
+            "name": scrub_text(card.name),
+            "phones": [scrub_text(p) for p in card.phones],
+            "vcard": scrub_text(card.vcard),
+        }
+    if inbound.kind == "reaction":
+        content["emoji"] = scrub_text(inbound.emoji or "")
+    return content

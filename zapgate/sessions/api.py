@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from zapgate.clock import now_ms
+from zapgate.engines.base import Contact, InboundMessage, Location, Media
+from zapgate.errors import InvalidInput
 from zapgate.http.auth import Admin, Reader, Watcher
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
@@ -18,8 +22,11 @@ from zapgate.http.openapi import (
     success,
 )
 from zapgate.http.responses import Json
+from zapgate.ids import ulid
+from zapgate.messages.commands import contact_card
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_number
+from zapgate.services import Services
 from zapgate.sessions import qr as qr_render
 from zapgate.sessions.model import Session
 from zapgate.sessions.schemas import (
@@ -28,7 +35,7 @@ from zapgate.sessions.schemas import (
     PairRequest,
     QrOut,
     SessionOut,
-    SimulatedInbound,
+    SimulatedRich,
     UpdateSession,
 )
 
@@ -196,9 +203,53 @@ async def simulate_scan(request: Request, session: SessionName, caller: Admin) -
     summary="Simulator: deliver an inbound message to the session",
 )
 async def simulate_inbound(
-    request: Request, session: SessionName, body: SimulatedInbound, caller: Admin
+    request: Request, session: SessionName, body: SimulatedRich, caller: Admin
 ) -> Json:
     services = services_of(request)
     sender = normalize_number(body.from_, services.settings.default_country_code)
-    message = await services.sessions.inject_inbound(caller.tenant, session, sender, body.text)
+    if body.type == "text" and body.reply_to is None:
+        assert body.text is not None
+        message = await services.sessions.inject_inbound(caller.tenant, session, sender, body.text)
+    else:
+        inbound = await simulated(services, caller.tenant, sender, body)
+        message = await services.sessions.inject_rich(caller.tenant, session, inbound)
     return Json(message.public(), status_code=201)
+
+
+async def simulated(
+    services: Services, tenant: str, sender: str, body: SimulatedRich
+) -> InboundMessage:
+    """The inbound message a simulated phone gets: ids of messages as the engine knows them."""
+    engine_ids: dict[str, str | None] = {}
+    for field, message_id in (("reply_to", body.reply_to), ("message_id", body.message_id)):
+        if message_id is not None:
+            engine_ids[field] = (await services.messages.get(tenant, message_id)).engine_message_id
+    media = None
+    if body.media is not None and body.media.base64 is not None:
+        try:
+            data = base64.b64decode(body.media.base64, validate=True)
+        except ValueError:
+            raise InvalidInput("media.base64: not valid base64") from None
+        media = Media(data, body.media.mime_type or "", body.media.filename)
+    location = None
+    if body.latitude is not None and body.longitude is not None:
+        location = Location(float(body.latitude), float(body.longitude), body.name, body.address)
+    contact = None
+    if body.contact is not None:
+        card = contact_card(body.contact)
+        contact = Contact(card["name"], tuple(card["phones"]), card["vcard"])
+    return InboundMessage(
+        engine_message_id=f"sim_{ulid()}",
+        sender=sender,
+        recipient="",
+        kind=body.type,
+        text=body.text if body.type == "text" else body.caption,
+        timestamp_ms=now_ms(),
+        media=media,
+        voice=body.voice,
+        location=location,
+        contact=contact,
+        target=engine_ids.get("message_id"),
+        emoji=body.emoji,
+        reply_to=engine_ids.get("reply_to"),
+    )

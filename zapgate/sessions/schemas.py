@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-from zapgate.messages.schemas import phone_field
+from zapgate.messages.schemas import ContactCard, MediaSource, message_ref, phone_field
 from zapgate.names import SESSION_NAME
 
 
@@ -16,6 +25,10 @@ class SessionOut(BaseModel):
 
     name: str
     engine: str
+    capabilities: list[str] = Field(
+        description="the message types its engine can send (text, image, video, audio, "
+        "document, sticker, location, contact, reaction)"
+    )
     status: str = Field(
         description="STOPPED, STARTING, SCAN_QR_CODE, WORKING, DISCONNECTED, FAILED"
     )
@@ -89,3 +102,38 @@ class SimulatedInbound(BaseModel):
 
     from_: StrictStr = phone_field(alias="from")
     text: StrictStr = Field(min_length=1, max_length=65_536, examples=["Oi!"])
+
+
+class SimulatedRich(BaseModel):
+    """A message of any type the simulated phone receives (a file in ``media.base64``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: StrictStr = phone_field(alias="from")
+    type: Literal[
+        "text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction"
+    ] = "text"
+    text: StrictStr | None = Field(default=None, min_length=1, max_length=65_536)
+    caption: StrictStr | None = Field(default=None, min_length=1, max_length=4096)
+    media: MediaSource | None = None
+    voice: StrictBool = False
+    latitude: StrictFloat | StrictInt | None = Field(default=None, ge=-90, le=90)
+    longitude: StrictFloat | StrictInt | None = Field(default=None, ge=-180, le=180)
+    name: StrictStr | None = Field(default=None, max_length=256)
+    address: StrictStr | None = Field(default=None, max_length=512)
+    contact: ContactCard | None = None
+    message_id: StrictStr | None = message_ref("reaction: the message reacted to")
+    emoji: StrictStr | None = Field(default=None, max_length=32)
+    reply_to: StrictStr | None = message_ref("the message this one quotes")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SimulatedRich:
+        needs = {
+            "text": self.text is not None,
+            "location": self.latitude is not None and self.longitude is not None,
+            "contact": self.contact is not None,
+            "reaction": self.message_id is not None and self.emoji is not None,
+        }
+        if not needs.get(self.type, self.media is not None and self.media.base64 is not None):
+            raise ValueError(f"a simulated {self.type} message misses its content")
+        return self

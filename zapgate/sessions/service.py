@@ -7,7 +7,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from zapgate.engines.base import (
     InboundMessage,
     SessionConfig,
     SessionStatus,
+    message_types,
 )
 from zapgate.engines.registry import EngineRegistry
 from zapgate.errors import (
@@ -303,9 +304,22 @@ class SessionManager:
     def describe(self, session: Session) -> dict[str, Any]:
         """The wire form with what only this node knows (health)."""
         figures = self._figures((session.tenant, session.name))
+        public = {**session.public(), "capabilities": self.message_types(session)}
         if figures is None:
-            return {**session.public(), "health": None, "node": None, "engine_stats": None}
-        return {**session.public(), **figures, "node": self._settings.node}
+            return {**public, "health": None, "node": None, "engine_stats": None}
+        return {**public, **figures, "node": self._settings.node}
+
+    def message_types(self, session: Session) -> list[str]:
+        """The message types the session's engine can send (the running one's, if here)."""
+        running = self._running.get((session.tenant, session.name))
+        engine = running.runner.engine if running else None
+        if engine is not None:
+            return message_types(engine.capabilities)
+        try:
+            spec = self.engines.spec(session.engine)
+        except AppError:
+            return []
+        return message_types(spec.capabilities_for(session.config))
 
     def _figures(self, key: Key) -> dict[str, Any] | None:
         """Health and engine figures of a session running here (None elsewhere)."""
@@ -604,6 +618,26 @@ class SessionManager:
             raise SessionNotReady(f"session {name!r} is not WORKING")
         try:
             message_id: str = await simulator.inject_inbound(sender, text)
+        except EngineError as error:
+            raise SessionNotReady(str(error)) from None
+        return self.messages.just_received(message_id) or await self.messages.get(
+            tenant, message_id
+        )
+
+    async def inject_rich(self, tenant: str, name: str, inbound: InboundMessage) -> Message:
+        """Simulator: deliver a message of any type (on the node running the session)."""
+        if await self._elsewhere(tenant, name):
+            raise Unsupported(
+                "in cluster mode, simulated messages other than texts go through the node "
+                "running the session (see its node in GET /api/v1/sessions/{session})"
+            )
+        simulator = await self._simulator(tenant, name)
+        running = self._running.get((tenant, name))
+        if running is None or not running.runner.ready.is_set():
+            raise SessionNotReady(f"session {name!r} is not WORKING")
+        own = self.own_number(tenant, name)
+        try:
+            message_id: str = await simulator.inject(replace(inbound, recipient=own))
         except EngineError as error:
             raise SessionNotReady(str(error)) from None
         return self.messages.just_received(message_id) or await self.messages.get(

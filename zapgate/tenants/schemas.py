@@ -60,6 +60,9 @@ class LimitValues(BaseModel):
     streams_per_key: Count | None = Field(
         default=None, description="open streams (SSE, long-polls, Socket.IO) per key"
     )
+    media_retention_days: Count | None = Field(
+        default=None, description="days a file is kept after its last use (0: kept)"
+    )
 
     _whole_numbers = field_validator(
         "burst",
@@ -68,6 +71,7 @@ class LimitValues(BaseModel):
         "webhooks",
         "queued_per_session",
         "streams_per_key",
+        "media_retention_days",
         mode="before",
     )(_whole)
 
@@ -125,6 +129,7 @@ class LimitsOut(BaseModel):
     webhooks: int
     queued_per_session: int
     streams_per_key: int
+    media_retention_days: int
 
 
 class TenantOut(BaseModel):

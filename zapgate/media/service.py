@@ -1,0 +1,250 @@
+"""Media use cases: take a file in (sniffed, content-addressed, stored), hand it out (to the
+tenant, or by a signed link), fetch one by URL, and sweep files nothing uses any more."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapgate.clock import now_ms
+from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.db.secrets import secret as server_secret
+from zapgate.errors import LinkExpired, MediaNotFound, MediaRejected, PayloadTooLarge
+from zapgate.limits.service import LimitService
+from zapgate.media import repository, sniff
+from zapgate.media.links import MAX_TTL_SECONDS, MediaLinks
+from zapgate.media.model import MediaDraft, StoredMedia, store_key
+from zapgate.media.store import MediaMissing, MediaStore
+from zapgate.tasks import cancel_and_wait
+from zapgate.webhooks import http11, ssrf
+
+log = logging.getLogger(__name__)
+CHUNK = 1_048_576
+UNUSED_GRACE_MS = 3_600_000
+"""A file no message uses is kept this long (an upload racing its message is not swept)."""
+SWEEP_BATCH = 500
+DAY_MS = 86_400_000
+SECRET_NAME = "media_links"  # noqa: S105 - the name of a secret, not one
+
+
+class MediaService:
+    """Files of every tenant, in one store; records in the ``media`` table."""
+
+    def __init__(
+        self,
+        database: AsyncEngine,
+        committer: Committer,
+        store: MediaStore,
+        limits: LimitService,
+        fetcher: http11.Http11Client,
+        max_bytes: int,
+        link_ttl_seconds: int,
+        fetch_timeout_seconds: float,
+        public_url: str | None,
+    ) -> None:
+        self._database = database
+        self._committer = committer
+        self.store = store
+        self._limits = limits
+        self._fetcher = fetcher
+        self.max_bytes = max_bytes
+        self.link_ttl_seconds = link_ttl_seconds
+        self._fetch_timeout = fetch_timeout_seconds
+        self._public_url = public_url or ""
+        self._links: MediaLinks | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, sweep_every_seconds: float | None = 3600.0) -> None:
+        """Open the store, load (or make) the link secret, and sweep now and then."""
+        await self.store.start()
+        self._links = MediaLinks(await server_secret(self._database, SECRET_NAME))
+        if sweep_every_seconds is not None:
+            self._task = asyncio.create_task(self._sweeping(sweep_every_seconds), name="media")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        await self._fetcher.close()
+        await self.store.close()
+
+    # taking files in -------------------------------------------------------------------------
+
+    async def ingest_bytes(
+        self, tenant: str, data: bytes, kind: str, declared: str | None, filename: str | None
+    ) -> MediaDraft:
+        """Store ``data`` for a ``kind`` message; MediaRejected if it is not one."""
+        self._check_size(len(data))
+        mime_type = sniff.sniff(data, declared)
+        sniff.check(kind, mime_type)
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = store_key(tenant, sha256)
+        written = not await self.store.exists(key)
+        if written:
+            await self.store.put_bytes(key, data)
+        return MediaDraft(sha256, len(data), mime_type, _filename(filename), written)
+
+    async def ingest_file(
+        self, tenant: str, path: Path, kind: str, declared: str | None, filename: str | None
+    ) -> MediaDraft:
+        """Store the file at ``path`` (the caller removes it after)."""
+        size, sha256, head = await asyncio.to_thread(_digest, path)
+        self._check_size(size)
+        mime_type = sniff.sniff(head, declared)
+        sniff.check(kind, mime_type)
+        key = store_key(tenant, sha256)
+        written = not await self.store.exists(key)
+        if written:
+            await self.store.put_file(key, path)
+        return MediaDraft(sha256, size, mime_type, _filename(filename), written)
+
+    async def fetch(self, url: str) -> tuple[bytes, str | None, str | None]:
+        """GET ``url`` through the SSRF guard: its bytes, declared type and file name.
+
+        An internal address, a failure or an answer other than 200 is MediaRejected; more than
+        ``max_bytes`` is PayloadTooLarge.
+        """
+        try:
+            async with asyncio.timeout(self._fetch_timeout):
+                answer = await self._fetcher.get(url, {"accept": "*/*"}, self.max_bytes + 65_536)
+        except ssrf.UnsafeUrl as unsafe:
+            raise MediaRejected(f"media.url: {unsafe}") from None
+        except http11.TooLarge:
+            detail = f"the file at media.url is larger than {self.max_bytes} bytes"
+            raise PayloadTooLarge(detail) from None
+        except TimeoutError:
+            raise MediaRejected(f"media.url: no answer in {self._fetch_timeout:g} s") from None
+        except OSError as error:
+            raise MediaRejected(f"media.url: {error or type(error).__name__}") from None
+        if answer.status != 200:
+            raise MediaRejected(f"media.url answered {answer.status}, not 200")
+        self._check_size(len(answer.excerpt))
+        name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None
+        return answer.excerpt, answer.headers.get("content-type"), name
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise PayloadTooLarge(f"a file may have at most {self.max_bytes} bytes")
+        if size == 0:
+            raise MediaRejected("the file is empty")
+
+    # handing files out -----------------------------------------------------------------------
+
+    async def get(self, tenant: str, media_id: str) -> StoredMedia:
+        """The tenant's file ``media_id``, or MediaNotFound."""
+        found = await repository.get(self._database, tenant, media_id)
+        if found is None:
+            raise MediaNotFound(f"no media {media_id!r}")
+        return found
+
+    async def content(self, found: StoredMedia) -> AsyncIterator[bytes]:
+        """The bytes of ``found``, in chunks (MediaNotFound if they are gone)."""
+        chunks = self.store.stream(found.key, CHUNK)
+        try:
+            first = await anext(chunks)
+        except (MediaMissing, StopAsyncIteration):
+            raise MediaNotFound(f"the file of media {found.id!r} is gone") from None
+        return _chain(first, chunks)
+
+    async def read(self, tenant: str, sha256: str) -> bytes:
+        """The whole file (for an engine to send)."""
+        return await self.store.read(store_key(tenant, sha256))
+
+    def link(self, tenant: str, media_id: str, ttl_seconds: int | None = None) -> tuple[str, int]:
+        """A signed link to the file and when it expires (Unix seconds)."""
+        assert self._links is not None, "start() first"
+        ttl = min(ttl_seconds or self.link_ttl_seconds, MAX_TTL_SECONDS)
+        expires_at = int(time.time()) + ttl
+        return self._public_url + self._links.path(tenant, media_id, expires_at), expires_at
+
+    def check_link(self, tenant: str, media_id: str, expires_at: int, signature: str) -> None:
+        """LinkExpired unless the link is this server's, unaltered, and not yet expired."""
+        assert self._links is not None, "start() first"
+        if not self._links.valid(tenant, media_id, expires_at, signature):
+            raise LinkExpired("this media link is not valid")
+        if expires_at < time.time():
+            raise LinkExpired("this media link has expired")
+
+    # sweeping --------------------------------------------------------------------------------
+
+    async def sweep(self, tenant: str) -> int:
+        """Remove the tenant's files that no message uses (after a grace period) and those past
+        its retention; returns how many went."""
+        now = now_ms()
+        days = (await self._limits.of(tenant)).media_retention_days
+        expired_before = now - days * DAY_MS if days else None
+        removed = 0
+        while found := await repository.unused(
+            self._database, tenant, now - UNUSED_GRACE_MS, SWEEP_BATCH, expired_before
+        ):
+            for item in found:
+                removed += await self.remove(item)
+            if len(found) < SWEEP_BATCH:
+                break
+        return removed
+
+    async def remove(self, found: StoredMedia) -> bool:
+        """Forget ``found`` and delete its bytes, unless it was used again meanwhile."""
+
+        async def forget(unit: UnitOfWork) -> bool:
+            return await repository.delete(unit.connection, found.tenant, found)
+
+        if not await self._committer.run(forget, background=found.tenant):
+            return False
+
+        async def drop(unit: UnitOfWork) -> None:  # in the writer: no claim of it races this
+            if not await repository.recorded(unit.connection, found.tenant, found.sha256):
+                await self.store.delete(found.key)
+
+        await self._committer.run(drop, background=found.tenant)
+        return True
+
+    async def forget_tenant(self, tenant: str) -> None:
+        """Delete every file of a tenant being deleted (its records go with its rows)."""
+        async for key in self.store.keys(f"{tenant}/"):
+            await self.store.delete(key)
+
+    async def _sweeping(self, every_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                for tenant in await repository.all_tenants_with_media(self._database):
+                    await self.sweep(tenant)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("media sweep failed; trying again later")
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _digest(path: Path) -> tuple[int, str, bytes]:
+    """Size, sha256 and first bytes of a file."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            if not head:
+                head = chunk[: sniff.SNIFF_BYTES]
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest(), head
+
+
+def _filename(name: str | None) -> str | None:
+    """A file name safe to show and to put in a header: no path, no control characters."""
+    if not name:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() and c not in '"')[:255].strip()
+    return name or None

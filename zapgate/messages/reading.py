@@ -1,0 +1,110 @@
+"""Reading a send's body: JSON of any message type, or a multipart form with the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from zapgate.errors import InvalidInput
+from zapgate.messages.commands import Upload
+from zapgate.messages.schemas import SendMessage
+
+SEND = TypeAdapter(SendMessage)
+FORM_FIELDS = ("to", "type", "caption", "reply_to", "voice", "filename", "mime_type", "text")
+_PLACEHOLDER = "AAAA"
+"""The ``media.base64`` a multipart send is checked with: its file is in the ``file`` part."""
+
+
+def _schemas() -> dict[str, Any]:
+    return SEND.json_schema(ref_template="#/components/schemas/{model}")
+
+
+SEND_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/SendMessage"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["to", "type", "file"],
+                "properties": {
+                    "to": {"type": "string", "maxLength": 64},
+                    "type": {
+                        "type": "string",
+                        "enum": ["image", "video", "audio", "document", "sticker"],
+                    },
+                    "caption": {"type": "string", "maxLength": 4096},
+                    "reply_to": {"type": "string", "maxLength": 40},
+                    "voice": {"type": "boolean"},
+                    "filename": {"type": "string", "maxLength": 255},
+                    "file": {"type": "string", "format": "binary"},
+                },
+            }
+        },
+    },
+}
+
+
+def components() -> dict[str, Any]:
+    """The schemas ``SEND_REQUEST_BODY`` refers to, for the OpenAPI document's components."""
+    schema = _schemas()
+    found: dict[str, Any] = dict(schema.pop("$defs", {}))
+    found["SendMessage"] = schema
+    return found
+
+
+async def read_send(request: Request) -> tuple[Any, Upload | None]:
+    """The send in ``request`` (validated) and its uploaded file, if multipart."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        await request.body()  # read (within the body limit) and kept: Idempotency-Key hashes it
+        return await _read_form(request)
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
+        raise InvalidInput("send JSON (application/json) or a form (multipart/form-data)")
+    raw = await request.body()
+    try:
+        return SEND.validate_json(raw or b"null"), None
+    except ValidationError as error:
+        raise RequestValidationError(_located(error)) from None
+
+
+async def _read_form(request: Request) -> tuple[Any, Upload | None]:
+    try:
+        form = await request.form(max_files=1, max_fields=len(FORM_FIELDS) + 1)
+    except Exception as error:  # malformed multipart, too many parts
+        raise InvalidInput(f"the form could not be read: {error}") from None
+    values: dict[str, Any] = {}
+    upload: Upload | None = None
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name != "file":
+                raise InvalidInput(f"the file goes in the part named file, not {name!r}")
+            upload = Upload(await value.read(), value.filename, value.content_type)
+        elif name in FORM_FIELDS:
+            values[name] = value
+        else:
+            raise InvalidInput(f"unknown form field {name!r}; known: {', '.join(FORM_FIELDS)}")
+    if "voice" in values:
+        values["voice"] = values["voice"].strip().lower() in ("true", "1", "yes", "on")
+    filename, mime_type = values.pop("filename", None), values.pop("mime_type", None)
+    if values.get("type") in ("image", "video", "audio", "document", "sticker"):
+        if upload is None:
+            raise InvalidInput("a multipart send of a file needs the part file")
+        values["media"] = {"base64": _PLACEHOLDER, "filename": filename, "mime_type": mime_type}
+    elif upload is not None:
+        raise InvalidInput(f"a {values.get('type', 'text')} message takes no file")
+    try:
+        return SEND.validate_python(values), upload
+    except ValidationError as error:
+        raise RequestValidationError(_located(error)) from None
+
+
+def _located(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False)
+    ]

@@ -257,7 +257,9 @@ def build_services(
         leases.on_look.append(dispatch_role.wake)
         dispatcher.allowed = dispatch_role.holds
         signals.on_webhook = dispatcher.wake
-    tenants = TenantService(database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT)
+    tenants = TenantService(
+        database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT, media
+    )
     retention = RetentionCleaner(
         database,
         idempotency,

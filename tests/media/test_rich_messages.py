@@ -358,3 +358,31 @@ async def test_inbound_rich_messages_are_stored_with_their_links(
     stored = (await api.get(f"/api/v1/messages/{body['id']}")).json()
     assert stored["media"] == body["media"]
     assert (await api.get(f"/api/v1/media/{body['media']['id']}")).content == PDF
+
+
+async def test_files_replies_and_reactions_on_either_store(
+    any_server: RunningServer, any_api: httpx.AsyncClient
+) -> None:
+    await wait_working(any_server)
+    image = png(8)
+    async with EventWatcher(any_server.services.bus) as watcher:
+        sent = await any_api.post(
+            SEND,
+            json={"to": ECHO, "type": "image", "media": {"base64": b64(image)}, "caption": "c"},
+        )
+        assert sent.status_code == 202, sent.text
+        echo = await watcher.wait_for(
+            lambda e: e.type == "message.received" and e.payload["type"] == "image"
+        )
+    assert echo.payload["media"]["sha256"] == sha(image)
+    assert echo.payload["media"]["id"] == sent.json()["media"]["id"]  # the same bytes, once
+    reply = await any_api.post(
+        SEND, json={"to": ECHO, "text": "got it", "reply_to": echo.payload["id"]}
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["reply_to"] == echo.payload["id"]
+    history = (await any_api.get(SEND, params={"limit": 10})).json()["data"]
+    by_id = {m["id"]: m for m in history}
+    assert by_id[echo.payload["id"]]["media"]["sha256"] == sha(image)
+    assert by_id[reply.json()["id"]]["reply_to"] == echo.payload["id"]
+    assert (await any_api.get(f"/api/v1/media/{echo.payload['media']['id']}")).content == image

@@ -30,7 +30,7 @@ from zapgate.http.errors import app_error_response, error_response
 from zapgate.http.ratelimit import ADMITTED
 from zapgate.http.responses import direct_json
 from zapgate.limits.gate import Admission
-from zapgate.messages.commands import send_text
+from zapgate.messages.commands import send, send_text
 from zapgate.messages.schemas import SendText
 from zapgate.names import SESSION_NAME
 from zapgate.phone import normalize_number
@@ -48,8 +48,8 @@ Handler = Callable[[Services, str, bytes, str], Awaitable[tuple[int, Any]]]
 
 
 async def _v1(services: Services, tenant: str, body: bytes, session: str) -> tuple[int, Any]:
-    request = SendText.model_validate_json(body)
-    message = await send_text(services, tenant, session, request.to, request.text)
+    request = SendText.model_validate_json(body)  # a text (other types: ValidationError)
+    message = await send(services, tenant, session, request)
     return 202, message.public()
 
 

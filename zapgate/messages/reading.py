@@ -64,7 +64,8 @@ async def read_send(request: Request) -> tuple[Any, Upload | None]:
         await request.body()  # read (within the body limit) and kept: Idempotency-Key hashes it
         return await _read_form(request)
     if kind not in ("", "application/json") and not kind.endswith("+json"):
-        raise InvalidInput("send JSON (application/json) or a form (multipart/form-data)")
+        detail = "send JSON (application/json) or a form (multipart/form-data)"
+        raise InvalidInput([{"loc": ["body"], "msg": detail, "type": "content_type"}])
     raw = await request.body()
     try:
         return SEND.validate_json(raw or b"null"), None

@@ -20,6 +20,7 @@ from zapgate.auth.service import Authenticator
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.errors import Conflict, TenantExists, TenantNotFound
 from zapgate.limits.service import LimitService
+from zapgate.media.service import MediaService
 from zapgate.sessions.service import SessionManager
 from zapgate.tenants import repository
 from zapgate.tenants.model import Tenant, TenantStatus
@@ -46,7 +47,9 @@ class TenantService:
         webhooks: WebhookService,
         limits: LimitService,
         protected: str,
+        media: MediaService | None = None,
     ) -> None:
+        self._media = media
         self._database = database
         self._committer = committer
         self._auth = auth
@@ -228,6 +231,8 @@ class TenantService:
         if not await self._committer.run(last):
             return False
         self._sessions.forget_tenant(tenant)
+        if self._media is not None:  # its records went with its rows; now the files
+            await self._media.forget_tenant(tenant)
         return True
 
     async def wait_deleted(self, tenant: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -129,7 +130,10 @@ async def _ingest(
         declared = declared or upload.content_type
         filename = filename or upload.filename
     elif source.base64 is not None:
-        data = _decode(source.base64, media.max_bytes)
+        if len(source.base64) > INLINE_DECODE_CHARS:  # megabytes: off the event loop
+            data = await asyncio.to_thread(_decode, source.base64, media.max_bytes)
+        else:
+            data = _decode(source.base64, media.max_bytes)
     else:
         assert source.url is not None
         data, served_as, named = await media.fetch(source.url)
@@ -146,6 +150,7 @@ def _decode(text: str, max_bytes: int) -> bytes:
         raise InvalidInput("media.base64: not valid base64") from None
 
 
+INLINE_DECODE_CHARS = 262_144
 _VCARD_SPECIAL = re.compile(r"([\\,;])")
 
 

@@ -386,3 +386,24 @@ async def test_files_replies_and_reactions_on_either_store(
     assert by_id[echo.payload["id"]]["media"]["sha256"] == sha(image)
     assert by_id[reply.json()["id"]]["reply_to"] == echo.payload["id"]
     assert (await any_api.get(f"/api/v1/media/{echo.payload['media']['id']}")).content == image
+
+
+async def test_a_text_with_a_link_asks_for_a_preview_unless_told_not_to(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    await wait_working(server)
+    engine = server.services.sessions._running[("default", "default")].runner.engine
+    cases = [
+        ({"text": "veja https://example.com"}, True),
+        ({"text": "veja https://example.com", "link_preview": False}, False),
+        ({"text": "sem link"}, False),
+        ({"text": "sem link", "link_preview": True}, True),
+    ]
+    for body, preview in cases:
+        async with EventWatcher(server.services.bus) as watcher:
+            sent = await api.post(SEND, json={"to": TO, **body})
+            assert sent.status_code == 202, sent.text
+            await watcher.wait_for(message_status(sent.json()["id"], "sent"))
+        last = engine.recent_sends[-1]  # type: ignore[attr-defined]
+        assert last.id == sent.json()["id"]
+        assert last.link_preview is preview, body

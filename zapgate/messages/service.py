@@ -33,7 +33,7 @@ from zapgate.media.store import MediaMissing
 from zapgate.messages import repository
 from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
-from zapgate.phone import chat_id, number_of
+from zapgate.phone import address_of, chat_id
 from zapgate.validation import scrub_text
 
 if TYPE_CHECKING:
@@ -410,10 +410,11 @@ class MessageService:
 
         PermanentEngineError when one of those is missing (a file swept, a message never sent).
         """
-        to = number_of(message.recipient)
+        to = address_of(message.recipient)
         content = message.content
         if not content:
-            return OutboundMessage(message.id, to, message.kind, message.text)
+            preview = message.kind == "text" and _has_link(message.text)
+            return OutboundMessage(message.id, to, message.kind, message.text, link_preview=preview)
         engine_ids = await self._engine_ids(message, content)
         media = None
         described = content.get("media")
@@ -439,7 +440,7 @@ class MessageService:
             target=engine_ids.get("message_id"),
             emoji=content.get("emoji"),
             reply_to=engine_ids.get("reply_to"),
-            link_preview=bool(content.get("link_preview")),
+            link_preview=bool(content.get("link_preview", _has_link(message.text))),
         )
 
     async def _engine_ids(self, message: Message, content: dict[str, Any]) -> dict[str, str]:
@@ -465,6 +466,11 @@ class MessageService:
             self._early_acks.popitem(last=False)
 
 
+def _has_link(text: str | None) -> bool:
+    """Whether a text holds a link (a preview is asked for unless the send said no)."""
+    return text is not None and ("://" in text or "www." in text)
+
+
 def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]:
     """The public fields of a message's type-specific parts (its file is added when stored)."""
     content: dict[str, Any] = {}
@@ -487,4 +493,7 @@ def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]
         }
     if inbound.kind == "reaction":
         content["emoji"] = scrub_text(inbound.emoji or "")
+    phone = getattr(inbound, "sender_phone", None)
+    if phone:
+        content["from_phone"] = scrub_text(phone)
     return content

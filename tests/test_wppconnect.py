@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -11,15 +13,24 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, RunningServer, make_settings, require_service
-from tests.contract.drivers import FAKE_PAGE
+from tests.contract.drivers import FAKE_PAGE, WppConnectDriver, pdf, png, sha256
 from tests.support.events import EventWatcher, message_status, status_is
 from tests.support.js_client import JsSocketClient, ensure_node_harness
 from tests.support.procs import chromium_under
+from tests.support.sink import RecordingSink, is_status
 from zapgate.config import Settings
+from zapgate.engines.base import (
+    InboundMessage,
+    Media,
+    OutboundMessage,
+    SessionConfig,
+    SessionStatus,
+)
 from zapgate.engines.wppconnect.engine import WppConnectEngine
 from zapgate.engines.wppconnect.runtime import WppRuntime
 
 pytestmark = pytest.mark.chromium
+PEER = "5511988887777"
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +191,57 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+async def test_a_pairing_code_links_the_session_instead_of_the_qr(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    async with EventWatcher(server.services.bus) as watcher:
+        created = await api.post("/api/v1/sessions", json={"name": "coded", "engine": "wppconnect"})
+        assert created.status_code == 201, created.text
+        await watcher.wait_for(lambda e: e.type == "session.qr" and e.session == "coded", 30)
+        first_browser = engine_of(server, "coded").browser_pid
+        asked = await api.post("/api/v1/sessions/coded/pair", json={"phone": "+55 11 98888-7777"})
+        assert asked.status_code == 200, asked.text
+        code = asked.json()["code"]
+        engine = engine_of(server, "coded")
+        page = await engine.fake("state")
+        assert page["linkCode"] == code, "the code is the one WhatsApp Web shows"
+        assert re.fullmatch(r"[0-9A-F]{4}-[0-9A-F]{4}", code)
+        assert first_browser is not None
+        assert not _alive(first_browser), "the old browser is gone"
+        again = await api.post("/api/v1/sessions/coded/pair", json={"phone": "5511988887777"})
+        assert again.status_code == 200, again.text
+        assert (await engine.fake("state"))["linkCode"] == again.json()["code"]
+        await engine.fake("scan")
+        await watcher.wait_for(status_is("coded", "WORKING"), 30)
+    sent = await api.post(
+        "/api/v1/sessions/coded/messages", json={"to": "5511988887777", "text": "linked by code"}
+    )
+    assert sent.status_code == 202, sent.text
+    await api.post("/api/v1/sessions/coded/stop")
+    assert chromium_under(server.services.settings.data_dir) == []
+
+
+async def test_a_png_sticker_goes_as_webp_and_a_file_too_large_comes_without_bytes() -> None:
+    driver = WppConnectDriver()
+    engine = driver.create()
+    assert isinstance(engine, WppConnectEngine)
+    sink = RecordingSink()
+    await engine.start(SessionConfig("default", "stickers", driver.config), sink)
+    try:
+        await sink.wait_for(lambda r: r.kind == "qr", timeout=45)
+        await driver.scan(engine)
+        await sink.wait_for(is_status(SessionStatus.WORKING), timeout=30)
+        sticker = OutboundMessage("msg_s", PEER, "sticker", None, Media(png(), "image/png"))
+        receipt = await engine.send(sticker)
+        got = await driver.delivered(engine, sticker, receipt.engine_message_id)
+        assert (got.kind, got.mime_type) == ("sticker", "image/webp"), "sharp converted it"
+        assert got.media_sha256 != sha256(png())
+        claim = {"from": f"{PEER}@c.us", "type": "document", "caption": "huge", "size": 10**12}
+        await engine.fake("receive", {**claim, "data": base64.b64encode(pdf()).decode()})
+        report = await sink.wait_for(lambda r: r.kind == "message" and r.value.text == "huge")
+        message: InboundMessage = report.value
+        assert (message.kind, message.media) == ("document", None)
+    finally:
+        await engine.stop()

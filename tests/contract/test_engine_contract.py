@@ -1,22 +1,39 @@
-"""The contract every engine passes: start → QR → WORKING, send → acks, receive, recover, stop."""
+"""The contract every engine passes: start → QR → WORKING, send → acks, receive, recover, stop;
+every message type sent and received whole (files byte for byte), replies and reactions linked
+to the engine ids of the messages they point at."""
 
 from __future__ import annotations
+
+from typing import TypedDict
 
 import pytest
 
 from tests.conftest import require_service
-from tests.contract.drivers import DRIVERS, EngineDriver
+from tests.contract.drivers import (
+    DRIVERS,
+    WEBP,
+    EngineDriver,
+    mp4,
+    ogg_opus,
+    pdf,
+    png,
+    sha256,
+)
 from tests.support.sink import RecordingSink, is_status
 from zapgate.engines.base import (
+    MESSAGE_TYPES,
     AckStatus,
     Capability,
+    Contact,
     Engine,
     EngineNotReady,
     InboundMessage,
+    Location,
     Media,
     OutboundMessage,
     SessionConfig,
     SessionStatus,
+    UnsupportedMessageType,
 )
 
 
@@ -85,18 +102,6 @@ async def test_a_sent_text_is_acknowledged_in_order(driver: EngineDriver) -> Non
         await engine.stop()
 
 
-async def test_a_file_is_sent(driver: EngineDriver) -> None:
-    engine, _ = await working(driver)
-    try:
-        media = Media("data:text/plain;base64,T2zDoSE=", "hello.txt", "a caption")
-        receipt = await engine.send(OutboundMessage("msg_f", "5511999999999", "file", None, media))
-        assert receipt.engine_message_id
-        assert Capability.FILE in engine.capabilities
-        await driver.check_file_sent(engine, "hello.txt")
-    finally:
-        await engine.stop()
-
-
 async def test_an_inbound_message_is_reported(driver: EngineDriver) -> None:
     engine, sink = await working(driver)
     try:
@@ -151,3 +156,137 @@ async def test_logout_and_stop_end_everything(driver: EngineDriver) -> None:
     with pytest.raises(EngineNotReady):
         await again.send(OutboundMessage("msg_5", "5511999999999", "text", "x"))
     assert len(sink.reports) == reports, "a stopped engine kept reporting"
+
+
+# -- every message type ---------------------------------------------------------------------
+
+PEER = "5511988887777"
+CARD = Contact(
+    name="Ana Souza",
+    phones=("+5511977776666",),
+    vcard="BEGIN:VCARD\nVERSION:3.0\nN:;Ana Souza;;;\nFN:Ana Souza\n"
+    "TEL;type=CELL;waid=5511977776666:+5511977776666\nEND:VCARD",
+)
+PLACE = Location(-22.951916, -43.2104872, "Cristo Redentor", "Parque Nacional da Tijuca, RJ")
+
+
+class Fields(TypedDict):
+    text: str | None
+    media: Media | None
+    voice: bool
+    location: Location | None
+    contact: Contact | None
+
+
+def rich(kind: str) -> Fields:
+    """The fields of a ``kind`` message (text, media, voice, location, contact), both ways."""
+    files = {
+        "image": Media(png(), "image/png", "photo.png"),
+        "video": Media(mp4(), "video/mp4", "clip.mp4"),
+        "audio": Media(ogg_opus(), "audio/ogg", "voice.ogg"),
+        "document": Media(pdf(), "application/pdf", "report.pdf"),
+        "sticker": Media(WEBP, "image/webp", None),
+    }
+    captions = {"image": "a photo", "video": "a clip", "document": "the report"}
+    return {
+        "text": "Olá 👋 https://zapgate.example" if kind == "text" else captions.get(kind),
+        "media": files.get(kind),
+        "voice": kind == "audio",
+        "location": PLACE if kind == "location" else None,
+        "contact": CARD if kind == "contact" else None,
+    }
+
+
+@pytest.mark.parametrize("kind", MESSAGE_TYPES)
+async def test_each_type_is_sent_whole_and_linked(driver: EngineDriver, kind: str) -> None:
+    engine, sink = await working(driver)
+    try:
+        assert Capability(kind) in engine.capabilities
+        await driver.deliver(engine, PEER, "the message answered")
+        inbound = (await sink.wait_for(lambda r: r.kind == "message")).value.engine_message_id
+        fields = rich(kind)
+        if kind == "reaction":
+            message = OutboundMessage("msg_r", PEER, kind, None, target=inbound, emoji="👍")
+        else:
+            message = OutboundMessage(
+                "msg_" + kind, PEER, kind, reply_to=inbound, link_preview=kind == "text", **fields
+            )
+        receipt = await engine.send(message)
+        assert receipt.engine_message_id
+        got = await driver.delivered(engine, message, receipt.engine_message_id)
+        assert (got.kind, got.to) == (kind, PEER)
+        if kind == "reaction":
+            assert (got.target, got.emoji) == (inbound, "👍")
+            return
+        assert got.reply_to == inbound
+        assert got.text == fields["text"]
+        media = fields["media"]
+        if media is not None:
+            assert got.media_sha256 == sha256(media.data), "the file changed on the way"
+            if media.filename:
+                assert got.filename == media.filename
+            assert got.voice is (kind == "audio")
+        if kind == "text":
+            assert got.link_preview
+        if kind == "location":
+            assert got.location == (PLACE.latitude, PLACE.longitude, PLACE.name, PLACE.address)
+        if kind == "contact":
+            assert got.contact == (CARD.name, "5511977776666")
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.parametrize("kind", MESSAGE_TYPES)
+async def test_each_type_is_received_whole_and_linked(driver: EngineDriver, kind: str) -> None:
+    engine, sink = await working(driver)
+    try:
+        mine = await engine.send(OutboundMessage("msg_q", PEER, "text", "the message quoted"))
+        quoted = mine.engine_message_id
+        if kind == "reaction":
+            sent = InboundMessage("", PEER, "", kind, None, 0, target=quoted, emoji="❤️")
+        else:
+            sent = InboundMessage("", PEER, "", kind, timestamp_ms=0, reply_to=quoted, **rich(kind))
+        await driver.deliver_message(engine, sent)
+        got: InboundMessage = (
+            await sink.wait_for(lambda r: r.kind == "message" and r.value.kind == kind)
+        ).value
+        assert got.engine_message_id
+        assert got.sender == PEER
+        if kind == "reaction":
+            assert (got.target, got.emoji) == (quoted, "❤️")
+            return
+        assert got.reply_to == quoted
+        assert got.text == sent.text
+        assert got.voice is sent.voice
+        assert got.location == sent.location
+        assert got.contact == sent.contact
+        if sent.media is not None:
+            assert got.media is not None
+            assert sha256(got.media.data) == sha256(sent.media.data), "the file changed"
+            assert got.media.mime_type == sent.media.mime_type
+            assert got.media.filename == sent.media.filename
+    finally:
+        await engine.stop()
+
+
+async def test_a_removed_reaction_reaches_the_far_end(driver: EngineDriver) -> None:
+    engine, sink = await working(driver)
+    try:
+        await driver.deliver(engine, PEER, "a message reacted to")
+        inbound = (await sink.wait_for(lambda r: r.kind == "message")).value.engine_message_id
+        removal = OutboundMessage("msg_x", PEER, "reaction", None, target=inbound, emoji="")
+        receipt = await engine.send(removal)
+        assert receipt.engine_message_id
+        got = await driver.delivered(engine, removal, receipt.engine_message_id)
+        assert (got.kind, got.target, got.emoji or "") == ("reaction", inbound, "")
+    finally:
+        await engine.stop()
+
+
+async def test_a_type_the_engine_does_not_know_is_refused(driver: EngineDriver) -> None:
+    engine, _ = await working(driver)
+    try:
+        with pytest.raises(UnsupportedMessageType, match=driver.name):
+            await engine.send(OutboundMessage("msg_p", PEER, "hologram", "Lunch?"))
+    finally:
+        await engine.stop()

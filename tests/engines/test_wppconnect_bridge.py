@@ -1,8 +1,10 @@
-"""The bridge process wrapper, with a stand-in node script (no Chromium needed)."""
+"""The WPPConnect engine's edges, without Chromium: the bridge process wrapper (with a stand-in
+node script), and what crosses the bridge both ways for each message type."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,20 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
+from tests.contract.drivers import WEBP, pdf, png
 from tests.support.procs import pids_mentioning
+from zapgate.engines.base import (
+    MESSAGE_TYPES,
+    Contact,
+    Location,
+    Media,
+    OutboundMessage,
+    PermanentEngineError,
+    UnsupportedMessageType,
+)
+from zapgate.engines.wppconnect import mapping
+from zapgate.engines.wppconnect.engine import _send_request
 from zapgate.engines.wppconnect.rpc import BridgeProcess
-
-pytestmark = pytest.mark.node
 
 # Starts a grandchild in the bridge's process group (as Chromium is), says so, then idles.
 STAND_IN = """
@@ -26,6 +38,7 @@ setInterval(() => {}, 1000);
 """
 
 
+@pytest.mark.node
 async def test_cancelling_an_unstopped_bridge_kills_its_group_instead_of_hanging(
     tmp_path: Path,
 ) -> None:
@@ -61,3 +74,177 @@ async def test_cancelling_an_unstopped_bridge_kills_its_group_instead_of_hanging
     async with asyncio.timeout(10):
         while pids_mentioning(marker):
             await asyncio.sleep(0.05)
+
+
+# -- what crosses the bridge ----------------------------------------------------------------
+
+PEER = "5511988887777"
+QUOTED = "false_5511988887777@c.us_3A0123456789ABCDEF01"
+
+
+def outbound(kind: str, **fields: Any) -> OutboundMessage:
+    return OutboundMessage("msg_1", PEER, kind, fields.pop("text", None), **fields)
+
+
+@pytest.mark.parametrize(
+    ("message", "method", "expected"),
+    [
+        (
+            outbound("text", text="hi https://x.example", link_preview=True, reply_to=QUOTED),
+            "send_text",
+            {"text": "hi https://x.example", "linkPreview": True, "quotedId": QUOTED},
+        ),
+        (
+            outbound("image", text="cap", media=Media(png(), "image/png", "a.png")),
+            "send_file",
+            {"kind": "image", "caption": "cap", "filename": "a.png"},
+        ),
+        (
+            outbound("audio", media=Media(b"OggS", "audio/ogg"), voice=True, reply_to=QUOTED),
+            "send_file",
+            {"kind": "voice", "quotedId": QUOTED},
+        ),
+        (outbound("audio", media=Media(b"ID3", "audio/mpeg")), "send_file", {"kind": "audio"}),
+        (
+            outbound("document", text="c", media=Media(pdf(), "application/pdf", "r.pdf")),
+            "send_file",
+            {"kind": "document", "filename": "r.pdf", "caption": "c"},
+        ),
+        (outbound("sticker", text="x", media=Media(WEBP, "image/webp")), "send_file", {}),
+        (
+            outbound("location", location=Location(-23.5, -46.6, "SP", "Av. Paulista")),
+            "send_location",
+            {"latitude": -23.5, "longitude": -46.6, "name": "SP", "address": "Av. Paulista"},
+        ),
+        (
+            outbound("contact", contact=Contact("Ana", ("+55 11 97777-6666", "+1 555"), "")),
+            "send_contact",
+            {"contactId": "5511977776666@c.us", "name": "Ana"},
+        ),
+        (
+            outbound("reaction", target=QUOTED, emoji=""),
+            "react",
+            {"messageId": QUOTED, "emoji": ""},
+        ),
+    ],
+    ids=lambda value: value.kind if isinstance(value, OutboundMessage) else None,
+)
+def test_each_type_has_its_bridge_request(
+    message: OutboundMessage, method: str, expected: dict[str, Any]
+) -> None:
+    called, params = _send_request(message)
+    assert called == method
+    assert params.items() >= expected.items()
+    if message.media is not None:
+        assert params["base64"] == message.media.data_uri()
+    if message.kind == "sticker":
+        assert "caption" not in params, "a sticker has no caption"
+    if message.kind != "reaction":
+        assert params["to"] == f"{PEER}@c.us"
+
+
+def test_every_type_is_mapped_and_an_unknown_one_is_refused_by_name() -> None:
+    assert set(MESSAGE_TYPES) <= {"text", *mapping.KINDS.values(), "reaction"}
+    with pytest.raises(UnsupportedMessageType, match="wppconnect engine cannot send hologram"):
+        _send_request(outbound("hologram", text="?"))
+    with pytest.raises(PermanentEngineError, match="needs a file"):
+        _send_request(outbound("image"))
+    with pytest.raises(PermanentEngineError, match="phone"):
+        _send_request(outbound("contact", contact=Contact("Ana", (), "")))
+
+
+def inbound_event(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": "false_x@c.us_1",
+        "from": f"{PEER}@c.us",
+        "to": "5511999999999@c.us",
+        "timestamp": 1700000000,
+        **fields,
+    }
+
+
+def test_an_inbound_file_arrives_decoded_and_a_voice_note_is_audio() -> None:
+    data = base64.b64encode(b"OggS-voice").decode()
+    message = mapping.inbound(
+        inbound_event(
+            type="ptt",
+            body=None,
+            quotedMsgId=QUOTED,
+            media={"data": data, "mimetype": "audio/ogg; codecs=opus", "filename": "../v.ogg"},
+        )
+    )
+    assert message is not None
+    assert (message.kind, message.voice, message.reply_to) == ("audio", True, QUOTED)
+    assert message.media == Media(b"OggS-voice", "audio/ogg", ".._v.ogg")
+    assert message.timestamp_ms == 1700000000000
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        None,
+        {"data": "not base64!!", "mimetype": "image/png"},
+        {
+            "data": "A" * (mapping.base64_limit(mapping.MAX_MEDIA_BYTES) + 4),
+            "mimetype": "image/png",
+        },
+    ],
+    ids=["left out by the bridge", "not base64", "larger than allowed"],
+)
+def test_an_inbound_file_that_cannot_be_trusted_is_left_out(media: dict[str, Any] | None) -> None:
+    event = inbound_event(type="image", body="look", mediaMissing="too_large")
+    if media is not None:
+        event["media"] = media
+    message = mapping.inbound(event)
+    assert message is not None
+    assert (message.kind, message.text, message.media) == ("image", "look", None)
+
+
+def test_an_inbound_place_and_card_are_read_and_odd_types_skipped() -> None:
+    place = mapping.inbound(
+        inbound_event(
+            type="location",
+            body=None,
+            location={"latitude": -22.9, "longitude": -43.2, "name": "Cristo", "address": None},
+        )
+    )
+    assert place is not None
+    assert place.location == Location(-22.9, -43.2, "Cristo", None)
+    bad_place = mapping.inbound(
+        inbound_event(type="location", location={"latitude": 91, "longitude": 0})
+    )
+    assert bad_place is not None
+    assert bad_place.location is None
+    vcard = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ana\\, Souza\r\n"
+        "item1.TEL;waid=5511977776666:+55 11 97777-66\r\n 66\r\nEND:VCARD"
+    )
+    card = mapping.inbound(
+        inbound_event(type="multi_vcard", body=None, vcards=[{"name": "A", "vcard": vcard}])
+    )
+    assert card is not None
+    assert card.kind == "contact"
+    assert card.contact == Contact("Ana, Souza", ("+55 11 97777-6666",), vcard)
+    assert mapping.inbound(inbound_event(type="e2e_notification", body=None)) is None
+
+
+def test_a_reaction_names_its_message_and_our_own_are_not_reported() -> None:
+    theirs = mapping.reaction(
+        {
+            "id": "false_x_1",
+            "msgId": QUOTED,
+            "reactionText": "",
+            "sender": f"{PEER}@c.us",
+            "to": "5511999999999@c.us",
+            "timestamp": 1,
+            "fromMe": False,
+        }
+    )
+    assert theirs is not None
+    assert (theirs.kind, theirs.target, theirs.emoji, theirs.sender) == (
+        "reaction",
+        QUOTED,
+        "",
+        PEER,
+    )
+    assert mapping.reaction({"id": "true_x_1", "msgId": QUOTED, "fromMe": True}) is None

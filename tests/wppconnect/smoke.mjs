@@ -5,7 +5,9 @@
 //
 // Scenarios:
 //   fake     start with the fake WhatsApp page: qr -> scan -> connected -> send_text (acks 2, 3)
-//            -> send_file -> receive -> disconnect/reconnect -> get_host_device -> close (exit 0)
+//            -> send_file (image, document, voice, stickers) -> location, contact, react -> receive
+//            (text, an image with its bytes, a file too large) -> disconnect/reconnect
+//            -> get_host_device -> close (exit 0)
 //   offline  start without a fake page (no network): start errors ERR_NAME_NOT_RESOLVED, fatal,
 //            exit 1
 //   kill     start with the fake page, then SIGKILL the bridge: Chromium must not outlive it
@@ -33,6 +35,8 @@ const ARGS = [
 ];
 const PNG = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 const PEER = '5511988887777@c.us';
+const WEBP = 'data:image/webp;base64,UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==';
+const GIF = 'data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==';
 
 const options = { runs: 1, only: null, chromium: '/usr/bin/chromium', verbose: false };
 for (let i = 2; i < process.argv.length; i++) {
@@ -243,7 +247,11 @@ async function scenarioFake(run) {
     const place = await bridge.call('send_location', { to: PEER, latitude: -23.55, longitude: -46.63, title: 'SP' });
     const card = await bridge.call('send_contact', { to: PEER, contactId: '5511977776666@c.us', name: 'Ana' });
     assert(place.id && card.id && doc.id && voice.id && reply.id, 'other sends return ids');
-    assert(JSON.stringify(await bridge.call('react', { messageId: text.id, emoji: '👍' })) === '{}', 'react');
+    const reaction = await bridge.call('react', { messageId: text.id, emoji: '👍' });
+    assert(/^reaction_[0-9A-F]{20}$/.test(reaction.id), `react answers a made-up id: ${reaction.id}`);
+    const webp = await bridge.call('send_file', { to: PEER, base64: WEBP, kind: 'sticker', quotedId: text.id });
+    const converted = await bridge.call('send_file', { to: PEER, base64: PNG, kind: 'sticker' });
+    const animated = await bridge.call('send_file', { to: PEER, base64: GIF, kind: 'sticker' });
 
     const sent = await bridge.call('fake', { fn: 'sent', args: [] });
     const byId = Object.fromEntries(sent.filter((s) => s.id).map((s) => [s.id, s]));
@@ -255,6 +263,10 @@ async function scenarioFake(run) {
     assert(byId[place.id]?.type === 'location' && byId[place.id].lat === -23.55, 'location recorded');
     assert(byId[card.id]?.type === 'vcard', 'vcard recorded');
     assert(sent.some((s) => s.type === 'reaction' && s.msgId === text.id && s.reaction === '👍'), 'reaction recorded');
+    assert(byId[webp.id]?.type === 'sticker' && byId[webp.id].data === WEBP.split(',')[1], 'a WebP sticker is sent as it is');
+    assert(byId[webp.id].quotedMsgId === text.id, 'a sticker can quote');
+    assert(byId[converted.id]?.type === 'sticker' && byId[converted.id].mimetype === 'image/webp', 'a PNG sticker becomes a WebP (sharp)');
+    assert(byId[animated.id]?.type === 'sticker' && byId[animated.id].mimetype === 'image/webp', 'a GIF sticker becomes a WebP (sharp)');
 
     // errors: permanent for bad input, transient-free
     const badTo = await bridge.request('send_text', { to: 'not-a-number', text: 'x' });
@@ -269,6 +281,15 @@ async function scenarioFake(run) {
     assert(message.data.from === PEER && message.data.body === 'oi!' && message.data.fromMe === false, `message ${JSON.stringify(message.data)}`);
     assert(message.data.to === '5511999999999@c.us' && message.data.type === 'chat', 'message to/type');
     assert(Math.abs(message.data.timestamp - Date.now() / 1000) < 60, 'message timestamp in seconds');
+
+    const photoId = await bridge.call('fake', { fn: 'receive', args: [{
+      from: PEER, type: 'image', data: PNG.split(',')[1], mimetype: 'image/png', caption: 'look', filename: 'p.png' }] });
+    const photo = await bridge.waitFor((e) => e.event === 'message' && e.data.id === photoId, 'image message event');
+    assert(photo.data.media?.data === PNG.split(',')[1] && photo.data.body === 'look', `inbound image ${JSON.stringify(photo.data)}`);
+    const hugeId = await bridge.call('fake', { fn: 'receive', args: [{
+      from: PEER, type: 'document', data: PNG.split(',')[1], size: 1e12 }] });
+    const huge = await bridge.waitFor((e) => e.event === 'message' && e.data.id === hugeId, 'huge message event');
+    assert(!huge.data.media && huge.data.mediaMissing === 'too_large', `a too large file is left out ${JSON.stringify(huge.data)}`);
 
     await bridge.call('fake', { fn: 'ack', args: [reply.id, 4] });
     await bridge.waitFor((e) => e.event === 'ack' && e.data.id === reply.id && e.data.ack === 4, 'fake ack 4');

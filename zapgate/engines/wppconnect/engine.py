@@ -8,29 +8,33 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zapgate.clock import Clock
 from zapgate.engines.base import (
+    MEDIA_TYPES,
     Capability,
     EngineNotReady,
     EngineSink,
+    InboundMessage,
     OutboundMessage,
     PermanentEngineError,
     SendReceipt,
     SessionConfig,
     SessionStatus,
     TransientEngineError,
-    UnsupportedByEngine,
+    UnsupportedMessageType,
+    WrongEngineState,
 )
 from zapgate.engines.wppconnect import mapping
 from zapgate.engines.wppconnect.rpc import BridgeError, BridgeGone, BridgeProcess
 from zapgate.engines.wppconnect.runtime import BRIDGE_SCRIPT, WppRuntime
+from zapgate.errors import InvalidPhoneNumber
 from zapgate.files import private_dir
-from zapgate.phone import chat_id, number_of
+from zapgate.phone import chat_id, normalize_number, number_of
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +70,30 @@ class WppConnectEngine:
     """One WhatsApp Web session in a real Chromium, through @wppconnect-team/wppconnect."""
 
     name = "wppconnect"
-    capabilities = frozenset({Capability.TEXT, Capability.FILE, Capability.QR})
+    capabilities = frozenset(
+        {
+            Capability.TEXT,
+            Capability.IMAGE,
+            Capability.VIDEO,
+            Capability.AUDIO,
+            Capability.DOCUMENT,
+            Capability.STICKER,
+            Capability.LOCATION,
+            Capability.CONTACT,
+            Capability.REACTION,
+            Capability.QR,
+            Capability.PAIRING_CODE,
+        }
+    )
 
     def __init__(self, options: WppOptions, clock: Clock) -> None:
         self._options = options
         self._clock = clock
         self._sink: EngineSink | None = None
+        self._session: SessionConfig | None = None
         self._bridge: BridgeProcess | None = None
+        self._link_code: asyncio.Future[str] | None = None
+        self._pairing = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._status: SessionStatus | None = None
         self._token_dir: Path | None = None
@@ -89,17 +110,12 @@ class WppConnectEngine:
         if missing:
             raise PermanentEngineError(f"the wppconnect engine cannot run here: {missing}")
         self._sink = sink
+        self._session = session
         self._token_dir = _token_dir(self._options.data_dir, session)
         private_dir(self._token_dir, within=self._options.data_dir)
         _clear_profile_locks(self._token_dir / "profile")
         await self._report(SessionStatus.STARTING)
-        bridge = BridgeProcess(
-            self._options.runtime.node, BRIDGE_SCRIPT, self._on_event, session.name
-        )
-        self._bridge = bridge
-        await bridge.spawn()
-        self._spawn(self._open(session))
-        self._spawn(self._watch_exit(bridge))
+        await self._launch(phone=None)
         self._spawn(self._watch_start())
 
     async def stop(self) -> None:
@@ -126,23 +142,35 @@ class WppConnectEngine:
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         """Send through the library; errors become EngineError subclasses."""
+        method, params = _send_request(message)
         if self._bridge is None or self._status is not SessionStatus.WORKING:
             raise EngineNotReady("WhatsApp Web is not connected")
-        method, params = _send_request(message)
-        try:
+        with _translated(method):
             result = await self._bridge.request(method, params, REQUEST_TIMEOUT)
-        except BridgeGone as error:
-            raise EngineNotReady(str(error)) from None
-        except TimeoutError:
-            raise TransientEngineError(f"{method} timed out") from None
-        except BridgeError as error:
-            kind = TransientEngineError if error.transient else PermanentEngineError
-            raise kind(str(error)) from None
+        if not isinstance(result, dict) or not result.get("id"):
+            raise PermanentEngineError(f"{method}: WhatsApp Web gave no message id")
         return SendReceipt(str(result["id"]))
 
     async def request_pairing_code(self, phone: str) -> str:
-        """Not offered by this engine yet (the code must be asked for when WhatsApp opens)."""
-        raise UnsupportedByEngine("the wppconnect engine pairs by QR code")
+        """A code to type on the phone instead of scanning the QR (replacing the last one).
+
+        WhatsApp Web asks for it as it opens with a phone number (the library's
+        ``phoneNumber`` option), so the bridge is started again with ``phone``.
+        """
+        number = _number(phone, "the phone number")
+        async with self._pairing:
+            if self._status is not SessionStatus.SCAN_QR_CODE or self._finished:
+                raise WrongEngineState(f"no pairing code while {self._status}")
+            code: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._link_code = code
+            try:
+                await self._relaunch(number)
+                async with asyncio.timeout(self._options.start_timeout_seconds):
+                    return await code
+            except TimeoutError:
+                raise TransientEngineError("WhatsApp Web gave no pairing code in time") from None
+            finally:
+                self._link_code = None
 
     async def fake(self, fn: str, *args: Any) -> Any:
         """Call a hook of the fake WhatsApp Web page (tests only)."""
@@ -152,8 +180,39 @@ class WppConnectEngine:
 
     # what happens ----------------------------------------------------------------------------
 
-    async def _open(self, session: SessionConfig) -> None:
-        assert self._bridge is not None
+    async def _launch(self, phone: str | None) -> None:
+        """Start a bridge and open WhatsApp Web in it (asking for a link code for ``phone``)."""
+        assert self._session is not None
+        owner: list[BridgeProcess] = []
+
+        async def on_event(name: str, data: dict[str, Any]) -> None:
+            if owner and owner[0] is self._bridge:  # a replaced bridge is not heard
+                await self._on_event(name, data)
+
+        bridge = BridgeProcess(
+            self._options.runtime.node, BRIDGE_SCRIPT, on_event, self._session.name
+        )
+        owner.append(bridge)
+        self._bridge = bridge
+        await bridge.spawn()
+        self._spawn(self._open(bridge, self._session, phone))
+        self._spawn(self._watch_exit(bridge))
+
+    async def _relaunch(self, phone: str) -> None:
+        """Replace the bridge (and its browser) with one that logs in by code for ``phone``."""
+        old, self._bridge = self._bridge, None
+        if old is not None:
+            with contextlib.suppress(BridgeError, BridgeGone, TimeoutError):
+                await old.request("close", {}, CLOSE_TIMEOUT)
+            await old.terminate()
+        await self._kill_browser()
+        if self._finished:
+            raise EngineNotReady("the session is stopping")
+        assert self._token_dir is not None
+        _clear_profile_locks(self._token_dir / "profile")
+        await self._launch(phone)
+
+    async def _open(self, bridge: BridgeProcess, session: SessionConfig, phone: str | None) -> None:
         assert self._token_dir is not None
         params = {
             "session": session.name,
@@ -162,22 +221,24 @@ class WppConnectEngine:
             "browserArgs": list(self._options.browser_args),
             "headless": self._options.headless,
             "fakePage": str(self._options.fake_page) if self._options.fake_page else None,
-            "phoneNumber": None,
+            "phoneNumber": phone,
+            "maxMediaBytes": mapping.MAX_MEDIA_BYTES,
         }
         try:
-            await self._bridge.request("start", params, None)
+            await bridge.request("start", params, None)
         except BridgeError as error:
-            await self._fail(f"WhatsApp Web could not be opened: {error}")
+            if bridge is self._bridge:
+                await self._fail(f"WhatsApp Web could not be opened: {error}")
             return
         except BridgeGone:
             return  # _watch_exit reports it
-        await self._connected()
+        if bridge is self._bridge:
+            await self._connected(bridge)
 
-    async def _connected(self) -> None:
-        assert self._bridge is not None
+    async def _connected(self, bridge: BridgeProcess) -> None:
         assert self._sink is not None
         try:
-            device = await self._bridge.request("get_host_device", {}, REQUEST_TIMEOUT)
+            device = await bridge.request("get_host_device", {}, REQUEST_TIMEOUT)
         except (BridgeError, BridgeGone, TimeoutError) as error:
             log.warning("could not read the host device: %s", error)
             device = {}
@@ -200,7 +261,12 @@ class WppConnectEngine:
         elif name == "state":
             await self._report(*mapping.status_of_state(str(data.get("state"))))
         elif name == "message":
-            await sink.message(mapping.inbound(data))
+            await self._inbound(sink, mapping.inbound(data))
+        elif name == "reaction":
+            await self._inbound(sink, mapping.reaction(data))
+        elif name == "link_code":
+            if self._link_code is not None and not self._link_code.done():
+                self._link_code.set_result(str(data["code"]))
         elif name == "ack":
             await self._ack(data)
         elif name == "browser":
@@ -209,6 +275,12 @@ class WppConnectEngine:
             self._spawn(self._fail(str(data.get("reason", "the bridge failed"))))
         else:
             await sink.heartbeat()
+
+    async def _inbound(self, sink: EngineSink, message: InboundMessage | None) -> None:
+        if message is None:
+            await sink.heartbeat()
+        else:
+            await sink.message(message)
 
     async def _ack(self, data: dict[str, Any]) -> None:
         assert self._sink is not None
@@ -237,6 +309,8 @@ class WppConnectEngine:
         if bridge is not None:
             await bridge.terminate()
         await self._kill_browser()
+        if self._link_code is not None and not self._link_code.done():
+            self._link_code.set_exception(PermanentEngineError(reason))
         if self._sink is not None:
             self._status = SessionStatus.FAILED
             await self._sink.status(SessionStatus.FAILED, reason)
@@ -310,21 +384,84 @@ def _token_dir(data_dir: Path, session: SessionConfig) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def _translated(method: str) -> Iterator[None]:
+    """Bridge failures as EngineErrors: the one place they are translated."""
+    try:
+        yield
+    except BridgeGone as error:
+        raise EngineNotReady(str(error)) from None
+    except TimeoutError:
+        raise TransientEngineError(f"{method} timed out") from None
+    except BridgeError as error:
+        kind = TransientEngineError if error.transient else PermanentEngineError
+        raise kind(str(error)) from None
+
+
+FILE_KINDS = {"image": "image", "video": "video", "document": "document", "sticker": "sticker"}
+"""zapgate's media types to the bridge's file kinds (audio is ``voice`` or ``audio``)."""
+
+
 def _send_request(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
+    """The bridge method and params that send ``message`` (see PROTOCOL.md)."""
     to = chat_id(message.to)
-    if message.kind == "text":
-        return "send_text", {"to": to, "text": message.text or ""}
-    if message.media is None:
-        raise UnsupportedByEngine(f"cannot send a {message.kind!r} message without media")
+    quoted = {"quotedId": message.reply_to} if message.reply_to else {}
+    kind = message.kind
+    if kind == "text":
+        text = {"text": message.text or "", "linkPreview": message.link_preview}
+        return "send_text", {"to": to, **text, **quoted}
+    if kind in MEDIA_TYPES:
+        return "send_file", {"to": to, **_file(message), **quoted}
+    if kind == "location":
+        return "send_location", {"to": to, **_place(message), **quoted}
+    if kind == "contact":
+        return "send_contact", {"to": to, **_card(message), **quoted}
+    if kind == "reaction":
+        if not message.target:
+            raise PermanentEngineError("a reaction needs the message it reacts to")
+        return "react", {"messageId": message.target, "emoji": message.emoji or ""}
+    raise UnsupportedMessageType(f"the wppconnect engine cannot send {kind} messages")
+
+
+def _file(message: OutboundMessage) -> dict[str, Any]:
     media = message.media
-    params = {
-        "to": to,
-        "base64": media.data_uri,
-        "filename": media.filename,
-        "caption": media.caption,
-        "kind": message.kind,
-    }
-    return "send_file", params
+    if media is None:
+        raise PermanentEngineError(f"a {message.kind} message needs a file")
+    kind = FILE_KINDS.get(message.kind) or ("voice" if message.voice else "audio")
+    params: dict[str, Any] = {"base64": media.data_uri(), "kind": kind}
+    if media.filename:
+        params["filename"] = media.filename
+    if message.text and kind != "sticker":
+        params["caption"] = message.text
+    return params
+
+
+def _place(message: OutboundMessage) -> dict[str, Any]:
+    place = message.location
+    if place is None:
+        raise PermanentEngineError("a location message needs a location")
+    params: dict[str, Any] = {"latitude": place.latitude, "longitude": place.longitude}
+    if place.name:
+        params["name"] = place.name
+    if place.address:
+        params["address"] = place.address
+    return params
+
+
+def _card(message: OutboundMessage) -> dict[str, Any]:
+    """WhatsApp Web writes the vCard itself, from a WhatsApp id and a name: the first phone
+    number is that id (the other numbers, and the rest of our vCard, are not sent)."""
+    card = message.contact
+    if card is None or not card.phones:
+        raise PermanentEngineError("a contact message needs a contact with a phone number")
+    return {"contactId": chat_id(_number(card.phones[0], "the contact's phone")), "name": card.name}
+
+
+def _number(phone: str, what: str) -> str:
+    try:
+        return normalize_number(phone)
+    except InvalidPhoneNumber as error:
+        raise PermanentEngineError(f"{what}: {error}") from None
 
 
 def _account(device: Any) -> dict[str, Any]:

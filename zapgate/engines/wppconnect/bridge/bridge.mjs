@@ -15,6 +15,7 @@ for (const level of ['log', 'info', 'warn', 'debug', 'trace']) {
 import { createRequire } from 'node:module';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 
 const require = createRequire(import.meta.url);
@@ -28,6 +29,12 @@ const winston = libRequire('winston');
 const HEARTBEAT_MS = 5000;
 const BROWSER_CLOSE_GRACE_MS = 3000;
 const WHATSAPP_URL = 'https://web.whatsapp.com/';
+// what the page hands us is bounded before it is passed on (the page is not trusted)
+const TEXT_LIMIT = 65536;
+const NAME_LIMIT = 255;
+const VCARDS_KEPT = 10;
+const DEFAULT_MAX_MEDIA_BYTES = 45 * 1024 * 1024;
+const DOWNLOAD_TIMEOUT_MS = 60000;
 
 // -- output ----------------------------------------------------------------------------------
 
@@ -124,6 +131,8 @@ const state = {
   fake: false,
   closing: false,
   shuttingDown: null,
+  me: null,           // our own WhatsApp id, once logged in
+  maxMediaBytes: DEFAULT_MAX_MEDIA_BYTES,
 };
 
 // the library launches Chromium through puppeteer-extra: keep hold of what it launches so the
@@ -207,7 +216,12 @@ async function start(params) {
     throw bad('start needs a session name');
   }
   if (typeof params.tokenDir !== 'string' || !params.tokenDir) throw bad('start needs a tokenDir');
+  const maxMediaBytes = params.maxMediaBytes ?? DEFAULT_MAX_MEDIA_BYTES;
+  if (!Number.isSafeInteger(maxMediaBytes) || maxMediaBytes < 0) {
+    throw bad('maxMediaBytes must be a whole number of bytes');
+  }
   state.started = true;
+  state.maxMediaBytes = maxMediaBytes;
   state.fake = Boolean(params.fakePage);
   const profileDir = join(params.tokenDir, 'profile');
   mkdirSync(profileDir, { recursive: true, mode: 0o700 });
@@ -254,6 +268,7 @@ async function start(params) {
   if (state.closing) throw new BridgeError('the bridge is closing', { transient: true });
   state.client = client;
   state.page = client.page;
+  state.me = wid(await client.getWid().catch(() => null)) || null;
   listen(client);
   const current = await client.getConnectionState().catch(() => null);
   if (current) emit('state', { state: current });
@@ -299,21 +314,133 @@ function wid(value) {
 }
 
 const TEXT_TYPES = new Set(['chat']);
+const MEDIA_TYPES = new Set(['image', 'video', 'ptv', 'audio', 'ptt', 'document', 'sticker']);
+const CONTACT_TYPES = new Set(['vcard', 'multi_vcard']);
 
+function bounded(value, limit = TEXT_LIMIT) {
+  return typeof value === 'string' ? value.slice(0, limit) : null;
+}
+
+function finite(value) {
+  const number = typeof value === 'string' || typeof value === 'number' ? Number(value) : NaN;
+  return Number.isFinite(number) ? number : null;
+}
+
+// wa-js sendLocationMessage writes `loc` as "name\naddress" (or just one of them)
+function place(loc) {
+  const text = bounded(loc, 4096);
+  if (!text) return { name: null, address: null };
+  const cut = text.indexOf('\n');
+  if (cut < 0) return { name: text, address: null };
+  return { name: text.slice(0, cut) || null, address: text.slice(cut + 1) || null };
+}
+
+function vcardsOf(msg, type) {
+  if (type === 'vcard') {
+    return [{ name: bounded(msg.vcardFormattedName, NAME_LIMIT), vcard: bounded(msg.body) }];
+  }
+  const list = Array.isArray(msg.vcardList) ? msg.vcardList.slice(0, VCARDS_KEPT) : [];
+  return list.map((item) => ({ name: bounded(item?.displayName, NAME_LIMIT), vcard: bounded(item?.vcard) }));
+}
+
+// a message as the library serialized it, without its media bytes
 function messageData(msg) {
-  const type = msg.type || 'chat';
-  const body = TEXT_TYPES.has(type) ? (msg.body ?? msg.content ?? '') : (msg.caption ?? null);
+  const type = typeof msg.type === 'string' ? msg.type : 'chat';
+  const body = TEXT_TYPES.has(type) ? bounded(msg.body ?? msg.content ?? '') : bounded(msg.caption);
   const data = {
     id: wid(msg.id),
     from: wid(msg.from),
     to: wid(msg.to),
     body,
     type,
-    timestamp: Number(msg.timestamp ?? msg.t ?? 0),
+    timestamp: finite(msg.timestamp ?? msg.t) ?? 0,
     fromMe: Boolean(msg.fromMe ?? msg.id?.fromMe),
   };
   if (msg.quotedMsgId) data.quotedMsgId = wid(msg.quotedMsgId);
+  if (MEDIA_TYPES.has(type)) {
+    data.mimetype = bounded(msg.mimetype, NAME_LIMIT);
+    data.filename = bounded(msg.filename, NAME_LIMIT);
+  }
+  if (type === 'location') {
+    data.location = { latitude: finite(msg.lat), longitude: finite(msg.lng), ...place(msg.loc) };
+  }
+  if (CONTACT_TYPES.has(type)) data.vcards = vcardsOf(msg, type);
   return data;
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new BridgeError(`${what} timed out`, { transient: true })), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// the decoded size of base64 text, counted from the text itself
+function decodedSize(base64) {
+  const padding = base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0;
+  return Math.floor(base64.length * 3 / 4) - padding;
+}
+
+// An inbound media message gets its bytes (the library's downloadMedia: a data URI), unless
+// they are larger than maxMediaBytes: then `mediaMissing` says why and there is no `media`.
+async function withMedia(data, msg) {
+  if (!MEDIA_TYPES.has(data.type)) return data;
+  const limit = state.maxMediaBytes;
+  const declared = finite(msg.size);
+  if (declared !== null && declared > limit) {
+    data.mediaMissing = 'too_large';
+    return data;
+  }
+  let uri;
+  try {
+    uri = await withTimeout(connected().downloadMedia(data.id), DOWNLOAD_TIMEOUT_MS, 'downloadMedia');
+  } catch (error) {
+    log(`downloadMedia ${data.id} failed: ${describe(error).message}`);
+    data.mediaMissing = 'unavailable';
+    return data;
+  }
+  const head = typeof uri === 'string' ? /^data:([^;,]*)((?:;[^;,]*)*);base64,/.exec(uri.slice(0, 512)) : null;
+  if (!head) {
+    data.mediaMissing = 'unavailable';
+    return data;
+  }
+  const base64 = uri.slice(head[0].length);
+  if (decodedSize(base64) > limit) {
+    data.mediaMissing = 'too_large';
+    return data;
+  }
+  data.media = {
+    data: base64,
+    mimetype: data.mimetype || bounded(head[1], NAME_LIMIT) || 'application/octet-stream',
+    filename: data.filename,
+  };
+  return data;
+}
+
+// inbound messages are reported in the order they arrived, each with its media
+let inboundQueue = Promise.resolve();
+
+function reportInbound(msg) {
+  const data = messageData(msg);
+  inboundQueue = inboundQueue
+    .then(() => withMedia(data, msg))
+    .then((full) => emit('message', full))
+    .catch((error) => log(`inbound message ${data.id} failed: ${error.stack || error}`));
+}
+
+function reactionData(data) {
+  const id = wid(data.id);
+  const sender = wid(data.sender);
+  return {
+    id,
+    msgId: wid(data.msgId),
+    reactionText: bounded(data.reactionText, 64) ?? '',
+    sender,
+    to: state.me,
+    timestamp: finite(data.timestamp) ?? 0,
+    fromMe: String(id || '').startsWith('true_') || (Boolean(state.me) && sender === state.me),
+  };
 }
 
 function guarded(name, fn) {
@@ -327,7 +454,7 @@ function guarded(name, fn) {
 }
 
 function listen(client) {
-  client.onMessage(guarded('onMessage', (msg) => emit('message', messageData(msg))));
+  client.onMessage(guarded('onMessage', (msg) => reportInbound(msg)));
   client.onAnyMessage(guarded('onAnyMessage', (msg) => emit('any_message', messageData(msg))));
   client.onAck(guarded('onAck', (ack) => {
     emit('ack', { id: wid(ack.id), ack: Number(ack.ack), to: wid(ack.to) });
@@ -336,10 +463,7 @@ function listen(client) {
   client.onRevokedMessage(guarded('onRevokedMessage', (data) => {
     emit('revoked', { id: wid(data.id), from: wid(data.from), refId: wid(data.refId) });
   }));
-  client.onReactionMessage(guarded('onReactionMessage', (data) => {
-    emit('reaction', { msgId: wid(data.msgId), reactionText: data.reactionText ?? '',
-      sender: wid(data.sender) });
-  }));
+  client.onReactionMessage(guarded('onReactionMessage', (data) => emit('reaction', reactionData(data))));
   client.onIncomingCall(guarded('onIncomingCall', (call) => {
     emit('incoming_call', { id: call.id, peerJid: wid(call.peerJid), isVideo: Boolean(call.isVideo),
       offerTime: call.offerTime });
@@ -369,7 +493,83 @@ function idOf(result, what) {
   return { id };
 }
 
-const FILE_KINDS = new Set(['file', 'document', 'image', 'voice', 'audio', 'video']);
+// zapgate's kinds; `file` is the old word for a document
+const FILE_KINDS = new Set(['document', 'file', 'image', 'video', 'audio', 'voice', 'sticker']);
+// sendImageAsSticker converts these with sharp (a 512x512 WebP); a WebP is sent as it is
+const STICKER_SOURCES = new Set(['image/png', 'image/jpeg', 'image/jpg']);
+const DATA_URI = /^data:([a-zA-Z0-9]+\/[a-zA-Z0-9-.+]+)(?:;[^;,]*)*;base64,/;
+
+function optional(params, name) {
+  const value = params?.[name];
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw bad(`${name} must be a string`);
+  return value;
+}
+
+function quoted(params) {
+  return optional(params, 'quotedId');
+}
+
+async function sendFile(params) {
+  const to = need(params, 'to');
+  const base64 = need(params, 'base64');
+  const head = DATA_URI.exec(base64.slice(0, 512));
+  if (!head) throw bad('base64 must be a data URI (data:<mime>;base64,...)');
+  const mimetype = head[1].toLowerCase();
+  const caption = optional(params, 'caption');
+  const quotedMsg = quoted(params);
+  const kind = params.kind || 'document';
+  if (!FILE_KINDS.has(kind)) {
+    throw new BridgeError(`unsupported file kind ${JSON.stringify(kind)}`, { code: 'unsupported' });
+  }
+  const filename = optional(params, 'filename') || kind;
+  const client = connected();
+  let result;
+  if (kind === 'image') {
+    result = await client.sendImageFromBase64(to, base64, filename, caption, quotedMsg);
+  } else if (kind === 'voice') {
+    result = await client.sendPttFromBase64(to, base64, filename, caption, quotedMsg);
+  } else if (kind === 'sticker') {
+    result = await sendSticker(client, to, base64, mimetype, quotedMsg);
+  } else {
+    const type = kind === 'file' ? 'document' : kind;
+    const options = { type, filename, caption, quotedMsg };
+    if (type === 'audio') options.isPtt = false;
+    result = await client.sendFile(to, base64, options);
+  }
+  return idOf(result, 'send_file');
+}
+
+async function sendSticker(client, to, base64, mimetype, quotedMsg) {
+  if (mimetype === 'image/webp') {
+    return client.sendFile(to, base64, { type: 'sticker', quotedMsg });
+  }
+  if (mimetype === 'image/gif') {
+    return client.sendImageAsStickerGif(to, base64, { quotedMsg });
+  }
+  if (STICKER_SOURCES.has(mimetype)) {
+    return client.sendImageAsSticker(to, base64, { quotedMsg });
+  }
+  throw bad(`a sticker must be a WebP, PNG, JPEG or GIF image, not ${mimetype}`);
+}
+
+async function sendContact(params) {
+  const to = need(params, 'to');
+  const contactId = need(params, 'contactId');
+  const name = optional(params, 'name');
+  const quotedMsg = quoted(params);
+  const client = connected();
+  if (!quotedMsg) return idOf(await client.sendContactVcard(to, contactId, name), 'send_contact');
+  // the library's sendContactVcard takes no send options: the same wa-js call, with a reply
+  const result = await client.page.evaluate(
+    async ({ to, contact, options }) => {
+      const sent = await WPP.chat.sendVCardContactMessage(to, contact, options);
+      return { id: sent.id, ack: sent.ack };
+    },
+    { to, contact: { id: contactId, name }, options: { quotedMsg, waitForAck: true } },
+  );
+  return idOf(result, 'send_contact');
+}
 
 const methods = {
   ping: async () => 'pong',
@@ -381,65 +581,42 @@ const methods = {
     const text = need(params, 'text');
     const client = connected();
     const options = {};
-    if (params.quotedId) options.quotedMsg = String(params.quotedId);
+    const quotedMsg = quoted(params);
+    if (quotedMsg) options.quotedMsg = quotedMsg;
+    if (params.linkPreview === true) options.linkPreview = true;
     return idOf(await client.sendText(to, text, options), 'send_text');
   },
 
-  send_file: async (params) => {
-    const to = need(params, 'to');
-    const base64 = need(params, 'base64');
-    if (!/^data:[^,]+;base64,/.test(base64)) throw bad('base64 must be a data URI (data:<mime>;base64,...)');
-    const filename = typeof params.filename === 'string' && params.filename ? params.filename : 'file';
-    const caption = typeof params.caption === 'string' && params.caption ? params.caption : undefined;
-    const kind = params.kind || 'file';
-    if (!FILE_KINDS.has(kind)) {
-      throw new BridgeError(`unsupported file kind ${JSON.stringify(kind)}`, { code: 'unsupported' });
-    }
-    const client = connected();
-    let result;
-    if (kind === 'image') {
-      result = await client.sendImageFromBase64(to, base64, filename, caption);
-    } else if (kind === 'voice') {
-      result = await client.sendPttFromBase64(to, base64, filename, caption);
-    } else if (kind === 'audio') {
-      result = await client.sendPttFromBase64(to, base64, filename, caption, undefined, undefined, false);
-    } else if (kind === 'video') {
-      result = await client.sendFile(to, base64, { type: 'video', filename, caption });
-    } else {
-      result = await client.sendFile(to, base64, { type: 'document', filename, caption });
-    }
-    return idOf(result, 'send_file');
-  },
+  send_file: sendFile,
 
   send_location: async (params) => {
     const to = need(params, 'to');
-    const latitude = Number(params?.latitude);
-    const longitude = Number(params?.longitude);
-    if (!Number.isFinite(latitude) || !Number.isFinite(longitude)) {
-      throw bad('latitude and longitude must be numbers');
+    const lat = finite(params?.latitude);
+    const lng = finite(params?.longitude);
+    if (lat === null || lng === null || Math.abs(lat) > 90 || Math.abs(lng) > 180) {
+      throw bad('latitude and longitude must be numbers within range');
     }
-    const client = connected();
-    const result = await client.sendLocation(to, String(latitude), String(longitude),
-      typeof params.title === 'string' ? params.title : '');
+    const options = { lat, lng };
+    const name = optional(params, 'name') ?? optional(params, 'title');
+    const address = optional(params, 'address');
+    const quotedMsg = quoted(params);
+    if (name) options.name = name;
+    if (address) options.address = address;
+    if (quotedMsg) options.quotedMsg = quotedMsg;
+    const result = await connected().sendLocation(to, options);
     return idOf(result, 'send_location');
   },
 
-  send_contact: async (params) => {
-    const to = need(params, 'to');
-    const contactId = need(params, 'contactId');
-    const client = connected();
-    const result = await client.sendContactVcard(to, contactId,
-      typeof params.name === 'string' && params.name ? params.name : undefined);
-    return idOf(result, 'send_contact');
-  },
+  send_contact: sendContact,
 
+  // a reaction is no message of its own to the library: the answer's id is made up here
   react: async (params) => {
     const messageId = need(params, 'messageId');
     const emoji = params?.emoji ?? '';
     if (typeof emoji !== 'string') throw bad('emoji must be a string');
     const client = connected();
     await client.sendReactionToMessage(messageId, emoji === '' ? false : emoji);
-    return {};
+    return { id: `reaction_${randomBytes(10).toString('hex').toUpperCase()}` };
   },
 
   get_host_device: async () => connected().getHostDevice(),

@@ -62,7 +62,7 @@ async def paired(server: RunningServer, api: httpx.AsyncClient, name: str) -> Wp
         assert created.status_code == 201, created.text
         await watcher.wait_for(lambda e: e.type == "session.qr" and e.session == name, 30)
         qr = await api.get(f"/api/v1/sessions/{name}/qr")
-        assert qr.status_code == 200
+        assert qr.status_code == 200, qr.text
         assert qr.json()["image"].startswith("data:image/png;base64,")
         await engine_of(server, name).fake("scan")
         await watcher.wait_for(status_is(name, "WORKING"), 30)

@@ -17,12 +17,17 @@ from tests.support.procs import pids_mentioning
 from zapgate.engines.base import (
     MESSAGE_TYPES,
     Contact,
+    IncomingCall,
     Location,
     Media,
+    MessageEdited,
     OutboundMessage,
     PermanentEngineError,
+    Poll,
+    PollVote,
     UnsupportedMessageType,
 )
+from zapgate.engines.directory import Participant, Person
 from zapgate.engines.wppconnect import mapping
 from zapgate.engines.wppconnect.engine import _send_request
 from zapgate.engines.wppconnect.rpc import BridgeProcess
@@ -248,3 +253,77 @@ def test_a_reaction_names_its_message_and_our_own_are_not_reported() -> None:
         PEER,
     )
     assert mapping.reaction({"id": "true_x_1", "msgId": QUOTED, "fromMe": True}) is None
+
+
+def test_a_poll_has_its_bridge_request() -> None:
+    poll = Poll("Almoço?", ("Pizza", "Sushi"), 0)
+    called, params = _send_request(outbound("poll", poll=poll, reply_to=QUOTED))
+    assert called == "send_poll"
+    assert params == {
+        "to": f"{PEER}@c.us",
+        "name": "Almoço?",
+        "options": ["Pizza", "Sushi"],
+        "selectableCount": 0,
+        "quotedId": QUOTED,
+    }
+    with pytest.raises(PermanentEngineError, match="needs a poll"):
+        _send_request(outbound("poll"))
+
+
+def test_a_lid_sender_stays_a_lid_with_its_phone_and_a_group_stays_a_group() -> None:
+    lid = "123456789012345@lid"
+    message = mapping.inbound(inbound_event(**{"from": lid, "body": "oi", "fromPhone": PEER}))
+    assert message is not None
+    assert (message.sender, message.sender_phone, message.recipient) == (lid, PEER, "5511999999999")
+    unsure = mapping.inbound(inbound_event(**{"from": lid, "body": "oi", "fromPhone": "12@x"}))
+    assert unsure is not None
+    assert unsure.sender_phone is None, "only a phone number is taken"
+    group = mapping.inbound(inbound_event(**{"from": "120363012345678901@g.us", "body": "x"}))
+    assert group is not None
+    assert group.sender == "120363012345678901@g.us"
+    plain = mapping.inbound(inbound_event(body="x", fromPhone=PEER))
+    assert plain is not None
+    assert (plain.sender, plain.sender_phone) == (PEER, None)
+
+
+def test_an_inbound_poll_and_the_events_besides_messages_are_read_warily() -> None:
+    options = ["Hoje", "x" * 500, 7, ""]
+    poll = mapping.inbound(
+        inbound_event(type="poll_creation", poll={"name": "Q", "options": options})
+    )
+    assert poll is not None
+    assert poll.kind == "poll"
+    assert poll.poll == Poll("Q", ("Hoje", "x" * 100), 1)
+    assert mapping.edited({"id": "m1", "text": "new", "timestamp": 5}) == MessageEdited(
+        "m1", "new", 5
+    )
+    assert mapping.edited({"id": "m1", "text": None}) is None
+    revoked = mapping.revoked({"id": "r", "refId": "m1"})
+    assert revoked is not None
+    assert revoked.engine_message_id == "m1"
+    vote = mapping.vote(
+        {"msgId": "p1", "sender": "123456789012345@lid", "selected": ["A", 3], "timestampMs": 9}
+    )
+    assert vote == PollVote("p1", "123456789012345@lid", ("A",), 9)
+    assert mapping.vote({"msgId": "p1", "sender": "nobody", "selected": []}) is None
+    call = mapping.call({"id": "c1", "peerJid": f"{PEER}@c.us", "isVideo": True, "offerTime": 2})
+    assert call == IncomingCall("c1", PEER, True, 2000)
+    assert mapping.call({"id": "c2", "peerJid": f"{PEER}@c.us", "isGroup": True}) is None
+
+
+def test_directory_answers_from_the_page_are_checked() -> None:
+    assert mapping.person({"phone": f"{PEER}@c.us", "lid": "1@lid", "name": "A"}) == Person(
+        PEER, None, "A"
+    )
+    assert mapping.person({"phone": "x", "lid": None}) is None
+    missing = mapping.person({"phone": f"{PEER}@c.us", "exists": False})
+    assert missing is not None
+    assert not missing.on_whatsapp
+    members = [{"id": f"{PEER}@c.us", "admin": True}, {"id": "evil"}, "x"]
+    group = mapping.group(
+        {"id": "120363012345678901@g.us", "name": "G", "creation": 1, "participants": members}
+    )
+    assert group is not None
+    assert group.participants == (Participant(f"{PEER}@c.us", admin=True),)
+    assert group.created_at_ms == 1000
+    assert mapping.group({"id": "5511@c.us"}) is None

@@ -8,7 +8,8 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Coroutine, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,15 @@ from zapgate.clock import Clock
 from zapgate.engines.base import (
     MEDIA_TYPES,
     Capability,
+    EngineError,
+    EngineEvent,
     EngineNotReady,
     EngineSink,
     InboundMessage,
+    MessageEdited,
     OutboundMessage,
     PermanentEngineError,
+    Presence,
     SendReceipt,
     SessionConfig,
     SessionStatus,
@@ -30,6 +35,7 @@ from zapgate.engines.base import (
     WrongEngineState,
 )
 from zapgate.engines.wppconnect import mapping
+from zapgate.engines.wppconnect.directory import WppDirectory
 from zapgate.engines.wppconnect.rpc import BridgeError, BridgeGone, BridgeProcess
 from zapgate.engines.wppconnect.runtime import BRIDGE_SCRIPT, WppRuntime
 from zapgate.errors import InvalidPhoneNumber
@@ -52,6 +58,7 @@ REQUEST_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 5.0
 BROWSER_EXIT_CHECKS = 40
 BROWSER_EXIT_POLL_SECONDS = 0.05
+OWN_EDITS_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class WppOptions:
     browser_args: tuple[str, ...] = CLOSED_NETWORK_ARGS
 
 
-class WppConnectEngine:
+class WppConnectEngine(WppDirectory):
     """One WhatsApp Web session in a real Chromium, through @wppconnect-team/wppconnect."""
 
     name = "wppconnect"
@@ -81,6 +88,14 @@ class WppConnectEngine:
             Capability.LOCATION,
             Capability.CONTACT,
             Capability.REACTION,
+            Capability.POLL,
+            Capability.EDIT,
+            Capability.REVOKE,
+            Capability.PRESENCE,
+            Capability.CALLS,
+            Capability.CHATS,
+            Capability.CONTACTS,
+            Capability.GROUPS,
             Capability.QR,
             Capability.PAIRING_CODE,
         }
@@ -100,6 +115,7 @@ class WppConnectEngine:
         self._heard = False
         self._opened = False
         self._finished = False
+        self._own_edits: OrderedDict[str, str] = OrderedDict()
         self.browser_pid: int | None = None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -143,13 +159,45 @@ class WppConnectEngine:
     async def send(self, message: OutboundMessage) -> SendReceipt:
         """Send through the library; errors become EngineError subclasses."""
         method, params = _send_request(message)
-        if self._bridge is None or self._status is not SessionStatus.WORKING:
-            raise EngineNotReady("WhatsApp Web is not connected")
-        with _translated(method):
-            result = await self._bridge.request(method, params, REQUEST_TIMEOUT)
+        result = await self._request(method, params)
         if not isinstance(result, dict) or not result.get("id"):
             raise PermanentEngineError(f"{method}: WhatsApp Web gave no message id")
         return SendReceipt(str(result["id"]))
+
+    # MessageActions --------------------------------------------------------------------------
+
+    async def edit(self, chat: str, engine_message_id: str, text: str) -> None:
+        """Edit a sent text (the library's ``editMessage``; WhatsApp allows it ~15 minutes)."""
+        self._own_edits[engine_message_id] = text
+        while len(self._own_edits) > OWN_EDITS_KEPT:
+            self._own_edits.popitem(last=False)
+        await self._request("edit_message", {"id": engine_message_id, "text": text})
+
+    async def revoke(self, chat: str, engine_message_id: str) -> None:
+        """Delete a sent message for everyone (refused when WhatsApp Web would only delete it
+        here)."""
+        await self._request("revoke_message", {"chatId": chat, "id": engine_message_id})
+
+    async def presence(self, chat: str, state: Presence) -> None:
+        """Typing, recording or paused in ``chat`` (a chat WhatsApp Web has open)."""
+        await self._request("presence", {"chatId": chat, "state": state.value})
+
+    async def reject_call(self, call_id: str) -> None:
+        """Reject a call still ringing."""
+        await self._request("reject_call", {"id": call_id})
+
+    async def _request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        errors: Mapping[str, type[EngineError]] | None = None,
+    ) -> Any:
+        """One bridge request while connected; its errors as EngineErrors (``errors``: by the
+        bridge's error code)."""
+        if self._bridge is None or self._status is not SessionStatus.WORKING:
+            raise EngineNotReady("WhatsApp Web is not connected")
+        with _translated(method, errors or {}):
+            return await self._bridge.request(method, params, REQUEST_TIMEOUT)
 
     async def request_pairing_code(self, phone: str) -> str:
         """A code to type on the phone instead of scanning the QR (replacing the last one).
@@ -264,6 +312,8 @@ class WppConnectEngine:
             await self._inbound(sink, mapping.inbound(data))
         elif name == "reaction":
             await self._inbound(sink, mapping.reaction(data))
+        elif name in EVENTS:
+            await self._event(sink, name, data)
         elif name == "link_code":
             if self._link_code is not None and not self._link_code.done():
                 self._link_code.set_result(str(data["code"]))
@@ -275,6 +325,18 @@ class WppConnectEngine:
             self._spawn(self._fail(str(data.get("reason", "the bridge failed"))))
         else:
             await sink.heartbeat()
+
+    async def _event(self, sink: EngineSink, name: str, data: dict[str, Any]) -> None:
+        event: EngineEvent | None = EVENTS[name](data)
+        if isinstance(event, MessageEdited) and data.get("fromMe") and self._own_edit(event):
+            event = None  # this engine's own edit, stored already by whoever asked for it
+        if event is None:
+            await sink.heartbeat()
+        else:
+            await sink.event(event)
+
+    def _own_edit(self, edit: MessageEdited) -> bool:
+        return self._own_edits.pop(edit.engine_message_id, None) == edit.text
 
     async def _inbound(self, sink: EngineSink, message: InboundMessage | None) -> None:
         if message is None:
@@ -384,9 +446,19 @@ def _token_dir(data_dir: Path, session: SessionConfig) -> Path:
     return folder
 
 
+EVENTS: dict[str, Callable[[dict[str, Any]], EngineEvent | None]] = {
+    "edited": mapping.edited,
+    "revoked": mapping.revoked,
+    "poll_vote": mapping.vote,
+    "incoming_call": mapping.call,
+}
+"""Bridge events reported through ``EngineSink.event``, each with its reader (None: skipped)."""
+
+
 @contextlib.contextmanager
-def _translated(method: str) -> Iterator[None]:
-    """Bridge failures as EngineErrors: the one place they are translated."""
+def _translated(method: str, errors: Mapping[str, type[EngineError]]) -> Iterator[None]:
+    """Bridge failures as EngineErrors: the one place they are translated (``errors`` by the
+    bridge's error code, the rest by whether the bridge calls them transient)."""
     try:
         yield
     except BridgeGone as error:
@@ -394,6 +466,8 @@ def _translated(method: str) -> Iterator[None]:
     except TimeoutError:
         raise TransientEngineError(f"{method} timed out") from None
     except BridgeError as error:
+        if error.code is not None and error.code in errors:
+            raise errors[error.code](str(error)) from None
         kind = TransientEngineError if error.transient else PermanentEngineError
         raise kind(str(error)) from None
 
@@ -416,6 +490,8 @@ def _send_request(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
         return "send_location", {"to": to, **_place(message), **quoted}
     if kind == "contact":
         return "send_contact", {"to": to, **_card(message), **quoted}
+    if kind == "poll":
+        return "send_poll", {"to": to, **_poll(message), **quoted}
     if kind == "reaction":
         if not message.target:
             raise PermanentEngineError("a reaction needs the message it reacts to")
@@ -434,6 +510,17 @@ def _file(message: OutboundMessage) -> dict[str, Any]:
     if message.text and kind != "sticker":
         params["caption"] = message.text
     return params
+
+
+def _poll(message: OutboundMessage) -> dict[str, Any]:
+    poll = message.poll
+    if poll is None:
+        raise PermanentEngineError("a poll message needs a poll")
+    return {
+        "name": poll.name,
+        "options": list(poll.options),
+        "selectableCount": poll.selectable_count,
+    }
 
 
 def _place(message: OutboundMessage) -> dict[str, Any]:

@@ -26,11 +26,12 @@ LINE_LIMIT = 64 * 1024 * 1024
 
 
 class BridgeError(Exception):
-    """The bridge answered a request with an error."""
+    """The bridge answered a request with an error (``code``: the bridge's or wa-js's, if any)."""
 
-    def __init__(self, message: str, transient: bool) -> None:
+    def __init__(self, message: str, transient: bool, code: str | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.code = code
 
 
 class BridgeGone(Exception):
@@ -157,7 +158,14 @@ class BridgeProcess:
         error = message.get("error")
         if error:
             transient = bool(error.get("transient", False))
-            future.set_exception(BridgeError(str(error.get("message", "bridge error")), transient))
+            code = error.get("code")
+            future.set_exception(
+                BridgeError(
+                    str(error.get("message", "bridge error")),
+                    transient,
+                    code[:64] if isinstance(code, str) else None,
+                )
+            )
         else:
             future.set_result(message.get("result"))
 

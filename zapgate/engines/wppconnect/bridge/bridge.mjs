@@ -35,6 +35,14 @@ const NAME_LIMIT = 255;
 const VCARDS_KEPT = 10;
 const DEFAULT_MAX_MEDIA_BYTES = 45 * 1024 * 1024;
 const DOWNLOAD_TIMEOUT_MS = 60000;
+const LOOKUP_TIMEOUT_MS = 10000;    // a LID sender's phone number, looked up before reporting
+const CONTACTS_KEPT = 5000;
+const GROUPS_KEPT = 500;
+const PARTICIPANTS_KEPT = 1024;
+const PARTICIPANTS_CHANGED = 256;   // at most this many ids in one group change
+const POLL_OPTIONS_KEPT = 12;
+const POLL_OPTION_LIMIT = 100;
+const URL_LIMIT = 2048;
 
 // -- output ----------------------------------------------------------------------------------
 
@@ -96,6 +104,16 @@ const TRANSIENT = [
   /Cannot read properties of undefined \(reading '(chat|conn|whatsapp)'\)/,
 ];
 
+// wa-js throws WPPError (an Error with a code), but an error crossing page.evaluate keeps only
+// its message: the codes zapgate acts on, read back from wa-js's messages
+const WPP_CODES = [
+  [/^Chat not found for /, 'chat_not_found'],
+  [/^Chat \S+ is not a group$/, 'not_a_group'],
+  [/^GroupId \S+ not exists$/, 'group_not_exist'],
+  [/^You are not admin in /, 'group_you_are_not_admin'],
+  [/^Call \S+ not found$/, 'call_not_found'],
+];
+
 function describe(error) {
   if (error instanceof BridgeError) {
     return { message: error.message, transient: error.transient, ...(error.code ? { code: error.code } : {}) };
@@ -113,6 +131,7 @@ function describe(error) {
     message = String(error);
   }
   message = String(message || 'unknown error').split('\n')[0];
+  code ??= WPP_CODES.find(([pattern]) => pattern.test(message))?.[1];
   const transient = TRANSIENT.some((pattern) => pattern.test(message));
   return { message, transient, ...(code ? { code: String(code) } : {}) };
 }
@@ -365,6 +384,60 @@ function messageData(msg) {
     data.location = { latitude: finite(msg.lat), longitude: finite(msg.lng), ...place(msg.loc) };
   }
   if (CONTACT_TYPES.has(type)) data.vcards = vcardsOf(msg, type);
+  if (type === 'poll_creation') data.poll = pollOf(msg);
+  return data;
+}
+
+// a poll as WhatsApp Web's message has it: pollName, pollOptions [{localId, name}], and
+// pollSelectableOptionsCount (0: any number of options)
+function pollOf(msg) {
+  const options = Array.isArray(msg.pollOptions) ? msg.pollOptions.slice(0, POLL_OPTIONS_KEPT) : [];
+  return {
+    name: bounded(msg.pollName, NAME_LIMIT) ?? '',
+    options: options.map((option) => bounded(option?.name, POLL_OPTION_LIMIT)).filter((name) => name),
+    selectableCount: finite(msg.pollSelectableOptionsCount) ?? 1,
+  };
+}
+
+// -- ids -------------------------------------------------------------------------------------
+
+const USER_ID = /^[0-9]{5,20}@(c\.us|lid)$/;
+const GROUP_ID = /^[0-9]{5,30}(-[0-9]{5,20})?@g\.us$/;
+
+// a person's chat id (`<number>@c.us` or `<digits>@lid`), without a device part; else null
+function userId(value) {
+  const id = wid(value);
+  if (typeof id !== 'string') return null;
+  const plain = id.replace(/:[0-9]+@/, '@').replace(/@s\.whatsapp\.net$/, '@c.us');
+  return USER_ID.test(plain) ? plain : null;
+}
+
+function groupId(value) {
+  const id = wid(value);
+  return typeof id === 'string' && GROUP_ID.test(id) ? id : null;
+}
+
+// the phone number of a LID (or the LID of a number) as WhatsApp Web knows it: the library's
+// getPnLidEntry (for a LID it reads WhatsApp Web's own LID map, no server query)
+async function pnLidEntry(client, id) {
+  const entry = await withTimeout(client.getPnLidEntry(id), LOOKUP_TIMEOUT_MS, 'getPnLidEntry');
+  const contact = entry?.contact || {};
+  return {
+    lid: userId(entry?.lid),
+    phone: userId(entry?.phoneNumber),
+    name: bounded(contact.name || contact.pushname || contact.verifiedName || null, NAME_LIMIT),
+  };
+}
+
+// an inbound message from a LID names the sender's phone number when WhatsApp Web knows it
+async function withPhone(data) {
+  if (!String(data.from || '').endsWith('@lid')) return data;
+  try {
+    const { phone } = await pnLidEntry(connected(), data.from);
+    if (phone && phone.endsWith('@c.us')) data.fromPhone = phone.split('@')[0];
+  } catch (error) {
+    log(`the phone number of ${data.from} is unknown: ${describe(error).message}`);
+  }
   return data;
 }
 
@@ -425,6 +498,7 @@ function reportInbound(msg) {
   const data = messageData(msg);
   inboundQueue = inboundQueue
     .then(() => withMedia(data, msg))
+    .then(withPhone)
     .then((full) => emit('message', full))
     .catch((error) => log(`inbound message ${data.id} failed: ${error.stack || error}`));
 }
@@ -465,9 +539,63 @@ function listen(client) {
   }));
   client.onReactionMessage(guarded('onReactionMessage', (data) => emit('reaction', reactionData(data))));
   client.onIncomingCall(guarded('onIncomingCall', (call) => {
-    emit('incoming_call', { id: call.id, peerJid: wid(call.peerJid), isVideo: Boolean(call.isVideo),
-      offerTime: call.offerTime });
+    emit('incoming_call', { id: bounded(call.id, NAME_LIMIT), peerJid: userId(call.sender) || userId(call.peerJid),
+      isVideo: Boolean(call.isVideo), isGroup: Boolean(call.isGroup), offerTime: finite(call.offerTime) ?? 0 });
   }));
+  client.onMessageEdit(guarded('onMessageEdit', (event) => {
+    const msg = event?.msg;
+    if (!msg) return;
+    const type = typeof msg.type === 'string' ? msg.type : 'chat';
+    emit('edited', {
+      id: wid(msg.id) || bounded(event.id),
+      chat: wid(event.chat),
+      text: TEXT_TYPES.has(type) ? bounded(msg.body ?? msg.content ?? '') : bounded(msg.caption),
+      fromMe: Boolean(msg.fromMe ?? msg.id?.fromMe),
+      timestamp: finite(msg.latestEditSenderTimestampMs) ?? (finite(msg.t ?? msg.timestamp) ?? 0) * 1000,
+    });
+  }));
+  client.onPollResponse(guarded('onPollResponse', (vote) => reportVote(vote)));
+}
+
+// wa-js hands the chosen options as a sparse array of the poll's options ({localId, name}) by
+// local id; a bare local id is looked up in the poll message
+async function voteData(vote) {
+  const picked = Array.isArray(vote.selectedOptions) ? vote.selectedOptions.slice(0, 64) : [];
+  let options = null;
+  const names = [];
+  for (const option of picked) {
+    if (option && typeof option === 'object' && typeof option.name === 'string') {
+      names.push(option.name);
+    } else if (typeof option === 'number') {
+      options ??= await pollOptions(wid(vote.msgId));
+      const found = options.find((candidate) => candidate?.localId === option);
+      if (found && typeof found.name === 'string') names.push(found.name);
+    }
+  }
+  return {
+    msgId: wid(vote.msgId),
+    chatId: wid(vote.chatId),
+    sender: userId(vote.sender),
+    selected: names.slice(0, POLL_OPTIONS_KEPT).map((name) => name.slice(0, POLL_OPTION_LIMIT)),
+    timestampMs: finite(vote.timestamp) ?? 0,
+  };
+}
+
+async function pollOptions(id) {
+  try {
+    const msg = await withTimeout(connected().getMessageById(id), LOOKUP_TIMEOUT_MS, 'getMessageById');
+    return Array.isArray(msg?.pollOptions) ? msg.pollOptions.slice(0, 64) : [];
+  } catch (error) {
+    log(`poll ${id} not found: ${describe(error).message}`);
+    return [];
+  }
+}
+
+function reportVote(vote) {
+  inboundQueue = inboundQueue
+    .then(() => voteData(vote))
+    .then((data) => { if (data.msgId && data.sender) emit('poll_vote', data); })
+    .catch((error) => log(`poll vote failed: ${error.stack || error}`));
 }
 
 // -- methods ---------------------------------------------------------------------------------
@@ -571,6 +699,280 @@ async function sendContact(params) {
   return idOf(result, 'send_contact');
 }
 
+// -- the directory: contacts, numbers, LIDs, groups, read receipts ----------------------------
+
+function limitOf(params, most) {
+  const limit = params?.limit ?? most;
+  if (!Number.isSafeInteger(limit) || limit < 1) throw bad('limit must be a positive whole number');
+  return Math.min(limit, most);
+}
+
+function ids(params, name) {
+  const list = params?.[name];
+  if (!Array.isArray(list) || list.length === 0 || list.length > PARTICIPANTS_CHANGED) {
+    throw bad(`${name} must list 1-${PARTICIPANTS_CHANGED} ids`);
+  }
+  return list.map((id) => {
+    const user = typeof id === 'string' && USER_ID.test(id) ? id : null;
+    if (!user) throw bad(`${name}: ${JSON.stringify(String(id).slice(0, 40))} is not <number>@c.us or <digits>@lid`);
+    return user;
+  });
+}
+
+function needGroup(params) {
+  const id = groupId(need(params, 'groupId'));
+  if (!id) throw bad('groupId must be a group id (...@g.us)');
+  return id;
+}
+
+// the address book (the library's getAllContacts: every contact WhatsApp Web holds, of which
+// the account's own are `isMyContact`); each with its counterpart id from WhatsApp Web's LID map
+async function contacts(params) {
+  const limit = limitOf(params, CONTACTS_KEPT);
+  const client = connected();
+  const all = await client.getAllContacts();
+  const people = [];
+  for (const contact of Array.isArray(all) ? all : []) {
+    if (people.length >= limit) break;
+    const id = contact?.isMyContact === true ? userId(contact.id) : null;
+    if (!id) continue;
+    const name = contact.name || contact.formattedName || contact.pushname || null;
+    people.push({ id, name: bounded(name, NAME_LIMIT) });
+  }
+  const counterparts = await client.page.evaluate((list) => list.map((id) => {
+    // WhatsApp Web's own cache of LID <-> phone number pairs: no server query
+    try {
+      const f = WPP.whatsapp.functions;
+      const w = WPP.whatsapp.WidFactory.createWid(id);
+      const other = id.endsWith('@lid') ? f.getPhoneNumber?.(w) : f.getCurrentLid?.(w);
+      return other ? String(other._serialized || other) : null;
+    } catch (error) {
+      return null;
+    }
+  }), people.map((person) => person.id));
+  return people.map((person, index) => {
+    const other = userId(Array.isArray(counterparts) ? counterparts[index] : null);
+    const lid = person.id.endsWith('@lid') ? person.id : other?.endsWith('@lid') ? other : null;
+    const phone = person.id.endsWith('@c.us') ? person.id : other?.endsWith('@c.us') ? other : null;
+    return { phone, lid, name: person.name };
+  });
+}
+
+// who a number or LID is: a number by the library's checkNumberStatus (its canonical id, e.g. a
+// Brazilian number with or without the ninth digit), then getPnLidEntry for the other id
+async function lookup(params) {
+  const id = userId(need(params, 'id'));
+  if (!id) throw bad('id must be <number>@c.us or <digits>@lid');
+  const client = connected();
+  if (id.endsWith('@lid')) {
+    const entry = await pnLidEntry(client, id);
+    if (!entry.phone) return null;
+    return { phone: entry.phone, lid: id, name: entry.name, exists: true };
+  }
+  const status = await client.checkNumberStatus(id);
+  if (!status || status.numberExists !== true) return { phone: id, lid: null, name: null, exists: false };
+  const canonical = userId(status.id) || id;
+  let entry = { lid: null, name: null };
+  try {
+    entry = await pnLidEntry(client, canonical);
+  } catch (error) {
+    log(`no LID for ${canonical}: ${describe(error).message}`);
+  }
+  return { phone: canonical, lid: entry.lid, name: entry.name, exists: true };
+}
+
+async function profilePicture(params) {
+  const id = userId(need(params, 'id'));
+  if (!id) throw bad('id must be <number>@c.us or <digits>@lid');
+  const picture = await connected().getProfilePicFromServer(id);
+  const url = [picture?.imgFull, picture?.eurl, picture?.img]
+    .find((candidate) => typeof candidate === 'string' && candidate.startsWith('https://'));
+  return { url: url && url.length <= URL_LIMIT ? url : null };
+}
+
+// a serialized group chat (the library's WAPI._serializeChatObj) in the protocol's words
+function groupOf(chat) {
+  const id = groupId(chat?.id);
+  const meta = chat?.groupMetadata;
+  if (!id || !meta || typeof meta !== 'object') return null;
+  const participants = [];
+  for (const member of Array.isArray(meta.participants) ? meta.participants : []) {
+    if (participants.length >= PARTICIPANTS_KEPT) break;
+    const who = userId(member?.id);
+    if (who) {
+      participants.push({ id: who, admin: Boolean(member.isAdmin || member.isSuperAdmin),
+        owner: Boolean(member.isSuperAdmin) });
+    }
+  }
+  const name = meta.subject ?? chat.name ?? chat.formattedTitle;
+  return { id, name: bounded(typeof name === 'string' ? name : '', NAME_LIMIT), owner: userId(meta.owner),
+    creation: finite(meta.creation) ?? 0, participants };
+}
+
+function isMember(group) {
+  return Boolean(state.me) && group.participants.some((member) => member.id === state.me);
+}
+
+function groupNotFound(id) {
+  return new BridgeError(`the account is not in group ${id}`, { code: 'group_not_found' });
+}
+
+// one group the account is in (the library's getChatById; a group whose metadata WhatsApp Web
+// has not loaded yet is loaded by getGroupMembersIds, which also says when it is no group)
+async function groupInfo(client, id) {
+  let group = groupOf(await client.getChatById(id));
+  if (!group) {
+    await client.getGroupMembersIds(id);
+    group = groupOf(await client.getChatById(id));
+  }
+  if (!group || !isMember(group)) throw groupNotFound(id);
+  return group;
+}
+
+async function groups(params) {
+  const limit = limitOf(params, GROUPS_KEPT);
+  const chats = await connected().getAllGroups(false);
+  const found = [];
+  for (const chat of Array.isArray(chats) ? chats : []) {
+    if (found.length >= limit) break;
+    const group = groupOf(chat);
+    if (group && isMember(group)) found.push(group);
+  }
+  return found;
+}
+
+// the participants not on WhatsApp (checkNumberStatus), or LIDs nobody knows; the others by
+// their canonical ids
+async function reachable(client, participants) {
+  const canonical = [];
+  const missing = [];
+  for (const id of participants) {
+    const person = await lookup({ id });
+    if (person && person.exists) {
+      canonical.push(id.endsWith('@lid') ? id : person.phone);
+    } else {
+      missing.push(id);
+    }
+  }
+  if (missing.length) {
+    throw new BridgeError(`not on WhatsApp: ${missing.map((id) => id.split('@')[0]).join(', ')}`,
+      { code: 'not_on_whatsapp' });
+  }
+  return [...new Set(canonical)];
+}
+
+async function createGroup(params) {
+  const name = need(params, 'name');
+  if (name.length > 100) throw bad('name must be at most 100 characters');
+  const participants = ids(params, 'participants');
+  const client = connected();
+  const members = await reachable(client, participants);
+  const created = await client.createGroup(name, members);
+  const id = groupId(created?.gid);
+  if (!id) throw new BridgeError('createGroup: WhatsApp Web gave no group id', { code: 'no_id' });
+  return groupInfo(client, id);
+}
+
+// which of `wanted` are members of `group`, matched by either id (a group may list LIDs):
+// a map of each such id to the id the group lists
+async function membersAmong(client, group, wanted) {
+  const present = new Set(group.participants.map((member) => member.id));
+  const found = new Map();
+  for (const id of wanted) {
+    if (present.has(id)) {
+      found.set(id, id);
+      continue;
+    }
+    const entry = await pnLidEntry(client, id).catch(() => ({}));
+    const other = id.endsWith('@lid') ? entry.phone : entry.lid;
+    if (other && present.has(other)) found.set(id, other);
+  }
+  return found;
+}
+
+async function addParticipants(params) {
+  const id = needGroup(params);
+  const wanted = ids(params, 'participants');
+  const client = connected();
+  const group = await groupInfo(client, id);
+  const members = await reachable(client, wanted);
+  const already = await membersAmong(client, group, members);
+  const fresh = members.filter((member) => !already.has(member));
+  if (fresh.length === 0) return group;
+  const result = await client.addParticipant(id, fresh);
+  for (const [who, answer] of Object.entries(result && typeof result === 'object' ? result : {})) {
+    const code = finite(answer?.code);
+    if (code !== null && code >= 400) log(`adding ${who.slice(0, 40)} to ${id}: code ${code}`);
+  }
+  return groupInfo(client, id);
+}
+
+async function removeParticipants(params) {
+  const id = needGroup(params);
+  const wanted = ids(params, 'participants');
+  const client = connected();
+  const group = await groupInfo(client, id);
+  const members = [...new Set((await membersAmong(client, group, wanted)).values())];
+  if (state.me && (members.includes(state.me) || wanted.includes(state.me))) {
+    throw new BridgeError('the account cannot remove itself: leave the group instead', { code: 'not_allowed' });
+  }
+  if (members.length === 0) return group;
+  await client.removeParticipant(id, members);
+  return groupInfo(client, id);
+}
+
+async function leaveGroup(params) {
+  const id = needGroup(params);
+  const client = connected();
+  await groupInfo(client, id);
+  await client.leaveGroup(id);
+  return {};
+}
+
+// -- acting on messages and chats ------------------------------------------------------------
+
+const PRESENCE = {
+  typing: (client, chat) => client.startTyping(chat),
+  recording: (client, chat) => client.startRecording(chat),
+  paused: (client, chat) => client.stopTyping(chat),   // wa-js markIsPaused ends either
+};
+
+async function sendPoll(params) {
+  const to = need(params, 'to');
+  const name = need(params, 'name');
+  const options = params?.options;
+  if (!Array.isArray(options) || options.length < 2 || options.length > POLL_OPTIONS_KEPT
+    || !options.every((option) => typeof option === 'string' && option && option.length <= POLL_OPTION_LIMIT)
+    || new Set(options).size !== options.length) {
+    throw bad(`options must be 2-${POLL_OPTIONS_KEPT} different texts of 1-${POLL_OPTION_LIMIT} characters`);
+  }
+  const selectableCount = params?.selectableCount ?? 1;
+  if (!Number.isSafeInteger(selectableCount) || selectableCount < 0 || selectableCount > options.length) {
+    throw bad('selectableCount must be 0 (any) up to the number of options');
+  }
+  const sendOptions = { selectableCount };
+  const quotedMsg = quoted(params);
+  if (quotedMsg) sendOptions.quotedMsg = quotedMsg;
+  return idOf(await connected().sendPollMessage(to, name, options, sendOptions), 'send_poll');
+}
+
+// the library's deleteMessage(chat, id, onlyLocal=false) drops wa-js's answer, and wa-js
+// deletes only locally what it may not revoke: the same wa-js call, with its answer checked
+async function revokeMessage(params) {
+  const chatId = need(params, 'chatId');
+  const id = need(params, 'id');
+  const result = await connected().page.evaluate(async ({ chatId, id }) => {
+    const answer = await WPP.chat.deleteMessage(chatId, id, true, true);
+    const one = Array.isArray(answer) ? answer[0] : answer;
+    return { isRevoked: Boolean(one?.isRevoked), isSentByMe: Boolean(one?.isSentByMe) };
+  }, { chatId, id });
+  if (!result?.isRevoked) {
+    throw new BridgeError('WhatsApp Web did not delete the message for everyone (not sent by this account, or gone already)',
+      { code: 'not_revoked' });
+  }
+  return {};
+}
+
 const methods = {
   ping: async () => 'pong',
 
@@ -620,6 +1022,47 @@ const methods = {
   },
 
   get_host_device: async () => connected().getHostDevice(),
+
+  send_poll: sendPoll,
+
+  edit_message: async (params) => {
+    const id = need(params, 'id');
+    const text = need(params, 'text');
+    // the library reads the message back and throws unless its text is the new one
+    const result = await connected().editMessage(id, text);
+    return { id: wid(result?.id) || id };
+  },
+
+  revoke_message: revokeMessage,
+
+  presence: async (params) => {
+    const chatId = need(params, 'chatId');
+    const show = Object.prototype.hasOwnProperty.call(PRESENCE, params.state) ? PRESENCE[params.state] : null;
+    if (!show) throw bad('state must be typing, recording or paused');
+    await show(connected(), chatId);
+    return {};
+  },
+
+  // an id always: the library's rejectCall without one rejects every call
+  reject_call: async (params) => {
+    const id = need(params, 'id');
+    return { rejected: Boolean(await connected().rejectCall(id)) };
+  },
+
+  contacts,
+  lookup,
+  profile_picture: profilePicture,
+  groups,
+  group: async (params) => groupInfo(connected(), needGroup(params)),
+  create_group: createGroup,
+  add_participants: addParticipants,
+  remove_participants: removeParticipants,
+  leave_group: leaveGroup,
+
+  mark_read: async (params) => {
+    await connected().sendSeen(need(params, 'chatId'));
+    return {};
+  },
 
   check_number_status: async (params) => {
     const id = need(params, 'id');

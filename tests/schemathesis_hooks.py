@@ -24,6 +24,12 @@ DECIDED_AT_RUN_TIME = {
     # which engines exist and can run on this machine is known only at run time
     "engine_unavailable",
     "unsupported",
+    # whether a number has WhatsApp is the engine's word (chats, contacts and groups routes)
+    "not_on_whatsapp",
+    # what a file is: sniffed from its bytes (an image must be one), or a URL that answers no file
+    "media_rejected",
+    # a message type the session's engine cannot send
+    "unsupported_message_type",
 }
 # Header names the schema's pattern allows but zapgate sets itself (webhook-*, content-type).
 RESERVED_HEADER = "is set by zapgate and cannot be overridden"

@@ -7,7 +7,8 @@ import pytest
 
 from tests.conftest import RunningServer
 
-OPEN = {"/health", "/ready"}
+OPEN = {"/health", "/ready", "/api/v1/media/{media_id}/content"}
+"""No key needed: health, and signed media links (tests/media: 403 unless signed)."""
 JUNK_BODIES: list[bytes] = [
     b"{",
     b"null",

@@ -171,7 +171,15 @@ async def test_patch_bodies_take_null_exactly_when_their_schema_says_so(
     spec: Spec, api: httpx.AsyncClient
 ) -> None:
     webhook = (await api.post("/api/v1/webhooks", json={"url": "https://example.com/n"})).json()
-    targets = {"session": "default", "webhook_id": webhook["id"], "tenant": "default"}
+    message = await api.post(
+        "/api/v1/sessions/default/messages", json={"to": "5511999999999", "text": "n"}
+    )
+    targets = {
+        "session": "default",
+        "webhook_id": webhook["id"],
+        "tenant": "default",
+        "message_id": message.json()["id"],
+    }
     checked = 0
     for method, path, operation in operations(spec):
         if method != "PATCH":

@@ -20,12 +20,15 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, make_settings
+from tests.media.files import b64, png
 from tests.support.tenants import tenant_key
 from zapgate.config import Settings
 
 OWNER_SESSION = "matrix"
 BAD_KEY = {"Authorization": "Bearer zg_nosuchkey00001_" + "x" * 32}
 OPEN = {"/health", "/ready"}
+SIGNED = {"/api/v1/media/{media_id}/content"}
+"""Routes whose credential is a signed query (a link), not a key: without it, 422."""
 NUMBER = "5511999999999"
 
 
@@ -72,6 +75,42 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/sessions/{session}/messages"): row(202, body={"to": NUMBER, "text": "x"}),
     ("GET", "/api/v1/sessions/{session}/messages"): row(200),
     ("GET", "/api/v1/messages/{message_id}"): row(200),
+    ("GET", "/api/v1/media/{media_id}"): row(200),
+    ("POST", "/api/v1/media/{media_id}/url"): row(200, body={"expires_in": 60}),
+    ("GET", "/api/v1/media/{media_id}/content"): row(422, other=(422,)),  # a link needs its query
+    ("PATCH", "/api/v1/messages/{message_id}"): row(200, 409, body={"text": "edited"}),
+    ("DELETE", "/api/v1/messages/{message_id}"): row(200, 409, order=8),
+    ("POST", "/api/v1/sessions/{session}/chats/{chat}/presence"): row(
+        204, body={"state": "typing"}
+    ),
+    ("POST", "/api/v1/sessions/{session}/simulate/call"): row(202, body={"from": NUMBER}),
+    ("POST", "/api/v1/sessions/{session}/simulate/edit"): row(
+        404, body={"message_id": "msg_nope", "text": "x"}
+    ),
+    ("POST", "/api/v1/sessions/{session}/simulate/revoke"): row(
+        404, body={"message_id": "msg_nope"}
+    ),
+    ("GET", "/api/v1/sessions/{session}/chats"): row(200),
+    ("GET", "/api/v1/sessions/{session}/chats/{chat}"): row(200),
+    ("GET", "/api/v1/sessions/{session}/chats/{chat}/messages"): row(200),
+    ("POST", "/api/v1/sessions/{session}/chats/{chat}/read"): row(200),
+    ("GET", "/api/v1/sessions/{session}/contacts"): row(200),
+    ("GET", "/api/v1/sessions/{session}/contacts/{contact}"): row(200),
+    ("GET", "/api/v1/sessions/{session}/contacts/{contact}/exists"): row(200),
+    ("GET", "/api/v1/sessions/{session}/contacts/{contact}/picture"): row(200),
+    ("GET", "/api/v1/sessions/{session}/groups"): row(200),
+    ("POST", "/api/v1/sessions/{session}/groups"): row(
+        201, body={"name": "owner group", "participants": [NUMBER]}
+    ),
+    ("GET", "/api/v1/sessions/{session}/groups/{group}"): row(200),
+    ("GET", "/api/v1/sessions/{session}/groups/{group}/participants"): row(200),
+    ("POST", "/api/v1/sessions/{session}/groups/{group}/participants/add"): row(
+        200, body={"participants": ["5511988887777"]}
+    ),
+    ("POST", "/api/v1/sessions/{session}/groups/{group}/participants/remove"): row(
+        200, body={"participants": ["5511988887777"]}
+    ),
+    ("POST", "/api/v1/sessions/{session}/groups/{group}/leave"): row(204, order=4),
     ("GET", "/api/v1/events"): row(200, other=(200,)),
     ("POST", "/api/v1/webhooks"): row(
         201,
@@ -167,18 +206,36 @@ async def make_owned(owner: httpx.AsyncClient) -> Owned:
         return str(page["data"][0]["id"]) if page["data"] else None
 
     delivery_id = await eventually(a_delivery, "the webhook got no delivery")
+    image = await owner.post(
+        f"/api/v1/sessions/{OWNER_SESSION}/messages",
+        json={"to": NUMBER, "type": "image", "media": {"base64": b64(png(9))}},
+    )
+    assert image.status_code == 202, image.text
     key = await owner.post("/api/v1/keys", json={"name": "owned", "scopes": ["send"]})
     assert key.status_code == 201, key.text
     return Owned(
         {
             "session": OWNER_SESSION,
             "message_id": sent.json()["id"],
+            "media_id": image.json()["media"]["id"],
+            "chat": NUMBER,
             "webhook_id": webhook_id,
             "delivery_id": delivery_id,
             "key_id": key.json()["id"],
+            "contact": NUMBER,
+            "group": await owned_group(owner),
             "tenant": await managed_tenant(owner),
         }
     )
+
+
+async def owned_group(owner: httpx.AsyncClient) -> str:
+    made = await owner.post(
+        f"/api/v1/sessions/{OWNER_SESSION}/groups",
+        json={"name": "matrix", "participants": [NUMBER]},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
 
 
 async def managed_tenant(operator: httpx.AsyncClient) -> str:
@@ -250,13 +307,16 @@ async def test_every_operation_keeps_tenants_apart(
             assert response.status_code in documented(spec, method, path), (method, path)
             if response.status_code < 300 and response.content:
                 assert_no_owner_data(method, path, response.json(), owned)
+            if path in SIGNED:  # with a link made for the owner, only its own file
+                assert response.status_code != 200
     assert await snapshot(api, owned) == before
     for method, path in sorted(ops, key=lambda op: TABLE[op].order):
         expected = TABLE[(method, path)]
         response = await api.request(method, owned.path(path), json=expected.body)
         assert response.status_code in expected.owner, (method, path, response.text)
         assert response.status_code in documented(spec, method, path), (method, path)
-        if response.status_code < 300 and response.content and path != "/health":
+        json_body = response.headers.get("content-type", "").startswith("application/json")
+        if response.status_code < 300 and json_body and path != "/health":
             assert_sees_own(method, path, response.json(), owned)
 
 
@@ -267,6 +327,9 @@ async def check_unauthenticated(
         response = await client.request(method, url, json={})
         if path in OPEN:
             assert response.status_code == 200, (method, path)
+            continue
+        if path in SIGNED:
+            assert response.status_code in (401, 403, 422), (method, path, response.text)
             continue
         assert response.status_code == 401, (method, path, response.text)
         assert response.headers["www-authenticate"] == "Bearer", (method, path)

@@ -15,10 +15,12 @@ from starlette.types import ASGIApp
 from zapgate import __version__
 from zapgate.audit.api import router as audit_router
 from zapgate.auth.api import router as keys_router
+from zapgate.chats.api import router as chats_router
 from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
 from zapgate.db.migrate import boot_lock, migrate
+from zapgate.directory.api import router as directory_router
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
 from zapgate.http.admission import AdmissionMiddleware
@@ -32,6 +34,7 @@ from zapgate.http.ratelimit import RateLimitHeaders
 from zapgate.http.readlane import ReadFastLane
 from zapgate.http.responses import Json
 from zapgate.media.api import router as media_router
+from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
 from zapgate.messages.reading import components as send_schemas
 from zapgate.services import DEFAULT_TENANT, Services, build_services
@@ -107,6 +110,9 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         health_router,
         sessions_router,
         messages_router,
+        message_actions_router,
+        chats_router,
+        directory_router,
         media_router,
         events_router,
         webhooks_router,

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     """An S3-compatible service (MinIO, R2, ...); None: AWS."""
     s3_region: str | None = None
     s3_prefix: str = ""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    """``path`` for most self-hosted S3s (MinIO) reached by an IP or a plain host name."""
     s3_access_key_id: str | None = Field(default=None, repr=False)
     """None: boto3's usual sources (AWS_* variables, profile, instance role)."""
     s3_secret_access_key: str | None = Field(default=None, repr=False)

@@ -65,6 +65,18 @@ class KeyNotFound(NotFound):
     code = "key_not_found"
 
 
+class ChatNotFound(NotFound):
+    code = "chat_not_found"
+
+
+class ContactNotFound(NotFound):
+    code = "contact_not_found"
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"
@@ -102,6 +114,24 @@ class NotPaired(Conflict):
     code = "not_paired"
 
 
+class MessageNotEditable(Conflict):
+    """Only a sent text (sent, delivered or read) can be edited."""
+
+    code = "message_not_editable"
+
+
+class MessageNotRevocable(Conflict):
+    """Only a queued or sent message of this account, not deleted yet, can be deleted."""
+
+    code = "message_not_revocable"
+
+
+class EngineRefused(Conflict):
+    """The engine would not do it (WhatsApp's time limits, a message it does not know)."""
+
+    code = "engine_refused"
+
+
 class Unsupported(AppError):
     status = 422
     code = "unsupported"
@@ -109,6 +139,10 @@ class Unsupported(AppError):
 
 class UnsupportedMessageType(Unsupported):
     code = "unsupported_message_type"
+
+
+class NotOnWhatsApp(InvalidInput):
+    code = "not_on_whatsapp"
 
 
 class MediaRejected(InvalidInput):

@@ -8,7 +8,9 @@ from zapgate.errors import InvalidPhoneNumber
 
 _SEPARATORS = re.compile(r"[\s().\-/]")
 _USER_SUFFIX = "@c.us"
+LID_SUFFIX = "@lid"
 _MIN_DIGITS, _MAX_DIGITS = 10, 15
+_LID = re.compile(r"[0-9]{6,20}@lid")
 
 
 def normalize_number(raw: str, default_country_code: str = "") -> str:
@@ -43,9 +45,34 @@ def _with_country_code(digits: str, country_code: str) -> str:
     return digits
 
 
+def normalize_address(raw: str, default_country_code: str = "") -> str:
+    """A phone number as ``normalize_number`` makes it, or a LID as ``<digits>@lid``.
+
+    A LID (WhatsApp's opaque ``@lid`` id, used where it hides a phone number) is 6-20 digits
+    followed by ``@lid``; anything else must be a phone number (InvalidPhoneNumber otherwise).
+    """
+    text = raw.strip()
+    if text.endswith(LID_SUFFIX):
+        if not _LID.fullmatch(text) or not text.isascii():
+            raise InvalidPhoneNumber(f"{raw!r} is not a LID: expected 6-20 digits and @lid")
+        return text
+    return normalize_number(raw, default_country_code)
+
+
+def is_lid(address: str) -> bool:
+    """Whether ``address`` (a normalised address or chat id) is a LID."""
+    return address.endswith(LID_SUFFIX)
+
+
 def chat_id(number: str) -> str:
-    """The WhatsApp user chat id of a normalised number."""
-    return number + _USER_SUFFIX
+    """The WhatsApp user chat id of a normalised number; a chat id (a LID) is kept as it is."""
+    return number if "@" in number else number + _USER_SUFFIX
+
+
+def address_of(chat: str) -> str:
+    """How a chat id is shown and sent to: a user's number without ``@c.us``, any other id
+    (a LID, a group) whole."""
+    return chat[: -len(_USER_SUFFIX)] if chat.endswith(_USER_SUFFIX) else chat
 
 
 def number_of(chat: str) -> str:

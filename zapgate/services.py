@@ -310,5 +310,8 @@ def build_media_store(settings: Settings) -> MediaStore:
             prefix=settings.s3_prefix,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key,
+            addressing_style=None
+            if settings.s3_addressing_style == "auto"
+            else settings.s3_addressing_style,
         )
     return LocalMediaStore(settings.data_dir / "media")

@@ -291,6 +291,7 @@ async def test_an_engine_that_cannot_send_a_type_says_so(
         "location",
         "contact",
         "reaction",
+        "poll",
     ]
     refused = await api.post(
         "/api/v1/sessions/texts/messages",
@@ -399,9 +400,9 @@ async def test_a_text_with_a_link_asks_for_a_preview_unless_told_not_to(
         ({"text": "sem link"}, False),
         ({"text": "sem link", "link_preview": True}, True),
     ]
-    for body, preview in cases:
-        async with EventWatcher(server.services.bus) as watcher:
-            sent = await api.post(SEND, json={"to": TO, **body})
+    for n, (body, preview) in enumerate(cases):
+        async with EventWatcher(server.services.bus) as watcher:  # one recipient each: no pacing
+            sent = await api.post(SEND, json={"to": f"551198888000{n}", **body})
             assert sent.status_code == 202, sent.text
             await watcher.wait_for(message_status(sent.json()["id"], "sent"))
         last = engine.recent_sends[-1]  # type: ignore[attr-defined]

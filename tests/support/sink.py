@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zapgate.engines.base import AckStatus, InboundMessage, SessionStatus
+from zapgate.engines.base import AckStatus, EngineEvent, InboundMessage, SessionStatus
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class RecordingSink:
 
     async def ack(self, engine_message_id: str, status: AckStatus) -> None:
         self._add("ack", (engine_message_id, status))
+
+    async def event(self, event: EngineEvent) -> None:
+        self._add("event", event)
 
     async def heartbeat(self) -> None:
         self._add("heartbeat", None)

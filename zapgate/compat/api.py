@@ -29,7 +29,7 @@ NEXT_PAGE = {
     "description": 'the next page, `<...>; rel="next"`, when this page is full',
     "schema": {"type": "string"},
 }
-PhoneText = Annotated[StrictStr, phone_field()]
+PhoneText = Annotated[StrictStr, phone_field(lid=False)]
 NumberAsInteger = Annotated[int, Field(ge=10**9, le=10**15 - 1)]
 """A number with country code written as a JSON integer: 10 to 15 digits."""
 

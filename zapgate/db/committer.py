@@ -49,6 +49,7 @@ class UnitOfWork:
         self._updates: dict[_UpdateShape, list[dict[str, Any]]] = defaultdict(list)
         self._events: list[EventDraft] = []
         self._sessions: set[tuple[str, str]] = set()
+        self._steps: list[Callable[[AsyncConnection], Awaitable[None]]] = []
         self.committed: list[Callable[[], None]] = []
         """Callbacks run once the transaction is committed (never if it fails): how a job
         updates in-memory state, since a job may run twice and must touch only its unit."""
@@ -79,6 +80,11 @@ class UnitOfWork:
             {**{f"m_{k}": v for k, v in match.items()}, **{f"v_{k}": v for k, v in values.items()}}
         )
 
+    def at_flush(self, step: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+        """Run ``step`` once at the flush, after the deferred inserts: how jobs that each note
+        a little (in ``scratch``) write it for the whole batch in one statement."""
+        self._steps.append(step)
+
     def emit(self, draft: EventDraft) -> None:
         """Append ``draft`` to the log in this transaction, with the job's actor unless it
         names its own (a job shared by several callers does)."""
@@ -93,6 +99,9 @@ class UnitOfWork:
         for table, rows in self._inserts.items():
             await self.connection.execute(_insert_statement(table), rows)
         self._inserts.clear()
+        for step in self._steps:
+            await step(self.connection)
+        self._steps.clear()
         for shape, params in self._updates.items():
             await self.connection.execute(_update_statement(shape), params)
         self._updates.clear()

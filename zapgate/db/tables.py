@@ -87,6 +87,7 @@ messages = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("content", JsonColumn, nullable=True),
     sa.Column("media_id", sa.String(40), nullable=True),
+    sa.Column("search_text", sa.Text, nullable=True),
     sa.Index("ix_messages_history", "tenant_id", "session", "id"),
     sa.Index("ix_messages_chat", "tenant_id", "session", "chat_id", "id"),
     sa.Index("ix_messages_time", "tenant_id", "session", "created_at", "id"),
@@ -94,6 +95,9 @@ messages = sa.Table(
     sa.Index("ix_messages_engine_id", "tenant_id", "session", "engine_message_id"),
     sa.Index("ix_messages_media", "tenant_id", "media_id"),
 )
+"""``search_text``: the folded words of ``text`` (``zapgate.messages.search``), what ``q=``
+searches; indexed outside this metadata (migration 0014): SQLite's ``messages_fts`` (FTS5, by
+rowid) and PostgreSQL's generated ``search_vector`` column."""
 
 media = sa.Table(
     "media",
@@ -108,6 +112,23 @@ media = sa.Table(
     sa.UniqueConstraint("tenant_id", "sha256", name="uq_media_tenant_sha256"),
     sa.Index("ix_media_tenant_created", "tenant_id", "created_at"),
 )
+
+chats = sa.Table(
+    "chats",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("session", sa.String(64), primary_key=True),
+    sa.Column("chat_id", sa.String(128), primary_key=True),
+    sa.Column("last_message_id", sa.String(40), nullable=False),
+    sa.Column("unread", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("read_up_to", sa.String(40), nullable=True),
+    sa.Column("read_at", sa.BigInteger, nullable=True),
+    sa.Column("phone", sa.String(32), nullable=True),
+    sa.Index("ix_chats_activity", "tenant_id", "session", "last_message_id"),
+)
+"""Each chat of a session's stored history: its newest message (ids sort by time, so the list
+seeks ``ix_chats_activity``), the inbound messages after its read mark, and (a LID chat) the
+phone number last seen with it. Written with the messages, in their transaction."""
 
 server_secrets = sa.Table(
     "server_secrets",

@@ -20,6 +20,21 @@ class Capability(StrEnum):
     LOCATION = "location"
     CONTACT = "contact"
     REACTION = "reaction"
+    POLL = "poll"
+    EDIT = "edit"
+    """Edit a sent text (and report edits of received ones)."""
+    REVOKE = "revoke"
+    """Delete a sent message for everyone (and report revoked received ones)."""
+    PRESENCE = "presence"
+    """Show typing or recording in a chat."""
+    CALLS = "calls"
+    """Report incoming calls, and reject them."""
+    CHATS = "chats"
+    """List chats and mark them read."""
+    CONTACTS = "contacts"
+    """List contacts, check numbers, profile pictures, and resolve LIDs to phone numbers."""
+    GROUPS = "groups"
+    """List, create and manage groups."""
     QR = "qr"
     PAIRING_CODE = "pairing_code"
     SIMULATION = "simulation"
@@ -39,11 +54,14 @@ MESSAGE_TYPES: tuple[str, ...] = (
 """The message types, in the order capabilities are listed."""
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 """The message types that carry a file."""
+SEND_TYPES: tuple[str, ...] = (*MESSAGE_TYPES, "poll")
+"""Every type a message can have: ``MESSAGE_TYPES`` (which every engine of the contract suite
+sends) and those an engine opts into with its capability (``poll``)."""
 
 
 def message_types(capabilities: frozenset[Capability]) -> list[str]:
-    """The message types among ``capabilities``, in ``MESSAGE_TYPES`` order."""
-    return [kind for kind in MESSAGE_TYPES if kind in capabilities]
+    """The message types among ``capabilities``, in ``SEND_TYPES`` order."""
+    return [kind for kind in SEND_TYPES if kind in capabilities]
 
 
 class SessionStatus(StrEnum):
@@ -108,6 +126,15 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class Poll:
+    """A poll: its question, its options, and how many of them a voter may pick (0: any)."""
+
+    name: str
+    options: tuple[str, ...]
+    selectable_count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """A message for the engine to send.
 
@@ -128,6 +155,7 @@ class OutboundMessage:
     emoji: str | None = None
     reply_to: str | None = None
     link_preview: bool = False
+    poll: Poll | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +184,58 @@ class InboundMessage:
     target: str | None = None
     emoji: str | None = None
     reply_to: str | None = None
+    poll: Poll | None = None
+    sender_phone: str | None = None
+    """When ``sender`` is a LID (``<digits>@lid``): the sender's phone number, if known."""
+
+
+class Presence(StrEnum):
+    """What a chat shows of this account: typing, recording a voice note, or nothing."""
+
+    TYPING = "typing"
+    RECORDING = "recording"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    """A message (received, or sent from another device) got a new text."""
+
+    engine_message_id: str
+    text: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRevoked:
+    """A message was deleted for everyone by its sender."""
+
+    engine_message_id: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollVote:
+    """``voter`` picked ``selected`` (option names; empty: took the vote back) in a poll."""
+
+    poll_engine_message_id: str
+    voter: str
+    selected: tuple[str, ...]
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """Someone is calling the account."""
+
+    call_id: str
+    caller: str
+    video: bool
+    timestamp_ms: int
+
+
+EngineEvent = MessageEdited | MessageRevoked | PollVote | IncomingCall
+"""What an engine reports through ``EngineSink.event`` besides messages and acks."""
 
 
 class EngineError(Exception):
@@ -200,6 +280,7 @@ class EngineSink(Protocol):
     async def me(self, account: dict[str, Any]) -> None: ...
     async def message(self, message: InboundMessage) -> str: ...
     async def ack(self, engine_message_id: str, status: AckStatus) -> None: ...
+    async def event(self, event: EngineEvent) -> None: ...
     async def heartbeat(self) -> None: ...
 
 
@@ -219,3 +300,16 @@ class Engine(Protocol):
     async def logout(self) -> None: ...
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
     async def request_pairing_code(self, phone: str) -> str: ...
+
+
+class MessageActions(Protocol):
+    """What an engine with ``EDIT``, ``REVOKE``, ``PRESENCE`` or ``CALLS`` does besides sending.
+
+    ``chat`` is a chat id (``<number>@c.us``, a group's ``...@g.us``); message ids are the
+    engine's. Each raises EngineError subclasses only (UnsupportedByEngine when it cannot).
+    """
+
+    async def edit(self, chat: str, engine_message_id: str, text: str) -> None: ...
+    async def revoke(self, chat: str, engine_message_id: str) -> None: ...
+    async def presence(self, chat: str, state: Presence) -> None: ...
+    async def reject_call(self, call_id: str) -> None: ...

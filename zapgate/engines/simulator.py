@@ -25,14 +25,18 @@ from pydantic import ValidationError
 
 from zapgate.clock import Clock, now_ms
 from zapgate.engines.base import (
-    MESSAGE_TYPES,
+    SEND_TYPES,
     AckStatus,
     Capability,
+    EngineEvent,
     EngineNotReady,
     EngineSink,
     InboundMessage,
+    IncomingCall,
     OutboundMessage,
     PermanentEngineError,
+    PollVote,
+    Presence,
     SendReceipt,
     SessionConfig,
     SessionStatus,
@@ -41,6 +45,7 @@ from zapgate.engines.base import (
     WrongEngineState,
 )
 from zapgate.engines.simulator_config import Latency, Rule, SimulatorConfig, fixed, parse_config
+from zapgate.engines.simulator_directory import SimulatedDirectory
 from zapgate.ids import ulid
 
 log = logging.getLogger(__name__)
@@ -71,18 +76,28 @@ RECENT_SENDS = 20
 MAX_PENDING_SENDS = 1000
 """Sends still awaiting acks or replies, per session; one more is a transient failure."""
 BUSY = "the simulated phone is busy: too many sends awaiting acks or replies"
+RINGING_KEPT = 100
+"""Calls that can still be rejected, per session (the oldest stop ringing first)."""
+RECENT_ACTIONS = 50
 
 
-class SimulatorEngine:
+class SimulatorEngine(SimulatedDirectory):
     """A simulated WhatsApp account (implements ``zapgate.engines.base.Engine``)."""
 
     name = "simulator"
     capabilities = frozenset(
         {
-            *(Capability(kind) for kind in MESSAGE_TYPES),
+            *(Capability(kind) for kind in SEND_TYPES),
+            Capability.EDIT,
+            Capability.REVOKE,
+            Capability.PRESENCE,
+            Capability.CALLS,
             Capability.QR,
             Capability.PAIRING_CODE,
             Capability.SIMULATION,
+            Capability.CHATS,
+            Capability.CONTACTS,
+            Capability.GROUPS,
         }
     )
     """Every message type; a session's config ``types`` narrows them (``narrowed``)."""
@@ -94,7 +109,7 @@ class SimulatorEngine:
         if types is None:
             return cls.capabilities
         kept = {Capability(kind) for kind in types}
-        return frozenset(c for c in cls.capabilities if c.value not in MESSAGE_TYPES or c in kept)
+        return frozenset(c for c in cls.capabilities if c.value not in SEND_TYPES or c in kept)
 
     def __init__(self, defaults: SimulatorDefaults, clock: Clock) -> None:
         self._defaults = defaults
@@ -104,6 +119,11 @@ class SimulatorEngine:
         self._sink: EngineSink | None = None
         self._session_name = ""
         self._recent_sends: deque[OutboundMessage] | None = None
+        self.actions: deque[tuple[str, ...]] = deque(maxlen=RECENT_ACTIONS)
+        """The last edits, revokes, presences and call rejections asked, as tuples."""
+        self.presences: dict[str, Presence] = {}
+        """What each chat shows of this phone (the last presence set there)."""
+        self._ringing: dict[str, IncomingCall] = {}
         self.sends = 0
         self.sending = 0
         """Sends in flight now (in their ``send_latency``)."""
@@ -213,7 +233,58 @@ class SimulatorEngine:
         self._schedule_pairing(self._run, self._code_tasks)
         return f"{code[:4]}-{code[4:]}"
 
+    # MessageActions --------------------------------------------------------------------------
+
+    async def edit(self, chat: str, engine_message_id: str, text: str) -> None:
+        """Edit a sent text (any id this simulator gave)."""
+        self._require_working()
+        self._require_own(engine_message_id)
+        self.actions.append(("edit", chat, engine_message_id, text))
+
+    async def revoke(self, chat: str, engine_message_id: str) -> None:
+        """Delete a sent message for everyone."""
+        self._require_working()
+        self._require_own(engine_message_id)
+        self.actions.append(("revoke", chat, engine_message_id))
+
+    async def presence(self, chat: str, state: Presence) -> None:
+        """Show ``state`` in ``chat``."""
+        self._require_working()
+        self.presences[chat] = state
+        self.actions.append(("presence", chat, state.value))
+
+    async def reject_call(self, call_id: str) -> None:
+        """Reject a call still ringing."""
+        self._require_working()
+        if self._ringing.pop(call_id, None) is None:
+            raise PermanentEngineError(f"no call {call_id!r} is ringing")
+        self.actions.append(("reject_call", call_id))
+
+    @staticmethod
+    def _require_own(engine_message_id: str) -> None:
+        if not engine_message_id.startswith("sim_"):
+            raise PermanentEngineError(f"no message {engine_message_id!r} on this phone")
+
     # simulation hooks ------------------------------------------------------------------------
+
+    async def simulate_call(self, caller: str, video: bool = False) -> str:
+        """``caller`` calls now; returns the call's id (reject it while it rings)."""
+        self._require_working()
+        if self._silent or self._sink is None:
+            raise EngineNotReady("the simulated connection is silent")
+        call = IncomingCall(f"call_{ulid()}", caller, video, self._now_ms())
+        self._ringing[call.call_id] = call
+        while len(self._ringing) > RINGING_KEPT:
+            self._ringing.pop(next(iter(self._ringing)))
+        await self._sink.event(call)
+        return call.call_id
+
+    async def simulate_event(self, event: EngineEvent) -> None:
+        """Report ``event`` now (an edit or a revoke of a received message, a vote)."""
+        self._require_working()
+        if self._silent or self._sink is None:
+            raise EngineNotReady("the simulated connection is silent")
+        await self._sink.event(event)
 
     async def simulate_scan(self) -> None:
         """The user scans the QR now."""
@@ -233,6 +304,8 @@ class SimulatorEngine:
         self._require_working()
         if self._silent or self._sink is None:
             raise EngineNotReady("the simulated connection is silent")
+        if message.sender_phone is None and (phone := self.sender_phone(message.sender)):
+            message = replace(message, sender_phone=phone)
         return await self._sink.message(message)
 
     async def force_disconnect(self, seconds: float | None = None) -> None:
@@ -299,6 +372,8 @@ class SimulatorEngine:
         if self._config.disconnect_mean_seconds is not None:
             mean = self._config.disconnect_mean_seconds
             self._spawn(self._random_disconnects(mean, now, run))
+        if self._config.call_mean_seconds is not None:
+            self._spawn(self._random_calls(self._config.call_mean_seconds, now, run))
         await self._set_status(SessionStatus.WORKING, run)
 
     async def _heartbeats(self, since: float, run: int) -> None:
@@ -317,6 +392,17 @@ class SimulatorEngine:
                 latency = self._config.reconnect_latency.sample(self._rng)
                 await self._reconnect_at(self._clock.monotonic() + latency, run)
             since = self._clock.monotonic()
+
+    async def _random_calls(self, mean: float, since: float, run: int) -> None:
+        caller = self._config.caller or self._echo_contact() or self._config.own_number
+        while self._current(run):
+            since += self._rng.expovariate(1 / mean)
+            await self._sleep_until(since)
+            if self._current(run) and self._status is SessionStatus.WORKING and not self._silent:
+                try:
+                    await self.simulate_call(caller, video=self._rng.random() < 0.5)
+                except Exception:
+                    log.exception("simulator: reporting a call failed")
 
     async def _reconnect_at(self, at: float, run: int) -> None:
         await self._sleep_until(at)
@@ -345,7 +431,8 @@ class SimulatorEngine:
         reply = partial(self._reply, message.to, run=run)
         events: Timeline = [(delivered, partial(ack, AckStatus.DELIVERED))]
         if message.to == self._echo_contact():
-            events.append((delivered, partial(self._echo, message, run=run)))
+            answer = self._vote if message.poll is not None else self._echo
+            events.append((delivered, partial(answer, message, engine_message_id, run=run)))
         events.extend((rule.after_ms / 1000, partial(reply, rule.reply)) for rule in rules)
         events.append((delivered + read, partial(ack, AckStatus.READ)))
         events.sort(key=itemgetter(0))
@@ -368,7 +455,13 @@ class SimulatorEngine:
     async def _reply(self, sender: str, text: str, *, run: int) -> None:
         await self._emit(lambda sink: sink.message(self._inbound(sender, text, "text")), run)
 
-    async def _echo(self, sent: OutboundMessage, *, run: int) -> None:
+    async def _vote(self, sent: OutboundMessage, engine_message_id: str, *, run: int) -> None:
+        """The echo contact votes in a poll it got: for the first option."""
+        assert sent.poll is not None
+        vote = PollVote(engine_message_id, sent.to, sent.poll.options[:1], self._now_ms())
+        await self._emit(lambda sink: sink.event(vote), run)
+
+    async def _echo(self, sent: OutboundMessage, _engine_id: str, *, run: int) -> None:
         """The echo contact sends back what it got: same type, text, media, place or card."""
         echo = replace(
             self._inbound(sent.to, sent.text or "", sent.kind),
@@ -390,6 +483,7 @@ class SimulatorEngine:
             kind=kind,
             text=text,
             timestamp_ms=self._now_ms(),
+            sender_phone=self.sender_phone(sender),
         )
 
     # settings --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zapgate.engines.base import MESSAGE_TYPES
+from zapgate.engines.base import SEND_TYPES
+from zapgate.engines.simulator_directory import AddressBook
 from zapgate.errors import InvalidPhoneNumber
 from zapgate.phone import normalize_number
 
@@ -58,7 +59,16 @@ def _phone(value: str) -> str:
 
 
 MessageType = Literal[
-    "text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction"
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contact",
+    "reaction",
+    "poll",
 ]
 
 
@@ -235,8 +245,23 @@ class SimulatorConfig(BaseModel):
     types: list[MessageType] | None = Field(
         default=None,
         min_length=1,
-        max_length=len(MESSAGE_TYPES),
+        max_length=len(SEND_TYPES),
         description="the message types this phone can send (None: all)",
+    )
+    call_mean_seconds: float | None = Field(
+        default=None,
+        ge=MIN_PERIOD_SECONDS,
+        le=86_400,
+        description="calls the session now and then, this many seconds apart on average "
+        "(None: only on POST .../simulate/call)",
+    )
+    caller: str | None = Field(
+        default=None, description="who those calls are from (None: the echo contact)"
+    )
+    contacts: AddressBook = Field(
+        default_factory=list,
+        description="the address book: number, name, lid, picture (see "
+        "zapgate.engines.simulator_directory for everyone else)",
     )
     rules: list[Rule] = Field(
         default_factory=list,
@@ -254,6 +279,11 @@ class SimulatorConfig(BaseModel):
     @classmethod
     def _echo_contact(cls, value: str | None) -> str | None:
         return value if not value else _phone(value)
+
+    @field_validator("caller")
+    @classmethod
+    def _caller(cls, value: str | None) -> str | None:
+        return None if value is None else _phone(value)
 
     @field_validator("rules")
     @classmethod

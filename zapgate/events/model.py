@@ -21,6 +21,10 @@ class EventType:
     MESSAGE_QUEUED = "message.queued"
     MESSAGE_SENT = "message.sent"
     MESSAGE_STATUS = "message.status"
+    MESSAGE_EDITED = "message.edited"
+    MESSAGE_REVOKED = "message.revoked"
+    MESSAGE_POLL_VOTE = "message.poll_vote"
+    CALL_RECEIVED = "call.received"
     WEBHOOK_DISABLED = "webhook.disabled"
 
 

@@ -33,7 +33,7 @@ from zapgate.limits.gate import Admission
 from zapgate.messages.commands import send, send_text
 from zapgate.messages.schemas import SendText
 from zapgate.names import SESSION_NAME
-from zapgate.phone import normalize_number
+from zapgate.phone import normalize_address
 from zapgate.services import Services
 from zapgate.sessions.schemas import SimulatedInbound
 
@@ -62,7 +62,7 @@ async def _legacy(services: Services, tenant: str, body: bytes, _session: str) -
 
 async def _inbound(services: Services, tenant: str, body: bytes, session: str) -> tuple[int, Any]:
     request = SimulatedInbound.model_validate_json(body)
-    sender = normalize_number(request.from_, services.settings.default_country_code)
+    sender = normalize_address(request.from_, services.settings.default_country_code)
     message = await services.sessions.inject_inbound(tenant, session, sender, request.text)
     return 201, message.public()
 

@@ -27,7 +27,7 @@ SESSION_OPERATIONS = (
     "send_message",
     "list_messages",
 )
-MESSAGE_OPERATIONS = ("get_message",)
+MESSAGE_OPERATIONS = ("get_message", "edit_message", "delete_message")
 WEBHOOK_OPERATIONS = (
     "get_webhook",
     "update_webhook",

@@ -85,3 +85,12 @@ async def all_tenants_with_media(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as connection:
         found = await connection.execute(sa.select(media.c.tenant_id).distinct())
         return list(found.scalars())
+
+
+async def unused_one(engine: AsyncEngine, tenant: str, media_id: str) -> StoredMedia | None:
+    """The tenant's file ``media_id`` if no message uses it (None when one does, or it is gone)."""
+    used = sa.exists().where(messages.c.tenant_id == tenant, messages.c.media_id == media.c.id)
+    statement = sa.select(media).where(media.c.tenant_id == tenant, media.c.id == media_id, ~used)
+    async with engine.connect() as connection:
+        row = (await connection.execute(statement)).mappings().first()
+    return StoredMedia.from_row(row) if row else None

@@ -218,6 +218,12 @@ class MediaService:
         await self._committer.run(drop, background=found.tenant)
         return True
 
+    async def release(self, tenant: str, media_id: str) -> bool:
+        """Remove the file ``media_id`` now if no message uses it any more (a deleted
+        message's); a file another message uses is kept. Whether it went."""
+        found = await repository.unused_one(self._database, tenant, media_id)
+        return found is not None and await self.remove(found)
+
     async def forget_tenant(self, tenant: str) -> None:
         """Delete every file of a tenant being deleted (its records go with its rows)."""
         async for key in self.store.keys(f"{tenant}/"):

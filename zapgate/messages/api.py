@@ -15,6 +15,7 @@ from zapgate.http.errors import responses
 from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
 from zapgate.http.responses import Json
+from zapgate.messages import search
 from zapgate.messages.commands import send
 from zapgate.messages.model import Direction, Message
 from zapgate.messages.reading import SEND_REQUEST_BODY, read_send
@@ -86,6 +87,19 @@ async def list_messages(
         Instant | None,
         Query(description="ISO 8601, exclusive; with since or until, newest first by timestamp"),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=search.MAX_QUERY_LENGTH,
+            description="search: only messages whose text (or caption) has every word of q, in "
+            "any order, as a whole word, ignoring case and accents (`nao` finds `Não`). A word "
+            "is a run of letters and digits of any script (anything else only separates words; "
+            "without a word q finds nothing). q has 1 to "
+            f"{search.MAX_QUERY_TERMS} terms: what lies between spaces and ASCII punctuation",
+            json_schema_extra={"pattern": search.QUERY_PATTERN},
+            examples=["nao sei"],
+        ),
+    ] = None,
     cursor: Annotated[
         str | None,
         Query(
@@ -112,6 +126,7 @@ async def list_messages(
         until_ms=from_datetime(until) if until else None,
         before=before,
         before_ms=before_ms,
+        search=_search(q),
     )
     page = await services.messages.history(query)
     return Json(history_body(page, limit, by_time=query.by_time))
@@ -161,6 +176,18 @@ async def get_message(request: Request, message_id: MessageId, caller: Watcher) 
     if caller.sessions is not None and message.session not in caller.sessions:
         raise MessageNotFound(f"no message {message_id!r}")  # as another tenant's: not shown
     return Json(message.public())
+
+
+def _search(q: str | None) -> tuple[str, ...] | None:
+    """The words a search for ``q`` needs (None: no search)."""
+    if q is None:
+        return None
+    words = search.query(q)
+    if words is None:  # the query's pattern, published but not checked by the framework
+        raise InvalidInput(
+            f"q: 1 to {search.MAX_QUERY_TERMS} terms, between spaces and ASCII punctuation"
+        )
+    return words
 
 
 def _chat(chat: str | None, country_code: str) -> str | None:

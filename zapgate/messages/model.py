@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from zapgate.clock import to_iso
-from zapgate.phone import number_of
+from zapgate.phone import address_of
 
 
 class Direction(StrEnum):
@@ -25,6 +25,10 @@ class MessageStatus(StrEnum):
     PLAYED = "played"
     RECEIVED = "received"
     FAILED = "failed"
+    REVOKED = "revoked"
+    """Deleted for everyone (its text and file are gone)."""
+    CANCELLED = "cancelled"
+    """Deleted while queued: never sent."""
 
 
 PROGRESS = (
@@ -60,7 +64,8 @@ class Message:
     updated_at: int
     content: dict[str, Any] | None = None
     """What a message of a type other than text carries (``media``, ``location``, ``contact``,
-    ``message_id`` and ``emoji`` of a reaction, ``voice``), and ``reply_to``: its public fields."""
+    ``message_id`` and ``emoji`` of a reaction, ``voice``, ``poll`` with its ``votes``), and
+    ``reply_to``, ``edited_at``, ``revoked_at``: its public fields."""
     media_id: str | None = None
 
     @classmethod
@@ -115,8 +120,8 @@ class Message:
             "session": self.session,
             "direction": self.direction.value,
             "chat_id": self.chat_id,
-            "from": number_of(self.sender),
-            "to": number_of(self.recipient),
+            "from": address_of(self.sender),
+            "to": address_of(self.recipient),
             "type": self.kind,
             "text": self.text,
             "status": self.status.value,

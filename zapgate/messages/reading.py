@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from zapgate.errors import InvalidInput
 from zapgate.messages.commands import Upload
-from zapgate.messages.schemas import SendMessage
+from zapgate.messages.schemas import SendImage, SendMessage
 
 SEND = TypeAdapter(SendMessage)
 FORM_FIELDS = ("to", "type", "caption", "reply_to", "voice", "filename", "mime_type", "text")
@@ -23,6 +23,16 @@ def _schemas() -> dict[str, Any]:
     return SEND.json_schema(ref_template="#/components/schemas/{model}")
 
 
+def _field(name: str) -> dict[str, Any]:
+    """A form field's schema: the JSON image send's, without its ``null`` branch."""
+    schema = dict(SendImage.model_json_schema()["properties"][name])
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if branches:
+        schema.update(branches[0])
+    schema.pop("default", None)
+    return schema
+
+
 SEND_REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -31,16 +41,21 @@ SEND_REQUEST_BODY: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "required": ["to", "type", "file"],
+                "additionalProperties": False,
                 "properties": {
-                    "to": {"type": "string", "maxLength": 64},
+                    "to": _field("to"),
                     "type": {
                         "type": "string",
                         "enum": ["image", "video", "audio", "document", "sticker"],
                     },
-                    "caption": {"type": "string", "maxLength": 4096},
-                    "reply_to": {"type": "string", "maxLength": 40},
-                    "voice": {"type": "boolean"},
+                    "caption": {
+                        **_field("caption"),
+                        "description": "empty: none; not shown on stickers",
+                    },
+                    "reply_to": {**_field("reply_to"), "description": "empty: none"},
+                    "voice": {"type": "boolean", "description": "audio only: a voice note"},
                     "filename": {"type": "string", "maxLength": 255},
+                    "mime_type": {"type": "string", "maxLength": 127},
                     "file": {"type": "string", "format": "binary"},
                 },
             }
@@ -86,11 +101,15 @@ async def _read_form(request: Request) -> tuple[Any, Upload | None]:
                 raise InvalidInput(f"the file goes in the part named file, not {name!r}")
             upload = Upload(await value.read(), value.filename, value.content_type)
         elif name in FORM_FIELDS:
-            values[name] = value
+            if value != "" or name in ("to", "type", "text"):  # an empty field: not given
+                values[name] = value
         else:
             raise InvalidInput(f"unknown form field {name!r}; known: {', '.join(FORM_FIELDS)}")
-    if "voice" in values:
-        values["voice"] = values["voice"].strip().lower() in ("true", "1", "yes", "on")
+    if values.get("type") == "sticker":
+        values.pop("caption", None)  # stickers have none; a form may still send the field
+    voice = values.pop("voice", None)
+    if voice is not None and values.get("type") == "audio":  # a voice note, or an audio file
+        values["voice"] = voice.strip().lower() in ("true", "1", "yes", "on")
     filename, mime_type = values.pop("filename", None), values.pop("mime_type", None)
     if values.get("type") in ("image", "video", "audio", "document", "sticker"):
         if upload is None:

@@ -9,9 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from zapgate.chats import repository as chats_repository
 from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import messages
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
+from zapgate.messages.search import document
+
+_READ = tuple(column for column in messages.c if column.name != "search_text")
+"""The columns a ``Message`` is read from (not the folded copy of the text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,9 @@ class HistoryQuery:
     until_ms: int | None = None
     before: str | None = None
     before_ms: int | None = None
+    search: tuple[str, ...] | None = None
+    """Folded words (``zapgate.messages.search.query``) a message's text must all have (with
+    none, no message matches)."""
 
     @property
     def by_time(self) -> bool:
@@ -39,12 +47,16 @@ class HistoryQuery:
 
 
 def insert(unit: UnitOfWork, message: Message) -> None:
-    """Store a new message (of ``message.tenant``) when the write batch flushes."""
-    unit.insert(messages, message.to_row())
+    """Store a new message (of ``message.tenant``) when the write batch flushes, with the
+    folded words its text is searched by."""
+    unit.insert(messages, {**message.to_row(), "search_text": document(message.text)})
+    chats_repository.touch(unit, message)  # its chat's newest activity, in the same write
 
 
 async def history(engine: AsyncEngine, query: HistoryQuery) -> list[Message]:
     """One page of messages, newest first."""
+    if query.search == ():
+        return []  # a search without words finds nothing
     params: dict[str, Any] = {"t": query.tenant, "s": query.session, "n": query.limit}
     optional = {
         "chat": query.chat_id,
@@ -62,27 +74,39 @@ async def history(engine: AsyncEngine, query: HistoryQuery) -> list[Message]:
         params["before_ms"] = query.before_ms
         until = query.before_ms + 1
         params["until"] = until if query.until_ms is None else min(query.until_ms, until)
+    search = engine.dialect.name if query.search else None
+    if query.search:
+        params["q"] = _match(query.search, engine.dialect.name)
     flags = {name: name in params for name in optional}
-    statement = _history(*flags.values(), query.by_time)
+    statement = _history(*flags.values(), query.by_time, search)
     async with engine.connect() as connection:
         rows = (await connection.execute(statement, params)).mappings().all()
     return [Message.from_row(row) for row in rows]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=128)
 def _history(
-    chat: bool, direction: bool, since: bool, until: bool, before: bool, by_time: bool = False
+    chat: bool,
+    direction: bool,
+    since: bool,
+    until: bool,
+    before: bool,
+    by_time: bool = False,
+    search: str | None = None,
 ) -> sa.Select[Any]:
     """The page query for one combination of filters, built once (a read on every page).
 
     By id it seeks ``ix_messages_history`` (or ``ix_messages_chat``); by time it seeks
     ``ix_messages_time``, so a window in the middle of a long history costs no more than the
-    newest page (with id order it scanned every newer message to find the window).
+    newest page (with id order it scanned every newer message to find the window). ``search``
+    is the dialect whose full-text index the words ``q`` are looked up in (``_SEARCHES``).
     """
     c = messages.c
-    statement = sa.select(messages).where(
+    statement = sa.select(*_READ).where(
         c.tenant_id == sa.bindparam("t"), c.session == sa.bindparam("s")
     )
+    if search is not None:
+        statement = statement.where(_SEARCHES[search])
     if chat:
         statement = statement.where(c.chat_id == sa.bindparam("chat"))
     if direction:
@@ -104,11 +128,33 @@ def _history(
     return statement.order_by(c.id.desc()).limit(limit)
 
 
+def _match(words: tuple[str, ...], dialect: str) -> str:
+    """The bound ``q`` of a search for ``words`` (letters and digits only, so no quoting is
+    needed; both forms take them as plain words, all required, in any order)."""
+    if dialect == "sqlite":
+        return " ".join(f'"{word}"' for word in words)  # FTS5 strings: implicit AND
+    return " ".join(words)  # plainto_tsquery: every lexeme, ANDed
+
+
+_FTS = sa.table("messages_fts", sa.column("rowid"))
+_SEARCHES: dict[str, sa.ColumnElement[bool]] = {
+    # the FTS5 table of migration 0014 gives the matching rowids; the page then seeks the
+    # history index as without ``q``, keeping the rows that are among them
+    "sqlite": sa.literal_column("messages.rowid").in_(
+        sa.select(_FTS.c.rowid).where(
+            sa.literal_column("messages_fts").op("MATCH")(sa.bindparam("q"))
+        )
+    ),
+    # the generated tsvector of migration 0014, in a GIN index
+    "postgresql": sa.literal_column("messages.search_vector").op("@@")(
+        sa.func.plainto_tsquery(sa.literal_column("'simple'::regconfig"), sa.bindparam("q"))
+    ),
+}
+
+
 async def get(engine: AsyncEngine, tenant: str, message_id: str) -> Message | None:
     """One message of ``tenant``."""
-    statement = sa.select(messages).where(
-        messages.c.tenant_id == tenant, messages.c.id == message_id
-    )
+    statement = sa.select(*_READ).where(messages.c.tenant_id == tenant, messages.c.id == message_id)
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).mappings().first()
     return Message.from_row(row) if row else None
@@ -117,7 +163,7 @@ async def get(engine: AsyncEngine, tenant: str, message_id: str) -> Message | No
 async def queued(engine: AsyncEngine, tenant: str, session: str, limit: int) -> list[Message]:
     """The oldest queued outbound messages of a session, in order."""
     statement = (
-        sa.select(messages)
+        sa.select(*_READ)
         .where(
             messages.c.tenant_id == tenant,
             messages.c.session == session,
@@ -185,7 +231,7 @@ def _transition(key: str, allowed_from: tuple[str, ...], columns: tuple[str, ...
             messages.c.direction == Direction.OUT.value,
         ]
     assignments: dict[str, Any] = {column: sa.bindparam(f"v_{column}") for column in columns}
-    return sa.update(messages).where(*where).values(assignments).returning(*messages.c)
+    return sa.update(messages).where(*where).values(assignments).returning(*_READ)
 
 
 async def queued_by_ids(
@@ -193,7 +239,7 @@ async def queued_by_ids(
 ) -> dict[str, Message]:
     """The outbound messages of ``tenant`` among ``message_ids`` that are still queued."""
     c = messages.c
-    statement = sa.select(messages).where(
+    statement = sa.select(*_READ).where(
         c.tenant_id == tenant,
         c.id.in_(sorted(set(message_ids))),
         c.status == MessageStatus.QUEUED.value,
@@ -267,7 +313,7 @@ def _advance_by_engine_ids(target: MessageStatus) -> sa.Update:
             c.status.in_(statuses_before(target)),
         )
         .values(status=target.value, updated_at=sa.bindparam("now"))
-        .returning(*messages.c)
+        .returning(*_READ)
     )
 
 
@@ -305,3 +351,39 @@ async def ids_by_engine_ids(
     )
     rows = (await connection.execute(statement)).all()
     return {engine_id: message_id for engine_id, message_id in rows}
+
+
+async def revise(
+    connection: AsyncConnection, match: Match, allowed_from: list[str], values: dict[str, object]
+) -> Message | None:
+    """``transition`` that may change the text: the words it is searched by follow it."""
+    if "text" in values:
+        text = values["text"]
+        values = {**values, "search_text": document(text if isinstance(text, str) else None)}
+    return await transition(connection, match, allowed_from, values)
+
+
+async def load(connection: AsyncConnection, tenant: str, message_id: str) -> Message | None:
+    """One message of ``tenant``, read in the caller's transaction."""
+    c = messages.c
+    statement = sa.select(*_READ).where(c.tenant_id == tenant, c.id == message_id)
+    row = (await connection.execute(statement)).mappings().first()
+    return Message.from_row(row) if row else None
+
+
+async def load_by_engine_id(
+    connection: AsyncConnection, tenant: str, session: str, engine_message_id: str
+) -> Message | None:
+    """The message of a session the engine knows as ``engine_message_id`` (either direction)."""
+    c = messages.c
+    statement = (
+        sa.select(*_READ)
+        .where(
+            c.tenant_id == tenant,
+            c.session == session,
+            c.engine_message_id == engine_message_id,
+        )
+        .limit(1)
+    )
+    row = (await connection.execute(statement)).mappings().first()
+    return Message.from_row(row) if row else None

@@ -29,15 +29,20 @@ PHONE_PATTERN = (
 separators and an ``@c.us`` suffix. With ZAPGATE_DEFAULT_COUNTRY_CODE set, national numbers
 are accepted too."""
 PHONE_DOC = "digits with country code, e.g. 5511999999999 or +55 (11) 99999-9999"
+LID_PATTERN = r"^[\t\n\v\f\r ]*[0-9]{6,20}@lid[\t\n\v\f\r ]*$"
+"""A LID (``zapgate.phone.normalize_address``): WhatsApp's opaque id where it hides a number."""
+ADDRESS_PATTERN = f"{PHONE_PATTERN}|{LID_PATTERN}"
+ADDRESS_DOC = f"{PHONE_DOC}; or a LID, e.g. 123456789012345@lid"
 
 
-def phone_field(**extra: Any) -> Any:
-    """A phone number field: at most 64 characters, ``PHONE_PATTERN`` in the schema."""
+def phone_field(*, lid: bool = True, **extra: Any) -> Any:
+    """A recipient or sender field: at most 64 characters, a phone number (``PHONE_PATTERN``)
+    or, unless ``lid`` is False, a LID (``LID_PATTERN``)."""
     return Field(
         max_length=64,
-        description=PHONE_DOC,
+        description=ADDRESS_DOC if lid else PHONE_DOC,
         examples=["5511999999999"],
-        json_schema_extra={"pattern": PHONE_PATTERN},
+        json_schema_extra={"pattern": ADDRESS_PATTERN if lid else PHONE_PATTERN},
         **extra,
     )
 
@@ -70,32 +75,49 @@ class SendText(BaseModel):
     )
 
 
-class MediaSource(BaseModel):
-    """A file: fetched from ``url``, or given in ``base64``. Its type is sniffed from its bytes;
-    ``mime_type`` is only a hint (for text files)."""
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+"""Standard base64, padded, no line breaks (what ``base64 -w0`` writes)."""
+
+
+class MediaUrl(BaseModel):
+    """A file zapgate fetches from ``url`` (public addresses only). Its type is sniffed from its
+    bytes; ``mime_type`` is only a hint (for text files)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: StrictStr | None = Field(
-        default=None,
+    url: StrictStr = Field(
         max_length=2048,
         pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
         description="http(s) URL zapgate fetches (public addresses only)",
         examples=["https://example.com/invoice.pdf"],
     )
-    base64: StrictStr | None = Field(
-        default=None,
+    filename: StrictStr | None = Field(default=None, max_length=255, examples=["invoice.pdf"])
+    mime_type: StrictStr | None = Field(default=None, max_length=127, examples=["text/plain"])
+
+    base64: None = Field(default=None, exclude=True)
+    """Never given (so ``source.base64`` reads the same on either kind)."""
+
+
+class MediaBase64(BaseModel):
+    """A file given in ``base64``. Its type is sniffed from its bytes; ``mime_type`` is only a
+    hint (for text files)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base64: StrictStr = Field(
         min_length=4,
+        pattern=BASE64_PATTERN,
         description="the file's bytes in base64 (standard alphabet, padded)",
     )
     filename: StrictStr | None = Field(default=None, max_length=255, examples=["invoice.pdf"])
     mime_type: StrictStr | None = Field(default=None, max_length=127, examples=["text/plain"])
 
-    @model_validator(mode="after")
-    def _one_source(self) -> MediaSource:
-        if (self.url is None) == (self.base64 is None):
-            raise ValueError("give exactly one of media.url and media.base64")
-        return self
+    url: None = Field(default=None, exclude=True)
+    """Never given (so ``source.url`` reads the same on either kind)."""
+
+
+MediaSource = MediaUrl | MediaBase64
+"""A file: ``{"url"}`` or ``{"base64"}``, with an optional ``filename`` and ``mime_type``."""
 
 
 class _MediaSend(BaseModel):
@@ -148,34 +170,51 @@ class SendLocation(BaseModel):
 
     to: StrictStr = phone_field()
     type: Literal["location"]
-    latitude: StrictFloat | StrictInt = Field(ge=-90, le=90, examples=[-23.5505])
-    longitude: StrictFloat | StrictInt = Field(ge=-180, le=180, examples=[-46.6333])
+    latitude: (
+        Annotated[StrictFloat, Field(ge=-90, le=90)] | Annotated[StrictInt, Field(ge=-90, le=90)]
+    ) = Field(examples=[-23.5505])
+    longitude: (
+        Annotated[StrictFloat, Field(ge=-180, le=180)]
+        | Annotated[StrictInt, Field(ge=-180, le=180)]
+    ) = Field(examples=[-46.6333])
     name: StrictStr | None = Field(default=None, max_length=256, examples=["Escritório"])
     address: StrictStr | None = Field(default=None, max_length=512)
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
 
 
-class ContactCard(BaseModel):
-    """A contact card: ``name`` and ``phones`` (a vCard is made of them), or a raw ``vcard``."""
+ContactPhone = Annotated[
+    StrictStr, Field(min_length=3, max_length=32, pattern=r"^[0-9+()./ -]{3,32}$")
+]
+"""A phone number as shown on a card: digits, spaces and ``+()./-``."""
+
+
+class ContactFields(BaseModel):
+    """A contact card made of a name and phone numbers (zapgate writes the vCard)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: StrictStr | None = Field(default=None, min_length=1, max_length=256)
-    phones: list[Annotated[StrictStr, Field(min_length=3, max_length=32)]] | None = Field(
-        default=None, min_length=1, max_length=10, examples=[["+55 11 99999-9999"]]
-    )
-    vcard: StrictStr | None = Field(
-        default=None,
-        max_length=8192,
-        pattern=r"^BEGIN:VCARD",
-        description="a vCard 3.0 or 4.0 (BEGIN:VCARD ... END:VCARD)",
+    name: StrictStr = Field(min_length=1, max_length=256, examples=["Ana Souza"])
+    phones: list[ContactPhone] = Field(
+        min_length=1, max_length=10, examples=[["+55 11 99999-9999"]]
     )
 
-    @model_validator(mode="after")
-    def _card(self) -> ContactCard:
-        if self.vcard is None and (self.name is None or not self.phones):
-            raise ValueError("give name and phones, or vcard")
-        return self
+
+class ContactVcard(BaseModel):
+    """A contact card given as a vCard; ``name`` and ``phones`` are read from it unless given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vcard: StrictStr = Field(
+        max_length=8192,
+        pattern=r"^BEGIN:VCARD[\s\S]*END:VCARD\s*$",
+        description="a vCard 3.0 or 4.0 (BEGIN:VCARD ... END:VCARD)",
+    )
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+    phones: list[ContactPhone] | None = Field(default=None, min_length=1, max_length=10)
+
+
+ContactCard = ContactFields | ContactVcard
+"""A contact card: ``name`` and ``phones``, or a raw ``vcard``."""
 
 
 class SendContact(BaseModel):
@@ -200,6 +239,47 @@ class SendReaction(BaseModel):
     emoji: StrictStr = Field(max_length=32, examples=["👍"])
 
 
+MAX_POLL_OPTIONS = 12
+PollOption = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class PollSpec(BaseModel):
+    """A poll: its question and 2 to 12 distinct options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr = Field(min_length=1, max_length=255, examples=["Lunch?"])
+    options: list[PollOption] = Field(
+        min_length=2,
+        max_length=MAX_POLL_OPTIONS,
+        examples=[["Pizza", "Sushi"]],
+        json_schema_extra={"uniqueItems": True},
+    )
+    selectable_count: StrictInt = Field(
+        default=1,
+        ge=0,
+        le=MAX_POLL_OPTIONS,
+        description="how many options a voter may pick (0, or as many as there are: any)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PollSpec:
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("poll.options must be distinct")
+        return self
+
+
+class SendPoll(BaseModel):
+    """A poll; votes come as ``message.poll_vote`` events and show in the message's ``poll``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: StrictStr = phone_field()
+    type: Literal["poll"]
+    poll: PollSpec
+    reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
+
+
 def _type_of(value: Any) -> str:
     found = value.get("type", "text") if isinstance(value, dict) else getattr(value, "type", "")
     return found if isinstance(found, str) else ""
@@ -214,15 +294,29 @@ SendMessage = Annotated[
     | Annotated[SendSticker, Tag("sticker")]
     | Annotated[SendLocation, Tag("location")]
     | Annotated[SendContact, Tag("contact")]
-    | Annotated[SendReaction, Tag("reaction")],
+    | Annotated[SendReaction, Tag("reaction")]
+    | Annotated[SendPoll, Tag("poll")],
     Discriminator(
         _type_of,
         custom_error_type="invalid_type",
         custom_error_message="type must be one of text, image, video, audio, document, "
-        "sticker, location, contact, reaction",
+        "sticker, location, contact, reaction, poll",
     ),
 ]
 """A message to send: ``type`` says which (``text`` when left out)."""
+SEND_MODELS: dict[str, type[BaseModel]] = {
+    "text": SendText,
+    "image": SendImage,
+    "video": SendVideo,
+    "audio": SendAudio,
+    "document": SendDocument,
+    "sticker": SendSticker,
+    "location": SendLocation,
+    "contact": SendContact,
+    "reaction": SendReaction,
+    "poll": SendPoll,
+}
+"""The model of each type of ``SendMessage``."""
 
 
 class MediaOut(BaseModel):
@@ -253,6 +347,20 @@ class ContactOut(BaseModel):
     vcard: str
 
 
+class PollVoteOut(BaseModel):
+    selected: list[str] = Field(description="the options picked (empty: the vote taken back)")
+    timestamp: datetime
+
+
+class PollOut(BaseModel):
+    name: str
+    options: list[str]
+    selectable_count: int = Field(description="how many a voter may pick (0: any)")
+    votes: dict[str, PollVoteOut] | None = Field(
+        default=None, description="each voter's (a number or chat id) latest vote"
+    )
+
+
 class MessageOut(BaseModel):
     """A stored message."""
 
@@ -261,10 +369,18 @@ class MessageOut(BaseModel):
     direction: str = Field(description="in or out")
     chat_id: str
     from_: str = Field(alias="from")
+    from_phone: str | None = Field(
+        default=None,
+        description="received from a LID (`from` is `<digits>@lid`): the sender's phone "
+        "number, when the engine knows it",
+    )
     to: str
     type: str
     text: str | None
-    status: str = Field(description="queued, sent, delivered, read, played, received or failed")
+    status: str = Field(
+        description="queued, sent, delivered, read, played, received, failed, revoked (deleted "
+        "for everyone) or cancelled (deleted while queued)"
+    )
     error: str | None = Field(description="why it failed, or the last retried error")
     attempts: int = Field(description="how many times the engine was asked to send it")
     engine_message_id: str | None
@@ -283,6 +399,28 @@ class MessageOut(BaseModel):
     emoji: str | None = Field(default=None, description='reaction: the emoji ("" removes one)')
     reply_to: str | None = Field(default=None, description="the message this one quotes")
     link_preview: bool | None = None
+    poll: PollOut | None = None
+    edited_at: datetime | None = Field(default=None, description="when its text was last edited")
+    revoked_at: datetime | None = Field(
+        default=None, description="when it was deleted for everyone (or cancelled)"
+    )
+
+
+class EditMessage(BaseModel):
+    """A sent text's new text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo! (editado)"])
+
+
+class SetPresence(BaseModel):
+    """What the chat shows of this account: ``typing``, ``recording`` (a voice note) or
+    ``paused`` (nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["typing", "recording", "paused"]
 
 
 class MessagePage(BaseModel):

@@ -13,7 +13,7 @@ from zapgate.clock import now_ms, to_iso
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.db.gather import Gathering
 from zapgate.engines.base import (
-    MESSAGE_TYPES,
+    SEND_TYPES,
     AckStatus,
     Contact,
     InboundMessage,
@@ -21,6 +21,7 @@ from zapgate.engines.base import (
     Media,
     OutboundMessage,
     PermanentEngineError,
+    Poll,
 )
 from zapgate.errors import AppError, MessageNotFound, Unavailable
 from zapgate.events.model import EventDraft, EventType
@@ -33,6 +34,7 @@ from zapgate.media.store import MediaMissing
 from zapgate.messages import repository
 from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
+from zapgate.messages.revisions import MessageRevisions
 from zapgate.phone import address_of, chat_id
 from zapgate.validation import scrub_text
 
@@ -63,6 +65,8 @@ class MessageService:
         self._acks: Gathering[tuple[str, str], tuple[str, AckStatus], Message | None] = Gathering(
             committer, self._write_acks, lambda key: key[0]
         )
+        self.revisions = MessageRevisions(committer, self)
+        """Edits, deletions and poll votes of stored messages."""
 
     async def accept(
         self,
@@ -156,7 +160,7 @@ class MessageService:
             chat_id=chat_id(scrub_text(inbound.sender)),
             sender=chat_id(scrub_text(inbound.sender)),
             recipient=chat_id(scrub_text(inbound.recipient)),
-            kind=inbound.kind if inbound.kind in MESSAGE_TYPES else "text",
+            kind=inbound.kind if inbound.kind in SEND_TYPES else "text",
             text=scrub_text(inbound.text) if inbound.text is not None else None,
             status=MessageStatus.RECEIVED,
             error=None,
@@ -394,6 +398,10 @@ class MessageService:
             unit.emit(self._event(updated, event_type))
         return updated
 
+    def event_of(self, message: Message, event_type: str) -> EventDraft:
+        """The event of ``message`` (see ``_event``)."""
+        return self._event(message, event_type)
+
     def _event(self, message: Message, event_type: str) -> EventDraft:
         """The event of ``message``; its file, if any, with a signed link (not the bytes)."""
         payload = message.public()
@@ -426,6 +434,7 @@ class MessageService:
             media = Media(data, str(described["mime_type"]), described.get("filename"))
         place = content.get("location")
         card = content.get("contact")
+        poll = content.get("poll")
         return OutboundMessage(
             message.id,
             to,
@@ -441,6 +450,9 @@ class MessageService:
             emoji=content.get("emoji"),
             reply_to=engine_ids.get("reply_to"),
             link_preview=bool(content.get("link_preview", _has_link(message.text))),
+            poll=Poll(poll["name"], tuple(poll["options"]), poll["selectable_count"])
+            if isinstance(poll, dict)
+            else None,
         )
 
     async def _engine_ids(self, message: Message, content: dict[str, Any]) -> dict[str, str]:
@@ -493,6 +505,12 @@ def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]
         }
     if inbound.kind == "reaction":
         content["emoji"] = scrub_text(inbound.emoji or "")
+    if inbound.poll is not None:
+        content["poll"] = {
+            "name": scrub_text(inbound.poll.name),
+            "options": [scrub_text(option) for option in inbound.poll.options],
+            "selectable_count": inbound.poll.selectable_count,
+        }
     phone = getattr(inbound, "sender_phone", None)
     if phone:
         content["from_phone"] = scrub_text(phone)

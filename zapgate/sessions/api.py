@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from zapgate.clock import now_ms
-from zapgate.engines.base import Contact, InboundMessage, Location, Media
+from zapgate.engines.base import Contact, InboundMessage, Location, Media, Poll
 from zapgate.errors import InvalidInput
 from zapgate.http.auth import Admin, Reader, Watcher
 from zapgate.http.deps import SessionName, services_of
@@ -25,7 +25,7 @@ from zapgate.http.responses import Json
 from zapgate.ids import ulid
 from zapgate.messages.commands import contact_card
 from zapgate.messages.schemas import MessageOut
-from zapgate.phone import normalize_number
+from zapgate.phone import normalize_address, normalize_number
 from zapgate.services import Services
 from zapgate.sessions import qr as qr_render
 from zapgate.sessions.model import Session
@@ -206,50 +206,61 @@ async def simulate_inbound(
     request: Request, session: SessionName, body: SimulatedRich, caller: Admin
 ) -> Json:
     services = services_of(request)
-    sender = normalize_number(body.from_, services.settings.default_country_code)
-    if body.type == "text" and body.reply_to is None:
-        assert body.text is not None
-        message = await services.sessions.inject_inbound(caller.tenant, session, sender, body.text)
+    form: Any = body  # one of the generated forms (SIMULATED_MODELS): a send's shape, with from
+    sender = normalize_address(form.from_, services.settings.default_country_code)
+    if form.type == "text" and form.reply_to is None:
+        message = await services.sessions.inject_inbound(caller.tenant, session, sender, form.text)
     else:
-        inbound = await simulated(services, caller.tenant, sender, body)
+        inbound = await simulated(services, caller.tenant, sender, form)
         message = await services.sessions.inject_rich(caller.tenant, session, inbound)
     return Json(message.public(), status_code=201)
 
 
-async def simulated(
-    services: Services, tenant: str, sender: str, body: SimulatedRich
-) -> InboundMessage:
-    """The inbound message a simulated phone gets: ids of messages as the engine knows them."""
+async def simulated(services: Services, tenant: str, sender: str, body: Any) -> InboundMessage:
+    """The inbound message a simulated phone gets (``body`` is a ``SimulatedRich`` form):
+    its file decoded or fetched, and message ids as the engine knows them."""
     engine_ids: dict[str, str | None] = {}
-    for field, message_id in (("reply_to", body.reply_to), ("message_id", body.message_id)):
+    for field in ("reply_to", "message_id"):
+        message_id = getattr(body, field, None)
         if message_id is not None:
             engine_ids[field] = (await services.messages.get(tenant, message_id)).engine_message_id
     media = None
-    if body.media is not None and body.media.base64 is not None:
-        try:
-            data = base64.b64decode(body.media.base64, validate=True)
-        except ValueError:
-            raise InvalidInput("media.base64: not valid base64") from None
-        media = Media(data, body.media.mime_type or "", body.media.filename)
+    source = getattr(body, "media", None)
+    if source is not None:
+        if source.base64 is not None:
+            try:
+                data = base64.b64decode(source.base64, validate=True)
+            except ValueError:
+                raise InvalidInput("media.base64: not valid base64") from None
+            declared, filename = source.mime_type, source.filename
+        else:
+            assert services.media is not None
+            data, served_as, named = await services.media.fetch(source.url)
+            declared, filename = source.mime_type or served_as, source.filename or named
+        media = Media(data, declared or "", filename)
     location = None
-    if body.latitude is not None and body.longitude is not None:
+    if body.type == "location":
         location = Location(float(body.latitude), float(body.longitude), body.name, body.address)
     contact = None
-    if body.contact is not None:
+    if body.type == "contact":
         card = contact_card(body.contact)
         contact = Contact(card["name"], tuple(card["phones"]), card["vcard"])
+    poll = None
+    if body.type == "poll":
+        poll = Poll(body.poll.name, tuple(body.poll.options), body.poll.selectable_count)
     return InboundMessage(
         engine_message_id=f"sim_{ulid()}",
         sender=sender,
         recipient="",
         kind=body.type,
-        text=body.text if body.type == "text" else body.caption,
+        text=body.text if body.type == "text" else getattr(body, "caption", None),
         timestamp_ms=now_ms(),
         media=media,
-        voice=body.voice,
+        voice=bool(getattr(body, "voice", False)),
         location=location,
         contact=contact,
         target=engine_ids.get("message_id"),
-        emoji=body.emoji,
+        emoji=getattr(body, "emoji", None),
         reply_to=engine_ids.get("reply_to"),
+        poll=poll,
     )

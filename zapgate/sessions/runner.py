@@ -17,6 +17,7 @@ from zapgate.clock import Clock
 from zapgate.engines.base import (
     AckStatus,
     Engine,
+    EngineEvent,
     EngineNotReady,
     InboundMessage,
     OutboundMessage,
@@ -51,6 +52,7 @@ class RunnerEvents(Protocol):
     async def me(self, account: dict[str, Any]) -> None: ...
     async def message(self, message: InboundMessage) -> str: ...
     async def ack(self, engine_message_id: str, status: AckStatus) -> None: ...
+    async def event(self, event: EngineEvent) -> None: ...
     async def health(self, state: str) -> None: ...
 
 
@@ -215,6 +217,10 @@ class _Sink:
     async def ack(self, engine_message_id: str, status: AckStatus) -> None:
         self._runner.touch()
         await self._runner._events.ack(engine_message_id, status)
+
+    async def event(self, event: EngineEvent) -> None:
+        self._runner.touch()
+        await self._runner._events.event(event)
 
     async def heartbeat(self) -> None:
         self._runner.touch()

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
-    StrictFloat,
-    StrictInt,
     StrictStr,
-    model_validator,
+    Tag,
+    create_model,
 )
 
-from zapgate.messages.schemas import ContactCard, MediaSource, message_ref, phone_field
+from zapgate.messages.schemas import (
+    MESSAGE_ID,
+    SEND_MODELS,
+    _type_of,
+    phone_field,
+)
 from zapgate.names import SESSION_NAME
 
 
@@ -86,7 +93,7 @@ class PairRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: StrictStr = phone_field()
+    phone: StrictStr = phone_field(lid=False)
 
 
 class PairingCodeOut(BaseModel):
@@ -104,36 +111,67 @@ class SimulatedInbound(BaseModel):
     text: StrictStr = Field(min_length=1, max_length=65_536, examples=["Oi!"])
 
 
-class SimulatedRich(BaseModel):
-    """A message of any type the simulated phone receives (a file in ``media.base64``)."""
+def _received(model: type[BaseModel]) -> type[BaseModel]:
+    """The simulated inbound form of a send model: ``from`` in place of ``to``."""
+    fields: dict[str, Any] = {
+        name: (field.annotation, field)
+        for name, field in model.model_fields.items()
+        if name != "to"
+    }
+    made: type[BaseModel] = create_model(
+        "Simulated" + model.__name__.removeprefix("Send"),
+        __config__=ConfigDict(extra="forbid", populate_by_name=True),
+        __doc__=f"The simulated phone receives: {(model.__doc__ or '').strip()}",
+        from_=(StrictStr, phone_field(alias="from")),
+        **fields,
+    )
+    return made
+
+
+SIMULATED_MODELS = {kind: _received(model) for kind, model in SEND_MODELS.items()}
+if TYPE_CHECKING:
+    SimulatedRich = Any
+else:
+    SimulatedRich = Annotated[
+        reduce(or_, (Annotated[model, Tag(kind)] for kind, model in SIMULATED_MODELS.items())),
+        Discriminator(
+            _type_of,
+            custom_error_type="invalid_type",
+            custom_error_message="type must be one of " + ", ".join(SIMULATED_MODELS),
+        ),
+    ]
+"""A message of any type the simulated phone receives: a send's shape with ``from``."""
+
+
+class SimulatedCall(BaseModel):
+    """A call the simulated phone gets."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     from_: StrictStr = phone_field(alias="from")
-    type: Literal[
-        "text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction"
-    ] = "text"
-    text: StrictStr | None = Field(default=None, min_length=1, max_length=65_536)
-    caption: StrictStr | None = Field(default=None, min_length=1, max_length=4096)
-    media: MediaSource | None = None
-    voice: StrictBool = False
-    latitude: StrictFloat | StrictInt | None = Field(default=None, ge=-90, le=90)
-    longitude: StrictFloat | StrictInt | None = Field(default=None, ge=-180, le=180)
-    name: StrictStr | None = Field(default=None, max_length=256)
-    address: StrictStr | None = Field(default=None, max_length=512)
-    contact: ContactCard | None = None
-    message_id: StrictStr | None = message_ref("reaction: the message reacted to")
-    emoji: StrictStr | None = Field(default=None, max_length=32)
-    reply_to: StrictStr | None = message_ref("the message this one quotes")
+    video: StrictBool = False
 
-    @model_validator(mode="after")
-    def _complete(self) -> SimulatedRich:
-        needs = {
-            "text": self.text is not None,
-            "location": self.latitude is not None and self.longitude is not None,
-            "contact": self.contact is not None,
-            "reaction": self.message_id is not None and self.emoji is not None,
-        }
-        if not needs.get(self.type, self.media is not None and self.media.base64 is not None):
-            raise ValueError(f"a simulated {self.type} message misses its content")
-        return self
+
+class CallOut(BaseModel):
+    """A simulated call: what is done with it shows in its ``call.received`` event."""
+
+    id: str
+    from_: str = Field(alias="from")
+    video: bool
+
+
+class SimulatedEdit(BaseModel):
+    """The sender of a received message edits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: StrictStr = Field(max_length=40, pattern=MESSAGE_ID)
+    text: StrictStr = Field(min_length=1, max_length=65_536)
+
+
+class SimulatedRevoke(BaseModel):
+    """The sender of a received message deletes it for everyone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: StrictStr = Field(max_length=40, pattern=MESSAGE_ID)

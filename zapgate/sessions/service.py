@@ -5,30 +5,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.invalidations import Invalidation, Reason
-from zapgate.clock import Clock
+from zapgate.clock import Clock, now_ms, to_iso
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
     AckStatus,
     Capability,
     Engine,
     EngineError,
+    EngineEvent,
+    EngineNotReady,
     InboundMessage,
+    IncomingCall,
+    MessageActions,
+    MessageEdited,
+    MessageRevoked,
+    PollVote,
+    Presence,
     SessionConfig,
     SessionStatus,
+    UnsupportedByEngine,
     message_types,
 )
 from zapgate.engines.registry import EngineRegistry
 from zapgate.errors import (
     AppError,
+    EngineRefused,
     NoQrCode,
     NotPaired,
     SessionAlreadyStarted,
@@ -45,7 +55,7 @@ from zapgate.messages.model import Message
 from zapgate.messages.pacing import Pacer, PacingPolicy
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
-from zapgate.sessions import repository
+from zapgate.sessions import calls, repository
 from zapgate.sessions.model import NewSession, Session
 from zapgate.sessions.runner import SessionRunner, SupervisionPolicy
 from zapgate.sessions.writer import SessionWriter
@@ -133,6 +143,8 @@ class SessionManager:
         """Sessions being created here, and whether a message was queued for one meanwhile."""
         self._health_task: asyncio.Task[None] | None = None
         self._tenant_work: set[asyncio.Task[None]] = set()
+        self._call_work: set[asyncio.Task[Any]] = set()
+        """Incoming calls being answered (rejected, replied to) apart from the engine's report."""
         self._tenant_locks: dict[str, asyncio.Lock] = {}
         self._reconciling: set[str] = set()
         """Tenants with a reconciliation waiting to begin."""
@@ -278,7 +290,7 @@ class SessionManager:
 
     async def shutdown(self) -> None:
         """Stop every engine on this node, keeping what each session wants for the next boot."""
-        await cancel_and_wait(self._health_task, *self._tenant_work)
+        await cancel_and_wait(self._health_task, *self._tenant_work, *self._call_work)
         self._health_task = None
         await asyncio.gather(*(self._halt(key) for key in list(self._running)))
 
@@ -319,7 +331,7 @@ class SessionManager:
             spec = self.engines.spec(session.engine)
         except AppError:
             return []
-        return message_types(spec.capabilities_for(session.config))
+        return message_types(spec.capabilities_for(calls.engine_options(session.config)))
 
     def _figures(self, key: Key) -> dict[str, Any] | None:
         """Health and engine figures of a session running here (None elsewhere)."""
@@ -417,7 +429,7 @@ class SessionManager:
         claim: Claim | None = None,
     ) -> Session:
         """Store a new session (and start it unless ``start`` is False)."""
-        self.engines.check_config(engine, config)
+        self._check_config(engine, config)
         self.engines.require_available(engine)
         limits = await self._limits.of(tenant)
         desired = "running" if start else "stopped"
@@ -447,7 +459,7 @@ class SessionManager:
         session = await self.get(tenant, name)
         values: dict[str, Any] = {}
         if config is not None:
-            self.engines.check_config(session.engine, config)
+            self._check_config(session.engine, config)
             values["config"] = config
         if metadata is not None:
             values["metadata"] = metadata
@@ -567,6 +579,15 @@ class SessionManager:
                 tenant, name, str(args.get("sender")), str(args.get("text"))
             )
             return message.id
+        if op == "edit":
+            await self.edit_message(tenant, name, args["chat"], args["id"], args["text"])
+            return None
+        if op == "revoke":
+            await self.revoke_message(tenant, name, args["chat"], args["id"])
+            return None
+        if op == "presence":
+            await self.set_presence(tenant, name, args["chat"], Presence(args["state"]))
+            return None
         if op in ("start", "stop", "restart", "logout", "delete"):
             await getattr(self, op)(tenant, name)
             return None
@@ -644,6 +665,121 @@ class SessionManager:
             tenant, message_id
         )
 
+    # message actions (engines with EDIT, REVOKE, PRESENCE, CALLS) -----------------------------
+
+    async def edit_message(
+        self, tenant: str, name: str, chat: str, engine_message_id: str, text: str
+    ) -> None:
+        """Have the engine edit a sent text (the session's node, in cluster mode)."""
+        if owner := await self._elsewhere(tenant, name):
+            args = {"chat": chat, "id": engine_message_id, "text": text}
+            await self._ask(owner, "edit", tenant, name, args)
+            return
+        engine = self._actions(await self.require(tenant, name), Capability.EDIT, "edit")
+        await _engine_call(engine.edit(chat, engine_message_id, text))
+
+    async def revoke_message(
+        self, tenant: str, name: str, chat: str, engine_message_id: str
+    ) -> None:
+        """Have the engine delete a sent message for everyone."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "revoke", tenant, name, {"chat": chat, "id": engine_message_id})
+            return
+        engine = self._actions(await self.require(tenant, name), Capability.REVOKE, "revoke")
+        await _engine_call(engine.revoke(chat, engine_message_id))
+
+    async def set_presence(self, tenant: str, name: str, chat: str, state: Presence) -> None:
+        """Show ``state`` (typing, recording, paused) in ``chat``."""
+        if owner := await self._elsewhere(tenant, name):
+            await self._ask(owner, "presence", tenant, name, {"chat": chat, "state": state.value})
+            return
+        engine = self._actions(await self.require(tenant, name), Capability.PRESENCE, "presence")
+        await _engine_call(engine.presence(chat, state))
+
+    def _actions(self, session: Session, needed: Capability, method: str) -> MessageActions:
+        """The running engine, if it has ``needed`` and the method doing it (Unsupported)."""
+        engine = self._engine_of(session, needed)
+        if not callable(getattr(engine, method, None)):
+            raise Unsupported(f"engine {engine.name!r} does not support {needed.value}")
+        return cast(MessageActions, engine)
+
+    async def record_engine_event(self, tenant: str, name: str, event: EngineEvent) -> None:
+        """What an engine reported besides messages and acks, turned into writes and events."""
+        revisions = self.messages.revisions
+        if isinstance(event, MessageEdited):
+            await revisions.record_edit(tenant, name, event)
+        elif isinstance(event, MessageRevoked):
+            await revisions.record_revoke(tenant, name, event)
+        elif isinstance(event, PollVote):
+            await revisions.record_vote(tenant, name, event)
+        elif isinstance(event, IncomingCall):
+            task = asyncio.create_task(self.answer_call(tenant, name, event), name="zapgate-call")
+            self._call_work.add(task)
+            task.add_done_callback(self._call_work.discard)
+
+    async def answer_call(self, tenant: str, name: str, call: IncomingCall) -> dict[str, Any]:
+        """Do what the session's ``calls`` config says with an incoming call (reject it, reply
+        to the caller through the outbox), then record ``call.received`` saying what was done.
+        Apart from the engine's report: an engine may not be asked while it reports."""
+        session = await self.require(tenant, name)
+        policy = calls.call_policy(session.config)
+        caller = scrub_text(call.caller)
+        shown = caller[: -len("@c.us")] if caller.endswith("@c.us") else caller
+        problems: list[str] = []
+        rejected = False
+        if policy.reject:
+            try:
+                engine = self._actions(session, Capability.CALLS, "reject_call")
+                await _engine_call(engine.reject_call(call.call_id))
+                rejected = True
+            except AppError as error:
+                problems.append(f"not rejected: {error.detail}")
+        reply_id = None
+        if policy.reply is not None:
+            try:
+                own = self.own_number(tenant, name)
+                reply = await self.messages.accept(tenant, name, own, shown, policy.reply)
+                reply_id = reply.id
+            except AppError as error:
+                problems.append(f"not replied to: {error.detail}")
+        payload = {
+            "id": scrub_text(call.call_id),
+            "from": shown,
+            "video": call.video,
+            "timestamp": to_iso(call.timestamp_ms or now_ms()),
+            "rejected": rejected,
+            "reply_message_id": reply_id,
+            "error": "; ".join(problems) or None,
+        }
+        await self.record_event(tenant, name, EventType.CALL_RECEIVED, payload)
+        return payload
+
+    async def simulate_call(self, tenant: str, name: str, caller: str, video: bool) -> str:
+        """Simulator: ``caller`` calls the session now; returns the call's id."""
+        if await self._elsewhere(tenant, name):
+            raise Unsupported(
+                "in cluster mode, simulated calls go through the node running the session"
+            )
+        simulator = await self._simulator(tenant, name)
+        try:
+            call_id: str = await simulator.simulate_call(caller, video)
+        except EngineError as error:
+            raise SessionNotReady(str(error)) from None
+        return call_id
+
+    async def simulate_event(self, tenant: str, name: str, event: EngineEvent) -> None:
+        """Simulator: the engine reports ``event`` (an edit or revoke of a received message)."""
+        if await self._elsewhere(tenant, name):
+            raise Unsupported(
+                "in cluster mode, simulated edits and revokes go through the node running the "
+                "session"
+            )
+        simulator = await self._simulator(tenant, name)
+        try:
+            await simulator.simulate_event(event)
+        except EngineError as error:
+            raise SessionNotReady(str(error)) from None
+
     def wake_sender(self, tenant: str, name: str) -> None:
         """Tell the session's sender that a message was queued."""
         running = self._running.get((tenant, name))
@@ -702,6 +838,12 @@ class SessionManager:
 
         await self._committer.run(job)
 
+    def _check_config(self, engine: str, config: dict[str, Any]) -> None:
+        """InvalidInput unless ``config`` is valid: zapgate's keys (``calls``) and the rest for
+        the engine."""
+        calls.check(config)
+        self.engines.check_config(engine, calls.engine_options(config))
+
     def _remember(self, session: Session | None) -> None:
         if session is not None:
             self._known[(session.tenant, session.name)] = session
@@ -716,7 +858,9 @@ class SessionManager:
             raise RuntimeError(f"session {key} is already running on this node")
         spec = self.engines.spec(session.engine)
         runner = SessionRunner(
-            SessionConfig(session.tenant, session.name, session.config, session.me),
+            SessionConfig(
+                session.tenant, session.name, calls.engine_options(session.config), session.me
+            ),
             spec.factory,
             _Reports(self, *key),
             self._clock,
@@ -747,6 +891,11 @@ class SessionManager:
 
     async def _simulator(self, tenant: str, name: str) -> Any:
         return self._engine_of(await self.require(tenant, name), Capability.SIMULATION)
+
+    def running_engine(self, session: Session, needed: Capability) -> Engine:
+        """The engine running ``session`` here, if it has ``needed``: Unsupported when its
+        engine lacks it, SessionNotRunning when it is not running here."""
+        return self._engine_of(session, needed)
 
     def _engine_of(self, session: Session, needed: Capability) -> Engine:
         """The engine running the session here, if it has ``needed``.
@@ -817,6 +966,9 @@ class _Reports:
         messages = self._manager.messages
         await messages.record_ack(self._tenant, self._name, engine_message_id, status)
 
+    async def event(self, event: EngineEvent) -> None:
+        await self._manager.record_engine_event(self._tenant, self._name, event)
+
     async def health(self, state: str) -> None:
         await self._event(EventType.SESSION_HEALTH, {"health": state})
 
@@ -834,3 +986,18 @@ class _Reports:
     @property
     def _key(self) -> Key:
         return (self._tenant, self._name)
+
+
+async def _engine_call(work: Awaitable[None]) -> None:
+    """Await an engine's action, its errors turned into the API's: not connected (409), cannot
+    (422), would not (409), failed for now (503)."""
+    try:
+        await work
+    except EngineNotReady as error:
+        raise SessionNotReady(str(error)) from None
+    except UnsupportedByEngine as error:
+        raise Unsupported(str(error)) from None
+    except EngineError as error:
+        if error.transient:
+            raise Unavailable(str(error)) from None
+        raise EngineRefused(str(error)) from None

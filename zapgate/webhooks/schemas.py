@@ -30,6 +30,10 @@ EventName = Literal[
     "message.queued",
     "message.sent",
     "message.status",
+    "message.edited",
+    "message.revoked",
+    "message.poll_vote",
+    "call.received",
     "webhook.disabled",
 ]
 """The event types a subscription can ask for (``zapgate.events.model.EventType``)."""

@@ -1,0 +1,1 @@
+"""Chats of a session's stored history: newest activity, unread counts, read marks."""

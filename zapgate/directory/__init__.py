@@ -1,0 +1,1 @@
+"""Contacts, numbers, LIDs and groups, as the session's engine knows them."""

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     limits_cache_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = Field(default=86_400.0, gt=0)
     webhook_allowlist: str = ""
+    media_url_allowlist: str = ""
+    """Non-public hosts/IPs/CIDRs a ``media.url`` may be fetched from (the syntax of
+    ``ZAPGATE_WEBHOOK_ALLOWLIST``, but apart from it: a fetch reads the whole answer back)."""
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)
     webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = (
         0,

@@ -108,6 +108,7 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         else None,
         headless=settings.wppconnect_headless,
         start_timeout_seconds=settings.wppconnect_start_timeout_seconds,
+        max_media_bytes=settings.media_max_bytes,
     )
     wppconnect = EngineSpec(
         factory=lambda: WppConnectEngine(options, clock),
@@ -182,7 +183,8 @@ def build_services(
         committer,
         build_media_store(settings),
         limits,
-        Http11Client(allowlist),  # media URLs pass the webhooks' SSRF guard
+        # media URLs pass the webhooks' SSRF guard, with an allowlist of their own
+        Http11Client(Allowlist.parse(settings.media_url_allowlist, "ZAPGATE_MEDIA_URL_ALLOWLIST")),
         settings.media_max_bytes,
         settings.media_url_ttl_seconds,
         settings.media_fetch_timeout_seconds,

@@ -23,7 +23,7 @@ TO = "5511999999999"
 
 @pytest.fixture
 def server_settings(tmp_path):  # type: ignore[no-untyped-def]
-    return make_settings(tmp_path, webhook_allowlist="127.0.0.1")
+    return make_settings(tmp_path, media_url_allowlist="127.0.0.1")
 
 
 async def test_an_image_in_base64_is_stored_sent_and_served(

@@ -78,3 +78,40 @@ async def test_files_go_through_s3_and_leave_with_their_tenant(
     assert await server.services.tenants.wait_deleted("acme")
     keys = {o["Key"] for o in s3.client.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {f"zapgate/default/{sha(image)}"}
+
+
+async def test_an_s3_outage_is_a_503_and_received_messages_are_kept_without_their_file(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    with local_s3() as s3:
+        bucket = s3.new_bucket()
+        settings = make_settings(
+            tmp_path,
+            media_store="s3",
+            s3_bucket=bucket,
+            s3_endpoint_url=s3.url,
+            s3_region=REGION,
+            s3_access_key_id=CREDENTIALS["aws_access_key_id"],
+            s3_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+            s3_addressing_style="path",
+        )
+        running = serve(build_services(settings))
+        server = await running.__aenter__()
+    try:  # the S3 server is gone from here on
+        await wait_working(server)
+        headers = {"Authorization": f"Bearer {await tenant_key(server.services, 'default')}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as api:
+            sent = await api.post(
+                SEND, json={"to": ECHO, "type": "image", "media": {"base64": b64(png(31))}}
+            )
+            assert sent.status_code == 503, sent.text
+            assert sent.json()["error"] == "unavailable"
+            got = await api.post(
+                "/api/v1/sessions/default/simulate/inbound",
+                json={"from": ECHO, "type": "document", "media": {"base64": b64(PDF)}},
+            )
+            assert got.status_code == 201, got.text
+            assert "media" not in got.json()
+            assert "not available" in got.json()["media_error"]
+    finally:
+        await running.__aexit__(None, None, None)

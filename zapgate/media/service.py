@@ -7,25 +7,33 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.db.secrets import secret as server_secret
-from zapgate.errors import LinkExpired, MediaNotFound, MediaRejected, PayloadTooLarge
+from zapgate.errors import (
+    LinkExpired,
+    MediaNotFound,
+    MediaRejected,
+    PayloadTooLarge,
+    Unavailable,
+)
 from zapgate.limits.concurrency import KeyConcurrency
 from zapgate.limits.service import LimitService
 from zapgate.media import repository, sniff
 from zapgate.media.links import MAX_TTL_SECONDS, MediaLinks
 from zapgate.media.model import MediaDraft, StoredMedia, store_key
-from zapgate.media.store import MediaMissing, MediaStore
+from zapgate.media.store import MediaMissing, MediaStore, MediaStoreError
 from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import http11, ssrf
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CHUNK = 1_048_576
 UNUSED_GRACE_MS = 3_600_000
 """A file no message uses is kept this long (an upload racing its message is not swept)."""
@@ -97,10 +105,33 @@ class MediaService:
             else:
                 sha256 = _sha256(data)
             key = store_key(tenant, sha256)
-            written = not await self.store.exists(key)
+            written = not await self._guarded(self.store.exists(key))
             if written:
-                await self.store.put_bytes(key, data)
-        return MediaDraft(sha256, len(data), mime_type, _filename(filename), written)
+                await self._guarded(self.store.put_bytes(key, data))
+            draft = MediaDraft(sha256, len(data), mime_type, _filename(filename), written)
+            if await self._record(tenant, draft) and not written:  # swept meanwhile: put back
+                await self._guarded(self.store.put_bytes(key, data))
+        return draft
+
+    async def _record(self, tenant: str, draft: MediaDraft) -> bool:
+        """Record the file now, before any message uses it: a send refused later (outbox full,
+        session gone) leaves a record the sweep removes after ``UNUSED_GRACE_MS``, not bytes
+        nobody knows of. Whether the record was made (not there before)."""
+
+        async def job(unit: UnitOfWork) -> bool:
+            _, made = await repository.claim(unit.connection, tenant, draft, now_ms())
+            return made
+
+        return await self._committer.run(job, background=tenant)
+
+    @staticmethod
+    async def _guarded(work: Awaitable[T]) -> T:
+        """``work`` on the store; Unavailable (503) when the store fails (S3 away, disk full)."""
+        try:
+            return await work
+        except (MediaStoreError, OSError) as error:
+            log.error("the media store failed: %s", error)
+            raise Unavailable("the media store is not available; try again later") from None
 
     async def ingest_file(
         self, tenant: str, path: Path, kind: str, declared: str | None, filename: str | None
@@ -126,6 +157,8 @@ class MediaService:
         try:
             async with asyncio.timeout(self._fetch_timeout):
                 answer = await self._fetcher.get(url, {"accept": "*/*"}, self.max_bytes + 65_536)
+        except ssrf.UnsafeAddress as unsafe:  # its text names the address: for the log only
+            raise MediaRejected(f"media.url: {unsafe.public}") from None
         except ssrf.UnsafeUrl as unsafe:
             raise MediaRejected(f"media.url: {unsafe}") from None
         except http11.TooLarge:
@@ -133,8 +166,8 @@ class MediaService:
             raise PayloadTooLarge(detail) from None
         except TimeoutError:
             raise MediaRejected(f"media.url: no answer in {self._fetch_timeout:g} s") from None
-        except OSError as error:
-            raise MediaRejected(f"media.url: {error or type(error).__name__}") from None
+        except OSError:  # the address it tried is not the tenant's business
+            raise MediaRejected("media.url: the server could not be reached") from None
         if answer.status != 200:
             raise MediaRejected(f"media.url answered {answer.status}, not 200")
         self._check_size(len(answer.excerpt))
@@ -160,7 +193,7 @@ class MediaService:
         """The bytes of ``found``, in chunks (MediaNotFound if they are gone)."""
         chunks = self.store.stream(found.key, CHUNK)
         try:
-            first = await anext(chunks)
+            first = await self._guarded(anext(chunks))
         except (MediaMissing, StopAsyncIteration):
             raise MediaNotFound(f"the file of media {found.id!r} is gone") from None
         return _chain(first, chunks)
@@ -211,11 +244,12 @@ class MediaService:
         if not await self._committer.run(forget, background=found.tenant):
             return False
 
-        async def drop(unit: UnitOfWork) -> None:  # in the writer: no claim of it races this
-            if not await repository.recorded(unit.connection, found.tenant, found.sha256):
-                await self.store.delete(found.key)
-
-        await self._committer.run(drop, background=found.tenant)
+        # The bytes go outside the writer (a slow store must not hold every tenant's writes);
+        # a send claiming them again meanwhile finds them gone and puts them back (``ingest``).
+        async with self._database.connect() as connection:
+            again = await repository.recorded(connection, found.tenant, found.sha256)
+        if not again:
+            await self._guarded(self.store.delete(found.key))
         return True
 
     async def release(self, tenant: str, media_id: str) -> bool:

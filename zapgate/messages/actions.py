@@ -33,6 +33,11 @@ async def delete(services: Services, message: Message) -> Message:
         raise MessageNotRevocable("only a message this account sent can be deleted for everyone")
     revisions = services.messages.revisions
     if message.status is MessageStatus.QUEUED:
+        if services.sessions.sending(message.tenant, message.session, message.id):
+            raise MessageNotRevocable(
+                "the message is being sent right now; delete it again in a moment (once sent, "
+                "it is deleted for everyone)"
+            )
         return await revisions.cancelled(message)
     if message.status not in REVOCABLE or message.engine_message_id is None:
         raise MessageNotRevocable(f"a {message.status.value} message cannot be deleted")

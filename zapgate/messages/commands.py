@@ -166,7 +166,11 @@ def contact_card(card: ContactCard) -> dict[str, Any]:
             raise InvalidInput("contact.vcard: must end with END:VCARD")
         lines = vcard.split("\n")
         name = card.name or next(
-            (_unescape(line.split(":", 1)[1]) for line in lines if line.upper().startswith("FN")),
+            (
+                _unescape(line.split(":", 1)[1])
+                for line in lines
+                if line.upper().startswith("FN") and ":" in line
+            ),
             "",
         )
         phones = card.phones or [

@@ -74,6 +74,9 @@ class Sender:
         self._retry = retry
         self._woken = False
         self._stopped = True
+        self.in_flight: set[str] = set()
+        """Messages the engine is sending, or has sent but whose ``sent`` is not yet recorded
+        (a cancel of one is refused meanwhile: it would lose the engine's id)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self, check: bool = True) -> None:
@@ -153,7 +156,7 @@ class Sender:
                 await asyncio.sleep(FENCED_PAUSE_SECONDS)
                 continue
             try:
-                receipt = await self._port.send(outbound)
+                receipt = await self._sending(message.id, outbound)
             except EngineNotReady:
                 await asyncio.sleep(NOT_READY_PAUSE_SECONDS)
                 continue
@@ -162,10 +165,28 @@ class Sender:
                 if not transient or message.attempts + 1 > self._retry.limit:
                     await self._messages.record_failed(message, _reason(error))
                     return None
-                message = await self._messages.record_attempt(message, _reason(error))
+                retried = await self._messages.record_attempt(message, _reason(error))
+                if retried is None:  # no longer queued (cancelled meanwhile): not sent again
+                    return None
+                message = retried
                 await asyncio.sleep(self._retry.delay(message.attempts))
                 continue
-            return self._messages.record_sent(message, receipt.engine_message_id)
+            return self._recorded(message, receipt.engine_message_id)
+
+    async def _sending(self, message_id: str, outbound: OutboundMessage) -> SendReceipt:
+        """The engine's send, with ``message_id`` in flight until its ``sent`` is recorded."""
+        self.in_flight.add(message_id)
+        try:
+            return await self._port.send(outbound)
+        except BaseException:
+            self.in_flight.discard(message_id)
+            raise
+
+    async def _recorded(self, message: Message, engine_message_id: str) -> Message | None:
+        try:
+            return await self._messages.record_sent(message, engine_message_id)
+        finally:
+            self.in_flight.discard(message.id)
 
 
 def _reason(error: Exception) -> str:

@@ -315,8 +315,9 @@ class MessageService:
                 failed += await self.record_failed(message, reason) is not None
         return failed
 
-    async def record_attempt(self, message: Message, reason: str) -> Message:
-        """Count a failed attempt that will be retried (no event: the message stays queued)."""
+    async def record_attempt(self, message: Message, reason: str) -> Message | None:
+        """Count a failed attempt that will be retried (no event: the message stays queued);
+        None when it is no longer queued (cancelled)."""
         values = {"attempts": message.attempts + 1, "error": reason, "updated_at": now_ms()}
 
         async def job(unit: UnitOfWork) -> Message | None:
@@ -327,8 +328,7 @@ class MessageService:
                 values,
             )
 
-        updated = await self._committer.run(job, background=message.tenant)
-        return updated or replace(message, attempts=message.attempts + 1)
+        return await self._committer.run(job, background=message.tenant)
 
     async def record_ack(
         self, tenant: str, session: str, engine_message_id: str, status: AckStatus

@@ -780,6 +780,12 @@ class SessionManager:
         except EngineError as error:
             raise SessionNotReady(str(error)) from None
 
+    def sending(self, tenant: str, name: str, message_id: str) -> bool:
+        """Whether the session's sender has ``message_id`` in the engine's hands right now
+        (cluster mode: only known on the session's node, where a cancel is then refused too)."""
+        running = self._running.get((tenant, name))
+        return running is not None and message_id in running.sender.in_flight
+
     def wake_sender(self, tenant: str, name: str) -> None:
         """Tell the session's sender that a message was queued."""
         running = self._running.get((tenant, name))

@@ -71,6 +71,9 @@ class WppOptions:
     headless: bool = True
     start_timeout_seconds: float = 60.0
     browser_args: tuple[str, ...] = CLOSED_NETWORK_ARGS
+    max_media_bytes: int = mapping.MAX_MEDIA_BYTES
+    """Received files larger than this are reported without their bytes (the bridge does not
+    download them): ZAPGATE_MEDIA_MAX_BYTES, at most ``mapping.MAX_MEDIA_BYTES``."""
 
 
 class WppConnectEngine(WppDirectory):
@@ -270,7 +273,7 @@ class WppConnectEngine(WppDirectory):
             "headless": self._options.headless,
             "fakePage": str(self._options.fake_page) if self._options.fake_page else None,
             "phoneNumber": phone,
-            "maxMediaBytes": mapping.MAX_MEDIA_BYTES,
+            "maxMediaBytes": min(self._options.max_media_bytes, mapping.MAX_MEDIA_BYTES),
         }
         try:
             await bridge.request("start", params, None)

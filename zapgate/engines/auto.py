@@ -44,24 +44,15 @@ def choose(
     return Explained(fallback(), note)
 
 
-class Fallback:
-    """``inner`` until it fails in a session never paired; then ``fallback()`` in its place."""
+class _Wrapped:
+    """An engine that hands everything to ``inner`` (the wrappers below change only a part)."""
 
-    def __init__(self, inner: Engine, fallback: Callable[[], Engine]) -> None:
+    def __init__(self, inner: Engine) -> None:
         self.inner = inner
-        self._fallback = fallback
         self.name = inner.name
         self.capabilities = inner.capabilities
-        self._paired = False
-        self._switch: asyncio.Task[None] | None = None
-        self.note: str | None = None
-
-    async def start(self, session: SessionConfig, sink: EngineSink) -> None:
-        self._paired = session.restore is not None
-        await self.inner.start(session, _Watched(sink, self, session))
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._switch)
         await self.inner.stop()
 
     async def logout(self) -> None:
@@ -75,6 +66,25 @@ class Fallback:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class Fallback(_Wrapped):
+    """``inner`` until it fails in a session never paired; then ``fallback()`` in its place."""
+
+    def __init__(self, inner: Engine, fallback: Callable[[], Engine]) -> None:
+        super().__init__(inner)
+        self._fallback = fallback
+        self._paired = False
+        self._switch: asyncio.Task[None] | None = None
+        self.note: str | None = None
+
+    async def start(self, session: SessionConfig, sink: EngineSink) -> None:
+        self._paired = session.restore is not None
+        await self.inner.start(session, _Watched(sink, self, session))
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._switch)
+        await self.inner.stop()
 
     def failed(self, reason: str | None, session: SessionConfig, sink: EngineSink) -> bool:
         """Whether a failure is taken over by the fallback (a session never paired)."""
@@ -99,32 +109,15 @@ class Fallback:
         await self.inner.start(session, _NotedSink(sink, self.note))
 
 
-class Explained:
+class Explained(_Wrapped):
     """An engine whose status reports carry a standing explanation (unless they have a reason)."""
 
     def __init__(self, inner: Engine, note: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.note = note
-        self.name = inner.name
-        self.capabilities = inner.capabilities
 
     async def start(self, session: SessionConfig, sink: EngineSink) -> None:
         await self.inner.start(session, _NotedSink(sink, self.note))
-
-    async def stop(self) -> None:
-        await self.inner.stop()
-
-    async def logout(self) -> None:
-        await self.inner.logout()
-
-    async def send(self, message: OutboundMessage) -> SendReceipt:
-        return await self.inner.send(message)
-
-    async def request_pairing_code(self, phone: str) -> str:
-        return await self.inner.request_pairing_code(phone)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class _Watched:

@@ -8,7 +8,6 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -132,21 +131,6 @@ class MediaService:
         except (MediaStoreError, OSError) as error:
             log.error("the media store failed: %s", error)
             raise Unavailable("the media store is not available; try again later") from None
-
-    async def ingest_file(
-        self, tenant: str, path: Path, kind: str, declared: str | None, filename: str | None
-    ) -> MediaDraft:
-        """Store the file at ``path`` (the caller removes it after)."""
-        async with self._turns.turn(tenant, INGESTS_PER_TENANT):
-            size, sha256, head = await asyncio.to_thread(_digest, path)
-            self._check_size(size)
-            mime_type = sniff.sniff(head, declared)
-            sniff.check(kind, mime_type)
-            key = store_key(tenant, sha256)
-            written = not await self.store.exists(key)
-            if written:
-                await self.store.put_file(key, path)
-        return MediaDraft(sha256, size, mime_type, _filename(filename), written)
 
     async def fetch(self, url: str) -> tuple[bytes, str | None, str | None]:
         """GET ``url`` through the SSRF guard: its bytes, declared type and file name.
@@ -283,20 +267,6 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _digest(path: Path) -> tuple[int, str, bytes]:
-    """Size, sha256 and first bytes of a file."""
-    digest = hashlib.sha256()
-    size = 0
-    head = b""
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            if not head:
-                head = chunk[: sniff.SNIFF_BYTES]
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest(), head
 
 
 def _filename(name: str | None) -> str | None:

@@ -4,38 +4,24 @@ real library in real Chromium against the fake WhatsApp Web page."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, make_settings, require_service
-from tests.contract.drivers import FAKE_PAGE
+from tests.conftest import RunningServer
 from tests.support.events import EventWatcher, message_status, of_type, status_is
-from tests.test_wppconnect import engine_of, paired
-from zapgate.config import Settings
+from tests.test_wppconnect import (  # the WPPConnect API tests' fixtures, defined once
+    engine_of,
+    paired,
+    server_settings,  # noqa: F401
+    wppconnect_runtime,  # noqa: F401
+)
 from zapgate.engines.wppconnect.engine import WppConnectEngine
-from zapgate.engines.wppconnect.runtime import WppRuntime
 
 pytestmark = pytest.mark.chromium
 PEER = "5511988887777"
 MESSAGES = "/api/v1/messages"
-
-
-@pytest.fixture(autouse=True)
-def wppconnect_runtime() -> None:
-    require_service(WppRuntime().missing())
-
-
-@pytest.fixture
-def server_settings(tmp_path: Path) -> Settings:
-    return make_settings(
-        tmp_path,
-        wppconnect_fake_page=FAKE_PAGE,
-        session_restart_base_seconds=0.2,
-        wppconnect_start_timeout_seconds=30,
-    )
 
 
 async def sent(server: RunningServer, api: httpx.AsyncClient, body: dict[str, Any]) -> Any:

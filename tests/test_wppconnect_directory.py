@@ -3,18 +3,18 @@ API: the real library in real Chromium against the fake WhatsApp Web page."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, make_settings, require_service
-from tests.contract.drivers import FAKE_PAGE
+from tests.conftest import RunningServer
 from tests.support.events import EventWatcher, message_status
-from tests.test_wppconnect import paired
-from zapgate.config import Settings
-from zapgate.engines.wppconnect.runtime import WppRuntime
+from tests.test_wppconnect import (  # the WPPConnect API tests' fixtures, defined once
+    paired,
+    server_settings,  # noqa: F401
+    wppconnect_runtime,  # noqa: F401
+)
 
 pytestmark = pytest.mark.chromium
 S = "/api/v1/sessions/book"
@@ -24,21 +24,6 @@ BIA = "5511955554444"
 CARLA = "5511933332222"
 NOBODY = "5511900010000"
 PICTURE = "https://pps.whatsapp.net/v/ana.jpg"
-
-
-@pytest.fixture(autouse=True)
-def wppconnect_runtime() -> None:
-    require_service(WppRuntime().missing())
-
-
-@pytest.fixture
-def server_settings(tmp_path: Path) -> Settings:
-    return make_settings(
-        tmp_path,
-        wppconnect_fake_page=FAKE_PAGE,
-        session_restart_base_seconds=0.2,
-        wppconnect_start_timeout_seconds=30,
-    )
 
 
 async def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from zapgate.errors import InvalidInput
 
 MAX_DEPTH = 32
@@ -131,3 +133,13 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [scrub(item, depth + 1) for item in value]
     return value
+
+
+def located(error: ValidationError, *where: str) -> InvalidInput:
+    """``error``'s problems as an InvalidInput, each located under ``where`` (``"body"``, ...)."""
+    return InvalidInput(
+        [
+            {"loc": [*where, *item["loc"]], "msg": item["msg"], "type": item["type"]}
+            for item in error.errors(include_url=False)
+        ]
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from zapgate.engines.base import Capability, Engine
 from zapgate.errors import EngineUnavailable, InvalidInput, Unsupported
+from zapgate.validation import located
 
 EngineFactory = Callable[[], Engine]
 
@@ -85,9 +86,4 @@ class EngineRegistry:
         try:
             model.model_validate(config)
         except ValidationError as error:
-            raise InvalidInput(
-                [
-                    {"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                    for e in error.errors()
-                ]
-            ) from None
+            raise located(error, "body", "config") from None

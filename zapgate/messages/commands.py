@@ -16,6 +16,7 @@ from zapgate.messages.model import Message
 from zapgate.messages.schemas import (
     ContactCard,
     ContactVcard,
+    MediaSource,
     SendAudio,
     SendContact,
     SendLocation,
@@ -127,22 +128,32 @@ async def _ingest(
     """The message's file, sniffed and stored."""
     media = services.media
     assert media is not None
-    source = body.media
-    declared, filename = source.mime_type, source.filename
     if upload is not None:
+        source = body.media
         data = upload.data
-        declared = declared or upload.content_type
-        filename = filename or upload.filename
-    elif source.base64 is not None:
-        if len(source.base64) > INLINE_DECODE_CHARS:  # megabytes: off the event loop
+        declared = source.mime_type or upload.content_type
+        filename = source.filename or upload.filename
+    else:
+        data, declared, filename = await media_bytes(services, body.media)
+    return await media.ingest_bytes(tenant, data, body.type, declared, filename)
+
+
+async def media_bytes(
+    services: Services, source: MediaSource
+) -> tuple[bytes, str | None, str | None]:
+    """A file's bytes, declared type and name: decoded from ``base64`` (megabytes off the
+    event loop), or fetched from ``url`` through the SSRF guard."""
+    media = services.media
+    assert media is not None
+    if source.base64 is not None:
+        if len(source.base64) > INLINE_DECODE_CHARS:
             data = await asyncio.to_thread(_decode, source.base64, media.max_bytes)
         else:
             data = _decode(source.base64, media.max_bytes)
-    else:
-        assert source.url is not None
-        data, served_as, named = await media.fetch(source.url)
-        declared, filename = declared or served_as, filename or named
-    return await media.ingest_bytes(tenant, data, body.type, declared, filename)
+        return data, source.mime_type, source.filename
+    assert source.url is not None
+    data, served_as, named = await media.fetch(source.url)
+    return data, source.mime_type or served_as, source.filename or named
 
 
 def _decode(text: str, max_bytes: int) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from zapgate.errors import InvalidInput
 from zapgate.messages.commands import Upload
 from zapgate.messages.schemas import SendImage, SendMessage
+from zapgate.validation import located
 
 SEND = TypeAdapter(SendMessage)
 INLINE_VALIDATE_BYTES = 262_144
@@ -89,7 +89,7 @@ async def read_send(request: Request) -> tuple[Any, Upload | None]:
             return await asyncio.to_thread(SEND.validate_json, raw), None
         return SEND.validate_json(raw or b"null"), None
     except ValidationError as error:
-        raise RequestValidationError(_located(error)) from None
+        raise located(error, "body") from None
 
 
 async def _read_form(request: Request) -> tuple[Any, Upload | None]:
@@ -124,11 +124,4 @@ async def _read_form(request: Request) -> tuple[Any, Upload | None]:
     try:
         return SEND.validate_python(values), upload
     except ValidationError as error:
-        raise RequestValidationError(_located(error)) from None
-
-
-def _located(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
-        for item in error.errors(include_url=False)
-    ]
+        raise located(error, "body") from None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from zapgate.clock import now_ms
 from zapgate.engines.base import Contact, InboundMessage, Location, Media, Poll
-from zapgate.errors import InvalidInput
 from zapgate.http.auth import Admin, Reader, Watcher
 from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
@@ -23,7 +21,7 @@ from zapgate.http.openapi import (
 )
 from zapgate.http.responses import Json
 from zapgate.ids import ulid
-from zapgate.messages.commands import contact_card
+from zapgate.messages.commands import contact_card, media_bytes
 from zapgate.messages.schemas import MessageOut
 from zapgate.phone import normalize_address, normalize_number
 from zapgate.services import Services
@@ -227,16 +225,7 @@ async def simulated(services: Services, tenant: str, sender: str, body: Any) -> 
     media = None
     source = getattr(body, "media", None)
     if source is not None:
-        if source.base64 is not None:
-            try:
-                data = base64.b64decode(source.base64, validate=True)
-            except ValueError:
-                raise InvalidInput("media.base64: not valid base64") from None
-            declared, filename = source.mime_type, source.filename
-        else:
-            assert services.media is not None
-            data, served_as, named = await services.media.fetch(source.url)
-            declared, filename = source.mime_type or served_as, source.filename or named
+        data, declared, filename = await media_bytes(services, source)
         media = Media(data, declared or "", filename)
     location = None
     if body.type == "location":

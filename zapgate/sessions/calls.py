@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
-from zapgate.errors import InvalidInput
+from zapgate.validation import located
 
 MAX_REPLY = 4096
 
@@ -47,12 +47,7 @@ def check(config: dict[str, Any]) -> None:
     try:
         CallPolicy.model_validate(config["calls"])
     except ValidationError as error:
-        raise InvalidInput(
-            [
-                {"loc": ["body", "config", "calls", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in error.errors()
-            ]
-        ) from None
+        raise located(error, "body", "config", "calls") from None
 
 
 def call_policy(config: dict[str, Any]) -> CallPolicy:

@@ -323,15 +323,19 @@ class SessionManager:
 
     def message_types(self, session: Session) -> list[str]:
         """The message types the session's engine can send (the running one's, if here)."""
-        running = self._running.get((session.tenant, session.name))
-        engine = running.runner.engine if running else None
-        if engine is not None:
-            return message_types(engine.capabilities)
         try:
-            spec = self.engines.spec(session.engine)
-        except AppError:
+            return message_types(self._capabilities(session))
+        except AppError:  # an engine this process does not know
             return []
-        return message_types(spec.capabilities_for(calls.engine_options(session.config)))
+
+    def _capabilities(self, session: Session) -> frozenset[Capability]:
+        """What the session's engine can do: the running instance's if here, else its spec's
+        for the session's config; Unsupported for an unknown engine."""
+        running = self._running.get((session.tenant, session.name))
+        if running is not None and running.runner.engine is not None:
+            return running.runner.engine.capabilities
+        spec = self.engines.spec(session.engine)
+        return spec.capabilities_for(calls.engine_options(session.config))
 
     def _figures(self, key: Key) -> dict[str, Any] | None:
         """Health and engine figures of a session running here (None elsewhere)."""
@@ -911,10 +915,7 @@ class SessionManager:
         """
         running = self._running.get((session.tenant, session.name))
         engine = running.runner.engine if running else None
-        capabilities = (
-            engine.capabilities if engine else self.engines.spec(session.engine).capabilities
-        )
-        if needed not in capabilities:
+        if needed not in self._capabilities(session):
             shown = engine.name if engine else session.engine
             raise Unsupported(f"engine {shown!r} does not support {needed.value.replace('_', ' ')}")
         if engine is None:

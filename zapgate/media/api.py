@@ -3,6 +3,7 @@ the link itself (which needs none until it expires)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from zapgate.http.deps import services_of
 from zapgate.http.errors import responses
 from zapgate.http.responses import Json
 from zapgate.media.links import MAX_TTL_SECONDS
+from zapgate.media.links import PATH as LINK_PATH
 from zapgate.media.model import StoredMedia
 from zapgate.media.service import MediaService
 from zapgate.names import TENANT_ID
@@ -84,7 +86,7 @@ async def link_media(
 
 
 @router.get(
-    "/media/{media_id}/content",
+    LINK_PATH.removeprefix(router.prefix),  # where signed links point
     response_class=StreamingResponse,
     responses={**responses(403, 404), **FILE_RESPONSE},
     summary="A file by a signed link (403 once expired or if altered)",
@@ -102,7 +104,7 @@ async def signed_media(
     return _file(found, await media.content(found))
 
 
-def _file(found: StoredMedia, chunks: object) -> StreamingResponse:
+def _file(found: StoredMedia, chunks: AsyncIterator[bytes]) -> StreamingResponse:
     headers = {
         "Content-Length": str(found.size),
         "Cache-Control": "private, max-age=0",
@@ -112,4 +114,4 @@ def _file(found: StoredMedia, chunks: object) -> StreamingResponse:
     }
     if found.filename:
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(found.filename)}"
-    return StreamingResponse(chunks, media_type=found.mime_type, headers=headers)  # type: ignore[arg-type]
+    return StreamingResponse(chunks, media_type=found.mime_type, headers=headers)

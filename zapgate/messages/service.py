@@ -483,7 +483,7 @@ def _has_link(text: str | None) -> bool:
     return text is not None and ("://" in text or "www." in text)
 
 
-def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]:
+def inbound_content(inbound: InboundMessage) -> dict[str, Any]:
     """The public fields of a message's type-specific parts (its file is added when stored)."""
     content: dict[str, Any] = {}
     if inbound.kind == "audio":
@@ -511,7 +511,6 @@ def inbound_content(inbound: InboundMessage | OutboundMessage) -> dict[str, Any]
             "options": [scrub_text(option) for option in inbound.poll.options],
             "selectable_count": inbound.poll.selectable_count,
         }
-    phone = getattr(inbound, "sender_phone", None)
-    if phone:
-        content["from_phone"] = scrub_text(phone)
+    if inbound.sender_phone:
+        content["from_phone"] = scrub_text(inbound.sender_phone)
     return content

@@ -7,7 +7,12 @@ import pytest
 
 from tests.conftest import RunningServer
 
-OPEN = {"/health", "/ready", "/api/v1/media/{media_id}/content"}
+OPEN = {
+    "/health",
+    "/ready",
+    "/api/v1/media/{media_id}/content",
+    "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+}
 """No key needed: health, and signed media links (tests/media: 403 unless signed)."""
 JUNK_BODIES: list[bytes] = [
     b"{",

@@ -27,7 +27,11 @@ from zapgate.config import Settings
 OWNER_SESSION = "matrix"
 BAD_KEY = {"Authorization": "Bearer zg_nosuchkey00001_" + "x" * 32}
 OPEN = {"/health", "/ready"}
-SIGNED = {"/api/v1/media/{media_id}/content"}
+SIGNED = {
+    "/api/v1/media/{media_id}/content",
+    # Meta's callbacks: the session's verify token and app secret are the credentials
+    "/api/v1/cloudapi/{tenant}/{session}/webhook",
+}
 """Routes whose credential is a signed query (a link), not a key: without it, 422."""
 NUMBER = "5511999999999"
 
@@ -51,6 +55,9 @@ def row(*owner: int, body: Any = None, other: tuple[int, ...] = (404,), **extra:
 TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/health"): row(200, other=(200,)),
     ("GET", "/ready"): row(200, other=(200,)),
+    # no verify token, no signature: refused whoever asks (tests/cloudapi has the right ones)
+    ("GET", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(422, other=(422,)),
+    ("POST", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(401, other=(401,)),
     ("GET", "/api/v1/sessions"): row(200, other=(200,)),
     ("POST", "/api/v1/sessions"): row(
         201,

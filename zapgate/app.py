@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from zapgate import __version__
 from zapgate.audit.api import router as audit_router
 from zapgate.auth.api import router as keys_router
+from zapgate.callbacks.api import router as cloudapi_router
 from zapgate.chats.api import router as chats_router
 from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
@@ -121,6 +122,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         tenants_router,
         nodes_router,
         compat_router,
+        cloudapi_router,
     )
     for router in routers:
         api.include_router(router)
@@ -209,6 +211,8 @@ async def stop(services: Services) -> None:
         await services.signals.stop()
     if services.media is not None:
         await services.media.stop()
+    if services.cloudapi is not None:
+        await services.cloudapi.close()
     await services.idempotency.drain()  # claims being let go (cluster mode), before the writer
     await services.limits.stop()
     await services.committer.stop()

@@ -10,6 +10,7 @@ from zapgate.audit.service import AuditService
 from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
+from zapgate.callbacks.cloudapi import CloudApiCallbacks
 from zapgate.clock import Clock, SystemClock
 from zapgate.cluster.control import ControlChannel
 from zapgate.cluster.leases import LeaseKeeper
@@ -22,6 +23,8 @@ from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
 from zapgate.db.database import create_engine
 from zapgate.engines import auto as auto_engine
+from zapgate.engines.cloudapi import config as cloudapi_config
+from zapgate.engines.cloudapi.engine import CloudApiEngine
 from zapgate.engines.registry import EngineRegistry, EngineSpec
 from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
 from zapgate.engines.simulator_config import SimulatorConfig
@@ -82,8 +85,13 @@ class Services:
     control: ControlChannel | None = None
     dispatch_role: RoleKeeper | None = None
     media: MediaService | None = None
+    cloudapi: CloudApiCallbacks | None = None
     signals: WakeSignals | None = None
     generated_key: str | None = None
+
+
+CLOUDAPI_SEND_WINDOW = 64
+"""Sends of a Cloud API session in flight at once: 1,000 a second at 64 ms per call."""
 
 
 def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
@@ -120,7 +128,19 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         factory=lambda: auto_engine.choose(runtime.missing, wppconnect.factory, simulator.factory),
         capabilities=simulator.capabilities | wppconnect.capabilities,
     )
-    return EngineRegistry({"simulator": simulator, "wppconnect": wppconnect, "auto": auto})
+    # base_url is the tenant's: the webhooks' SSRF guard, and their allowlist (a local fake)
+    graph_allowlist = Allowlist.parse(settings.webhook_allowlist)
+    cloudapi = EngineSpec(
+        factory=lambda: CloudApiEngine(graph_allowlist, clock, settings.media_max_bytes),
+        capabilities=CloudApiEngine.capabilities,
+        config_model=cloudapi_config.checked_model(graph_allowlist),
+        secret_keys=cloudapi_config.SECRET_KEYS,
+        paces_itself=True,
+        send_window=CLOUDAPI_SEND_WINDOW,
+    )
+    return EngineRegistry(
+        {"simulator": simulator, "wppconnect": wppconnect, "auto": auto, "cloudapi": cloudapi}
+    )
 
 
 def session_settings(settings: Settings) -> SessionSettings:
@@ -299,6 +319,7 @@ def build_services(
         dispatch_role=dispatch_role,
         signals=signals,
         media=media,
+        cloudapi=CloudApiCallbacks(sessions, limits, allowlist, settings.media_max_bytes),
     )
 
 

@@ -25,7 +25,12 @@ from zapgate.app import create_api
 from zapgate.auth import scopes
 from zapgate.auth.scopes import Scope
 
-OPEN = {"/health", "/ready", "/api/v1/media/{media_id}/content"}
+OPEN = {
+    "/health",
+    "/ready",
+    "/api/v1/media/{media_id}/content",
+    "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+}
 """Routes without a scoped caller: health, and signed media links (the signature decides)."""
 PATH_VALUES = {
     "session": "default",

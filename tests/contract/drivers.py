@@ -50,8 +50,14 @@ class EngineDriver(Protocol):
 
     name: str
     config: dict[str, Any]
+    inbound_filenames: frozenset[str] | None
+    """The kinds whose received files keep their names (None: all)."""
+    keeps_vcards: bool
+    """Whether a received contact keeps its vCard text whole."""
 
     def available(self) -> str | None: ...
+    async def setup(self) -> None: ...
+    async def teardown(self) -> None: ...
     def create(self) -> Engine: ...
     async def scan(self, engine: Engine) -> None: ...
     async def deliver(self, engine: Engine, sender: str, text: str) -> None: ...
@@ -69,6 +75,15 @@ class SimulatorDriver:
     """The simulator's own hooks."""
 
     name = "simulator"
+    inbound_filenames: frozenset[str] | None = None
+    keeps_vcards = True
+
+    async def setup(self) -> None:
+        """Nothing to set up."""
+
+    async def teardown(self) -> None:
+        """Nothing to tear down."""
+
     config: dict[str, Any] = {  # noqa: RUF012 - read-only
         "pairing": "manual",
         "seed": 1,
@@ -127,6 +142,15 @@ class WppConnectDriver:
     """The real library in real Chromium against the fake WhatsApp Web page."""
 
     name = "wppconnect"
+    inbound_filenames: frozenset[str] | None = None
+    keeps_vcards = True
+
+    async def setup(self) -> None:
+        """Nothing to set up."""
+
+    async def teardown(self) -> None:
+        """Nothing to tear down."""
+
     config: dict[str, Any] = {}  # noqa: RUF012 - read-only
 
     def __init__(self) -> None:
@@ -320,4 +344,10 @@ def mp4() -> bytes:
     return struct.pack(">I", len(ftyp) + 4) + ftyp + struct.pack(">I", 8) + b"mdat"
 
 
-DRIVERS: list[EngineDriver] = [SimulatorDriver(), WppConnectDriver()]
+def _drivers() -> list[EngineDriver]:
+    from tests.contract.cloudapi_driver import CloudApiDriver  # it imports this module
+
+    return [SimulatorDriver(), WppConnectDriver(), CloudApiDriver()]
+
+
+DRIVERS: list[EngineDriver] = _drivers()

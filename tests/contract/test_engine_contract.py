@@ -4,6 +4,7 @@ to the engine ids of the messages they point at."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TypedDict
 
 import pytest
@@ -44,10 +45,14 @@ from zapgate.engines.base import (
     ],
     ids=[driver.name for driver in DRIVERS],
 )
-def driver(request: pytest.FixtureRequest) -> EngineDriver:
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[EngineDriver]:
     chosen: EngineDriver = request.param
     require_service(chosen.available())
-    return chosen
+    await chosen.setup()
+    try:
+        yield chosen
+    finally:
+        await chosen.teardown()
 
 
 # A cold first start of Chromium on a loaded machine takes a while; the engine's own start
@@ -61,8 +66,9 @@ async def working(driver: EngineDriver) -> tuple[Engine, RecordingSink]:
     sink = RecordingSink()
     try:
         await engine.start(SessionConfig("default", "contract", driver.config), sink)
-        await sink.wait_for(lambda r: r.kind == "qr", timeout=FIRST_QR_SECONDS)
-        await driver.scan(engine)
+        if Capability.QR in engine.capabilities:
+            await sink.wait_for(lambda r: r.kind == "qr", timeout=FIRST_QR_SECONDS)
+            await driver.scan(engine)
         await sink.wait_for(is_status(SessionStatus.WORKING))
     except BaseException:
         await engine.stop()
@@ -75,13 +81,21 @@ async def test_start_shows_a_qr_then_works_after_the_scan(driver: EngineDriver) 
     try:
         statuses = sink.statuses()
         assert statuses[0] is SessionStatus.STARTING
-        assert SessionStatus.SCAN_QR_CODE in statuses
         assert statuses[-1] is SessionStatus.WORKING
         kinds = [r.kind for r in sink.reports]
-        assert kinds.index("qr") < kinds.index("me")
         me = next(r.value for r in sink.reports if r.kind == "me")
         assert me["id"]
-        assert {Capability.TEXT, Capability.QR} <= engine.capabilities
+        assert Capability.TEXT in engine.capabilities
+        if Capability.QR in engine.capabilities:
+            assert SessionStatus.SCAN_QR_CODE in statuses
+            assert kinds.index("qr") < kinds.index("me")
+        else:  # nothing to pair (the Cloud API): the account is known before it works
+            assert SessionStatus.SCAN_QR_CODE not in statuses
+            assert "qr" not in kinds
+            working_at = next(
+                i for i, r in enumerate(sink.reports) if is_status(SessionStatus.WORKING)(r)
+            )
+            assert kinds.index("me") < working_at
     finally:
         await engine.stop()
 
@@ -149,7 +163,10 @@ async def test_logout_and_stop_end_everything(driver: EngineDriver) -> None:
     sink = RecordingSink()
     try:
         await again.start(SessionConfig("default", "contract", driver.config), sink)
-        await sink.wait_for(lambda r: r.kind == "qr")
+        if Capability.QR in again.capabilities:  # logged out: to be paired again
+            await sink.wait_for(lambda r: r.kind == "qr")
+        else:
+            await sink.wait_for(is_status(SessionStatus.WORKING))
     finally:
         await again.stop()
     reports = len(sink.reports)
@@ -259,12 +276,19 @@ async def test_each_type_is_received_whole_and_linked(driver: EngineDriver, kind
         assert got.text == sent.text
         assert got.voice is sent.voice
         assert got.location == sent.location
-        assert got.contact == sent.contact
+        if driver.keeps_vcards or sent.contact is None or got.contact is None:
+            assert got.contact == sent.contact
+        else:
+            assert (got.contact.name, got.contact.phones) == (
+                sent.contact.name,
+                sent.contact.phones,
+            )
         if sent.media is not None:
             assert got.media is not None
             assert sha256(got.media.data) == sha256(sent.media.data), "the file changed"
             assert got.media.mime_type == sent.media.mime_type
-            assert got.media.filename == sent.media.filename
+            if driver.inbound_filenames is None or kind in driver.inbound_filenames:
+                assert got.media.filename == sent.media.filename
     finally:
         await engine.stop()
 

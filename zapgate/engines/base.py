@@ -21,6 +21,10 @@ class Capability(StrEnum):
     CONTACT = "contact"
     REACTION = "reaction"
     POLL = "poll"
+    TEMPLATE = "template"
+    """Send a template approved by Meta (the Cloud API)."""
+    INTERACTIVE = "interactive"
+    """Send reply buttons and lists (the Cloud API)."""
     EDIT = "edit"
     """Edit a sent text (and report edits of received ones)."""
     REVOKE = "revoke"
@@ -54,9 +58,10 @@ MESSAGE_TYPES: tuple[str, ...] = (
 """The message types, in the order capabilities are listed."""
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 """The message types that carry a file."""
-SEND_TYPES: tuple[str, ...] = (*MESSAGE_TYPES, "poll")
+SEND_TYPES: tuple[str, ...] = (*MESSAGE_TYPES, "poll", "template", "interactive")
 """Every type a message can have: ``MESSAGE_TYPES`` (which every engine of the contract suite
-sends) and those an engine opts into with its capability (``poll``)."""
+sends) and those an engine opts into with its capability (``poll``, ``template``,
+``interactive``)."""
 
 
 def message_types(capabilities: frozenset[Capability]) -> list[str]:
@@ -156,6 +161,10 @@ class OutboundMessage:
     reply_to: str | None = None
     link_preview: bool = False
     poll: Poll | None = None
+    template: dict[str, Any] | None = None
+    """A ``template`` message: Meta's template object (name, language, components)."""
+    interactive: dict[str, Any] | None = None
+    """An ``interactive`` message: Meta's interactive object (reply buttons or a list)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,9 @@ class InboundMessage:
     poll: Poll | None = None
     sender_phone: str | None = None
     """When ``sender`` is a LID (``<digits>@lid``): the sender's phone number, if known."""
+    raw: dict[str, Any] | None = None
+    """The engine's own record of the message, kept as it came (fields zapgate does not map,
+    such as a button reply's id), when the engine has one worth keeping."""
 
 
 class Presence(StrEnum):
@@ -234,7 +246,16 @@ class IncomingCall:
     timestamp_ms: int
 
 
-EngineEvent = MessageEdited | MessageRevoked | PollVote | IncomingCall
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    """A message the engine had sent (it has an engine id) could not be delivered after all."""
+
+    engine_message_id: str
+    reason: str
+    timestamp_ms: int
+
+
+EngineEvent = MessageEdited | MessageRevoked | PollVote | IncomingCall | SendFailed
 """What an engine reports through ``EngineSink.event`` besides messages and acks."""
 
 

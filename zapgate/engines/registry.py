@@ -28,6 +28,12 @@ class EngineSpec:
     """Delete what the engine keeps on this machine for a tenant (its sessions' logins)."""
     narrowed: Callable[[dict[str, Any]], frozenset[Capability]] | None = None
     """The capabilities of a session with this config, when its config can narrow them."""
+    secret_keys: frozenset[str] = frozenset()
+    """Config keys that are write-only: never shown, kept when an update leaves them out."""
+    paces_itself: bool = False
+    """The engine keeps its own rate (zapgate's anti-ban pacing is not applied on top)."""
+    send_window: int = 1
+    """Sends a session may have in the engine's hands at once (to different recipients)."""
 
     def capabilities_for(self, config: dict[str, Any]) -> frozenset[Capability]:
         """What a session of this engine with ``config`` can do."""

@@ -19,11 +19,13 @@ from zapgate.messages.schemas import (
     MediaSource,
     SendAudio,
     SendContact,
+    SendInteractive,
     SendLocation,
     SendMessage,
     SendPoll,
     SendReaction,
     SendSticker,
+    SendTemplate,
     SendText,
     _MediaSend,
 )
@@ -104,6 +106,11 @@ async def send(
         content["emoji"] = body.emoji
     elif isinstance(body, SendPoll):
         content["poll"] = body.poll.model_dump()
+    elif isinstance(body, SendTemplate):
+        content["template"] = body.template.model_dump(exclude_none=True)
+    elif isinstance(body, SendInteractive):
+        content["interactive"] = body.interactive.model_dump(exclude_none=True)
+        text = body.interactive.body.text
     own = services.sessions.own_number(tenant, session)
     return await services.messages.accept(
         tenant, session, own, number, text, claim, kind=body.type, content=content, media=media

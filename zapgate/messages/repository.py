@@ -353,6 +353,21 @@ async def ids_by_engine_ids(
     return {engine_id: message_id for engine_id, message_id in rows}
 
 
+async def received(
+    connection: AsyncConnection, tenant: str, session: str, engine_message_id: str
+) -> Message | None:
+    """The inbound message of a session the engine knows as ``engine_message_id``, if stored."""
+    c = messages.c
+    statement = sa.select(*_READ).where(
+        c.tenant_id == tenant,
+        c.session == session,
+        c.engine_message_id == engine_message_id,
+        c.direction == Direction.IN.value,
+    )
+    row = (await connection.execute(statement)).mappings().first()
+    return Message.from_row(row) if row else None
+
+
 async def revise(
     connection: AsyncConnection, match: Match, allowed_from: list[str], values: dict[str, object]
 ) -> Message | None:

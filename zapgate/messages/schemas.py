@@ -280,6 +280,216 @@ class SendPoll(BaseModel):
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
 
 
+# -- the Cloud API's own types: Meta's JSON, checked as Meta checks it --------------------------
+
+_TEMPLATE_NAME = r"^[a-z0-9_]{1,512}$"
+_LANGUAGE = r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$"
+
+
+class TemplateMedia(BaseModel):
+    """A header file of a template: by a link, or by a media id uploaded to Meta."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link: StrictStr | None = Field(default=None, max_length=2048, pattern=r"^https?://")
+    id: StrictStr | None = Field(default=None, max_length=64, pattern=r"^[0-9]{1,64}$")
+    filename: StrictStr | None = Field(default=None, max_length=255)
+
+
+class TemplateParameter(BaseModel):
+    """One parameter, as Meta documents it: ``{"type": "text", "text": "..."}``, a
+    ``currency``, a ``date_time``, a header ``image``/``video``/``document``, or a button's
+    ``payload``; ``parameter_name`` for templates with named parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "currency", "date_time", "image", "video", "document", "payload"]
+    parameter_name: StrictStr | None = Field(default=None, max_length=512)
+    text: StrictStr | None = Field(default=None, max_length=32_768)
+    payload: StrictStr | None = Field(default=None, max_length=4096)
+    currency: dict[str, StrictStr | StrictInt] | None = Field(default=None, max_length=3)
+    date_time: dict[str, StrictStr] | None = Field(default=None, max_length=1)
+    image: TemplateMedia | None = None
+    video: TemplateMedia | None = None
+    document: TemplateMedia | None = None
+
+
+class TemplateComponent(BaseModel):
+    """A ``header``, ``body`` or ``button`` component with its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["header", "body", "button", "footer"]
+    sub_type: Literal["quick_reply", "url", "copy_code", "flow", "catalog"] | None = None
+    index: StrictInt | None = Field(default=None, ge=0, le=9)
+    parameters: list[TemplateParameter] = Field(default_factory=list, max_length=100)
+
+
+class TemplateLanguage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: StrictStr = Field(pattern=_LANGUAGE, examples=["pt_BR"])
+    policy: Literal["deterministic"] | None = None
+
+
+class TemplateSpec(BaseModel):
+    """A template Meta approved for the account, and the values of its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr = Field(pattern=_TEMPLATE_NAME, examples=["order_update"])
+    language: TemplateLanguage
+    components: list[TemplateComponent] = Field(default_factory=list, max_length=10)
+
+
+class SendTemplate(BaseModel):
+    """A template (Cloud API): the only kind of message that may open a conversation, or
+    reach a customer more than 24 hours after their last message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: StrictStr = phone_field(lid=False)
+    type: Literal["template"]
+    template: TemplateSpec
+    reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
+
+
+class InteractiveText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(min_length=1, max_length=60)
+
+
+class InteractiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(min_length=1, max_length=1024)
+
+
+class InteractiveHeader(BaseModel):
+    """A text header (a file header by link, for reply buttons)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "image", "video", "document"]
+    text: StrictStr | None = Field(default=None, min_length=1, max_length=60)
+    image: TemplateMedia | None = None
+    video: TemplateMedia | None = None
+    document: TemplateMedia | None = None
+
+
+class ReplyButtonTitle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr = Field(min_length=1, max_length=256)
+    title: StrictStr = Field(min_length=1, max_length=20)
+
+
+class ReplyButton(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["reply"]
+    reply: ReplyButtonTitle
+
+
+class ButtonsAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    buttons: list[ReplyButton] = Field(min_length=1, max_length=3)
+
+
+class InteractiveButtons(BaseModel):
+    """Up to three reply buttons under a text; the customer's tap comes back as a message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["button"]
+    header: InteractiveHeader | None = None
+    body: InteractiveBody
+    footer: InteractiveText | None = None
+    action: ButtonsAction
+
+    @model_validator(mode="after")
+    def _distinct(self) -> InteractiveButtons:
+        buttons = [button.reply for button in self.action.buttons]
+        if len({b.id for b in buttons}) != len(buttons) or len({b.title for b in buttons}) != len(
+            buttons
+        ):
+            raise ValueError("interactive.action.buttons: ids and titles must be distinct")
+        return self
+
+
+class ListRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr = Field(min_length=1, max_length=200)
+    title: StrictStr = Field(min_length=1, max_length=24)
+    description: StrictStr | None = Field(default=None, max_length=72)
+
+
+class ListSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: StrictStr | None = Field(default=None, min_length=1, max_length=24)
+    rows: list[ListRow] = Field(min_length=1, max_length=10)
+
+
+class ListAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    button: StrictStr = Field(min_length=1, max_length=20)
+    sections: list[ListSection] = Field(min_length=1, max_length=10)
+
+
+class ListBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(min_length=1, max_length=4096)
+
+
+class ListHeader(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+    text: StrictStr = Field(min_length=1, max_length=60)
+
+
+class InteractiveList(BaseModel):
+    """A menu: a button that opens sections of rows (at most 10 rows in all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["list"]
+    header: ListHeader | None = None
+    body: ListBody
+    footer: InteractiveText | None = None
+    action: ListAction
+
+    @model_validator(mode="after")
+    def _rows(self) -> InteractiveList:
+        rows = [row for section in self.action.sections for row in section.rows]
+        if len(rows) > 10:
+            raise ValueError("interactive.action.sections: at most 10 rows in all")
+        if len({row.id for row in rows}) != len(rows):
+            raise ValueError("interactive.action.sections: row ids must be distinct")
+        if len(self.action.sections) > 1 and any(s.title is None for s in self.action.sections):
+            raise ValueError(
+                "interactive.action.sections: each needs a title when there are several"
+            )
+        return self
+
+
+class SendInteractive(BaseModel):
+    """Reply buttons or a list (Cloud API), in Meta's own ``interactive`` shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: StrictStr = phone_field(lid=False)
+    type: Literal["interactive"]
+    interactive: InteractiveButtons | InteractiveList = Field(discriminator="type")
+    reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
+
+
 def _type_of(value: Any) -> str:
     found = value.get("type", "text") if isinstance(value, dict) else getattr(value, "type", "")
     return found if isinstance(found, str) else ""
@@ -295,12 +505,14 @@ SendMessage = Annotated[
     | Annotated[SendLocation, Tag("location")]
     | Annotated[SendContact, Tag("contact")]
     | Annotated[SendReaction, Tag("reaction")]
-    | Annotated[SendPoll, Tag("poll")],
+    | Annotated[SendPoll, Tag("poll")]
+    | Annotated[SendTemplate, Tag("template")]
+    | Annotated[SendInteractive, Tag("interactive")],
     Discriminator(
         _type_of,
         custom_error_type="invalid_type",
         custom_error_message="type must be one of text, image, video, audio, document, "
-        "sticker, location, contact, reaction, poll",
+        "sticker, location, contact, reaction, poll, template, interactive",
     ),
 ]
 """A message to send: ``type`` says which (``text`` when left out)."""
@@ -315,6 +527,8 @@ SEND_MODELS: dict[str, type[BaseModel]] = {
     "contact": SendContact,
     "reaction": SendReaction,
     "poll": SendPoll,
+    "template": SendTemplate,
+    "interactive": SendInteractive,
 }
 """The model of each type of ``SendMessage``."""
 
@@ -400,6 +614,17 @@ class MessageOut(BaseModel):
     reply_to: str | None = Field(default=None, description="the message this one quotes")
     link_preview: bool | None = None
     poll: PollOut | None = None
+    template: dict[str, Any] | None = Field(
+        default=None, description="template: Meta's template object, as sent"
+    )
+    interactive: dict[str, Any] | None = Field(
+        default=None, description="interactive: Meta's interactive object, as sent"
+    )
+    raw: dict[str, Any] | None = Field(
+        default=None,
+        description="received through the Cloud API: Meta's message object as it came (a "
+        "button or list reply's id is in `raw.interactive`)",
+    )
     edited_at: datetime | None = Field(default=None, description="when its text was last edited")
     revoked_at: datetime | None = Field(
         default=None, description="when it was deleted for everyone (or cancelled)"

@@ -62,7 +62,11 @@ class Sender:
         retry: RetryPolicy,
         pacer: Pacer | None = None,
         fence: Callable[[], bool] | None = None,
+        window: int = 1,
     ) -> None:
+        self._window = max(1, window)
+        """Sends in the engine's hands at once: one (in order), or more for an engine that
+        takes many (each recipient's messages still go one after another, in order)."""
         self._fence = fence
         """Cluster mode: whether this node surely still holds the session's lease (a node that
         was paused past it must not send what another node now sends)."""
@@ -111,8 +115,12 @@ class Sender:
         while True:
             self._woken = False
             try:
-                page = await self._messages.queued(self._tenant, self._session, OUTBOX_PAGE)
-                await self._deliver_page(page)
+                size = OUTBOX_PAGE if self._window == 1 else OUTBOX_PAGE * 4
+                page = await self._messages.queued(self._tenant, self._session, size)
+                if self._window == 1:
+                    await self._deliver_page(page)
+                else:
+                    await self._deliver_many(page)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -138,6 +146,32 @@ class Sender:
                     records.append(asyncio.create_task(record))
         finally:
             await asyncio.gather(*records)
+
+    async def _deliver_many(self, page: list[Message]) -> None:
+        """Send a page with up to ``window`` sends at once: a message waits for the one before
+        it to the same recipient; every ``sent`` is recorded before the outbox is read again."""
+        slots = asyncio.Semaphore(self._window)
+        last: dict[str, asyncio.Task[None]] = {}
+        tasks: list[asyncio.Task[None]] = []
+
+        async def one(message: Message, before: asyncio.Task[None] | None) -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            async with slots:
+                record = await self._deliver(message)
+            if record is not None:
+                await record
+
+        try:
+            for message in page:
+                task = asyncio.create_task(one(message, last.get(message.recipient)))
+                last[message.recipient] = task
+                tasks.append(task)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _deliver(self, message: Message) -> Coroutine[Any, Any, Message | None] | None:
         """Hand ``message`` to the engine; returns the (not yet awaited) record of the send."""

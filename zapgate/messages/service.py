@@ -36,7 +36,7 @@ from zapgate.messages.depth import OutboxDepth
 from zapgate.messages.model import Direction, Message, MessageStatus, statuses_before
 from zapgate.messages.revisions import MessageRevisions
 from zapgate.phone import address_of, chat_id
-from zapgate.validation import scrub_text
+from zapgate.validation import scrub, scrub_text
 
 if TYPE_CHECKING:
     from zapgate.media.service import MediaService
@@ -176,6 +176,12 @@ class MessageService:
 
         async def job(unit: UnitOfWork) -> Message | Refusal:
             nonlocal message
+            if message.engine_message_id is not None:  # delivered again (a retried callback)
+                known = await repository.received(
+                    unit.connection, tenant, session, message.engine_message_id
+                )
+                if known is not None:
+                    return known
             if linked:
                 message = await self._link(unit, message, inbound)
             if media is not None:
@@ -306,6 +312,28 @@ class MessageService:
             return failed
 
         return await self._committer.run(job, background=message.tenant)
+
+    async def record_undelivered(
+        self, tenant: str, session: str, engine_message_id: str, reason: str
+    ) -> Message | None:
+        """A sent message the engine could not deliver after all: ``failed`` with ``reason``
+        (only from ``sent``: one delivered or read stays so)."""
+        values: dict[str, object] = {
+            "status": MessageStatus.FAILED.value,
+            "error": reason,
+            "updated_at": now_ms(),
+        }
+        where = repository.by_engine_id(tenant, session, engine_message_id)
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            failed = await repository.transition(
+                unit.connection, where, [MessageStatus.SENT.value], values
+            )
+            if failed is not None:
+                unit.emit(self._event(failed, EventType.MESSAGE_STATUS))
+            return failed
+
+        return await self._committer.run(job, background=tenant)
 
     async def fail_queued(self, tenant: str, session: str, reason: str) -> int:
         """Fail every queued message of a session (it is gone); returns how many."""
@@ -453,6 +481,8 @@ class MessageService:
             poll=Poll(poll["name"], tuple(poll["options"]), poll["selectable_count"])
             if isinstance(poll, dict)
             else None,
+            template=content.get("template"),
+            interactive=content.get("interactive"),
         )
 
     async def _engine_ids(self, message: Message, content: dict[str, Any]) -> dict[str, str]:
@@ -513,4 +543,6 @@ def inbound_content(inbound: InboundMessage) -> dict[str, Any]:
         }
     if inbound.sender_phone:
         content["from_phone"] = scrub_text(inbound.sender_phone)
+    if inbound.raw:
+        content["raw"] = scrub(inbound.raw)
     return content

@@ -30,6 +30,7 @@ from zapgate.engines.base import (
     MessageRevoked,
     PollVote,
     Presence,
+    SendFailed,
     SessionConfig,
     SessionStatus,
     UnsupportedByEngine,
@@ -93,6 +94,8 @@ _ACTING_HERE: ContextVar[bool] = ContextVar("acting_here", default=False)
 """Set while this node serves another node's call: act here, never ask further."""
 DESCRIBE_SECONDS = 2.0
 """How long a read waits for the health and engine figures of a session on another node."""
+SECRET_SHOWN = "********"  # noqa: S105 - the mask, not a secret
+"""How a write-only config value (an access token) shows; sent back as it is, it is kept."""
 
 
 @dataclass(slots=True)
@@ -317,6 +320,12 @@ class SessionManager:
         """The wire form with what only this node knows (health)."""
         figures = self._figures((session.tenant, session.name))
         public = {**session.public(), "capabilities": self.message_types(session)}
+        hidden = self._secret_keys(session.engine)
+        if hidden:  # write-only: shown as set, never as their values
+            public["config"] = {
+                key: SECRET_SHOWN if key in hidden else value
+                for key, value in session.config.items()
+            }
         if figures is None:
             return {**public, "health": None, "node": None, "engine_stats": None}
         return {**public, **figures, "node": self._settings.node}
@@ -463,6 +472,9 @@ class SessionManager:
         session = await self.get(tenant, name)
         values: dict[str, Any] = {}
         if config is not None:
+            for key in self._secret_keys(session.engine):  # left out, or as shown: kept
+                if config.get(key, SECRET_SHOWN) == SECRET_SHOWN and key in session.config:
+                    config = {**config, key: session.config[key]}
             self._check_config(session.engine, config)
             values["config"] = config
         if metadata is not None:
@@ -716,6 +728,10 @@ class SessionManager:
             await revisions.record_revoke(tenant, name, event)
         elif isinstance(event, PollVote):
             await revisions.record_vote(tenant, name, event)
+        elif isinstance(event, SendFailed):
+            await self.messages.record_undelivered(
+                tenant, name, scrub_text(event.engine_message_id), scrub_text(event.reason)
+            )
         elif isinstance(event, IncomingCall):
             task = asyncio.create_task(self.answer_call(tenant, name, event), name="zapgate-call")
             self._call_work.add(task)
@@ -783,6 +799,11 @@ class SessionManager:
             await simulator.simulate_event(event)
         except EngineError as error:
             raise SessionNotReady(str(error)) from None
+
+    def callback_sink(self, tenant: str, name: str) -> _Reports:
+        """Where a provider's callback for a session reports (on any node: what it says is
+        what the engine did, recorded whatever node runs the session)."""
+        return _Reports(self, tenant, name)
 
     def sending(self, tenant: str, name: str, message_id: str) -> bool:
         """Whether the session's sender has ``message_id`` in the engine's hands right now
@@ -854,6 +875,12 @@ class SessionManager:
         calls.check(config)
         self.engines.check_config(engine, calls.engine_options(config))
 
+    def _secret_keys(self, engine: str) -> frozenset[str]:
+        try:
+            return self.engines.spec(engine).secret_keys
+        except AppError:  # an engine this build no longer has
+            return frozenset()
+
     def _remember(self, session: Session | None) -> None:
         if session is not None:
             self._known[(session.tenant, session.name)] = session
@@ -877,7 +904,7 @@ class SessionManager:
             self._settings.policy,
             self._starts,
         )
-        pacer = Pacer(self._settings.pacing, self._clock)
+        pacer = None if spec.paces_itself else Pacer(self._settings.pacing, self._clock)
         fence = None if self.holds is None else partial(self.holds, key)
         sender = Sender(
             self.messages,
@@ -887,6 +914,7 @@ class SessionManager:
             self._settings.retry,
             pacer,
             fence,
+            window=spec.send_window,
         )
         self._running[key] = _Running(runner, sender)
         sender.start(check=outbox)

@@ -219,10 +219,14 @@ class Http11Client:
         self._idle: OrderedDict[tuple[str, str, int], list[_Connection]] = OrderedDict()
         self._idle_count = 0
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """POST ``body``; the caller bounds the time (cancelling closes the connection)."""
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], keep: int = EXCERPT_BYTES
+    ) -> Answer:
+        """POST ``body``, keeping the first ``keep`` bytes of the answer's body; the caller
+        bounds the time (cancelling closes the connection)."""
         target = self._target(url)
-        return await self._send(target, _request(b"POST", target, body, headers), _POST_BOUNDS)
+        bounds = _POST_BOUNDS if keep == EXCERPT_BYTES else _Bounds(keep, max(keep, RESPONSE_MAX))
+        return await self._send(target, _request(b"POST", target, body, headers), bounds)
 
     async def get(self, url: str, headers: dict[str, str], limit: int) -> Answer:
         """GET a body whole; :class:`TooLarge` when the answer (head and body) exceeds ``limit``

@@ -1,0 +1,1 @@
+"""The official WhatsApp Business Cloud API engine (Meta's Graph API)."""

@@ -30,6 +30,8 @@ DECIDED_AT_RUN_TIME = {
     "media_rejected",
     # a message type the session's engine cannot send
     "unsupported_message_type",
+    # Meta's rules across an interactive message's fields: distinct ids, 10 rows in all
+    "invalid_interactive",
 }
 # Header names the schema's pattern allows but zapgate sets itself (webhook-*, content-type).
 RESERVED_HEADER = "is set by zapgate and cannot be overridden"

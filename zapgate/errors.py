@@ -22,6 +22,12 @@ class InvalidInput(AppError):
     code = "invalid_input"
 
 
+class InvalidInteractive(InvalidInput):
+    """Meta's rules across an interactive message's fields (distinct ids, 10 rows in all)."""
+
+    code = "invalid_interactive"
+
+
 class InvalidPhoneNumber(InvalidInput):
     code = "invalid_phone_number"
 

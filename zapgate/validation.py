@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, StrictInt, ValidationError
 
 from zapgate.errors import InvalidInput
 
@@ -143,3 +143,14 @@ def located(error: ValidationError, *where: str) -> InvalidInput:
             for item in error.errors(include_url=False)
         ]
     )
+
+
+def whole(value: Any) -> Any:
+    """A JSON integer may be written ``5.0``: it is 5 (anything else is left to the type)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(whole)]
+"""An integer as JSON Schema means it: ``5`` or ``5.0``, never ``"5"`` or ``true``."""

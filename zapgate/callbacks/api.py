@@ -36,7 +36,7 @@ class Received(BaseModel):
 class _Challenge(PlainTextResponse):
     """The handshake's answer: text, declared by hand (so its errors are declared as JSON)."""
 
-    media_type = None
+    media_type = None  # type: ignore[assignment]
 
 
 def _callbacks(request: Request) -> CloudApiCallbacks:

@@ -9,7 +9,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from zapgate.errors import InvalidInput, MessageNotFound, UnsupportedMessageType
+from zapgate.errors import (
+    InvalidInput,
+    InvalidInteractive,
+    MessageNotFound,
+    UnsupportedMessageType,
+)
 from zapgate.idempotency.service import Claim
 from zapgate.media.model import MediaDraft
 from zapgate.messages.model import Message
@@ -28,6 +33,7 @@ from zapgate.messages.schemas import (
     SendTemplate,
     SendText,
     _MediaSend,
+    interactive_problem,
 )
 from zapgate.phone import normalize_address
 from zapgate.services import Services
@@ -109,6 +115,8 @@ async def send(
     elif isinstance(body, SendTemplate):
         content["template"] = body.template.model_dump(exclude_none=True)
     elif isinstance(body, SendInteractive):
+        if problem := interactive_problem(body.interactive):
+            raise InvalidInteractive(problem)
         content["interactive"] = body.interactive.model_dump(exclude_none=True)
         text = body.interactive.body.text
     own = services.sessions.own_number(tenant, session)

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from zapgate.validation import JsonInt
+
 MAX_TEXT = 65_536
 _SEPARATOR = r"[\t\n\v\f\r ().\-/]"
 PHONE_PATTERN = (
@@ -255,7 +257,7 @@ class PollSpec(BaseModel):
         examples=[["Pizza", "Sushi"]],
         json_schema_extra={"uniqueItems": True},
     )
-    selectable_count: StrictInt = Field(
+    selectable_count: JsonInt = Field(
         default=1,
         ge=0,
         le=MAX_POLL_OPTIONS,
@@ -307,7 +309,7 @@ class TemplateParameter(BaseModel):
     parameter_name: StrictStr | None = Field(default=None, max_length=512)
     text: StrictStr | None = Field(default=None, max_length=32_768)
     payload: StrictStr | None = Field(default=None, max_length=4096)
-    currency: dict[str, StrictStr | StrictInt] | None = Field(default=None, max_length=3)
+    currency: dict[str, StrictStr | JsonInt] | None = Field(default=None, max_length=3)
     date_time: dict[str, StrictStr] | None = Field(default=None, max_length=1)
     image: TemplateMedia | None = None
     video: TemplateMedia | None = None
@@ -321,7 +323,7 @@ class TemplateComponent(BaseModel):
 
     type: Literal["header", "body", "button", "footer"]
     sub_type: Literal["quick_reply", "url", "copy_code", "flow", "catalog"] | None = None
-    index: StrictInt | None = Field(default=None, ge=0, le=9)
+    index: JsonInt | None = Field(default=None, ge=0, le=9)
     parameters: list[TemplateParameter] = Field(default_factory=list, max_length=100)
 
 
@@ -409,15 +411,6 @@ class InteractiveButtons(BaseModel):
     footer: InteractiveText | None = None
     action: ButtonsAction
 
-    @model_validator(mode="after")
-    def _distinct(self) -> InteractiveButtons:
-        buttons = [button.reply for button in self.action.buttons]
-        if len({b.id for b in buttons}) != len(buttons) or len({b.title for b in buttons}) != len(
-            buttons
-        ):
-            raise ValueError("interactive.action.buttons: ids and titles must be distinct")
-        return self
-
 
 class ListRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -465,18 +458,25 @@ class InteractiveList(BaseModel):
     footer: InteractiveText | None = None
     action: ListAction
 
-    @model_validator(mode="after")
-    def _rows(self) -> InteractiveList:
-        rows = [row for section in self.action.sections for row in section.rows]
-        if len(rows) > 10:
-            raise ValueError("interactive.action.sections: at most 10 rows in all")
-        if len({row.id for row in rows}) != len(rows):
-            raise ValueError("interactive.action.sections: row ids must be distinct")
-        if len(self.action.sections) > 1 and any(s.title is None for s in self.action.sections):
-            raise ValueError(
-                "interactive.action.sections: each needs a title when there are several"
-            )
-        return self
+
+def interactive_problem(interactive: InteractiveButtons | InteractiveList) -> str | None:
+    """What Meta's rules across fields refuse (JSON Schema cannot say them), else None."""
+    if isinstance(interactive, InteractiveButtons):
+        replies = [button.reply for button in interactive.action.buttons]
+        if len({r.id for r in replies}) != len(replies):
+            return "interactive.action.buttons: the ids must be distinct"
+        if len({r.title for r in replies}) != len(replies):
+            return "interactive.action.buttons: the titles must be distinct"
+        return None
+    sections = interactive.action.sections
+    rows = [row for section in sections for row in section.rows]
+    if len(rows) > 10:
+        return "interactive.action.sections: at most 10 rows in all"
+    if len({row.id for row in rows}) != len(rows):
+        return "interactive.action.sections: the row ids must be distinct"
+    if len(sections) > 1 and any(section.title is None for section in sections):
+        return "interactive.action.sections: each needs a title when there are several"
+    return None
 
 
 class SendInteractive(BaseModel):

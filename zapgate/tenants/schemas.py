@@ -17,14 +17,7 @@ from pydantic import (
 
 from zapgate.http.openapi import without_null
 from zapgate.names import TENANT_ID
-
-
-def _whole(value: Any) -> Any:
-    """A JSON integer may be written ``5.0``: it is 5 (anything else is left to the type)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
+from zapgate.validation import whole
 
 Count = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Rate = Annotated[StrictFloat, Field(ge=0, le=1_000_000)]
@@ -73,7 +66,7 @@ class LimitValues(BaseModel):
         "streams_per_key",
         "media_retention_days",
         mode="before",
-    )(_whole)
+    )(whole)
 
     @field_validator("rate_per_key", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import (
+    cloudapi,
     cluster,
     e2e,
     fanout,
@@ -58,9 +59,11 @@ HISTORY = "history"
 """Name of the history workload (page latency and RSS with 10,000 and 1,000,000 messages)."""
 CLUSTER = "cluster"
 """Name of the cluster workload (PostgreSQL + Redis: sends, fan-out and failover, 1 and 2 nodes)."""
+CLOUDAPI = "cloudapi"
+"""Name of the Cloud API workload (sustained sends to a local Graph API at a strict rate)."""
 NEIGHBOURS = "neighbours"
 """Name of the noisy-neighbour workload (run last)."""
-WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, CLUSTER, NEIGHBOURS)
+WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, CLUSTER, CLOUDAPI, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,15 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
     return outcome(WEBHOOKS, lambda: webhooks.run(plan))
 
 
+def measure_cloudapi(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the Cloud API workload (its own zapgate server and Graph API)."""
+    log(f"{CLOUDAPI}: {cloudapi.SECONDS}s of sends offered at {cloudapi.RATE}/s")
+    plan = cloudapi.Plan(
+        api_key, setup.log_dir, setup.server_prefix, setup.wrk_prefix, setup.client_cpu
+    )
+    return outcome(CLOUDAPI, lambda: cloudapi.run(plan))
+
+
 def measure_e2e(api_key: str, setup: Setup) -> report.Outcome:
     """Run the end-to-end workload (its own zapgate server, pacing off)."""
     log(f"{E2E}: {setup.duration_s}s of sends, then until every one is read")
@@ -340,6 +352,8 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             print(report.webhooks_section(o.result))
         if isinstance(o.result, cluster.ClusterResult):
             print(cluster.section(o.result))
+        if isinstance(o.result, cloudapi.CloudApiResult):
+            print(cloudapi.section(o.result))
         if isinstance(o.result, neighbours.NeighboursResult):
             print(report.neighbours_section(o.result))
 
@@ -369,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
             WEBHOOKS: measure_webhooks,
             HISTORY: measure_history,
             CLUSTER: measure_cluster,
+            CLOUDAPI: measure_cloudapi,
             NEIGHBOURS: measure_neighbours,
         }
         for name, measure_workload in workloads.items():

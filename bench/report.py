@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import cluster, webhooks
+from bench.cloudapi import CloudApiResult
 from bench.cluster import ClusterResult
 from bench.e2e import E2EResult
 from bench.fanout import FanoutResult
@@ -29,6 +30,7 @@ Result = (
     | HistoryResult
     | E2EResult
     | ClusterResult
+    | CloudApiResult
 )
 """What a measured workload or wrk target gives."""
 
@@ -201,9 +203,16 @@ def _error_detail(
     | FanoutResult
     | HistoryResult
     | E2EResult
-    | ClusterResult,
+    | ClusterResult
+    | CloudApiResult,
 ) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, CloudApiResult):
+        drained = "" if result.drained else "; the outbox did not drain"
+        return (
+            f"{result.refused} refused sends, {result.failed} failed, busiest window "
+            f"{result.busiest_window} for a setting of {result.rate_setting}{drained}"
+        )
     if isinstance(result, ClusterResult):
         return cluster.error_detail(result)
     if isinstance(result, E2EResult):

@@ -55,6 +55,8 @@ class CloudApiResult:
     accepted: int
     refused: int
     sent: int
+    arrived: int
+    """Sends that reached the Graph API (more than ``sent``: some went twice)."""
     failed: int
     drained: bool
     achieved_per_s: float
@@ -67,7 +69,8 @@ class CloudApiResult:
     def errors(self) -> int:
         """Refused sends, failed messages, a window over the setting, an undrained outbox."""
         over = 1 if self.busiest_window > self.rate_setting else 0
-        return self.refused + self.failed + over + (0 if self.drained else 1)
+        twice = max(0, self.arrived - self.sent)
+        return self.refused + self.failed + over + twice + (0 if self.drained else 1)
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "errors": self.errors}
@@ -205,6 +208,7 @@ def run(plan: Plan) -> CloudApiResult:
         accepted=accepted,
         refused=refused,
         sent=len(sent),
+        arrived=len(arrivals),
         failed=sum(1 for status, _, _ in rows if status == "failed"),
         drained=drained,
         achieved_per_s=round((len(arrivals) - 1) / span, 1) if span else 0.0,
@@ -224,7 +228,8 @@ def section(result: CloudApiResult) -> str:
             f"  achieved {result.achieved_per_s:.1f} sends/s at the Graph API; busiest 1-s window "
             f"{result.busiest_window} (setting {result.rate_setting})",
             f"  accept to sent p50 {result.accept_to_sent_p50_ms:.0f} ms, "
-            f"p99 {result.accept_to_sent_p99_ms:.0f} ms; {result.sent} sent, "
-            f"{result.failed} failed; server CPU {result.cpu_ms_per_message:.3f} ms/message",
+            f"p99 {result.accept_to_sent_p99_ms:.0f} ms; {result.sent} sent "
+            f"({result.arrived} reached the API), {result.failed} failed; "
+            f"server CPU {result.cpu_ms_per_message:.3f} ms/message",
         ]
     )

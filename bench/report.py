@@ -210,7 +210,8 @@ def _error_detail(
     if isinstance(result, CloudApiResult):
         drained = "" if result.drained else "; the outbox did not drain"
         return (
-            f"{result.refused} refused sends, {result.failed} failed, busiest window "
+            f"{result.refused} refused sends, {result.failed} failed, "
+            f"{max(0, result.arrived - result.sent)} sent twice, busiest window "
             f"{result.busiest_window} for a setting of {result.rate_setting}{drained}"
         )
     if isinstance(result, ClusterResult):

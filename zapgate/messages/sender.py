@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from zapgate.engines.base import EngineError, EngineNotReady, OutboundMessage, SendReceipt
@@ -16,6 +18,11 @@ from zapgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 OUTBOX_PAGE = 100
+WAKE_GATHER_SECONDS = 0.005
+"""How long a windowed sender, woken while it sends, lets more messages be queued before it
+reads the outbox again (a burst of sends makes one read, not one each)."""
+OUTBOX_PAGE_MANY = 400
+"""Queued messages a windowed sender takes on at once (the engine has ``window`` of them)."""
 NOT_READY_PAUSE_SECONDS = 0.05
 FENCED_PAUSE_SECONDS = 0.1
 """How long a sender whose node may have lost the session's lease waits before it looks again
@@ -77,6 +84,8 @@ class Sender:
         self._session = session
         self._retry = retry
         self._woken = False
+        self._wakeup: asyncio.Event | None = None
+        """Set by ``wake`` while a windowed sender waits on its sends (it reads again)."""
         self._stopped = True
         self.in_flight: set[str] = set()
         """Messages the engine is sending, or has sent but whose ``sent`` is not yet recorded
@@ -103,6 +112,8 @@ class Sender:
     def wake(self) -> None:
         """Say that new messages were queued."""
         self._woken = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         if not self._stopped:
             self._spawn()
 
@@ -112,15 +123,14 @@ class Sender:
             self._task = asyncio.create_task(self._run(), name=name)
 
     async def _run(self) -> None:
+        if self._window > 1:
+            await self._run_many()
+            return
         while True:
             self._woken = False
             try:
-                size = OUTBOX_PAGE if self._window == 1 else OUTBOX_PAGE * 4
-                page = await self._messages.queued(self._tenant, self._session, size)
-                if self._window == 1:
-                    await self._deliver_page(page)
-                else:
-                    await self._deliver_many(page)
+                page = await self._messages.queued(self._tenant, self._session, OUTBOX_PAGE)
+                await self._deliver_page(page)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -147,34 +157,77 @@ class Sender:
         finally:
             await asyncio.gather(*records)
 
-    async def _deliver_many(self, page: list[Message]) -> None:
-        """Send a page with up to ``window`` sends at once: a message waits for the one before
-        it to the same recipient; every ``sent`` is recorded before the outbox is read again."""
-        slots = asyncio.Semaphore(self._window)
+    async def _run_many(self) -> None:
+        """Keep up to ``window`` sends in the engine's hands, reading the outbox again as they
+        end: a message waits only for the one before it to the same recipient (so one recipient
+        retrying holds back no one else), and is never taken twice while it is handled."""
+        handling: dict[str, asyncio.Task[None]] = {}
+        finished: set[str] = set()
+        """Handled since the current read began: that read may still show them queued."""
         last: dict[str, asyncio.Task[None]] = {}
-        tasks: list[asyncio.Task[None]] = []
+        slots = asyncio.Semaphore(self._window)
+        low = OUTBOX_PAGE_MANY // 2
 
         async def one(message: Message, before: asyncio.Task[None] | None) -> None:
             if before is not None:
                 await asyncio.wait([before])
-            async with slots:
-                record = await self._deliver(message)
+            record = await self._deliver(message, slots)
             if record is not None:
                 await record
 
         try:
-            for message in page:
-                task = asyncio.create_task(one(message, last.get(message.recipient)))
-                last[message.recipient] = task
-                tasks.append(task)
-            await asyncio.gather(*tasks)
+            while True:
+                self._woken = False
+                finished.clear()
+                try:
+                    page = await self._messages.queued(
+                        self._tenant, self._session, OUTBOX_PAGE_MANY + len(handling)
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
+                    await asyncio.sleep(self._retry.base_seconds)
+                    continue
+                for message in page:
+                    if message.id in handling or message.id in finished or self._stopped:
+                        continue
+                    task = asyncio.create_task(one(message, last.get(message.recipient)))
+                    handling[message.id] = last[message.recipient] = task
+                    task.add_done_callback(partial(_forget, handling, finished, last, message))
+                if not self._stopped and not handling and not self._woken:
+                    self._task = None  # idle: the next wake starts a new task
+                    return
+                # read again once many have ended, or soon after something was queued
+                while handling and (len(handling) > low or not self._woken) and not self._stopped:
+                    await self._wait_any(handling)
+                if self._woken and not self._stopped:  # the wakes of a burst make one read
+                    await asyncio.sleep(WAKE_GATHER_SECONDS)
+                if self._stopped:  # what the engine has may end (``stop`` bounds the wait)
+                    await asyncio.gather(*handling.values(), return_exceptions=True)
+                    return
         finally:
-            for task in tasks:
+            for task in list(handling.values()):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*handling.values(), return_exceptions=True)
 
-    async def _deliver(self, message: Message) -> Coroutine[Any, Any, Message | None] | None:
-        """Hand ``message`` to the engine; returns the (not yet awaited) record of the send."""
+    async def _wait_any(self, handling: dict[str, asyncio.Task[None]]) -> None:
+        """Until one of the sends ends, or a wake."""
+        wakeup = self._wakeup = asyncio.Event()
+        if self._woken:
+            wakeup.set()
+        waiter = asyncio.create_task(wakeup.wait())
+        try:
+            await asyncio.wait([*handling.values(), waiter], return_when=FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            self._wakeup = None
+
+    async def _deliver(
+        self, message: Message, slots: asyncio.Semaphore | None = None
+    ) -> Coroutine[Any, Any, Message | None] | None:
+        """Hand ``message`` to the engine (holding one of ``slots`` while the engine has it);
+        returns the (not yet awaited) record of the send."""
         try:
             outbound = await self._messages.outbound(message)
         except EngineError as error:  # its file, or the message it reacts to, is gone
@@ -190,7 +243,11 @@ class Sender:
                 await asyncio.sleep(FENCED_PAUSE_SECONDS)
                 continue
             try:
-                receipt = await self._sending(message.id, outbound)
+                if slots is None:
+                    receipt = await self._sending(message.id, outbound)
+                else:
+                    async with slots:
+                        receipt = await self._sending(message.id, outbound)
             except EngineNotReady:
                 await asyncio.sleep(NOT_READY_PAUSE_SECONDS)
                 continue
@@ -225,3 +282,20 @@ class Sender:
 
 def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _forget(
+    handling: dict[str, asyncio.Task[None]],
+    finished: set[str],
+    last: dict[str, asyncio.Task[None]],
+    message: Message,
+    done: asyncio.Task[None],
+) -> None:
+    """A handled message is done: the next read may take it again (if still queued, it is sent
+    again), but not a read begun before now (it may show the message as it was)."""
+    handling.pop(message.id, None)
+    finished.add(message.id)
+    if last.get(message.recipient) is done:
+        del last[message.recipient]
+    if not done.cancelled() and done.exception() is not None:
+        log.error("sending %s failed", message.id, exc_info=done.exception())

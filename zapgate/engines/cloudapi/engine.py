@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 UPLOADS_KEPT = 1000
 UPLOAD_TTL_SECONDS = 29 * 86_400
 """A file uploaded to Meta is sent again by its media id (Meta keeps one 30 days)."""
-RETRY_CAP_SECONDS = 30.0
+HEARTBEAT_SECONDS = 30.0
+"""A sign of life this often, whatever ``health_seconds`` (a silent session is restarted)."""
 
 
 class CloudApiEngine:
@@ -147,9 +148,17 @@ class CloudApiEngine:
             await self._pause(self._config.health_seconds)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._look.wait()
+        """Wait ``seconds`` (or until asked to look now), a sign of life every
+        ``HEARTBEAT_SECONDS`` meanwhile, so a long ``health_seconds`` never looks stale."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, HEARTBEAT_SECONDS)):
+                    await self._look.wait()
+            if self._look.is_set():
+                break
+            if self._sink is not None and self._ready:
+                await self._sink.heartbeat()
         self._look.clear()
 
     async def _report(self, status: SessionStatus, reason: str | None = None) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import RunningServer, make_settings
 from tests.support.events import EventWatcher, status_is
-from tests.support.fake_graph import FakeGraph
+from tests.support.fake_graph import FakeGraph, running
 from zapgate.config import Settings
 
 SESSION = "meta"
@@ -54,12 +54,8 @@ def config_for(fake: FakeGraph, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
-    fake = FakeGraph()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.stop()
     assert fake.problems == [], "zapgate sent what Meta would refuse"
 
 

@@ -268,3 +268,32 @@ async def test_the_rate_per_second_is_never_exceeded_at_meta(
     assert len(arrivals) == 70
     assert busiest_window(arrivals) <= 20
     assert arrivals[-1] - arrivals[0] >= 3 * 1.0  # 70 at 20 a second: no burst
+
+
+async def test_the_simulator_takes_both_and_its_echo_contact_taps_the_first_button(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    echo = "5511900000000"  # the simulator's echo contact
+    buttons = {
+        "type": "button",
+        "body": {"text": "Pizza?"},
+        "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Sim"}}]},
+    }
+    template = {"name": "hello_world", "language": {"code": "en_US"}}
+    async with EventWatcher(server.services.bus) as watcher:
+        for body in (
+            {"to": echo, "type": "interactive", "interactive": buttons},
+            {"to": echo, "type": "template", "template": template},
+        ):
+            sent = await api.post("/api/v1/sessions/default/messages", json=body)
+            assert sent.status_code == 202, sent.text
+            await watcher.wait_for(message_status(sent.json()["id"], "sent"))
+        tap = await watcher.wait_for(
+            lambda e: e.type == "message.received" and e.payload["text"] == "Sim"
+        )
+        answer = await watcher.wait_for(
+            lambda e: e.type == "message.received" and e.payload["text"] == "hello_world"
+        )
+    reply = tap.payload["raw"]["interactive"]
+    assert reply == {"type": "button_reply", "button_reply": {"id": "yes", "title": "Sim"}}
+    assert (tap.payload["type"], answer.payload["type"]) == ("text", "text")

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port
-from tests.support.fake_graph import FakeGraph
+from tests.support.fake_graph import FakeGraph, running
 from tests.support.receiver import Receiver
 
 TO = "5511988887777"
@@ -22,12 +22,8 @@ LINK = "https://example.com/files/a.jpg"
 
 @pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
-    fake = FakeGraph()
-    await fake.start()
-    try:
+    async with running() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture

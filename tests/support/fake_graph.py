@@ -22,7 +22,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -783,3 +783,14 @@ class FakeGraph:
                     f"number of params ({self.templates[name]})",
                 )
             )
+
+
+@contextlib.asynccontextmanager
+async def running(**options: Any) -> AsyncIterator[FakeGraph]:
+    """A started fake, stopped on the way out."""
+    fake = FakeGraph(**options)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -462,7 +462,13 @@ class SimulatorEngine(SimulatedDirectory):
         await self._emit(lambda sink: sink.event(vote), run)
 
     async def _echo(self, sent: OutboundMessage, _engine_id: str, *, run: int) -> None:
-        """The echo contact sends back what it got: same type, text, media, place or card."""
+        """The echo contact sends back what it got: same type, text, media, place or card; it
+        taps the first button (or row) of an interactive message, and answers a template with
+        its name, as a customer's texts (the tap's id in ``raw``, as the Cloud API has it)."""
+        if sent.kind in ("interactive", "template"):
+            echo = replace(self._inbound(sent.to, "", "text"), **_answer_to(sent))
+            await self._emit(lambda sink: sink.message(echo), run)
+            return
         echo = replace(
             self._inbound(sent.to, sent.text or "", sent.kind),
             text=sent.text,
@@ -607,3 +613,21 @@ def _report_me(account: dict[str, Any], sink: EngineSink) -> Awaitable[None]:
 
 def _report_heartbeat(sink: EngineSink) -> Awaitable[None]:
     return sink.heartbeat()
+
+
+def _answer_to(sent: OutboundMessage) -> dict[str, Any]:
+    """What a customer sends back to an interactive message (a tap) or a template."""
+    if sent.template is not None:
+        name = str(sent.template.get("name", ""))
+        return {"text": name, "raw": {"type": "text", "text": {"body": name}}}
+    action = (sent.interactive or {}).get("action", {})
+    buttons = action.get("buttons") or []
+    if buttons:
+        choice, kind = buttons[0]["reply"], "button_reply"
+    else:
+        choice, kind = action["sections"][0]["rows"][0], "list_reply"
+    picked = {"id": choice["id"], "title": choice["title"]}
+    return {
+        "text": picked["title"],
+        "raw": {"type": "interactive", "interactive": {"type": kind, kind: picked}},
+    }

@@ -134,13 +134,17 @@ class Sender:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
-                await asyncio.sleep(self._retry.base_seconds)
+                await self._failed()
                 continue
             if self._stopped or (not page and not self._woken):
                 if not self._stopped:
                     self._task = None  # idle: the next wake starts a new task
                 return
+
+    async def _failed(self) -> None:
+        """The outbox could not be read (or a page not sent): log it, wait, try again."""
+        log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
+        await asyncio.sleep(self._retry.base_seconds)
 
     async def _deliver_page(self, page: list[Message]) -> None:
         """Send a page in order. ``sent`` records are not awaited one by one (the writer keeps
@@ -186,8 +190,7 @@ class Sender:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("sender %s/%s failed; retrying", self._tenant, self._session)
-                    await asyncio.sleep(self._retry.base_seconds)
+                    await self._failed()
                     continue
                 for message in page:
                     if message.id in handling or message.id in finished or self._stopped:

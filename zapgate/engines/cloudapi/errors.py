@@ -100,15 +100,8 @@ def from_body(body: Any, http_status: int) -> GraphError:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return GraphError(-1, f"the Graph API answered HTTP {http_status}", "", http_status)
-    code = error.get("code")
-    data = error.get("error_data")
-    details = data.get("details") if isinstance(data, dict) else None
-    return GraphError(
-        code if isinstance(code, int) else -1,
-        _text(error.get("error_user_title") or error.get("message") or "no message"),
-        _text(details or error.get("error_user_msg") or ""),
-        http_status,
-    )
+    title = error.get("error_user_title") or error.get("message") or "no message"
+    return _error(error, title, error.get("error_user_msg"), http_status)
 
 
 def from_status(errors: Any) -> GraphError:
@@ -116,13 +109,21 @@ def from_status(errors: Any) -> GraphError:
     first = errors[0] if isinstance(errors, list) and errors else {}
     if not isinstance(first, dict):
         first = {}
-    code = first.get("code")
-    data = first.get("error_data")
+    return _error(first, first.get("title") or first.get("message") or "the message failed")
+
+
+def _error(
+    entry: dict[str, Any], title: Any, fallback: Any = None, http_status: int = 0
+) -> GraphError:
+    """An error entry (``code``, ``error_data.details``) with the title chosen for it."""
+    code = entry.get("code")
+    data = entry.get("error_data")
     details = data.get("details") if isinstance(data, dict) else None
     return GraphError(
         code if isinstance(code, int) else -1,
-        _text(first.get("title") or first.get("message") or "the message failed"),
-        _text(details or ""),
+        _text(title),
+        _text(details or fallback or ""),
+        http_status,
     )
 
 

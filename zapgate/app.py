@@ -21,6 +21,7 @@ from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
 from zapgate.db.migrate import boot_lock, migrate
+from zapgate.db.secrets import secret as server_secret
 from zapgate.directory.api import router as directory_router
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
@@ -39,6 +40,7 @@ from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
 from zapgate.messages.reading import components as send_schemas
 from zapgate.services import DEFAULT_TENANT, Services, build_services
+from zapgate.sessions import sealing
 from zapgate.sessions.api import router as sessions_router
 from zapgate.tenants.api import router as tenants_router
 from zapgate.webhooks.api import router as webhooks_router
@@ -148,6 +150,11 @@ async def start(services: Services) -> None:
         log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
     async with boot_lock(services.database):  # nodes starting together: one at a time
         await migrate(services.database)
+        sealing.install(
+            settings.secrets_key.encode()
+            if settings.secrets_key
+            else await server_secret(services.database, "session-secrets")
+        )
         if services.tail is not None:  # cluster mode: other nodes' events, from the newest on
             await services.tail.start()
         services.committer.start()

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    secrets_key: str | None = Field(default=None, repr=False, min_length=16)
+    """Seals sessions' write-only secrets (Cloud API tokens) at rest; unset: a random key kept in
+    the database (see ``zapgate.sessions.sealing``)."""
     jwt_secret: str | None = Field(default=None, repr=False)
     """HS256 secret: bearer JWTs signed with it are accepted (at least 32 characters)."""
     jwt_jwks_allowlist: str = ""

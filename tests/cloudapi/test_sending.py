@@ -4,9 +4,11 @@ rate, and the session's write-only secrets and SSRF-checked base URL."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from tests.cloudapi.conftest import Meta, config_for, create_session
 from tests.cloudapi.test_limiter import busiest_window
@@ -14,6 +16,7 @@ from tests.conftest import RunningServer
 from tests.media.files import b64, png, sha
 from tests.support.events import EventWatcher, message_status, status_is
 from tests.support.fake_graph import FakeGraph
+from zapgate.db import tables
 from zapgate.engines.cloudapi.engine import CloudApiEngine
 
 PEER = "5511988887777"
@@ -297,3 +300,24 @@ async def test_the_simulator_takes_both_and_its_echo_contact_taps_the_first_butt
     reply = tap.payload["raw"]["interactive"]
     assert reply == {"type": "button_reply", "button_reply": {"id": "yes", "title": "Sim"}}
     assert (tap.payload["type"], answer.payload["type"]) == ("text", "text")
+
+
+async def test_the_token_and_app_secret_are_sealed_at_rest(
+    server: RunningServer, meta: Meta
+) -> None:
+    async with server.services.database.connect() as connection:
+        stored = (
+            await connection.execute(
+                sa.select(tables.sessions.c.config).where(tables.sessions.c.name == "meta")
+            )
+        ).scalar_one()
+    for key, plain in (
+        ("access_token", meta.fake.access_token),
+        ("app_secret", meta.fake.app_secret),
+    ):
+        assert stored[key].startswith("sealed:v1:")
+        assert plain not in stored[key]
+    assert stored["verify_token"] == "my-verify-token"  # not a secret of Meta's: kept as given
+    assert meta.fake.access_token not in json.dumps(stored)
+    session = await server.services.sessions.get("default", "meta")
+    assert session.config["access_token"] == meta.fake.access_token  # opened when read

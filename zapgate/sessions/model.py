@@ -7,6 +7,7 @@ from typing import Any
 
 from zapgate.clock import to_iso
 from zapgate.engines.base import SessionStatus
+from zapgate.sessions import sealing
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ class Session:
             tenant=row["tenant_id"],
             name=row["name"],
             engine=row["engine"],
-            config=row["config"] or {},
+            config=sealing.unseal(row["config"] or {}),
             metadata=row["metadata"] or {},
             status=SessionStatus(row["status"]),
             status_reason=row["status_reason"],

@@ -12,6 +12,7 @@ from zapgate.clock import now_ms
 from zapgate.db.tables import messages, sessions
 from zapgate.engines.base import SessionStatus
 from zapgate.messages.model import MessageStatus
+from zapgate.sessions import sealing
 from zapgate.sessions.model import NewSession, Session
 from zapgate.tenants import repository as tenant_store
 
@@ -34,7 +35,7 @@ def new_row(new: NewSession) -> dict[str, Any]:
         "tenant_id": new.tenant,
         "name": new.name,
         "engine": new.engine,
-        "config": new.config,
+        "config": sealing.seal(new.config),
         "metadata": new.metadata,
         "status": SessionStatus.STOPPED.value,
         "status_reason": None,

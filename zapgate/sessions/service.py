@@ -56,7 +56,7 @@ from zapgate.messages.model import Message
 from zapgate.messages.pacing import Pacer, PacingPolicy
 from zapgate.messages.sender import RetryPolicy, Sender
 from zapgate.messages.service import MessageService
-from zapgate.sessions import calls, repository
+from zapgate.sessions import calls, repository, sealing
 from zapgate.sessions.model import NewSession, Session
 from zapgate.sessions.runner import SessionRunner, SupervisionPolicy
 from zapgate.sessions.writer import SessionWriter
@@ -476,7 +476,7 @@ class SessionManager:
                 if config.get(key, SECRET_SHOWN) == SECRET_SHOWN and key in session.config:
                     config = {**config, key: session.config[key]}
             self._check_config(session.engine, config)
-            values["config"] = config
+            values["config"] = sealing.seal(config)
         if metadata is not None:
             values["metadata"] = metadata
         return await self._write(tenant, name, values) if values else session

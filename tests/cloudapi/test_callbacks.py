@@ -240,3 +240,23 @@ async def test_a_signed_body_that_is_not_json_is_refused_with_422(
         )
     assert answer.status_code == 422
     assert json.loads(answer.text)["error"] == "invalid_input"
+
+
+async def test_marking_a_chat_read_sends_metas_read_receipt_for_its_newest_message(
+    server: RunningServer, api: httpx.AsyncClient, meta: Meta
+) -> None:
+    fake = meta.fake
+    first = fake.inbound_value({"from": PEER, "type": "text", "text": {"body": "um"}})
+    second = fake.inbound_value({"from": PEER, "type": "text", "text": {"body": "dois"}})
+    assert await fake.deliver(first) == 200
+    assert await fake.deliver(second) == 200
+    answer = await api.post(f"/api/v1/sessions/meta/chats/{PEER}/read")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["receipts"] == "sent"
+    assert answer.json()["unread_count"] == 0
+    receipt = fake.sends[-1].payload
+    assert receipt == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": second["messages"][0]["id"],
+    }

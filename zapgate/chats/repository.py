@@ -166,6 +166,29 @@ async def read_mark(
     return (row[0], row[1]) if row else None
 
 
+async def last_received_engine_id(
+    connection: AsyncConnection, tenant: str, session: str, chat_id: str, up_to: str
+) -> str | None:
+    """The engine's id of the chat's newest inbound message up to ``up_to`` (seeks
+    ix_messages_chat)."""
+    c = messages.c
+    statement = (
+        sa.select(c.engine_message_id)
+        .where(
+            c.tenant_id == tenant,
+            c.session == session,
+            c.chat_id == chat_id,
+            c.id <= up_to,
+            c.direction == "in",
+            c.engine_message_id.is_not(None),
+        )
+        .order_by(c.id.desc())
+        .limit(1)
+    )
+    found = (await connection.execute(statement)).scalar()
+    return str(found) if found is not None else None
+
+
 async def in_chat(
     connection: AsyncConnection, tenant: str, session: str, chat_id: str, message_id: str
 ) -> bool:

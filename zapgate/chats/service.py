@@ -17,7 +17,7 @@ from zapgate.chats.model import Chat
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.engines.base import Capability, EngineError
-from zapgate.engines.directory import ChatReader
+from zapgate.engines.directory import ChatReader, MessageReader
 from zapgate.errors import AppError, ChatNotFound, MessageNotFound
 from zapgate.sessions.service import SessionManager
 
@@ -60,8 +60,12 @@ class ChatService:
         """Move the chat's read mark forward to ``up_to`` (default: its newest message), then
         ask the engine for read receipts. A mark at or after ``up_to`` already stays."""
         await self._sessions.require(tenant, session)
+        newest: str | None = None
+        """The engine's id of the newest received message marked read (for engines that send
+        receipts by message)."""
 
         async def job(unit: UnitOfWork) -> Refusal | None:
+            nonlocal newest
             connection = unit.connection
             found = await repository.read_mark(connection, tenant, session, chat_id)
             if found is None:
@@ -72,6 +76,9 @@ class ChatService:
                 connection, tenant, session, chat_id, up_to
             ):
                 return Refusal(MessageNotFound(f"message_id: no message {up_to!r} in this chat"))
+            newest = await repository.last_received_engine_id(
+                connection, tenant, session, chat_id, target
+            )
             if mark is not None and target <= mark:
                 return None
             read = await repository.count_inbound(
@@ -83,20 +90,27 @@ class ChatService:
             return None
 
         await self._committer.run(job)
-        receipts = await self._receipts(tenant, session, chat_id)
+        receipts = await self._receipts(tenant, session, chat_id, newest)
         return await self.get(tenant, session, chat_id), receipts
 
-    async def _receipts(self, tenant: str, session: str, chat_id: str) -> Receipts:
+    async def _receipts(
+        self, tenant: str, session: str, chat_id: str, newest: str | None
+    ) -> Receipts:
         found = await self._sessions.require(tenant, session)
         try:
             engine = self._sessions.running_engine(found, Capability.CHATS)
         except AppError as error:
             unsupported = error.code == "unsupported"
             return Receipts.UNSUPPORTED if unsupported else Receipts.NOT_RUNNING
-        if not isinstance(engine, ChatReader):
-            return Receipts.UNSUPPORTED
         try:
-            await engine.mark_read(chat_id)
+            if isinstance(engine, MessageReader):  # by its newest message (the Cloud API)
+                if newest is None:
+                    return Receipts.SENT  # nothing received to mark
+                await engine.mark_message_read(newest)
+            elif isinstance(engine, ChatReader):
+                await engine.mark_read(chat_id)
+            else:
+                return Receipts.UNSUPPORTED
         except EngineError as error:
             log.info("read receipts of %s/%s %s: %s", tenant, session, chat_id, error)
             return Receipts.NOT_RUNNING if error.transient else Receipts.FAILED

@@ -93,3 +93,13 @@ class ChatReader(Protocol):
     async def mark_read(self, chat_id: str) -> None:
         """Send read receipts for what was received in ``chat_id``."""
         ...
+
+
+@runtime_checkable
+class MessageReader(Protocol):
+    """``Capability.CHATS`` where read receipts go by message: reading one marks the chat read
+    up to it (the Cloud API)."""
+
+    async def mark_message_read(self, engine_message_id: str) -> None:
+        """Mark a received message (and those before it in its chat) read."""
+        ...

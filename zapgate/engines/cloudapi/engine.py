@@ -68,6 +68,7 @@ class CloudApiEngine:
             Capability.REACTION,
             Capability.TEMPLATE,
             Capability.INTERACTIVE,
+            Capability.CHATS,
         }
     )
 
@@ -225,6 +226,16 @@ class CloudApiEngine:
                 self._look.set()
             return TransientEngineError(str(error))
         return PermanentEngineError(str(error))
+
+    async def mark_message_read(self, engine_message_id: str) -> None:
+        """Blue ticks up to a received message (Meta marks the ones before it read too)."""
+        graph = self._graph
+        if not self._ready or graph is None:
+            raise EngineNotReady("the session is not WORKING")
+        try:
+            await graph.mark_read(engine_message_id)
+        except GraphError as error:
+            raise self._engine_error(error, None) from None
 
     # callbacks (on the route, in tests) -------------------------------------------------------
 

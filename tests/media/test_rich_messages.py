@@ -292,6 +292,8 @@ async def test_an_engine_that_cannot_send_a_type_says_so(
         "contact",
         "reaction",
         "poll",
+        "template",
+        "interactive",
     ]
     refused = await api.post(
         "/api/v1/sessions/texts/messages",

@@ -133,3 +133,39 @@ async def test_a_retried_message_holds_back_only_its_own_recipient(
         for message_id in ids:
             await watcher.wait_for(message_status(message_id, "sent"), timeout=10)
     assert GatedEngine.started == ["a1", "b1", "b2", "a1", "a2"]
+
+
+async def test_stopping_lets_the_engines_sends_end_and_starts_no_other(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    await gated_session(server, api)
+    texts = [f"s{n}" for n in range(10)]
+    ids = await queue(api, *((f"55119333{n:05d}", text) for n, text in enumerate(texts)))
+    await started(*texts[:4])
+    sender = server.services.sessions._running[("default", "many")].sender
+    stopping = asyncio.create_task(sender.stop(finish_seconds=5.0))
+    await asyncio.sleep(0)  # the stop is under way
+    release(*texts)
+    await stopping
+    assert sorted(GatedEngine.started) == sorted(texts[:4])  # nothing after the stop began
+    statuses = [(await api.get(f"/api/v1/messages/{i}")).json()["status"] for i in ids]
+    assert statuses[:4] == ["sent"] * 4  # what the engine had was recorded
+    assert statuses[4:] == ["queued"] * 6  # the rest waits for the next owner
+
+
+async def test_a_message_waiting_its_turn_can_be_cancelled_and_is_never_sent(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    await gated_session(server, api)
+    first, second = await queue(api, (ANA, "w1"), (ANA, "w2"))
+    await started("w1")
+    busy = await api.delete(f"/api/v1/messages/{first}")
+    assert busy.status_code == 409  # the engine has it
+    cancelled = await api.delete(f"/api/v1/messages/{second}")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    async with EventWatcher(server.services.bus) as watcher:
+        release("w1", "w2")
+        await watcher.wait_for(message_status(first, "sent"))
+    assert "w2" not in GatedEngine.started
+    assert (await api.get(f"/api/v1/messages/{second}")).json()["status"] == "cancelled"

@@ -150,11 +150,10 @@ async def start(services: Services) -> None:
         log.warning("AUTH IS OFF: every request is accepted without a key (loopback only)")
     async with boot_lock(services.database):  # nodes starting together: one at a time
         await migrate(services.database)
-        sealing.install(
-            settings.secrets_key.encode()
-            if settings.secrets_key
-            else await server_secret(services.database, "session-secrets")
-        )
+        # the database's key opens what it sealed; ZAPGATE_SECRETS_KEY, when set, seals from now
+        sealing.install(await server_secret(services.database, "session-secrets"))
+        if settings.secrets_key:
+            sealing.install(settings.secrets_key.encode())
         if services.tail is not None:  # cluster mode: other nodes' events, from the newest on
             await services.tail.start()
         services.committer.start()

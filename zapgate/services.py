@@ -135,6 +135,7 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         capabilities=CloudApiEngine.capabilities,
         config_model=cloudapi_config.checked_model(graph_allowlist),
         secret_keys=cloudapi_config.SECRET_KEYS,
+        secrets_go_to=frozenset({"base_url"}),
         paces_itself=True,
         send_window=CLOUDAPI_SEND_WINDOW,
     )

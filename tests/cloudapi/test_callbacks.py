@@ -260,3 +260,14 @@ async def test_marking_a_chat_read_sends_metas_read_receipt_for_its_newest_messa
         "status": "read",
         "message_id": second["messages"][0]["id"],
     }
+
+
+async def test_a_session_with_a_call_policy_still_takes_callbacks(
+    server: RunningServer, api: httpx.AsyncClient, graph: FakeGraph
+) -> None:
+    meta = await create_session(server, api, graph, name="calls", calls={"reject": True})
+    value = graph.inbound_value({"from": PEER, "type": "text", "text": {"body": "oi"}})
+    assert await graph.deliver(value) == 200
+    history = (await api.get("/api/v1/sessions/calls/messages")).json()["data"]
+    assert [m["text"] for m in history] == ["oi"]
+    assert meta.session == "calls"

@@ -321,3 +321,72 @@ async def test_the_token_and_app_secret_are_sealed_at_rest(
     assert meta.fake.access_token not in json.dumps(stored)
     session = await server.services.sessions.get("default", "meta")
     assert session.config["access_token"] == meta.fake.access_token  # opened when read
+
+
+async def test_a_new_base_url_needs_the_secrets_again(
+    api: httpx.AsyncClient, meta: Meta, graph: FakeGraph
+) -> None:
+    shown = (await api.get("/api/v1/sessions/meta")).json()["config"]
+    elsewhere = {**shown, "base_url": "https://graph.example.com"}  # the secrets masked
+    refused = await api.patch("/api/v1/sessions/meta", json={"config": elsewhere})
+    assert refused.status_code == 422
+    assert "access_token" in refused.text
+    given = {**elsewhere, "access_token": "EAAG-new", "app_secret": "s3cr3t"}
+    assert (await api.patch("/api/v1/sessions/meta", json={"config": given})).status_code == 200
+    forged = {**shown, "access_token": "sealed:v1:gAAAAAB-not-yours"}
+    refused = await api.patch("/api/v1/sessions/meta", json={"config": forged})
+    assert refused.status_code == 422
+    assert "sealed" in refused.text
+
+
+async def test_a_sealed_value_opens_only_for_the_session_it_was_sealed_for(
+    server: RunningServer, api: httpx.AsyncClient, meta: Meta
+) -> None:
+    created = await api.post(
+        "/api/v1/sessions",
+        json={
+            "name": "other",
+            "engine": "cloudapi",
+            "config": meta.config(access_token="EAAG-other"),
+            "start": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    sessions = tables.sessions
+    async with server.services.database.begin() as connection:
+        stolen = (
+            await connection.execute(sa.select(sessions.c.config).where(sessions.c.name == "meta"))
+        ).scalar_one()
+        other = (
+            await connection.execute(sa.select(sessions.c.config).where(sessions.c.name == "other"))
+        ).scalar_one()
+        await connection.execute(
+            sa.update(sessions)
+            .where(sessions.c.name == "other")
+            .values(config={**other, "access_token": stolen["access_token"]})
+        )
+    opened = (await server.services.sessions.get("default", "other")).config["access_token"]
+    assert opened == stolen["access_token"]  # left sealed: never meta's token
+    assert opened != meta.fake.access_token
+
+
+async def test_metas_error_never_shows_the_token_it_quotes(
+    server: RunningServer, api: httpx.AsyncClient, meta: Meta
+) -> None:
+    token = meta.fake.access_token
+    meta.fake.fail_sends(190, http_status=401, message=f"Malformed access token {token}")
+    async with EventWatcher(server.services.bus) as watcher:
+        await api.post(SEND, json={"to": PEER, "text": "x"})
+        failed = await watcher.wait_for(status_is("meta", "FAILED"))
+    assert "Malformed access token ********" in failed.payload["reason"]
+    assert token not in json.dumps(failed.payload)
+
+
+async def test_a_lid_is_never_sent_to_as_a_phone_number(
+    server: RunningServer, api: httpx.AsyncClient, meta: Meta
+) -> None:
+    failed = await send_and_wait(
+        server, api, {"to": "123456789012345@lid", "text": "who?"}, "failed"
+    )
+    assert "phone numbers only" in failed["error"]
+    assert all(sent.payload.get("to") != "123456789012345" for sent in meta.fake.sends)

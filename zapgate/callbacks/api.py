@@ -104,7 +104,7 @@ async def receive_callback(
     tenant: Tenant,
     session: Session,
     signature: Annotated[
-        str | None, Header(alias="X-Hub-Signature-256", max_length=128, include_in_schema=False)
+        str | None, Header(alias="X-Hub-Signature-256", include_in_schema=False)
     ] = None,
 ) -> Json:
     body = await request.body()

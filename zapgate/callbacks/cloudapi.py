@@ -21,6 +21,8 @@ from zapgate.engines.cloudapi.config import CloudApiConfig, parse
 from zapgate.engines.cloudapi.graph import GraphClient
 from zapgate.errors import AppError, Forbidden, InvalidInput, Unauthorized
 from zapgate.limits.service import LimitService
+from zapgate.sessions import calls
+from zapgate.sessions.model import Session
 from zapgate.sessions.service import SessionManager
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.http11 import Http11Client
@@ -107,32 +109,34 @@ class CloudApiCallbacks:
 
     async def _config(self, tenant: str, name: str) -> CloudApiConfig | None:
         """The session's Cloud API config; None when there is no such Cloud API session."""
-        try:
-            session = await self._sessions.require(tenant, name)
+        try:  # from the database: a secret rotated through another node counts at once
+            session = await self._sessions.get(tenant, name)
         except AppError:
             return None
-        if session.engine != ENGINE:
-            return None
-        try:
-            return parse(session.config)
-        except ValidationError:
-            return None
+        return _config_of(session)
 
     async def _sibling(
         self, tenant: str, phone_number_id: str, app_secret: str
     ) -> tuple[str, CloudApiConfig] | None:
         """The tenant's Cloud API session of ``phone_number_id`` on the same app, if any."""
         for session in await self._sessions.list_sessions(tenant):
-            if session.engine != ENGINE:
-                continue
-            try:
-                config = parse(session.config)
-            except ValidationError:
+            config = _config_of(session)
+            if config is None:
                 continue
             if config.phone_number_id == phone_number_id and hmac.compare_digest(
                 config.app_secret.encode(), app_secret.encode()
             ):
                 return session.name, config
+        return None
+
+
+def _config_of(session: Session) -> CloudApiConfig | None:
+    """A Cloud API session's engine config (without zapgate's own keys, such as ``calls``)."""
+    if session.engine != ENGINE:
+        return None
+    try:
+        return parse(calls.engine_options(session.config))
+    except ValidationError:
         return None
 
 

@@ -199,6 +199,9 @@ class InboundMessage:
     raw: dict[str, Any] | None = None
     """The engine's own record of the message, kept as it came (fields zapgate does not map,
     such as a button reply's id), when the engine has one worth keeping."""
+    once: bool = False
+    """The engine may deliver this message again (Meta retries a callback): store it once by
+    its ``engine_message_id``."""
 
 
 class Presence(StrEnum):

@@ -30,6 +30,9 @@ class EngineSpec:
     """The capabilities of a session with this config, when its config can narrow them."""
     secret_keys: frozenset[str] = frozenset()
     """Config keys that are write-only: never shown, kept when an update leaves them out."""
+    secrets_go_to: frozenset[str] = frozenset()
+    """Config keys that say where the secrets are sent: an update changing one must give the
+    secrets again (else a caller could send the kept ones to a host of its own)."""
     paces_itself: bool = False
     """The engine keeps its own rate (zapgate's anti-ban pacing is not applied on top)."""
     send_window: int = 1

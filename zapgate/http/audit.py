@@ -37,8 +37,9 @@ from zapgate.http.ratelimit import ADMITTED
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED = frozenset({401, 403})
-SENDS = frozenset(ROUTES.values())
-"""Routes whose successes the message log records instead."""
+SENDS = frozenset({*ROUTES.values(), "/api/v1/cloudapi/{tenant}/{session}/webhook"})
+"""Routes whose successes the message log records instead (sends, and Meta's callbacks: what
+they carry is stored as messages and statuses; a refused one is still an audit entry)."""
 API_PREFIX = "/api/v1/"
 BODY_KEPT = 64 * 1024
 """Largest answer held back whole (its error code, or the id it created, is read from it)."""

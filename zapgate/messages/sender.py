@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import FIRST_COMPLETED
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +22,8 @@ WAKE_GATHER_SECONDS = 0.005
 """How long a windowed sender, woken while it sends, lets more messages be queued before it
 reads the outbox again (a burst of sends makes one read, not one each)."""
 OUTBOX_PAGE_MANY = 400
+PER_RECIPIENT = 16
+"""Messages to one recipient a windowed sender has on hand at once."""
 """Queued messages a windowed sender takes on at once (the engine has ``window`` of them)."""
 NOT_READY_PAUSE_SECONDS = 0.05
 FENCED_PAUSE_SECONDS = 0.1
@@ -84,8 +86,9 @@ class Sender:
         self._session = session
         self._retry = retry
         self._woken = False
-        self._wakeup: asyncio.Event | None = None
-        """Set by ``wake`` while a windowed sender waits on its sends (it reads again)."""
+        self._stir = asyncio.Event()
+        """Set by a wake, and by a windowed sender's send that ends: its run looks again."""
+        self._held: _Window | None = None
         self._stopped = True
         self.in_flight: set[str] = set()
         """Messages the engine is sending, or has sent but whose ``sent`` is not yet recorded
@@ -104,6 +107,7 @@ class Sender:
         the send in flight may end first, and nothing after it starts (a planned handover to
         another node must not leave a delivered message queued, for it to be sent again)."""
         self._stopped = True
+        self._stir.set()
         task, self._task = self._task, None
         if task is not None and finish_seconds > 0:
             await asyncio.wait([task], timeout=finish_seconds)
@@ -112,8 +116,7 @@ class Sender:
     def wake(self) -> None:
         """Say that new messages were queued."""
         self._woken = True
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._stir.set()
         if not self._stopped:
             self._spawn()
 
@@ -162,30 +165,20 @@ class Sender:
             await asyncio.gather(*records)
 
     async def _run_many(self) -> None:
-        """Keep up to ``window`` sends in the engine's hands, reading the outbox again as they
-        end: a message waits only for the one before it to the same recipient (so one recipient
-        retrying holds back no one else), and is never taken twice while it is handled."""
-        handling: dict[str, asyncio.Task[None]] = {}
-        finished: set[str] = set()
-        """Handled since the current read began: that read may still show them queued."""
-        last: dict[str, asyncio.Task[None]] = {}
-        slots = asyncio.Semaphore(self._window)
+        """Keep up to ``window`` sends in the engine's hands (see ``_Window``), reading the
+        outbox again when half of what is on hand has ended, or soon after a wake."""
+        window = self._held = _Window(self)
         low = OUTBOX_PAGE_MANY // 2
-
-        async def one(message: Message, before: asyncio.Task[None] | None) -> None:
-            if before is not None:
-                await asyncio.wait([before])
-            record = await self._deliver(message, slots)
-            if record is not None:
-                await record
-
         try:
-            while True:
+            while not self._stopped:
                 self._woken = False
-                finished.clear()
+                if window.failed:  # a send failed unexpectedly: wait, then read it again
+                    window.failed = False
+                    await asyncio.sleep(self._retry.base_seconds)
+                window.finished.clear()
                 try:
                     page = await self._messages.queued(
-                        self._tenant, self._session, OUTBOX_PAGE_MANY + len(handling)
+                        self._tenant, self._session, OUTBOX_PAGE_MANY + len(window.handling)
                     )
                 except asyncio.CancelledError:
                     raise
@@ -193,38 +186,33 @@ class Sender:
                     await self._failed()
                     continue
                 for message in page:
-                    if message.id in handling or message.id in finished or self._stopped:
-                        continue
-                    task = asyncio.create_task(one(message, last.get(message.recipient)))
-                    handling[message.id] = last[message.recipient] = task
-                    task.add_done_callback(partial(_forget, handling, finished, last, message))
-                if not self._stopped and not handling and not self._woken:
+                    if not self._stopped:
+                        window.take(message)
+                if not window.handling and not self._woken and not window.failed:
                     self._task = None  # idle: the next wake starts a new task
                     return
-                # read again once many have ended, or soon after something was queued
-                while handling and (len(handling) > low or not self._woken) and not self._stopped:
-                    await self._wait_any(handling)
+                while window.handling and not self._stopped:
+                    if len(window.handling) <= low and (self._woken or window.failed):
+                        break
+                    self._stir.clear()  # no await since the checks: nothing is missed
+                    await self._stir.wait()
                 if self._woken and not self._stopped:  # the wakes of a burst make one read
                     await asyncio.sleep(WAKE_GATHER_SECONDS)
-                if self._stopped:  # what the engine has may end (``stop`` bounds the wait)
-                    await asyncio.gather(*handling.values(), return_exceptions=True)
-                    return
+            # stopping: what the engine has may end (``stop`` bounds the wait); nothing starts
+            await asyncio.gather(*window.handling.values(), return_exceptions=True)
         finally:
-            for task in list(handling.values()):
-                task.cancel()
-            await asyncio.gather(*handling.values(), return_exceptions=True)
+            await window.cancel()
+            self._held = None
 
-    async def _wait_any(self, handling: dict[str, asyncio.Task[None]]) -> None:
-        """Until one of the sends ends, or a wake."""
-        wakeup = self._wakeup = asyncio.Event()
-        if self._woken:
-            wakeup.set()
-        waiter = asyncio.create_task(wakeup.wait())
-        try:
-            await asyncio.wait([*handling.values(), waiter], return_when=FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            self._wakeup = None
+    def holds(self, message_id: str) -> bool:
+        """Whether the engine has ``message_id`` (a cancel would not stop it). One a windowed
+        sender has on hand but not yet given the engine is withdrawn: it will not be sent (the
+        caller cancels it; if that fails, the next read takes it again)."""
+        if message_id in self.in_flight:
+            return True
+        if self._held is not None and message_id in self._held.handling:
+            self._held.withdrawn.add(message_id)
+        return False
 
     async def _deliver(
         self, message: Message, slots: asyncio.Semaphore | None = None
@@ -250,6 +238,9 @@ class Sender:
                     receipt = await self._sending(message.id, outbound)
                 else:
                     async with slots:
+                        held = self._held
+                        if self._stopped or (held is not None and message.id in held.withdrawn):
+                            return None  # stopping, or cancelled, while it waited: not sent
                         receipt = await self._sending(message.id, outbound)
             except EngineNotReady:
                 await asyncio.sleep(NOT_READY_PAUSE_SECONDS)
@@ -287,18 +278,72 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _forget(
-    handling: dict[str, asyncio.Task[None]],
-    finished: set[str],
-    last: dict[str, asyncio.Task[None]],
-    message: Message,
-    done: asyncio.Task[None],
-) -> None:
-    """A handled message is done: the next read may take it again (if still queued, it is sent
-    again), but not a read begun before now (it may show the message as it was)."""
-    handling.pop(message.id, None)
-    finished.add(message.id)
-    if last.get(message.recipient) is done:
-        del last[message.recipient]
-    if not done.cancelled() and done.exception() is not None:
-        log.error("sending %s failed", message.id, exc_info=done.exception())
+class _Window:
+    """What a windowed sender has on hand: a task per message, chained behind the previous
+    one to the same recipient (their order kept), at most ``PER_RECIPIENT`` per recipient so one
+    busy chat does not fill it, sending through ``window`` slots.
+
+    A message is never taken twice: not while it is handled, nor by a read that began before it
+    ended (``finished``: that read may show it as it was). A send that fails unexpectedly (not
+    an engine error: the database, say) leaves its message queued, and the messages behind it
+    to the same recipient too, in order, for the next read after a pause (``failed``).
+    """
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self.handling: dict[str, asyncio.Task[bool]] = {}
+        self.finished: set[str] = set()
+        self.withdrawn: set[str] = set()
+        """Handled messages being cancelled: not given to the engine."""
+        self.failed = False
+        self._last: dict[str, asyncio.Task[bool]] = {}
+        self._per_recipient: Counter[str] = Counter()
+        self._slots = asyncio.Semaphore(sender._window)
+
+    def take(self, message: Message) -> None:
+        """Start handling ``message`` (unless it is, was since the read, or its recipient has
+        enough on hand)."""
+        recipient = message.recipient
+        if message.id in self.handling or message.id in self.finished:
+            return
+        if self._per_recipient[recipient] >= PER_RECIPIENT:
+            return
+        task = asyncio.create_task(self._one(message, self._last.get(recipient)))
+        self.handling[message.id] = self._last[recipient] = task
+        self._per_recipient[recipient] += 1
+        task.add_done_callback(partial(self._ended, message))
+
+    async def _one(self, message: Message, before: asyncio.Task[bool] | None) -> bool:
+        """Send ``message`` after ``before``; False when it was left queued."""
+        if before is not None:
+            await asyncio.wait([before])
+            if before.cancelled() or not before.result():
+                return False  # the one before it is still queued: this one waits its turn
+        try:
+            record = await self._sender._deliver(message, self._slots)
+            if record is not None:
+                await record
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sending %s failed; it stays queued", message.id)
+            self.failed = True
+            return False
+        return True
+
+    def _ended(self, message: Message, done: asyncio.Task[bool]) -> None:
+        self.handling.pop(message.id, None)
+        self.withdrawn.discard(message.id)
+        self.finished.add(message.id)
+        self._per_recipient[message.recipient] -= 1
+        if self._per_recipient[message.recipient] <= 0:
+            del self._per_recipient[message.recipient]
+        if self._last.get(message.recipient) is done:
+            del self._last[message.recipient]
+        self._sender._stir.set()
+
+    async def cancel(self) -> None:
+        tasks = list(self.handling.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

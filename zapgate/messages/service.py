@@ -176,7 +176,7 @@ class MessageService:
 
         async def job(unit: UnitOfWork) -> Message | Refusal:
             nonlocal message
-            if message.engine_message_id is not None:  # delivered again (a retried callback)
+            if inbound.once and message.engine_message_id is not None:  # delivered again?
                 known = await repository.received(
                     unit.connection, tenant, session, message.engine_message_id
                 )

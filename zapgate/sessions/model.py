@@ -43,7 +43,7 @@ class Session:
             tenant=row["tenant_id"],
             name=row["name"],
             engine=row["engine"],
-            config=sealing.unseal(row["config"] or {}),
+            config=sealing.unseal(row["config"] or {}, f"{row['tenant_id']}/{row['name']}"),
             metadata=row["metadata"] or {},
             status=SessionStatus(row["status"]),
             status_reason=row["status_reason"],

@@ -35,7 +35,7 @@ def new_row(new: NewSession) -> dict[str, Any]:
         "tenant_id": new.tenant,
         "name": new.name,
         "engine": new.engine,
-        "config": sealing.seal(new.config),
+        "config": sealing.seal(new.config, f"{new.tenant}/{new.name}"),
         "metadata": new.metadata,
         "status": SessionStatus.STOPPED.value,
         "status_reason": None,

@@ -32,21 +32,23 @@ def install(secret: bytes) -> None:
     _keys[:] = [key, *(k for k in _keys if k._signing_key != key._signing_key)]
 
 
-def seal(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with its secret values encrypted (as it is when no key is installed yet)."""
+def seal(config: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``config`` with its secret values encrypted for ``owner`` (``tenant/session``: a value
+    opens only for the session it was sealed for); as it is when no key is installed yet."""
     if not _keys or not SEALED_KEYS & config.keys():
         return config
     sealed = dict(config)
     for name in SEALED_KEYS & config.keys():
         value = config[name]
         if isinstance(value, str) and not value.startswith(PREFIX):
-            sealed[name] = PREFIX + _keys[0].encrypt(value.encode()).decode()
+            token = _keys[0].encrypt(f"{owner}\n{value}".encode())
+            sealed[name] = PREFIX + token.decode()
     return sealed
 
 
-def unseal(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with its sealed values opened (a value no installed key opens stays sealed:
-    the engine then fails, saying the token is refused)."""
+def unseal(config: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``config`` with the values sealed for ``owner`` opened (one no installed key opens, or
+    sealed for another session, stays sealed: the engine then fails, its token refused)."""
     if not SEALED_KEYS & config.keys():
         return config
     opened = dict(config)
@@ -54,7 +56,18 @@ def unseal(config: dict[str, Any]) -> dict[str, Any]:
         value = config[name]
         if isinstance(value, str) and value.startswith(PREFIX) and _keys:
             try:
-                opened[name] = MultiFernet(_keys).decrypt(value[len(PREFIX) :].encode()).decode()
+                plain = MultiFernet(_keys).decrypt(value[len(PREFIX) :].encode()).decode()
             except InvalidToken:
                 log.error("a session's %s was sealed with another key (ZAPGATE_SECRETS_KEY?)", name)
+                continue
+            sealed_for, _, secret = plain.partition("\n")
+            if sealed_for == owner:
+                opened[name] = secret
+            else:
+                log.error("session %s holds a %s sealed for another session", owner, name)
     return opened
+
+
+def is_sealed(value: Any) -> bool:
+    """Whether ``value`` looks sealed (a caller may not send one: it is the server's)."""
+    return isinstance(value, str) and value.startswith(PREFIX)

@@ -36,10 +36,11 @@ from zapgate.engines.base import (
     UnsupportedByEngine,
     message_types,
 )
-from zapgate.engines.registry import EngineRegistry
+from zapgate.engines.registry import EngineRegistry, EngineSpec
 from zapgate.errors import (
     AppError,
     EngineRefused,
+    InvalidInput,
     NoQrCode,
     NotPaired,
     SessionAlreadyStarted,
@@ -472,11 +473,9 @@ class SessionManager:
         session = await self.get(tenant, name)
         values: dict[str, Any] = {}
         if config is not None:
-            for key in self._secret_keys(session.engine):  # left out, or as shown: kept
-                if config.get(key, SECRET_SHOWN) == SECRET_SHOWN and key in session.config:
-                    config = {**config, key: session.config[key]}
+            config = self._kept_secrets(session, config)
             self._check_config(session.engine, config)
-            values["config"] = sealing.seal(config)
+            values["config"] = sealing.seal(config, f"{tenant}/{name}")
         if metadata is not None:
             values["metadata"] = metadata
         return await self._write(tenant, name, values) if values else session
@@ -809,7 +808,7 @@ class SessionManager:
         """Whether the session's sender has ``message_id`` in the engine's hands right now
         (cluster mode: only known on the session's node, where a cancel is then refused too)."""
         running = self._running.get((tenant, name))
-        return running is not None and message_id in running.sender.in_flight
+        return running is not None and running.sender.holds(message_id)
 
     def wake_sender(self, tenant: str, name: str) -> None:
         """Tell the session's sender that a message was queued."""
@@ -872,14 +871,45 @@ class SessionManager:
     def _check_config(self, engine: str, config: dict[str, Any]) -> None:
         """InvalidInput unless ``config`` is valid: zapgate's keys (``calls``) and the rest for
         the engine."""
+        self._refuse_sealed(config)
         calls.check(config)
         self.engines.check_config(engine, calls.engine_options(config))
 
-    def _secret_keys(self, engine: str) -> frozenset[str]:
+    def _kept_secrets(self, session: Session, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with the write-only values it leaves out (or sends back as shown) taken
+        from the stored one; InvalidInput when it would send them somewhere new (a changed
+        ``base_url``: they must be given again)."""
+        self._refuse_sealed(config)
+        spec = self._spec(session.engine)
+        if spec is None or not spec.secret_keys:
+            return config
+        moved = [k for k in spec.secrets_go_to if config.get(k) != session.config.get(k)]
+        for key in sorted(spec.secret_keys):
+            if config.get(key, SECRET_SHOWN) != SECRET_SHOWN or key not in session.config:
+                continue
+            if moved:
+                raise InvalidInput(
+                    f"config.{key}: give it again when {', '.join(moved)} changes (it would "
+                    "be sent there)"
+                )
+            config = {**config, key: session.config[key]}
+        return config
+
+    @staticmethod
+    def _refuse_sealed(config: dict[str, Any]) -> None:
+        sealed = sorted(key for key, value in config.items() if sealing.is_sealed(value))
+        if sealed:
+            raise InvalidInput(f"config.{sealed[0]}: a sealed value is the server's, not yours")
+
+    def _spec(self, engine: str) -> EngineSpec | None:
         try:
-            return self.engines.spec(engine).secret_keys
+            return self.engines.spec(engine)
         except AppError:  # an engine this build no longer has
-            return frozenset()
+            return None
+
+    def _secret_keys(self, engine: str) -> frozenset[str]:
+        spec = self._spec(engine)
+        return spec.secret_keys if spec is not None else frozenset()
 
     def _remember(self, session: Session | None) -> None:
         if session is not None:

@@ -195,6 +195,7 @@ async def _inbound(
         emoji=emoji,
         reply_to=_str(context.get("id")) if kind != "reaction" else None,
         raw=raw,
+        once=True,
     )
 
 

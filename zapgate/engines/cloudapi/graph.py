@@ -19,6 +19,8 @@ from zapgate.webhooks import http11, ssrf
 
 ANSWER_MAX = 64 * 1024
 """Bytes of a JSON answer read at most."""
+SHOWN = "********"
+"""A secret quoted in an error, as it is shown."""
 UNSAFE = -2
 """The code of a refusal by the SSRF guard (a config problem: like a bad token)."""
 
@@ -105,7 +107,7 @@ class GraphClient:
         except (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError) as error:
             raise _unreachable(error) from None
         if answer.status != 200:
-            raise from_body(_loads(answer.excerpt), answer.status)
+            raise self._scrubbed(from_body(_loads(answer.excerpt), answer.status))
         mime = described.get("mime_type")
         return answer.excerpt, mime if isinstance(mime, str) else None
 
@@ -124,10 +126,17 @@ class GraphClient:
             raise _unreachable(error) from None
         body = _loads(answer.excerpt)
         if not 200 <= answer.status < 300:
-            raise from_body(body, answer.status)
+            raise self._scrubbed(from_body(body, answer.status))
         if not isinstance(body, dict):
             raise GraphError(-1, f"the Graph API answered HTTP {answer.status} without JSON")
         return body
+
+    def _scrubbed(self, error: GraphError) -> GraphError:
+        """``error`` without the session's secrets (Meta may quote a malformed token back)."""
+        for secret in (self._config.access_token, self._config.app_secret):
+            error.title = error.title.replace(secret, SHOWN)
+            error.details = error.details.replace(secret, SHOWN)
+        return error
 
 
 def _part(boundary: str, disposition: str, data: bytes, content_type: str | None = None) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zapgate.engines.base import OutboundMessage, UnsupportedMessageType
+from zapgate.engines.base import OutboundMessage, PermanentEngineError, UnsupportedMessageType
 
 CAPTIONED = frozenset({"image", "video", "document"})
 MEDIA_KINDS = frozenset({"image", "video", "audio", "document", "sticker"})
@@ -14,6 +14,10 @@ MAX_BODY = 4096
 
 def message_json(message: OutboundMessage, media_id: str | None = None) -> dict[str, Any]:
     """The request body for ``message``; a file goes by ``media_id`` (uploaded first)."""
+    if "@" in message.to and not message.to.endswith("@c.us"):
+        raise PermanentEngineError(
+            f"the Cloud API sends to phone numbers only, not to {message.to.split('@')[-1]} ids"
+        )
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",

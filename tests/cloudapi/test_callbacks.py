@@ -271,3 +271,22 @@ async def test_a_session_with_a_call_policy_still_takes_callbacks(
     history = (await api.get("/api/v1/sessions/calls/messages")).json()["data"]
     assert [m["text"] for m in history] == ["oi"]
     assert meta.session == "calls"
+
+
+async def test_a_failed_status_that_outruns_the_send_fails_the_message_once_it_is_sent(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    messages = server.services.messages
+    created = await api.post(
+        "/api/v1/sessions", json={"name": "early", "engine": "simulator", "start": False}
+    )
+    assert created.status_code == 201, created.text
+    queued = await messages.accept("default", "early", "", PEER, "race")
+    # Meta's `failed` callback comes in before the send's own answer was recorded
+    assert await messages.record_undelivered("default", "early", "wamid.EARLY", "131026") is None
+    async with EventWatcher(server.services.bus) as watcher:
+        await messages.record_sent(queued, "wamid.EARLY")
+        failed = await watcher.wait_for(message_status(queued.id, "failed"))
+    assert failed.payload["error"] == "131026"
+    moves = [e.payload["status"] for e in watcher.seen if e.payload.get("id") == queued.id]
+    assert moves == ["sent", "failed"]

@@ -57,6 +57,9 @@ class MessageService:
         self.media: MediaService | None = None
         """Where files are (set by ``zapgate.services``): without it, messages carry none."""
         self._early_acks: OrderedDict[tuple[str, str, str], set[AckStatus]] = OrderedDict()
+        self._early_failures: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        """Failures the engine reported before the message's ``sent`` was recorded (a Cloud
+        API callback can outrun the send's answer), applied with it."""
         self.on_queued: Callable[[str, str], None] = lambda _tenant, _session: None
         self._received: dict[str, Message] = {}
         self._sends: Gathering[tuple[str, str], tuple[Message, str], Message | None] = Gathering(
@@ -241,6 +244,7 @@ class MessageService:
         key = (message.tenant, message.session)
         sent = await self._sends.submit(key, (message, engine_message_id))
         self._early_acks.pop((*key, engine_message_id), None)
+        self._early_failures.pop((*key, engine_message_id), None)
         return sent
 
     async def _write_sends(
@@ -291,6 +295,9 @@ class MessageService:
                 await self._apply(unit, by_engine, target, later, EventType.MESSAGE_STATUS)
                 or current
             )
+        reason = self._early_failures.get((sent.tenant, sent.session, engine_id))
+        if reason is not None:
+            current = await self._undelivered(unit, by_engine, reason) or current
         return current
 
     async def record_failed(self, message: Message, reason: str) -> Message | None:
@@ -318,22 +325,38 @@ class MessageService:
     ) -> Message | None:
         """A sent message the engine could not deliver after all: ``failed`` with ``reason``
         (only from ``sent``: one delivered or read stays so)."""
+        where = repository.by_engine_id(tenant, session, engine_message_id)
+
+        async def job(unit: UnitOfWork) -> Message | None:
+            failed = await self._undelivered(unit, where, reason)
+            if failed is None:  # decided inside the writer: it cannot race the ``sent`` record
+                known = await repository.stored_engine_ids(
+                    unit.connection, tenant, session, {engine_message_id}
+                )
+                if not known:  # not recorded as sent yet: failed when it is
+                    key = (tenant, session, engine_message_id)
+                    self._early_failures[key] = reason
+                    while len(self._early_failures) > EARLY_ACKS_KEPT:
+                        self._early_failures.popitem(last=False)
+            return failed
+
+        return await self._committer.run(job, background=tenant)
+
+    async def _undelivered(
+        self, unit: UnitOfWork, where: repository.Match, reason: str
+    ) -> Message | None:
+        """The matched message, if ``sent``, moved to ``failed`` with ``reason``."""
         values: dict[str, object] = {
             "status": MessageStatus.FAILED.value,
             "error": reason,
             "updated_at": now_ms(),
         }
-        where = repository.by_engine_id(tenant, session, engine_message_id)
-
-        async def job(unit: UnitOfWork) -> Message | None:
-            failed = await repository.transition(
-                unit.connection, where, [MessageStatus.SENT.value], values
-            )
-            if failed is not None:
-                unit.emit(self._event(failed, EventType.MESSAGE_STATUS))
-            return failed
-
-        return await self._committer.run(job, background=tenant)
+        failed = await repository.transition(
+            unit.connection, where, [MessageStatus.SENT.value], values
+        )
+        if failed is not None:
+            unit.emit(self._event(failed, EventType.MESSAGE_STATUS))
+        return failed
 
     async def fail_queued(self, tenant: str, session: str, reason: str) -> int:
         """Fail every queued message of a session (it is gone); returns how many."""

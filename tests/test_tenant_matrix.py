@@ -55,6 +55,8 @@ def row(*owner: int, body: Any = None, other: tuple[int, ...] = (404,), **extra:
 TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/health"): row(200, other=(200,)),
     ("GET", "/ready"): row(200, other=(200,)),
+    # every tenant's figures: the operator's (the default tenant's admin), no other tenant's
+    ("GET", "/metrics"): row(200, other=(403,)),
     # no verify token, no signature: refused whoever asks (tests/cloudapi has the right ones)
     ("GET", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(422, other=(422,)),
     ("POST", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(401, other=(401,)),

@@ -35,10 +35,13 @@ from zapgate.http.loopback import LoopbackGuard
 from zapgate.http.ratelimit import RateLimitHeaders
 from zapgate.http.readlane import ReadFastLane
 from zapgate.http.responses import Json
+from zapgate.http.templates import PathTemplates
 from zapgate.media.api import router as media_router
 from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
 from zapgate.messages.reading import components as send_schemas
+from zapgate.metrics.api import router as metrics_router
+from zapgate.metrics.middleware import MetricsMiddleware
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions import sealing
 from zapgate.sessions.api import router as sessions_router
@@ -81,7 +84,11 @@ def create_asgi(
         admitted, settings.max_body_bytes, {SEND_PATH: send_body_limit(settings)}
     )
     trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
-    asgi = services.realtime.asgi(AuditMiddleware(limited, trail))  # sees every HTTP answer
+    audited: ASGIApp = AuditMiddleware(limited, trail)  # sees every HTTP answer
+    if services.metrics is not None:  # counts every HTTP answer
+        templates = PathTemplates(lambda: api.openapi()["paths"])
+        audited = MetricsMiddleware(audited, services.metrics, templates)
+    asgi = services.realtime.asgi(audited)
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)
     return asgi
@@ -125,6 +132,7 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         nodes_router,
         compat_router,
         cloudapi_router,
+        metrics_router,
     )
     for router in routers:
         api.include_router(router)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     commit_batch_max: int = Field(default=256, ge=1)
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    """A bearer token that reads ``GET /metrics`` (besides the operator's keys)."""
+    metrics_per_session: bool = True
+    """Outbox metrics per session; off: per tenant (bounds the series of a large fleet)."""
     secrets_key: str | None = Field(default=None, repr=False, min_length=16)
     """Seals sessions' write-only secrets (Cloud API tokens) at rest; unset: a random key kept in
     the database (see ``zapgate.sessions.sealing``)."""

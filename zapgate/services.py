@@ -43,6 +43,7 @@ from zapgate.media.store import MediaStore
 from zapgate.messages.pacing import PacingPolicy
 from zapgate.messages.sender import RetryPolicy
 from zapgate.messages.service import MessageService
+from zapgate.metrics.registry import Metrics
 from zapgate.realtime.server import RealtimeServer
 from zapgate.retention import RetentionCleaner, RetentionPolicy
 from zapgate.sessions import repository as session_store
@@ -86,6 +87,7 @@ class Services:
     dispatch_role: RoleKeeper | None = None
     media: MediaService | None = None
     cloudapi: CloudApiCallbacks | None = None
+    metrics: Metrics | None = None
     signals: WakeSignals | None = None
     generated_key: str | None = None
 
@@ -280,6 +282,9 @@ def build_services(
         leases.on_look.append(dispatch_role.wake)
         dispatcher.allowed = dispatch_role.holds
         signals.on_webhook = dispatcher.wake
+    metrics = Metrics(settings.metrics_per_session)
+    committer.observe = metrics.committed
+    dispatcher.judged = metrics.delivered
     tenants = TenantService(
         database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT, media
     )
@@ -321,6 +326,7 @@ def build_services(
         signals=signals,
         media=media,
         cloudapi=CloudApiCallbacks(sessions, limits, allowlist, settings.media_max_bytes),
+        metrics=metrics,
     )
 
 

@@ -30,6 +30,7 @@ OPEN = {
     "/ready",
     "/api/v1/media/{media_id}/content",
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+    "/metrics",  # its own token, or the operator's keys: see tests/test_metrics.py
 }
 """Routes without a scoped caller: health, and signed media links (the signature decides)."""
 PATH_VALUES = {

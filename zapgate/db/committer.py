@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -194,6 +195,9 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
+        self.observe: Callable[[list[Event], int, float], None] | None = None
+        """Told of every batch committed here: its events, its writes and its seconds
+        (metrics)."""
         self.announce: Callable[[list[Event]], None] | None = None
         """Cluster mode: told of every batch of events committed here (after the bus), so the
         other nodes read them."""
@@ -278,6 +282,7 @@ class Committer:
         live = [p for p in batch if not p.future.cancelled()]
         if not live:
             return
+        began = time.perf_counter()
         try:
             results, events = await self._transaction(live)
         except Exception as error:
@@ -289,6 +294,8 @@ class Committer:
             return
         self.batches += 1
         self.jobs += len(live)
+        if self.observe is not None:
+            self.observe(events, len(live), time.perf_counter() - began)
         self._bus.publish(events)
         if self.announce is not None and events:
             self.announce(events)

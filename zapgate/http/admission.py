@@ -23,7 +23,10 @@ from zapgate.limits.tarpit import pause_before_refusal
 
 BODY_COST_BYTES = 64 * 1024
 EVENTS_PATH = "/api/v1/events"
-OPEN_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/metrics"}
+)
+"""Paths admitted without a key here (``/metrics`` checks its own token or key)."""
 """Routes that need no key: a key sent to them anyway is not checked."""
 
 

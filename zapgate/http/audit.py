@@ -18,7 +18,6 @@ it calls :meth:`AuditTrail.record` for its own 401 and 403.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +32,7 @@ from zapgate.errors import AppError
 from zapgate.http.admission import client_address
 from zapgate.http.fastlane import ROUTES
 from zapgate.http.ratelimit import ADMITTED
+from zapgate.http.templates import PathTemplates, Route
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -45,16 +45,13 @@ BODY_KEPT = 64 * 1024
 """Largest answer held back whole (its error code, or the id it created, is read from it)."""
 REASON_MAX = 200
 
-Route = tuple[str, dict[str, str]]
-"""A path template and the values of its parameters."""
-
 
 class AuditTrail:
     """Decides which answers need an entry, and records them."""
 
     def __init__(self, audit: AuditService, paths: Callable[[], Iterable[str]] = tuple) -> None:
         self._audit = audit
-        self._templates = _Templates(paths)
+        self._templates = PathTemplates(paths)
 
     @staticmethod
     def wanted(scope: Scope, status: int) -> bool:
@@ -189,33 +186,6 @@ class _HeldAnswer:
             log.exception("could not record the audit entry of %s", self._scope["path"])
         for message in held:
             await self._send(message)
-
-
-class _Templates:
-    """The app's path templates, matched against a path the router did not see."""
-
-    def __init__(self, paths: Callable[[], Iterable[str]]) -> None:
-        self._paths = paths
-        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
-
-    def match(self, path: str) -> Route | None:
-        if self._compiled is None:  # built at the first use: the schema is built by then
-            templates = sorted(self._paths(), key=lambda template: template.count("{"))
-            self._compiled = [(_pattern(template), template) for template in templates]
-        for pattern, template in self._compiled:
-            found = pattern.fullmatch(path)
-            if found:
-                return template, found.groupdict()
-        return None
-
-
-def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{(\w+)\}", template)
-    regex = "".join(
-        re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)"
-        for index, part in enumerate(parts)
-    )
-    return re.compile(regex)
 
 
 def _target(template: str, params: dict[str, str], created: str | None) -> str | None:

@@ -16,6 +16,7 @@ made, so every error is still rendered, and counted, in one place.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -89,6 +90,7 @@ class HotPath:
     async def _serve(
         self, cycle: RequestResponseCycle, handler: Handler, session: str, app: ASGIApp
     ) -> None:
+        began = time.perf_counter()
         if not await _whole_body(cycle):
             return  # the client went away before sending it: nothing was done
         scope: Scope = cast(Any, cycle.scope)
@@ -105,6 +107,7 @@ class HotPath:
         except AppError as refused:
             await self._audit(scope, handler, session, refused)
             await _run(cycle, _refusal(refused))  # as the middleware refuses, pause included
+            self._count(handler, scope, refused.status, began)
             return
         scope[ADMITTED] = admission
         remember_decision(scope, admission.decision)
@@ -118,9 +121,18 @@ class HotPath:
         elif isinstance(answer, AppError):
             await self._audit(scope, handler, session, answer)
             await _run(cycle, RateLimitHeaders(app_error_response(answer)))
+            self._count(handler, scope, answer.status, began)
         else:
             await _write(cycle, *answer)
             self.served += 1
+            self._count(handler, scope, answer[0], began)
+
+    def _count(self, handler: Handler, scope: Scope, status: int, began: float) -> None:
+        """An answer given here, in the metrics the ASGI app's answers are counted in."""
+        metrics = self.services.metrics
+        if metrics is not None:
+            elapsed = time.perf_counter() - began
+            metrics.request(ROUTES[handler], scope["method"], status, elapsed)
 
     async def _audit(self, scope: Scope, handler: Handler, session: str, error: AppError) -> None:
         """Record a 401 or 403 answered here, as the audit middleware records the others."""

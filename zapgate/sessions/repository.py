@@ -196,3 +196,28 @@ async def count(connection: AsyncConnection, tenant: str) -> int:
         sa.select(sa.func.count()).select_from(sessions).where(sessions.c.tenant_id == tenant)
     )
     return int(await connection.scalar(statement) or 0)
+
+
+async def all_tenants_by_status(engine: AsyncEngine) -> dict[str, int]:
+    """How many sessions there are of each status, every tenant's (metrics)."""
+    statement = sa.select(sessions.c.status, sa.func.count()).group_by(sessions.c.status)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+async def all_tenants_outboxes(engine: AsyncEngine) -> list[tuple[str, str, int, int | None]]:
+    """Every session with queued messages: tenant, name, how many, the oldest's ``created_at``
+    (each counted through ``ix_messages_outbox``, never a scan of the messages)."""
+    c = messages.c
+    mine = sa.and_(
+        c.tenant_id == sessions.c.tenant_id,
+        c.session == sessions.c.name,
+        c.status == MessageStatus.QUEUED.value,
+    )
+    depth = sa.select(sa.func.count()).where(mine).scalar_subquery()
+    oldest = sa.select(sa.func.min(c.created_at)).where(mine).scalar_subquery()
+    statement = sa.select(sessions.c.tenant_id, sessions.c.name, depth, oldest)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [(str(t), str(n), int(d), o) for t, n, d, o in rows if d]

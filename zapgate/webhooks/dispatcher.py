@@ -86,6 +86,7 @@ class Dispatcher:
             self._limits.per_subscription,
             self._recorded,
             self._notify,
+            self._judged,
         )
         self._overall = asyncio.Semaphore(self._limits.overall)
         self._per_tenant: dict[str, asyncio.Semaphore] = {}
@@ -98,6 +99,8 @@ class Dispatcher:
         self.attempts = 0
         self.restarts = 0
         self.allowed: Callable[[], bool] | None = None
+        self.judged: Callable[[str, float | None], None] | None = None
+        """Told of each delivery attempt's result and lag (metrics)."""
         """Cluster mode: whether this node surely still holds the dispatcher's role."""
 
     # life cycle --------------------------------------------------------------------------------
@@ -235,6 +238,10 @@ class Dispatcher:
             yield
 
     # observing (tests, bench) ------------------------------------------------------------------
+
+    def _judged(self, result: str, lag: float | None) -> None:
+        if self.judged is not None:
+            self.judged(result, lag)
 
     def _recorded(self) -> None:
         self.attempts += 1

@@ -77,6 +77,9 @@ class Context:
     """Called after each attempt is stored."""
     notify: Callable[[], None]
     """Called when the worker may have come to rest (``Dispatcher.until_quiet``)."""
+    judged: Callable[[str, float | None], None] = lambda _result, _lag: None
+    """Told of each attempt's result (succeeded, retrying, failed) and, delivered, the
+    seconds since its event (metrics)."""
 
 
 Slot = Callable[[], AbstractAsyncContextManager[None]]
@@ -443,6 +446,9 @@ class Worker:
         if disable is not None:
             self._active = False
         gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
+        result = "succeeded" if outcome.succeeded else values.get("status", "retrying")
+        lag = (now_ms() - delivery.created_at) / 1000 if outcome.succeeded else None
+        self._context.judged(str(result), lag)
         return outcome.succeeded or gave_up, self._attempt_job(delivery, outcome, values, disable)
 
     def _attempt_job(

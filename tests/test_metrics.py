@@ -4,18 +4,24 @@ concrete paths)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer, make_settings
+from tests.support.engines import BrokenEngine
 from tests.support.events import EventWatcher, message_status, of_type
 from tests.support.receiver import Receiver
 from tests.support.tenants import tenant_key
 from tests.test_messages_api import wait_working
 from zapgate.config import Settings
+from zapgate.engines.registry import EngineSpec
+from zapgate.metrics.registry import Metrics
 
 TOKEN = "metrics-token-0123456789"
 SEND = "/api/v1/sessions/default/messages"
@@ -23,7 +29,13 @@ SEND = "/api/v1/sessions/default/messages"
 
 @pytest.fixture
 def server_settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, metrics_token=TOKEN, webhook_allowlist="127.0.0.1")
+    return make_settings(
+        tmp_path,
+        metrics_token=TOKEN,
+        webhook_allowlist="127.0.0.1",
+        session_restart_limit=2,
+        session_restart_base_seconds=0.01,
+    )
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -118,3 +130,46 @@ async def test_counters_after_a_known_workload(
     assert value(scraped, deliveries, result="succeeded") == 2
     assert value(scraped, "zapgate_webhook_delivery_lag_seconds_count") == 2
     assert value(scraped, "zapgate_events_written_total") >= 5 + 9 + 2
+    assert value(scraped, "zapgate_accept_to_sent_seconds_count") == 3
+    assert value(scraped, "zapgate_socketio_clients") == 0
+    assert value(scraped, "zapgate_stream_clients") == 0
+
+
+async def test_engine_restarts_are_counted(server: RunningServer, api: httpx.AsyncClient) -> None:
+    server.services.sessions.engines.register(
+        "broken", EngineSpec(BrokenEngine, BrokenEngine.capabilities)
+    )
+    async with EventWatcher(server.services.bus) as watcher:
+        created = await api.post("/api/v1/sessions", json={"name": "fails", "engine": "broken"})
+        assert created.status_code == 201, created.text
+        await watcher.wait_for(
+            lambda e: (
+                e.type == "session.status"
+                and e.session == "fails"
+                and "gave up" in (e.payload.get("reason") or "")
+            )
+        )
+    scraped = await scrape(server)
+    assert value(scraped, "zapgate_session_restarts_total", reason="failed") == 2
+    assert value(scraped, "zapgate_sessions", status="FAILED") == 1
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "grafana"
+
+
+def test_the_grafana_dashboard_and_alerts_use_only_metrics_that_exist() -> None:
+    names = set()
+    for family in Metrics().registry.collect():
+        names.add(family.name)
+        names |= {f"{family.name}{suffix}" for suffix in ("_total", "_bucket", "_sum", "_count")}
+    dashboard = json.loads((DOCS / "zapgate.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = yaml.safe_load((DOCS / "alerts.yml").read_text())
+    exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in exprs for name in re.findall(r"\bzapgate_[a-z_]+", expr)}
+    assert used, "the dashboard queries zapgate's metrics"
+    assert used <= names, sorted(used - names)
+    assert len(dashboard["panels"]) >= 10
+    assert {"ZapgateSessionFailed", "ZapgateOutboxGrowing", "ZapgateWebhookLag"} <= {
+        rule["alert"] for group in rules["groups"] for rule in group["rules"]
+    }

@@ -284,6 +284,7 @@ def build_services(
         signals.on_webhook = dispatcher.wake
     metrics = Metrics(settings.metrics_per_session)
     committer.observe = metrics.committed
+    sessions.restarted = metrics.restarted
     dispatcher.judged = metrics.delivered
     tenants = TenantService(
         database, committer, auth, sessions, webhooks, limits, DEFAULT_TENANT, media

@@ -44,6 +44,10 @@ class StreamSlots:
         """How many streams ``key`` has open."""
         return self._open.get(key, 0)
 
+    def total(self) -> int:
+        """How many streams are open here, every key's."""
+        return sum(self._open.values())
+
     def _release(self, key: str) -> None:
         self._open[key] -= 1
         if self._open[key] <= 0:

@@ -56,4 +56,6 @@ async def metrics(request: Request) -> Response:
         if not (operator or own_admin):
             raise Forbidden("metrics span every tenant: the operator's keys read them")
     await figures.refresh(services.metrics, services.database)
+    services.metrics.socketio_clients.set(services.realtime.client_count())
+    services.metrics.stream_clients.set(services.limits.streams.total())
     return Response(services.metrics.text(), media_type=CONTENT_TYPE_LATEST)

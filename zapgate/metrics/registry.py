@@ -8,6 +8,7 @@ labels can be turned off (``ZAPGATE_METRICS_PER_SESSION``) to bound the series o
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -76,6 +77,26 @@ class Metrics:
         )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._messages: dict[tuple[str, str], Any] = {}
+        self.accept_to_sent = Histogram(
+            "zapgate_accept_to_sent_seconds",
+            "From a message's acceptance to its sent record (pacing and retries included)",
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self.session_restarts = Counter(
+            "zapgate_session_restarts_total",
+            "Engines restarted here (after a failure, or silent too long)",
+            ["reason"],
+            registry=registry,
+        )
+        self.socketio_clients = Gauge(
+            "zapgate_socketio_clients", "Socket.IO clients connected here", registry=registry
+        )
+        self.stream_clients = Gauge(
+            "zapgate_stream_clients",
+            "Event streams (SSE) and long-polls open here",
+            registry=registry,
+        )
         labels = ["tenant", "session"] if per_session else ["tenant"]
         self.sessions = Gauge(
             "zapgate_sessions", "Sessions by status (the database's)", ["status"], registry=registry
@@ -119,6 +140,8 @@ class Metrics:
                 key = ("in", "received")
             elif kind in _OUT:
                 key = ("out", _OUT[kind])
+                if kind == "message.sent":
+                    self._sent(event)
             elif kind == "message.status":
                 status = event.payload.get("status")
                 direction = event.payload.get("direction")
@@ -133,6 +156,20 @@ class Metrics:
             if child is None:
                 child = self._messages[key] = self.messages.labels(*key)
             child.inc(count)
+
+    def _sent(self, event: Event) -> None:
+        """The time a sent message waited since it was accepted."""
+        accepted = event.payload.get("timestamp")
+        if isinstance(accepted, str):
+            try:
+                at = datetime.fromisoformat(accepted).timestamp()
+            except ValueError:
+                return
+            self.accept_to_sent.observe(max(0.0, event.created_at / 1000 - at))
+
+    def restarted(self, reason: str) -> None:
+        """An engine restarted here (``failed`` or ``stale``)."""
+        self.session_restarts.labels(reason).inc()
 
     def delivered(self, result: str, lag_seconds: float | None) -> None:
         """One webhook delivery attempt and how it ended."""

@@ -164,6 +164,10 @@ class RealtimeServer:
         except Exception:
             log.exception("could not record the audit entry of a refused socket")
 
+    def client_count(self) -> int:
+        """How many sockets are connected here."""
+        return len(self._clients)
+
     def principals(self) -> list[Principal]:
         """Who is connected, one entry per socket."""
         return [client.principal for client in self._clients.values()]

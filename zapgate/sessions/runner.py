@@ -67,7 +67,10 @@ class SessionRunner:
         clock: Clock,
         policy: SupervisionPolicy,
         starts: asyncio.Semaphore | None = None,
+        restarted: Callable[[str], None] | None = None,
     ) -> None:
+        self._restarted = restarted
+        """Told of each restart of the engine (``failed``, ``stale``): metrics."""
         self.config = config
         self._starts = starts or asyncio.Semaphore()
         """Shared by the runners of a node: how many engines may be starting at once."""
@@ -121,6 +124,7 @@ class SessionRunner:
             await self._run_engine_once()
             if self._restart_requested:
                 self._restart_requested = False
+                self._count_restart("stale")
                 continue
             self.failures += 1
             if self.failures > self._policy.restart_limit:
@@ -130,6 +134,7 @@ class SessionRunner:
                 )
                 return
             await self._clock.sleep(self._policy.backoff(self.failures))
+            self._count_restart("failed")
 
     async def _run_engine_once(self) -> None:
         self._ended = ended = asyncio.get_running_loop().create_future()
@@ -146,6 +151,10 @@ class SessionRunner:
         self.ready.clear()
         await asyncio.shield(_quietly(engine.stop(), "stop"))  # a cancel must not cut it short
         self.engine = None
+
+    def _count_restart(self, reason: str) -> None:
+        if self._restarted is not None:
+            self._restarted(reason)
 
     def _end_run(self) -> None:
         if self._ended is not None and not self._ended.done():

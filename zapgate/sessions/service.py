@@ -161,6 +161,8 @@ class SessionManager:
         self.holds: Callable[[Key], bool] | None = None
         """Cluster mode: whether this node surely still holds a session's lease (its sender
         sends nothing otherwise)."""
+        self.restarted: Callable[[str], None] | None = None
+        """Told of each engine restart here, with why (``failed``, ``stale``): metrics."""
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
@@ -933,6 +935,7 @@ class SessionManager:
             self._clock,
             self._settings.policy,
             self._starts,
+            self.restarted,
         )
         pacer = None if spec.paces_itself else Pacer(self._settings.pacing, self._clock)
         fence = None if self.holds is None else partial(self.holds, key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -220,5 +221,56 @@ def test_tenants_and_keys_commands_act_on_a_running_server(tmp_path: Path) -> No
         assert [a for a in actions if a.startswith("zapgate tenants")] == [
             f"zapgate tenants {command}" for command in commands
         ], "the operator's log keeps what the CLI did to tenants, the deletion too"
+    finally:
+        server.stop()
+
+
+def test_operator_commands_show_a_running_servers_state(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, free_port(), ADMIN_KEY)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        server.start(ZAPGATE_SIMULATOR_PAIRING_SECONDS="60", ZAPGATE_WEBHOOK_ALLOWLIST="127.0.0.1")
+        with httpx.Client(base_url=server.url, headers=auth) as client:
+            qr = client.get("/api/v1/sessions/default/qr").json()["qr"]
+            made = client.post("/api/v1/sessions", json={"name": "idle", "start": False})
+            assert made.status_code == 201
+            for n in range(3):
+                sent = client.post(
+                    "/api/v1/sessions/idle/messages", json={"to": "5511999999999", "text": str(n)}
+                )
+                assert sent.status_code == 202
+            hook = client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+            assert hook.status_code == 201, hook.text
+        status = zapgate(tmp_path, "status")
+        assert status.returncode == 0, status.stderr
+        rows = {  # by session name: │ tenant │ session │ engine │ status │ ...
+            line.split("│")[2].strip(): line
+            for line in status.stdout.splitlines()
+            if line.startswith("│ default")
+        }
+        assert "SCAN_QR_CODE" in rows["default"]
+        assert "STOPPED" in rows["idle"]
+        assert rows["idle"].split("│")[6].strip() == "3"  # queued
+        assert "http://127.0.0.1:9/hook" in status.stdout
+        assert "active" in status.stdout
+
+        drawn = zapgate(tmp_path, "sessions", "qr", "default")
+        assert drawn.returncode == 0, drawn.stderr
+        assert "█" in drawn.stdout or "▀" in drawn.stdout or "▄" in drawn.stdout
+        assert qr not in drawn.stdout, "the picture, not the raw content"
+        none = zapgate(tmp_path, "sessions", "qr", "idle")
+        assert none.returncode == 1
+        assert "STOPPED: no QR to scan" in none.stderr
+
+        tail = zapgate(tmp_path, "events", "tail", "--no-follow", "--last", "50")
+        assert tail.returncode == 0, tail.stderr
+        types = [line.split()[3] for line in tail.stdout.splitlines()]
+        assert types.count("message.queued") == 3
+        assert "session.qr" in types
+        follow = zapgate(tmp_path, "events", "tail", "--last", "3", "--count", "3", "--json")
+        assert follow.returncode == 0, follow.stderr
+        envelopes = [json.loads(line) for line in follow.stdout.splitlines()]
+        assert len(envelopes) == 3
+        assert [e["seq"] for e in envelopes] == sorted(e["seq"] for e in envelopes)
     finally:
         server.stop()

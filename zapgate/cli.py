@@ -14,6 +14,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from zapgate import ops
 from zapgate.audit.model import CLI_ACTOR
 from zapgate.config import Settings
 from zapgate.events.model import Event, EventType
@@ -401,6 +402,9 @@ def doctor() -> None:
     typer.echo(f"default engine: {settings.default_engine}")
     if settings.default_engine == "wppconnect" and missing is not None:
         raise typer.Exit(1)
+
+
+ops.register(app, _with_services)
 
 
 def main() -> None:

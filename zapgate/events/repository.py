@@ -157,3 +157,23 @@ async def created_since(
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
     return [Event.from_row({**row, "payload": {}}) for row in rows]
+
+
+async def latest_of_type(
+    engine: AsyncEngine, tenant: str, session: str, event_type: str, since_seq: int = 0
+) -> Event | None:
+    """The newest event of ``event_type`` about ``session`` (after ``since_seq``), if any."""
+    query = (
+        sa.select(events)
+        .where(
+            events.c.tenant_id == tenant,
+            events.c.seq > since_seq,
+            events.c.session == session,
+            events.c.type == event_type,
+        )
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).mappings().first()
+    return Event.from_row(row) if row else None

@@ -221,3 +221,11 @@ async def all_tenants_outboxes(engine: AsyncEngine) -> list[tuple[str, str, int,
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).all()
     return [(str(t), str(n), int(d), o) for t, n, d, o in rows if d]
+
+
+async def all_tenants_list(engine: AsyncEngine, limit: int) -> list[Session]:
+    """Every tenant's sessions, by tenant and name (the first ``limit``)."""
+    statement = sa.select(sessions).order_by(sessions.c.tenant_id, sessions.c.name).limit(limit)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).mappings().all()
+    return [Session.from_row(row) for row in rows]

@@ -310,3 +310,30 @@ async def all_tenants_delete_finished_deliveries(engine: AsyncEngine, cutoff_ms:
             sa.delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(finished))
         )
     return int(result.rowcount or 0)
+
+
+async def all_tenants_summary(engine: AsyncEngine, limit: int) -> list[tuple[Webhook, int, int]]:
+    """Every tenant's subscriptions (the first ``limit``) with how many deliveries each has
+    pending and failed (counted through ``ix_deliveries_queue``)."""
+    d = webhook_deliveries.c
+
+    def counted(status: str) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(sa.func.count())
+            .where(d.webhook_id == webhooks.c.id, d.status == status)
+            .scalar_subquery()
+        )
+
+    statement = (
+        sa.select(webhooks, counted(DeliveryStatus.PENDING), counted(DeliveryStatus.FAILED))
+        .order_by(webhooks.c.tenant_id, webhooks.c.id)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    found = []
+    for row in rows:
+        mapping = row._mapping
+        pending, failed = row[-2], row[-1]
+        found.append((Webhook.from_row(mapping), int(pending), int(failed)))
+    return found

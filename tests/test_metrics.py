@@ -19,6 +19,7 @@ from tests.support.events import EventWatcher, message_status, of_type
 from tests.support.receiver import Receiver
 from tests.support.tenants import tenant_key
 from tests.test_messages_api import wait_working
+from zapgate.auth.scopes import Scope
 from zapgate.config import Settings
 from zapgate.engines.registry import EngineSpec
 from zapgate.metrics.registry import Metrics
@@ -77,6 +78,17 @@ async def test_metrics_refuse_anonymous_callers_and_tenants_keys(
     own = await api.get("/metrics")  # the default tenant's admin: the operator's own
     assert own.status_code == 200
     assert "zapgate_http_requests_total" in own.text
+    scraper = await tenant_key(server.services, "default", "scraper", frozenset({Scope.METRICS}))
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {scraper}"}
+    ) as client:
+        assert (await client.get("/metrics")).status_code == 200
+        assert (await client.get("/api/v1/sessions")).status_code == 403  # metrics only
+    elsewhere = await tenant_key(server.services, "acme", "scraper", frozenset({Scope.METRICS}))
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {elsewhere}"}
+    ) as client:
+        assert (await client.get("/metrics")).status_code == 403
 
 
 async def test_counters_after_a_known_workload(

@@ -177,7 +177,8 @@ def keys_create(
         str, typer.Option(help="tenant the key belongs to (made with `zapgate tenants create`)")
     ] = DEFAULT_TENANT,
     scopes: Annotated[
-        str, typer.Option(help="comma-separated: admin, send, read, operator (see the README)")
+        str,
+        typer.Option(help="comma-separated: admin, send, read, metrics, operator (see the README)"),
     ] = "admin",
 ) -> None:
     """Create an API key and print it (shown only once)."""

@@ -11,7 +11,7 @@ from zapgate.auth.service import CONFIGURED as CONFIGURED_NAME
 from zapgate.http.deps import Instant
 from zapgate.names import SESSION_NAME
 
-ScopeName = Literal["admin", "send", "read"]
+ScopeName = Literal["admin", "send", "read", "metrics"]
 SessionName = Annotated[StrictStr, Field(pattern=SESSION_NAME)]
 
 
@@ -29,9 +29,9 @@ class CreateKey(BaseModel):
     )
     scopes: list[ScopeName] = Field(
         min_length=1,
-        max_length=3,
+        max_length=4,
         description="admin: everything, keys and webhooks included; send: send and read; "
-        "read: read only",
+        "read: read only; metrics: GET /metrics only (a key of the default tenant)",
         examples=[["send"]],
     )
     sessions: list[SessionName] | None = Field(

@@ -21,9 +21,12 @@ class Scope(StrEnum):
     SEND = "send"
     READ = "read"
     OPERATOR = "operator"
+    METRICS = "metrics"
+    """``GET /metrics`` and nothing else (a key of the default tenant: the figures span tenants)."""
 
 
 _GRANTS = {
+    Scope.METRICS: frozenset({Scope.METRICS}),
     Scope.OPERATOR: frozenset({Scope.OPERATOR}),
     Scope.ADMIN: frozenset({Scope.ADMIN, Scope.SEND, Scope.READ}),
     Scope.SEND: frozenset({Scope.SEND, Scope.READ}),

@@ -1,7 +1,8 @@
 """``GET /metrics``: the Prometheus text, for ``ZAPGATE_METRICS_TOKEN`` or the operator.
 
 The figures span every tenant, so a tenant's own keys cannot read them: the metrics token, an
-operator key, or an admin key of the default tenant (the operator's own) can.
+operator key, or a key of the default tenant (the operator's own) with the ``admin`` or
+``metrics`` scope can.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ router = APIRouter(tags=["metrics"])
         },
         **responses(401, 403, 429, authenticated=False),
     },
-    summary="Prometheus metrics (ZAPGATE_METRICS_TOKEN, an operator key, or the default "
-    "tenant's admin key)",
+    summary="Prometheus metrics (ZAPGATE_METRICS_TOKEN, an operator key, or a key of the "
+    "default tenant with the admin or metrics scope)",
 )
 async def metrics(request: Request) -> Response:
     services = services_of(request)
@@ -52,8 +53,10 @@ async def metrics(request: Request) -> Response:
             services.limits.record_failure(address)
             raise
         operator = Scope.OPERATOR in principal.scopes
-        own_admin = principal.tenant == DEFAULT_TENANT and Scope.ADMIN in principal.scopes
-        if not (operator or own_admin):
+        own = principal.tenant == DEFAULT_TENANT and bool(
+            {Scope.ADMIN, Scope.METRICS} & principal.scopes
+        )
+        if not (operator or own):
             raise Forbidden("metrics span every tenant: the operator's keys read them")
     await figures.refresh(services.metrics, services.database)
     services.metrics.socketio_clients.set(services.realtime.client_count())

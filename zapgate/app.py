@@ -25,6 +25,7 @@ from zapgate.db.secrets import secret as server_secret
 from zapgate.directory.api import router as directory_router
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
+from zapgate.http.access import RequestIds
 from zapgate.http.admission import AdmissionMiddleware
 from zapgate.http.audit import AuditMiddleware, AuditTrail
 from zapgate.http.boundary import BoundaryMiddleware
@@ -85,9 +86,10 @@ def create_asgi(
     )
     trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
     audited: ASGIApp = AuditMiddleware(limited, trail)  # sees every HTTP answer
+    templates = PathTemplates(lambda: api.openapi()["paths"])
     if services.metrics is not None:  # counts every HTTP answer
-        templates = PathTemplates(lambda: api.openapi()["paths"])
         audited = MetricsMiddleware(audited, services.metrics, templates)
+    audited = RequestIds(audited, settings.access_log, templates)  # X-Request-Id, access log
     asgi = services.realtime.asgi(audited)
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=30.0, ge=0)
     metrics_token: str | None = Field(default=None, repr=False, min_length=16)
     """A bearer token that reads ``GET /metrics`` (besides the operator's keys)."""
+    access_log: bool = False
+    """Log every HTTP answer as JSON (method, route template, status, ms, key id, client)."""
     metrics_per_session: bool = True
     """Outbox metrics per session; off: per tenant (bounds the series of a large fleet)."""
     secrets_key: str | None = Field(default=None, repr=False, min_length=16)

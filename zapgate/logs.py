@@ -8,18 +8,25 @@ import sys
 import orjson
 
 from zapgate.clock import now_ms, to_iso
+from zapgate.requests import REQUEST_ID
 
 
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", ...}``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": to_iso(now_ms()),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        rid = REQUEST_ID.get()
+        if rid is not None:
+            entry["request_id"] = rid
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from zapgate.audit import actor as actors
 from zapgate.errors import AppError
+from zapgate.http import access
 from zapgate.http.admission import client_address, presented_key, refuse, request_cost
 from zapgate.http.audit import AuditTrail
 from zapgate.http.boundary import body_problems, url_problems
@@ -38,6 +39,7 @@ from zapgate.http.limits import declared_length
 from zapgate.http.ratelimit import ADMITTED, RateLimitHeaders, remember_decision
 from zapgate.http.responses import json_body
 from zapgate.limits.gate import Admission
+from zapgate.requests import REQUEST_ID, from_headers
 from zapgate.services import Services
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class HotPath:
         self, cycle: RequestResponseCycle, handler: Handler, session: str, app: ASGIApp
     ) -> None:
         """Answer the request of ``cycle``, or hand it to ``app``; never raises."""
+        token = REQUEST_ID.set(from_headers(cast(Any, cycle.scope)["headers"]))
         with actors.acting():  # what the send writes carries its caller (zapgate.audit.actor)
             try:
                 await self._serve(cycle, handler, session, app)
@@ -86,6 +89,8 @@ class HotPath:
                     await _run(cycle, error_response(500, "internal_error", "an error was logged"))
                 else:
                     cycle.transport.close()
+            finally:
+                REQUEST_ID.reset(token)
 
     async def _serve(
         self, cycle: RequestResponseCycle, handler: Handler, session: str, app: ASGIApp
@@ -106,7 +111,7 @@ class HotPath:
             admission = await gate.admit(presented, address, request_cost(scope))
         except AppError as refused:
             await self._audit(scope, handler, session, refused)
-            await _run(cycle, _refusal(refused))  # as the middleware refuses, pause included
+            await _run(cycle, _identified(_refusal(refused)))  # as the middleware refuses
             self._count(handler, scope, refused.status, began)
             return
         scope[ADMITTED] = admission
@@ -120,7 +125,7 @@ class HotPath:
             await _hand_over(cycle, app)
         elif isinstance(answer, AppError):
             await self._audit(scope, handler, session, answer)
-            await _run(cycle, RateLimitHeaders(app_error_response(answer)))
+            await _run(cycle, _identified(RateLimitHeaders(app_error_response(answer))))
             self._count(handler, scope, answer.status, began)
         else:
             await _write(cycle, *answer)
@@ -130,9 +135,11 @@ class HotPath:
     def _count(self, handler: Handler, scope: Scope, status: int, began: float) -> None:
         """An answer given here, in the metrics the ASGI app's answers are counted in."""
         metrics = self.services.metrics
+        elapsed = time.perf_counter() - began
         if metrics is not None:
-            elapsed = time.perf_counter() - began
             metrics.request(ROUTES[handler], scope["method"], status, elapsed)
+        if self.services.settings.access_log:
+            access.logged(scope, ROUTES[handler], status, elapsed)
 
     async def _audit(self, scope: Scope, handler: Handler, session: str, error: AppError) -> None:
         """Record a 401 or 403 answered here, as the audit middleware records the others."""
@@ -194,6 +201,22 @@ async def _hand_over(cycle: RequestResponseCycle, app: ASGIApp) -> None:
     await _run(cycle, app)
 
 
+def _identified(app: ASGIApp) -> ASGIApp:
+    """``app`` with the request's ``X-Request-Id`` on its answer."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        header = (b"x-request-id", (REQUEST_ID.get() or "").encode())
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return answer
+
+
 def _refusal(error: AppError) -> ASGIApp:
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         await refuse(error, scope, receive, send)
@@ -210,7 +233,8 @@ async def _write(
     if cycle.disconnected:
         return
     content = [STATUS_LINE[status]]
-    for name, value in (*cycle.default_headers, *headers):
+    rid = (REQUEST_ID.get() or "").encode()
+    for name, value in (*cycle.default_headers, *headers, (b"x-request-id", rid)):
         content += (name, b": ", value, b"\r\n")
     if not cycle.keep_alive:
         content.append(b"connection: close\r\n")

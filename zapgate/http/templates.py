@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 Route = tuple[str, dict[str, str]]
 """A template and the parameters a path gave it."""
+UNMATCHED = "unmatched"
+"""The template named for a request no route took (a 404): never the concrete path."""
 
 
 class PathTemplates:
@@ -35,3 +38,13 @@ def _pattern(template: str) -> re.Pattern[str]:
         for index, part in enumerate(parts)
     )
     return re.compile(regex)
+
+
+def template_of(scope: Any, templates: PathTemplates) -> str:
+    """The template the router matched for a served request, else the one its path fits (the
+    fast lanes), else ``UNMATCHED``: never a concrete path (bounded label values)."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    found = templates.match(scope["path"])
+    return found[0] if found is not None else UNMATCHED

@@ -6,8 +6,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zapgate.http.templates import PathTemplates
-from zapgate.metrics.registry import UNMATCHED, Metrics
+from zapgate.http.templates import PathTemplates, template_of
+from zapgate.metrics.registry import Metrics
 
 
 class MetricsMiddleware:
@@ -34,15 +34,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, answering)
         finally:
-            self._metrics.request(
-                self._route(scope), scope["method"], code, time.perf_counter() - began
-            )
-
-    def _route(self, scope: Scope) -> str:
-        """The template the router matched, else the one the path fits (the fast lanes), else
-        ``unmatched``: never a concrete path (bounded label values)."""
-        template = getattr(scope.get("route"), "path", None)
-        if isinstance(template, str):
-            return template
-        found = self._templates.match(scope["path"])
-        return found[0] if found is not None else UNMATCHED
+            route = template_of(scope, self._templates)
+            self._metrics.request(route, scope["method"], code, time.perf_counter() - began)

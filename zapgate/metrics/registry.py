@@ -18,8 +18,6 @@ from zapgate.events.model import Event
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-UNMATCHED = "unmatched"
-"""The route label of a request no route took (a 404): never the concrete path."""
 _OUT = {"message.queued": "queued", "message.sent": "sent"}
 
 

@@ -25,7 +25,7 @@ from zapgate.db.secrets import secret as server_secret
 from zapgate.directory.api import router as directory_router
 from zapgate.events.api import router as events_router
 from zapgate.http import errors, openapi
-from zapgate.http.access import RequestIds
+from zapgate.http.access import Observed
 from zapgate.http.admission import AdmissionMiddleware
 from zapgate.http.audit import AuditMiddleware, AuditTrail
 from zapgate.http.boundary import BoundaryMiddleware
@@ -42,7 +42,6 @@ from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
 from zapgate.messages.reading import components as send_schemas
 from zapgate.metrics.api import router as metrics_router
-from zapgate.metrics.middleware import MetricsMiddleware
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions import sealing
 from zapgate.sessions.api import router as sessions_router
@@ -87,9 +86,8 @@ def create_asgi(
     trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
     audited: ASGIApp = AuditMiddleware(limited, trail)  # sees every HTTP answer
     templates = PathTemplates(lambda: api.openapi()["paths"])
-    if services.metrics is not None:  # counts every HTTP answer
-        audited = MetricsMiddleware(audited, services.metrics, templates)
-    audited = RequestIds(audited, settings.access_log, templates)  # X-Request-Id, access log
+    # every HTTP answer: X-Request-Id, metrics, access log
+    audited = Observed(audited, templates, services.metrics, settings.access_log)
     asgi = services.realtime.asgi(audited)
     if settings.auth == "off":
         asgi = LoopbackGuard(asgi, settings.cors_origins)

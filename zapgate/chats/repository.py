@@ -179,7 +179,7 @@ async def last_received_engine_id(
             c.session == session,
             c.chat_id == chat_id,
             c.id <= up_to,
-            c.direction == "in",
+            c.direction == Direction.IN.value,
             c.engine_message_id.is_not(None),
         )
         .order_by(c.id.desc())

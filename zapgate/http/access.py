@@ -1,7 +1,8 @@
-"""Request ids and the access log: each answer carries ``X-Request-Id`` (the caller's, when it
-sent a sane one, else a new one), every log line while it is served names it, and with
-``ZAPGATE_ACCESS_LOG`` each answer is logged as JSON: method, route template, status, time,
-the key's id (never the key) and the client's address."""
+"""What is seen of every answer: each carries ``X-Request-Id`` (the caller's, when it sent a
+sane one, else a new one), every log line while it is served names it, it is counted in the
+metrics by route template, and with ``ZAPGATE_ACCESS_LOG`` logged as JSON: method, route
+template, status, time, the key's id (never the key) and the client's address. The send hot
+path, which answers outside the ASGI app, reports its answers through ``observe`` too."""
 
 from __future__ import annotations
 
@@ -13,18 +14,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapgate.http.admission import client_address
 from zapgate.http.ratelimit import ADMITTED
 from zapgate.http.templates import PathTemplates, template_of
+from zapgate.metrics.registry import Metrics
 from zapgate.requests import REQUEST_ID, from_headers
 
 log = logging.getLogger("zapgate.access")
 
 
-class RequestIds:
-    """Outermost: the id is set before anything else runs, and added to the answer."""
+class Observed:
+    """Outermost: the id is set before anything else runs and added to the answer, and the
+    answer (refusals included: 401, 413, 429) is counted and logged."""
 
-    def __init__(self, app: ASGIApp, access_log: bool, templates: PathTemplates) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        templates: PathTemplates,
+        metrics: Metrics | None,
+        access_log: bool,
+    ) -> None:
         self.app = app
-        self._log = access_log
         self._templates = templates
+        self._metrics = metrics
+        self._log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,13 +56,29 @@ class RequestIds:
         try:
             await self.app(scope, receive, answering)
         finally:
-            if self._log:
+            if self._metrics is not None or self._log:
                 route = template_of(scope, self._templates)
-                logged(scope, route, code, time.perf_counter() - began)
+                seconds = time.perf_counter() - began
+                observe(scope, route, code, seconds, self._metrics, self._log)
             REQUEST_ID.reset(token)
 
 
-def logged(scope: Scope, route: str, code: int, seconds: float) -> None:
+def observe(
+    scope: Scope,
+    route: str,
+    code: int,
+    seconds: float,
+    metrics: Metrics | None,
+    access_log: bool,
+) -> None:
+    """One answer: counted (``metrics``), and logged when ``access_log``."""
+    if metrics is not None:
+        metrics.request(route, scope["method"], code, seconds)
+    if access_log:
+        _logged(scope, route, code, seconds)
+
+
+def _logged(scope: Scope, route: str, code: int, seconds: float) -> None:
     """One access log line (the key's id, never the key)."""
     admitted = scope.get(ADMITTED)
     key_id = admitted.principal.key_id if admitted is not None else None

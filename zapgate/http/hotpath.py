@@ -133,13 +133,12 @@ class HotPath:
             self._count(handler, scope, answer[0], began)
 
     def _count(self, handler: Handler, scope: Scope, status: int, began: float) -> None:
-        """An answer given here, in the metrics the ASGI app's answers are counted in."""
-        metrics = self.services.metrics
+        """An answer given here, counted and logged as the ASGI app's are."""
+        settings = self.services.settings
         elapsed = time.perf_counter() - began
-        if metrics is not None:
-            metrics.request(ROUTES[handler], scope["method"], status, elapsed)
-        if self.services.settings.access_log:
-            access.logged(scope, ROUTES[handler], status, elapsed)
+        access.observe(
+            scope, ROUTES[handler], status, elapsed, self.services.metrics, settings.access_log
+        )
 
     async def _audit(self, scope: Scope, handler: Handler, session: str, error: AppError) -> None:
         """Record a 401 or 403 answered here, as the audit middleware records the others."""

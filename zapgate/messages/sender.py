@@ -22,9 +22,9 @@ WAKE_GATHER_SECONDS = 0.005
 """How long a windowed sender, woken while it sends, lets more messages be queued before it
 reads the outbox again (a burst of sends makes one read, not one each)."""
 OUTBOX_PAGE_MANY = 400
+"""Queued messages a windowed sender takes on at once (the engine has ``window`` of them)."""
 PER_RECIPIENT = 16
 """Messages to one recipient a windowed sender has on hand at once."""
-"""Queued messages a windowed sender takes on at once (the engine has ``window`` of them)."""
 NOT_READY_PAUSE_SECONDS = 0.05
 FENCED_PAUSE_SECONDS = 0.1
 """How long a sender whose node may have lost the session's lease waits before it looks again

@@ -19,6 +19,7 @@ from typing import Any
 
 from zapgate.clock import Clock
 from zapgate.engines.base import (
+    MESSAGE_TYPES,
     Capability,
     EngineError,
     EngineNotReady,
@@ -57,15 +58,7 @@ class CloudApiEngine:
     name = "cloudapi"
     capabilities = frozenset(
         {
-            Capability.TEXT,
-            Capability.IMAGE,
-            Capability.VIDEO,
-            Capability.AUDIO,
-            Capability.DOCUMENT,
-            Capability.STICKER,
-            Capability.LOCATION,
-            Capability.CONTACT,
-            Capability.REACTION,
+            *(Capability(kind) for kind in MESSAGE_TYPES),
             Capability.TEMPLATE,
             Capability.INTERACTIVE,
             Capability.CHATS,

@@ -22,6 +22,8 @@ ANSWER_MAX = 64 * 1024
 SHOWN = "********"
 """A secret quoted in an error, as it is shown."""
 UNSAFE = -2
+_UNREACHABLE = (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError)
+"""What a call that got no answer from Meta raises (``_unreachable`` words it)."""
 """The code of a refusal by the SSRF guard (a config problem: like a bad token)."""
 
 
@@ -104,7 +106,7 @@ class GraphClient:
                 answer = await self._http.get(url, headers, self._max_bytes + ANSWER_MAX)
         except http11.TooLarge:
             raise GraphError(-3, f"the file is larger than {self._max_bytes} bytes") from None
-        except (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError) as error:
+        except _UNREACHABLE as error:
             raise _unreachable(error) from None
         if answer.status != 200:
             raise self._scrubbed(from_body(_loads(answer.excerpt), answer.status))
@@ -122,7 +124,7 @@ class GraphClient:
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 answer: http11.Answer = await request
-        except (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError) as error:
+        except _UNREACHABLE as error:
             raise _unreachable(error) from None
         body = _loads(answer.excerpt)
         if not 200 <= answer.status < 300:

@@ -59,6 +59,8 @@ class UnitOfWork:
         self.actor: str | None = None
         """Who caused the job running now (``Committer.run`` took it from its caller): the
         events it emits carry it."""
+        self.request_id: str | None = None
+        """The id of the request that caused the job running now, taken as ``actor`` is."""
 
     def require_session(self, tenant: str, name: str) -> None:
         """Fail the write (SessionNotFound) unless the session exists when it commits.
@@ -88,9 +90,13 @@ class UnitOfWork:
 
     def emit(self, draft: EventDraft) -> None:
         """Append ``draft`` to the log in this transaction, with the job's actor unless it
-        names its own (a job shared by several callers does)."""
-        if self.actor is not None and draft.actor is None:
-            draft = replace(draft, actor=self.actor)
+        names its own (a job shared by several callers does), and the id of the job's request
+        if it has one, else the draft's own (a message's events name the request that queued
+        it)."""
+        actor = draft.actor or self.actor
+        request = self.request_id or draft.request_id
+        if actor is not draft.actor or request is not draft.request_id:
+            draft = replace(draft, actor=actor, request_id=request)
         self._events.append(draft)
 
     async def flush(self) -> list[Event]:
@@ -162,6 +168,7 @@ Job = Callable[[UnitOfWork], Awaitable[T]]
 class _Pending(Generic[T]):
     job: Job[T]
     actor: str | None
+    request_id: str | None
     future: asyncio.Future[T] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -228,12 +235,12 @@ class Committer:
         after every request's job and taken from the tenants in turn, so a flood of one
         tenant's background work never makes a request, or another tenant's work, wait behind
         it. Jobs keep their order among a tenant's background jobs, and among request jobs.
-        The events ``job`` emits carry the actor of the request this task serves, if any
-        (``zapgate.audit.actor``).
+        The events ``job`` emits carry the actor and the id of the request this task serves,
+        if any (``zapgate.audit.actor``).
         """
         if self._task is None:
             raise Unavailable("the writer is not running")
-        pending: _Pending[T | Refusal] = _Pending(job, actors.current())
+        pending: _Pending[T | Refusal] = _Pending(job, *actors.cause())
         if background is None:
             self._urgent.append(pending)
         else:
@@ -308,7 +315,7 @@ class Committer:
             unit = UnitOfWork(connection, self._missing_sessions)
             results = []
             for pending in batch:
-                unit.actor = pending.actor
+                unit.actor, unit.request_id = pending.actor, pending.request_id
                 results.append(await pending.job(unit))
             events = await unit.flush()
         for callback in unit.committed:

@@ -88,6 +88,7 @@ messages = sa.Table(
     sa.Column("content", JsonColumn, nullable=True),
     sa.Column("media_id", sa.String(40), nullable=True),
     sa.Column("search_text", sa.Text, nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
     sa.Index("ix_messages_history", "tenant_id", "session", "id"),
     sa.Index("ix_messages_chat", "tenant_id", "session", "chat_id", "id"),
     sa.Index("ix_messages_time", "tenant_id", "session", "created_at", "id"),
@@ -97,7 +98,8 @@ messages = sa.Table(
 )
 """``search_text``: the folded words of ``text`` (``zapgate.messages.search``), what ``q=``
 searches; indexed outside this metadata (migration 0014): SQLite's ``messages_fts`` (FTS5, by
-rowid) and PostgreSQL's generated ``search_vector`` column."""
+rowid) and PostgreSQL's generated ``search_vector`` column. ``request_id``: the ``X-Request-Id``
+of the request that queued an outbound message, carried by its later events."""
 
 media = sa.Table(
     "media",
@@ -149,6 +151,7 @@ events = sa.Table(
     sa.Column("payload", JsonColumn, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
     sa.UniqueConstraint("tenant_id", "seq", name="uq_events_tenant_seq"),
 )
 
@@ -235,6 +238,7 @@ webhook_deliveries = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
     sa.Index("ix_deliveries_queue", "webhook_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_list", "tenant_id", "webhook_id", "id"),
 )

@@ -56,6 +56,11 @@ class EventOut(BaseModel):
         description="the key (key_...) or token subject (jwt:<sub>) whose request caused it; "
         "null for what engines and background work report"
     )
+    request_id: str | None = Field(
+        description="the X-Request-Id of the request that caused it: the request being served "
+        "when it was written, or for message.sent and message.status the one that queued the "
+        "message; null for what engines report by themselves"
+    )
     payload: dict[str, Any]
 
 

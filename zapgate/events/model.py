@@ -40,6 +40,8 @@ class EventDraft:
     created_at: int = field(default_factory=now_ms)
     actor: str | None = None
     """Who caused it (``zapgate.audit.actor``); ``UnitOfWork.emit`` fills it in."""
+    request_id: str | None = None
+    """The request that caused it; ``UnitOfWork.emit`` fills it in too."""
 
     def placed(self, seq: int) -> Event:
         """This draft as the event at ``seq``."""
@@ -52,6 +54,7 @@ class EventDraft:
             self.payload,
             self.created_at,
             self.actor,
+            self.request_id,
         )
 
 
@@ -69,6 +72,10 @@ class Event:
     actor: str | None = None
     """The key (``key_...``, ``jwt:<subject>``) whose request caused it; None for what engines
     and background work report."""
+    request_id: str | None = None
+    """The ``X-Request-Id`` of the request that caused it: the request being served when it was
+    written, else the one that queued the message it is about (``message.sent``, its
+    ``message.status``); None for what engines report by themselves."""
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -83,6 +90,7 @@ class Event:
             row["payload"],
             row["created_at"],
             row["actor"],
+            row["request_id"],
         )
 
     def envelope(self) -> dict[str, Any]:
@@ -95,6 +103,7 @@ class Event:
             "tenant": self.tenant,
             "timestamp": to_iso(self.created_at),
             "actor": self.actor,
+            "request_id": self.request_id,
             "payload": self.payload,
         }
 

@@ -46,6 +46,7 @@ def _row(event: Event) -> dict[str, object]:
         "payload": event.payload,
         "created_at": event.created_at,
         "actor": event.actor,
+        "request_id": event.request_id,
     }
 
 
@@ -177,3 +178,11 @@ async def latest_of_type(
     async with engine.connect() as connection:
         row = (await connection.execute(query)).mappings().first()
     return Event.from_row(row) if row else None
+
+
+async def newest_seq(engine: AsyncEngine, tenant: str) -> int:
+    """The seq of ``tenant``'s newest event (0: none yet): where a reader of only what comes
+    next starts."""
+    statement = sa.select(sa.func.max(events.c.seq)).where(events.c.tenant_id == tenant)
+    async with engine.connect() as connection:
+        return int(await connection.scalar(statement) or 0)

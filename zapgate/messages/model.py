@@ -67,6 +67,9 @@ class Message:
     ``message_id`` and ``emoji`` of a reaction, ``voice``, ``poll`` with its ``votes``), and
     ``reply_to``, ``edited_at``, ``revoked_at``: its public fields."""
     media_id: str | None = None
+    request_id: str | None = None
+    """The ``X-Request-Id`` of the request that queued it (outbound): its ``message.sent`` and
+    ``message.status`` events carry it (not in the wire form: the events say it)."""
 
     @classmethod
     def from_row(cls, row: Any) -> Message:
@@ -89,6 +92,7 @@ class Message:
             updated_at=row["updated_at"],
             content=row.get("content"),
             media_id=row.get("media_id"),
+            request_id=row.get("request_id"),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -111,6 +115,7 @@ class Message:
             "updated_at": self.updated_at,
             "content": self.content,
             "media_id": self.media_id,
+            "request_id": self.request_id,
         }
 
     def public(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapgate.audit import actor as actors
 from zapgate.clock import now_ms, to_iso
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.db.gather import Gathering
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 EARLY_ACKS_KEPT = 10_000
 RECENTLY_RECEIVED = 256
 """Received messages kept for :meth:`MessageService.just_received` (the oldest go first)."""
+TRACED = frozenset({EventType.MESSAGE_SENT, EventType.MESSAGE_STATUS})
+"""The events of an outbound message that name the request that queued it when no request is
+being served as they are written (the outbox's send, the engine's acks)."""
 
 
 class MessageService:
@@ -107,6 +111,7 @@ class MessageService:
             created_at=now,
             updated_at=now,
             content=content or None,
+            request_id=actors.request_id(),
         )
 
         limits = await self._limits.of(tenant)
@@ -461,7 +466,8 @@ class MessageService:
             url, expires_at = self.media.link(message.tenant, str(described["id"]))
             expires = to_iso(expires_at * 1000)
             payload["media"] = {**described, "url": url, "url_expires_at": expires}
-        return EventDraft(message.tenant, message.session, event_type, payload)
+        request = message.request_id if event_type in TRACED else None
+        return EventDraft(message.tenant, message.session, event_type, payload, request_id=request)
 
     async def outbound(self, message: Message) -> OutboundMessage:
         """What the engine is asked to send for ``message``: its file read from the store, and

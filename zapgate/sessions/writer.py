@@ -124,6 +124,8 @@ class _Report:
     actor: str | None
     """Who caused it (a request's key; None for an engine's report): a shared job runs in a
     task of its own, so each report carries its caller's actor."""
+    request_id: str | None
+    """The id of the request that caused it, carried as ``actor`` is."""
 
 
 class SessionWriter:
@@ -155,7 +157,7 @@ class SessionWriter:
         Returns the session as stored, or None (and no event) when it is gone. One session's
         reports must set the same columns each time, or disjoint ones (status; account).
         """
-        report = _Report(tenant, name, values, event, actors.current())
+        report = _Report(tenant, name, values, event, *actors.cause())
         return await self._reports.submit(report)
 
 
@@ -208,6 +210,16 @@ async def _update(unit: UnitOfWork, reports: list[_Report]) -> list[Session | Ap
     for report in reports:
         session = stored.get((report.tenant, report.name))
         if session is not None and report.event is not None:
-            unit.emit(EventDraft(report.tenant, report.name, *report.event, actor=report.actor))
+            kind, payload = report.event
+            unit.emit(
+                EventDraft(
+                    report.tenant,
+                    report.name,
+                    kind,
+                    payload,
+                    actor=report.actor,
+                    request_id=report.request_id,
+                )
+            )
         answers.append(session)
     return answers

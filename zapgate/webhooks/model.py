@@ -91,6 +91,9 @@ class Delivery:
     last_error: str | None
     created_at: int
     updated_at: int
+    request_id: str | None = None
+    """The request that caused its event (``Event.request_id``), sent as
+    ``X-Zapgate-Request-Id``."""
 
     @classmethod
     def from_row(cls, row: Any) -> Delivery:
@@ -109,6 +112,7 @@ class Delivery:
             last_error=row["last_error"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            request_id=row.get("request_id"),
         )
 
     def public(self, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -126,6 +130,7 @@ class Delivery:
             "last_error": self.last_error,
             "created_at": to_iso(self.created_at),
             "updated_at": to_iso(self.updated_at),
+            "request_id": self.request_id,
         }
         if attempts is not None:
             body["attempt_log"] = attempts

@@ -140,6 +140,7 @@ def add_deliveries(unit: UnitOfWork, tenant: str, webhook_id: str, events: list[
                 "last_error": None,
                 "created_at": now,
                 "updated_at": now,
+                "request_id": event.request_id,
             },
         )
 
@@ -337,3 +338,27 @@ async def all_tenants_summary(engine: AsyncEngine, limit: int) -> list[tuple[Web
         pending, failed = row[-2], row[-1]
         found.append((Webhook.from_row(mapping), int(pending), int(failed)))
     return found
+
+
+async def summary(engine: AsyncEngine, tenant: str) -> list[tuple[Webhook, int, int, int | None]]:
+    """``tenant``'s subscriptions with how many deliveries each has pending and failed, and
+    when the oldest pending one was made (its lag)."""
+    d = webhook_deliveries.c
+
+    def of(status: str, figure: Any) -> sa.ScalarSelect[Any]:
+        mine = sa.and_(d.webhook_id == webhooks.c.id, d.status == status)
+        return sa.select(figure).where(mine).scalar_subquery()
+
+    statement = (
+        sa.select(
+            webhooks,
+            of(DeliveryStatus.PENDING, sa.func.count()),
+            of(DeliveryStatus.FAILED, sa.func.count()),
+            of(DeliveryStatus.PENDING, sa.func.min(d.created_at)),
+        )
+        .where(webhooks.c.tenant_id == tenant)
+        .order_by(webhooks.c.id)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [(Webhook.from_row(row._mapping), int(row[-3]), int(row[-2]), row[-1]) for row in rows]

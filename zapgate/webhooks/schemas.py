@@ -42,7 +42,10 @@ SESSIONS_DOC = "session names; empty means all"
 SessionFilter = Annotated[StrictStr, Field(pattern=SESSION_NAME)]
 HeaderName = Annotated[StrictStr, Field(pattern=HEADER_NAME.pattern)]
 HeaderValue = Annotated[StrictStr, Field(pattern=HEADER_VALUE.pattern)]
-HEADERS_DOC = "sent with every delivery (not the webhook-* signature headers or Content-Type)"
+HEADERS_DOC = (
+    "sent with every delivery (not the webhook-* signature headers, Content-Type or "
+    "X-Zapgate-Request-Id)"
+)
 
 
 def _unset(schema: dict[str, Any]) -> None:
@@ -174,6 +177,10 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    request_id: str | None = Field(
+        description="the X-Request-Id of the request that caused the event (sent as the "
+        "X-Zapgate-Request-Id header); null when none did"
+    )
     attempt_log: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -16,11 +16,20 @@ from zapgate.ids import new_id
 from zapgate.limits.service import LimitService
 from zapgate.webhooks import repository, signing, ssrf
 from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
+from zapgate.webhooks.worker import REQUEST_ID_HEADER
 
 REPLAY_MAX = 10_000
 """Deliveries a replay may queue, and pending deliveries beyond which it is refused."""
 RESERVED_HEADERS = frozenset(
-    {"host", "content-type", "content-length", "user-agent", "connection", "transfer-encoding"}
+    {
+        "host",
+        "content-type",
+        "content-length",
+        "user-agent",
+        "connection",
+        "transfer-encoding",
+        REQUEST_ID_HEADER,
+    }
 )
 
 

@@ -58,6 +58,9 @@ PLAN_AHEAD = 50
 log, after the cursor, until the backlog drains. A slow receiver's subscription then costs in
 proportion to what it can take, not to how much its tenant writes."""
 USER_AGENT = "zapgate-webhooks/1"
+REQUEST_ID_HEADER = "x-zapgate-request-id"
+"""The id of the request that caused the delivered event, when one did (not signed: the
+signed body says it too, as ``request_id``)."""
 GONE = "the event is no longer in the log (retention)"
 
 
@@ -414,6 +417,8 @@ class Worker:
             "user-agent": USER_AGENT,
             **signing.headers(webhook.signing_secrets(now), delivery.event_id, now // 1000, body),
         }
+        if delivery.request_id is not None:
+            headers[REQUEST_ID_HEADER] = delivery.request_id
         return await self._context.client.post(webhook.url, body, headers)
 
     def _judge(self, delivery: Delivery, outcome: AttemptOutcome) -> tuple[bool, Job[None]]:

@@ -12,6 +12,9 @@ OPEN = {
     "/ready",
     "/api/v1/media/{media_id}/content",
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+    "/",  # the dashboard's page and files (tests/dashboard)
+    "/dashboard",
+    "/dashboard/assets/{name}",
 }
 """No key needed: health, and signed media links (tests/media: 403 unless signed)."""
 JUNK_BODIES: list[bytes] = [

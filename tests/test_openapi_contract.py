@@ -55,6 +55,12 @@ async def test_every_success_body_has_its_real_schema(spec: Spec) -> None:
         if path.startswith("/api/v1/media/") and method == "GET":  # a file, of its own type
             assert response["content"] == {"*/*": {"schema": BINARY}}, (method, path)
             continue
+        if path in ("/", "/dashboard"):  # the dashboard's page
+            assert list(response["content"]) == ["text/html"]
+            continue
+        if path == "/dashboard/assets/{name}":  # its scripts, style sheet and images
+            assert set(response["content"]) >= {"text/javascript", "text/css"}
+            continue
         if path == "/metrics":  # Prometheus text
             assert list(response["content"]) == ["text/plain"]
             continue
@@ -90,6 +96,9 @@ async def test_every_authenticated_route_declares_401_422_429_with_error_bodies(
         "/api/v1/media/{media_id}/content",  # a signed link: its signature is the credential
         "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: verify token, app secret
         "/metrics",  # its own token, or the operator's keys
+        "/",  # the dashboard's page and files (every call the page makes needs a key)
+        "/dashboard",
+        "/dashboard/assets/{name}",
     }
 
 

@@ -56,6 +56,14 @@ def engine_of(server: RunningServer, session: str) -> WppConnectEngine:
     return engine
 
 
+def bridge_restarts(server: RunningServer, reason: str) -> float:
+    """``zapgate_engine_bridge_restarts_total`` of the wppconnect engine for ``reason``."""
+    metrics = server.services.metrics
+    assert metrics is not None
+    labels = {"engine": "wppconnect", "reason": reason}
+    return metrics.registry.get_sample_value("zapgate_engine_bridge_restarts_total", labels) or 0.0
+
+
 async def paired(server: RunningServer, api: httpx.AsyncClient, name: str) -> WppConnectEngine:
     async with EventWatcher(server.services.bus) as watcher:
         created = await api.post("/api/v1/sessions", json={"name": name, "engine": "wppconnect"})
@@ -147,6 +155,8 @@ async def test_killing_the_bridge_restarts_the_session_and_leaves_no_chromium(
     assert not _alive(old_browser), "the killed bridge's Chromium is still running"
     new_engine = engine_of(server, "victim")
     assert new_engine is not engine
+    assert bridge_restarts(server, "exited") == 1
+    assert bridge_restarts(server, "pairing") == 0
     await api.post("/api/v1/sessions/victim/stop")
     assert chromium_under(data_dir) == []
 
@@ -215,6 +225,8 @@ async def test_a_pairing_code_links_the_session_instead_of_the_qr(
         assert (await engine.fake("state"))["linkCode"] == again.json()["code"]
         await engine.fake("scan")
         await watcher.wait_for(status_is("coded", "WORKING"), 30)
+    assert bridge_restarts(server, "pairing") == 2, "each code started a new bridge"
+    assert bridge_restarts(server, "exited") == 0, "a replaced bridge did not die on its own"
     sent = await api.post(
         "/api/v1/sessions/coded/messages", json={"to": "5511988887777", "text": "linked by code"}
     )

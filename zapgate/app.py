@@ -20,6 +20,7 @@ from zapgate.chats.api import router as chats_router
 from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
 from zapgate.config import Settings
+from zapgate.dashboard.api import router as dashboard_router
 from zapgate.db.migrate import boot_lock, migrate
 from zapgate.db.secrets import secret as server_secret
 from zapgate.directory.api import router as directory_router
@@ -42,6 +43,7 @@ from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
 from zapgate.messages.reading import components as send_schemas
 from zapgate.metrics.api import router as metrics_router
+from zapgate.overview.api import router as overview_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions import sealing
 from zapgate.sessions.api import router as sessions_router
@@ -86,6 +88,10 @@ def create_asgi(
     trail = AuditTrail(services.audit, lambda: api.openapi()["paths"])
     audited: ASGIApp = AuditMiddleware(limited, trail)  # sees every HTTP answer
     templates = PathTemplates(lambda: api.openapi()["paths"])
+    if services.tracing is not None:  # a span per answer; off: not even imported
+        from zapgate.http.traced import Traced
+
+        audited = Traced(audited, services.tracing, templates)
     # every HTTP answer: X-Request-Id, metrics, access log
     audited = Observed(audited, templates, services.metrics, settings.access_log)
     asgi = services.realtime.asgi(audited)
@@ -133,6 +139,8 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         compat_router,
         cloudapi_router,
         metrics_router,
+        overview_router,
+        dashboard_router,
     )
     for router in routers:
         api.include_router(router)
@@ -233,3 +241,5 @@ async def stop(services: Services) -> None:
     await services.checkpointer.stop()
     await services.tokens.stop()
     await services.database.dispose()
+    if services.tracing is not None:  # the last spans are sent
+        await services.tracing.shutdown()

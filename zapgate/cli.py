@@ -14,7 +14,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from zapgate import ops
+from zapgate import ops, ops_webhooks
 from zapgate.audit.model import CLI_ACTOR
 from zapgate.config import Settings
 from zapgate.events.model import Event, EventType
@@ -406,6 +406,7 @@ def doctor() -> None:
 
 
 ops.register(app, _with_services)
+ops_webhooks.register(app, _settings)
 
 
 def main() -> None:

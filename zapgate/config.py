@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     """Log every HTTP answer as JSON (method, route template, status, ms, key id, client)."""
     metrics_per_session: bool = True
     """Outbox metrics per session; off: per tenant (bounds the series of a large fleet)."""
+    otel_endpoint: str | None = Field(default=None, pattern=r"^(https?://\S+)?$")
+    """An OTLP/HTTP traces URL (``http://collector:4318/v1/traces``): a span per HTTP request is
+    exported there (``zapgate.tracing``); unset: no tracing, and nothing of it is loaded."""
     secrets_key: str | None = Field(default=None, repr=False, min_length=16)
     """Seals sessions' write-only secrets (Cloud API tokens) at rest; unset: a random key kept in
     the database (see ``zapgate.sessions.sealing``)."""

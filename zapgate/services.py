@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,11 +52,15 @@ from zapgate.sessions import repository as session_store
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
 from zapgate.tenants.service import TenantService
+from zapgate.tracing import tracing_for
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.dispatcher import Concurrency, Dispatcher, RetryPlan
 from zapgate.webhooks.http11 import Http11Client
 from zapgate.webhooks.service import WebhookService
 from zapgate.webhooks.ssrf import Allowlist
+
+if TYPE_CHECKING:
+    from zapgate.tracing.otel import Tracing
 
 DEFAULT_TENANT = "default"
 
@@ -89,6 +95,8 @@ class Services:
     cloudapi: CloudApiCallbacks | None = None
     metrics: Metrics | None = None
     signals: WakeSignals | None = None
+    tracing: Tracing | None = None
+    """OpenTelemetry traces (``ZAPGATE_OTEL_ENDPOINT``); None: off."""
     generated_key: str | None = None
 
 
@@ -96,8 +104,10 @@ CLOUDAPI_SEND_WINDOW = 64
 """Sends of a Cloud API session in flight at once: 1,000 a second at 64 ms per call."""
 
 
-def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
-    """The engines this process can run."""
+def build_engines(
+    settings: Settings, clock: Clock, bridge_restarted: Callable[[str, str], None] | None = None
+) -> EngineRegistry:
+    """The engines this process can run (``bridge_restarted``: told of bridge restarts)."""
     defaults = SimulatorDefaults(
         pairing_seconds=settings.simulator_pairing_seconds,
         ack_seconds=settings.simulator_ack_seconds,
@@ -119,6 +129,7 @@ def build_engines(settings: Settings, clock: Clock) -> EngineRegistry:
         headless=settings.wppconnect_headless,
         start_timeout_seconds=settings.wppconnect_start_timeout_seconds,
         max_media_bytes=settings.media_max_bytes,
+        bridge_restarted=bridge_restarted,
     )
     wppconnect = EngineSpec(
         factory=lambda: WppConnectEngine(options, clock),
@@ -214,7 +225,8 @@ def build_services(
         settings.public_url,
     )
     messages.media = media
-    engines = build_engines(settings, clock)
+    metrics = Metrics(settings.metrics_per_session)
+    engines = build_engines(settings, clock, metrics.bridge_restarted)
     sessions = SessionManager(
         database, committer, messages, engines, clock, session_settings(settings), limits
     )
@@ -282,7 +294,6 @@ def build_services(
         leases.on_look.append(dispatch_role.wake)
         dispatcher.allowed = dispatch_role.holds
         signals.on_webhook = dispatcher.wake
-    metrics = Metrics(settings.metrics_per_session)
     committer.observe = metrics.committed
     sessions.restarted = metrics.restarted
     dispatcher.judged = metrics.delivered
@@ -328,6 +339,7 @@ def build_services(
         media=media,
         cloudapi=CloudApiCallbacks(sessions, limits, allowlist, settings.media_max_bytes),
         metrics=metrics,
+        tracing=tracing_for(settings),
     )
 
 

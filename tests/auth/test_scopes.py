@@ -31,6 +31,9 @@ OPEN = {
     "/api/v1/media/{media_id}/content",
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
     "/metrics",  # its own token, or the operator's keys: see tests/test_metrics.py
+    "/",  # the dashboard's page and files: every call the page makes needs a key
+    "/dashboard",
+    "/dashboard/assets/{name}",
 }
 """Routes without a scoped caller: health, and signed media links (the signature decides)."""
 PATH_VALUES = {
@@ -120,6 +123,8 @@ async def test_a_key_limited_to_sessions_uses_only_routes_about_them(
         "/api/v1/events": lambda body: body["data"] == [],
         "/api/v1/sessions": lambda body: body == [],
         "/api/v1/messages/{message_id}": lambda body: body["error"] == "message_not_found",
+        "/api/v1/whoami": lambda body: body["sessions"] == ["elsewhere"],
+        "/api/v1/overview": lambda body: body["sessions"] == [] and body["webhooks"] is None,
     }
     for method, path, needed, about_session in scoped_routes(server):
         response = await answer(server, elsewhere, method, path)

@@ -24,9 +24,14 @@ from zapgate.limits.tarpit import pause_before_refusal
 BODY_COST_BYTES = 64 * 1024
 EVENTS_PATH = "/api/v1/events"
 OPEN_PATHS = frozenset(
-    {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/metrics"}
+    {
+        *("/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/metrics"),
+        *("/", "/dashboard"),
+    }
 )
 """Paths admitted without a key here (``/metrics`` checks its own token or key)."""
+OPEN_PREFIX = "/dashboard/assets/"
+"""The dashboard's files: no key either."""
 """Routes that need no key: a key sent to them anyway is not checked."""
 
 
@@ -38,7 +43,7 @@ class AdmissionMiddleware:
         self._gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or _open(scope["path"]):
             await self.app(scope, receive, send)
             return
         admission = scope.get(ADMITTED)  # admitted by the send hot path, which handed it over
@@ -125,3 +130,7 @@ def client_address(scope: Scope) -> str | None:
     """The peer's address (no proxy headers are trusted)."""
     client = scope.get("client")
     return str(client[0]) if client else None
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)

@@ -54,7 +54,8 @@ class HotPath:
     def __init__(self, services: Services) -> None:
         self.services = services
         settings = services.settings
-        self._enabled = settings.auth == "on"  # auth off: the loopback guard decides
+        # auth off: the loopback guard decides; tracing on: the ASGI app makes each span
+        self._enabled = settings.auth == "on" and services.tracing is None
         self._body_max = min(settings.max_body_bytes, HOT_BODY_MAX)
         self._proxy: ProxyHeadersMiddleware | None = None
         self._trail = AuditTrail(services.audit)

@@ -87,6 +87,13 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.bridge_restarts = Counter(
+            "zapgate_engine_bridge_restarts_total",
+            "Engine bridge processes replaced here: exited (died on its own; its session is "
+            "started again) or pairing (started again to ask for a pairing code)",
+            ["engine", "reason"],
+            registry=registry,
+        )
         self.socketio_clients = Gauge(
             "zapgate_socketio_clients", "Socket.IO clients connected here", registry=registry
         )
@@ -168,6 +175,10 @@ class Metrics:
     def restarted(self, reason: str) -> None:
         """An engine restarted here (``failed`` or ``stale``)."""
         self.session_restarts.labels(reason).inc()
+
+    def bridge_restarted(self, engine: str, reason: str) -> None:
+        """An engine's bridge process was replaced here (``exited`` or ``pairing``)."""
+        self.bridge_restarts.labels(engine, reason).inc()
 
     def delivered(self, result: str, lag_seconds: float | None) -> None:
         """One webhook delivery attempt and how it ended."""

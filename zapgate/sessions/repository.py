@@ -229,3 +229,22 @@ async def all_tenants_list(engine: AsyncEngine, limit: int) -> list[Session]:
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
     return [Session.from_row(row) for row in rows]
+
+
+async def outboxes(engine: AsyncEngine, tenant: str) -> dict[str, tuple[str, int, int | None]]:
+    """``tenant``'s sessions by name: status, how many messages are queued, the oldest queued
+    one's ``created_at`` (counted through ``ix_messages_outbox``, never a scan)."""
+    c = messages.c
+    mine = sa.and_(
+        c.tenant_id == sessions.c.tenant_id,
+        c.session == sessions.c.name,
+        c.status == MessageStatus.QUEUED.value,
+    )
+    depth = sa.select(sa.func.count()).where(mine).scalar_subquery()
+    oldest = sa.select(sa.func.min(c.created_at)).where(mine).scalar_subquery()
+    statement = sa.select(sessions.c.name, sessions.c.status, depth, oldest).where(
+        sessions.c.tenant_id == tenant
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return {str(name): (str(status), int(d), o) for name, status, d, o in rows}

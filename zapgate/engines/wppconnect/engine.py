@@ -74,6 +74,10 @@ class WppOptions:
     max_media_bytes: int = mapping.MAX_MEDIA_BYTES
     """Received files larger than this are reported without their bytes (the bridge does not
     download them): ZAPGATE_MEDIA_MAX_BYTES, at most ``mapping.MAX_MEDIA_BYTES``."""
+    bridge_restarted: Callable[[str, str], None] | None = None
+    """Told (engine name, why) each time a session's bridge is replaced: ``exited`` when it died
+    on its own (the session fails and its supervision starts a new one), ``pairing`` when it is
+    started again to ask for a pairing code. Metrics."""
 
 
 class WppConnectEngine(WppDirectory):
@@ -261,6 +265,7 @@ class WppConnectEngine(WppDirectory):
             raise EngineNotReady("the session is stopping")
         assert self._token_dir is not None
         _clear_profile_locks(self._token_dir / "profile")
+        self._count_restart("pairing")
         await self._launch(phone)
 
     async def _open(self, bridge: BridgeProcess, session: SessionConfig, phone: str | None) -> None:
@@ -384,8 +389,13 @@ class WppConnectEngine(WppDirectory):
         await bridge.exited.wait()
         if self._finished or bridge is not self._bridge:
             return
+        self._count_restart("exited")
         tail = " | ".join(list(bridge.stderr_tail)[-3:])
         await self._fail(f"the bridge exited with code {bridge.returncode}: {tail}".rstrip(": "))
+
+    def _count_restart(self, reason: str) -> None:
+        if self._options.bridge_restarted is not None:
+            self._options.bridge_restarted(self.name, reason)
 
     async def _watch_start(self) -> None:
         await self._clock.sleep(self._options.start_timeout_seconds)

@@ -92,7 +92,7 @@ def test_a_text_goes_sent_delivered_read_live_and_an_inbound_message_appears(
     working_session(api, "talk")
     sign_in(page)
     page.get_by_role("link", name="Conversations", exact=True).click()
-    page.get_by_label("Session").select_option("talk")
+    page.get_by_role("combobox", name="Session").select_option("talk")
     record_statuses(page)
     composer = page.get_by_role("form", name="Send a message")
     composer.get_by_label("To").fill(NUMBER)
@@ -155,7 +155,7 @@ def test_a_read_key_sees_no_write_buttons_and_the_api_refuses_writes(
     expect(page.get_by_role("link", name="Webhooks")).to_have_count(0)
     expect(page.get_by_role("link", name="Keys")).to_have_count(0)
     page.get_by_role("link", name="Conversations", exact=True).click()
-    page.get_by_label("Session").select_option("watch")
+    page.get_by_role("combobox", name="Session").select_option("watch")
     expect(page.get_by_role("region", name="Messages")).to_be_visible()
     expect(page.get_by_role("form", name="Send a message")).to_have_count(0)
     headers = {"Authorization": f"Bearer {read_key}"}

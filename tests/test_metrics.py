@@ -143,6 +143,7 @@ async def test_counters_after_a_known_workload(
     assert value(scraped, "zapgate_webhook_delivery_lag_seconds_count") == 2
     assert value(scraped, "zapgate_events_written_total") >= 5 + 9 + 2
     assert value(scraped, "zapgate_accept_to_sent_seconds_count") == 3
+    assert value(scraped, "zapgate_sent_to_read_seconds_count") == 3  # the three were read
     assert value(scraped, "zapgate_socketio_clients") == 0
     assert value(scraped, "zapgate_stream_clients") == 0
 

@@ -8,6 +8,7 @@ labels can be turned off (``ZAPGATE_METRICS_PER_SESSION``) to bound the series o
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _OUT = {"message.queued": "queued", "message.sent": "sent"}
+
+
+SENT_KEPT = 50_000
+"""Sent messages whose send time is remembered for ``sent_to_read`` (the oldest are forgotten)."""
 
 
 class Metrics:
@@ -81,6 +86,13 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=registry,
         )
+        self.sent_to_read = Histogram(
+            "zapgate_sent_to_read_seconds",
+            "From a message's sent record to its read receipt (messages sent by this node)",
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self._sent_at: OrderedDict[str, float] = OrderedDict()
         self.session_restarts = Counter(
             "zapgate_session_restarts_total",
             "Engines restarted here (after a failure, or silent too long)",
@@ -152,6 +164,8 @@ class Metrics:
                 direction = event.payload.get("direction")
                 if not isinstance(status, str) or direction not in ("in", "out"):
                     continue
+                if status == "read":
+                    self._read(event)
                 key = (str(direction), status)
             else:
                 continue
@@ -171,6 +185,17 @@ class Metrics:
             except ValueError:
                 return
             self.accept_to_sent.observe(max(0.0, event.created_at / 1000 - at))
+        message_id = event.payload.get("id")
+        if isinstance(message_id, str):
+            self._sent_at[message_id] = event.created_at / 1000
+            if len(self._sent_at) > SENT_KEPT:
+                self._sent_at.popitem(last=False)
+
+    def _read(self, event: Event) -> None:
+        """The time a message took from sent to read (if this node saw it sent, lately)."""
+        sent = self._sent_at.pop(str(event.payload.get("id")), None)
+        if sent is not None:
+            self.sent_to_read.observe(max(0.0, event.created_at / 1000 - sent))
 
     def restarted(self, reason: str) -> None:
         """An engine restarted here (``failed`` or ``stale``)."""

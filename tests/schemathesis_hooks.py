@@ -32,6 +32,10 @@ DECIDED_AT_RUN_TIME = {
     "unsupported_message_type",
     # Meta's rules across an interactive message's fields: distinct ids, 10 rows in all
     "invalid_interactive",
+    # which addresses a session reaches depends on its channel (a Telegram chat id on WhatsApp)
+    "invalid_recipient",
+    # a fallback's session must be an SMS session of the tenant: known only at run time
+    "invalid_fallback",
 }
 # Header names the schema's pattern allows but zapgate sets itself (webhook-*, content-type).
 RESERVED_HEADER = "is set by zapgate and cannot be overridden"

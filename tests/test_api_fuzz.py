@@ -12,6 +12,8 @@ OPEN = {
     "/ready",
     "/api/v1/media/{media_id}/content",
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+    "/api/v1/sms/{tenant}/{session}/webhook",  # the SMS provider's: signed, see tests/sms
+    "/api/v1/telegram/{tenant}/{session}/webhook",  # Telegram's: its secret, see tests/telegram
     "/",  # the dashboard's page and files (tests/dashboard)
     "/dashboard",
     "/dashboard/assets/{name}",

@@ -31,6 +31,10 @@ SIGNED = {
     "/api/v1/media/{media_id}/content",
     # Meta's callbacks: the session's verify token and app secret are the credentials
     "/api/v1/cloudapi/{tenant}/{session}/webhook",
+    # an SMS provider's callbacks: the session's auth token signs them (X-Twilio-Signature)
+    "/api/v1/sms/{tenant}/{session}/webhook",
+    # Telegram's webhook: the session's secret token (X-Telegram-Bot-Api-Secret-Token)
+    "/api/v1/telegram/{tenant}/{session}/webhook",
 }
 """Routes whose credential is a signed query (a link), not a key: without it, 422."""
 NUMBER = "5511999999999"
@@ -67,6 +71,10 @@ TABLE: dict[tuple[str, str], Row] = {
     # no verify token, no signature: refused whoever asks (tests/cloudapi has the right ones)
     ("GET", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(422, other=(422,)),
     ("POST", "/api/v1/cloudapi/{tenant}/{session}/webhook"): row(401, other=(401,)),
+    # no X-Twilio-Signature (and no SMS session): refused whoever asks (tests/sms)
+    ("POST", "/api/v1/sms/{tenant}/{session}/webhook"): row(403, other=(403,)),
+    # no secret token (and no Telegram session): refused whoever asks (tests/telegram)
+    ("POST", "/api/v1/telegram/{tenant}/{session}/webhook"): row(401, other=(401,)),
     ("GET", "/api/v1/sessions"): row(200, other=(200,)),
     ("POST", "/api/v1/sessions"): row(
         201,

@@ -16,6 +16,8 @@ from zapgate import __version__
 from zapgate.audit.api import router as audit_router
 from zapgate.auth.api import router as keys_router
 from zapgate.callbacks.api import router as cloudapi_router
+from zapgate.callbacks.sms_api import router as sms_router
+from zapgate.callbacks.telegram_api import router as telegram_router
 from zapgate.chats.api import router as chats_router
 from zapgate.cluster.api import router as nodes_router
 from zapgate.compat.api import router as compat_router
@@ -138,6 +140,8 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         nodes_router,
         compat_router,
         cloudapi_router,
+        sms_router,
+        telegram_router,
         metrics_router,
         overview_router,
         dashboard_router,
@@ -188,6 +192,7 @@ async def start(services: Services) -> None:
     if services.dispatch_role is None:  # cluster mode: the node holding the role dispatches
         await services.dispatcher.start()
     services.retention.start()
+    services.fallbacks.start()
     await services.sessions.boot()
     if services.control is not None:  # cluster mode: other nodes' calls on sessions run here
         await services.control.start(services.sessions.serve_call)
@@ -221,6 +226,7 @@ async def stop(services: Services) -> None:
     await services.auth.stop()
     await services.nodes.stop()
     await services.retention.stop()
+    await services.fallbacks.stop()
     if services.dispatch_role is not None:  # handed over at once, like the sessions
         await services.dispatch_role.stop()
     else:
@@ -235,6 +241,8 @@ async def stop(services: Services) -> None:
         await services.media.stop()
     if services.cloudapi is not None:
         await services.cloudapi.close()
+    if services.telegram is not None:
+        await services.telegram.close()
     await services.idempotency.drain()  # claims being let go (cluster mode), before the writer
     await services.limits.stop()
     await services.committer.stop()

@@ -32,6 +32,18 @@ class InvalidPhoneNumber(InvalidInput):
     code = "invalid_phone_number"
 
 
+class InvalidFallback(InvalidInput):
+    """A fallback that cannot be: not an SMS session, or not a phone number to send it to."""
+
+    code = "invalid_fallback"
+
+
+class InvalidRecipient(InvalidInput):
+    """An address the session's channel cannot reach (a Telegram chat id on WhatsApp...)."""
+
+    code = "invalid_recipient"
+
+
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"
@@ -86,6 +98,12 @@ class GroupNotFound(NotFound):
 class Conflict(AppError):
     status = 409
     code = "conflict"
+
+
+class NotWhatsApp(Conflict):
+    """The original ``/whatsapp/*`` routes, on a default session of another channel."""
+
+    code = "not_a_whatsapp_session"
 
 
 class TenantExists(Conflict):

@@ -69,10 +69,18 @@ def chat_id(number: str) -> str:
     return number if "@" in number else number + _USER_SUFFIX
 
 
+_SHOWN_WITHOUT = (_USER_SUFFIX, "@telegram", "@sms")
+"""Suffixes an address is shown without: WhatsApp users', and the other channels' (see
+``zapgate.channels``)."""
+
+
 def address_of(chat: str) -> str:
-    """How a chat id is shown and sent to: a user's number without ``@c.us``, any other id
-    (a LID, a group) whole."""
-    return chat[: -len(_USER_SUFFIX)] if chat.endswith(_USER_SUFFIX) else chat
+    """How a chat id is shown and sent to: a user's number without ``@c.us``, a Telegram chat or
+    an SMS number without its channel's suffix, any other id (a LID, a group) whole."""
+    for suffix in _SHOWN_WITHOUT:
+        if chat.endswith(suffix):
+            return chat[: -len(suffix)]
+    return chat
 
 
 def number_of(chat: str) -> str:

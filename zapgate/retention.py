@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.audit import repository as audit_log
 from zapgate.clock import Clock, now_ms
 from zapgate.events import repository as event_log
+from zapgate.fallbacks import repository as fallback_store
 from zapgate.idempotency.service import Idempotency
 from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import repository as webhook_store
@@ -71,6 +72,7 @@ class RetentionCleaner:
         deliveries = await webhook_store.all_tenants_delete_finished_deliveries(
             self._database, now - int(self._policy.deliveries_days * DAY_MS)
         )
+        await fallback_store.all_tenants_delete_settled_before(self._database, events_cutoff)
         keys = await self._idempotency.purge_expired()
         return Cleaned(events, deliveries, keys, audit)
 

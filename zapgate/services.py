@@ -13,6 +13,8 @@ from zapgate.auth import jwks
 from zapgate.auth.service import Authenticator
 from zapgate.auth.tokens import JwtVerifier
 from zapgate.callbacks.cloudapi import CloudApiCallbacks
+from zapgate.callbacks.sms import SmsCallbacks
+from zapgate.callbacks.telegram import TelegramCallbacks
 from zapgate.clock import Clock, SystemClock
 from zapgate.cluster.control import ControlChannel
 from zapgate.cluster.leases import LeaseKeeper
@@ -30,10 +32,15 @@ from zapgate.engines.cloudapi.engine import CloudApiEngine
 from zapgate.engines.registry import EngineRegistry, EngineSpec
 from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
 from zapgate.engines.simulator_config import SimulatorConfig
+from zapgate.engines.sms import config as sms_config
+from zapgate.engines.sms.engine import SmsEngine
+from zapgate.engines.telegram import config as telegram_config
+from zapgate.engines.telegram.engine import TelegramEngine
 from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
 from zapgate.engines.wppconnect.engine import forget_tenant as forget_wpp_tenant
 from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
+from zapgate.fallbacks.watcher import FallbackWatcher
 from zapgate.idempotency.service import Idempotency
 from zapgate.limits.gate import Gate
 from zapgate.limits.model import Limits
@@ -81,6 +88,7 @@ class Services:
     webhooks: WebhookService
     dispatcher: Dispatcher
     retention: RetentionCleaner
+    fallbacks: FallbackWatcher
     checkpointer: Checkpointer
     audit: AuditService
     limits: LimitService
@@ -93,6 +101,8 @@ class Services:
     dispatch_role: RoleKeeper | None = None
     media: MediaService | None = None
     cloudapi: CloudApiCallbacks | None = None
+    sms: SmsCallbacks | None = None
+    telegram: TelegramCallbacks | None = None
     metrics: Metrics | None = None
     signals: WakeSignals | None = None
     tracing: Tracing | None = None
@@ -102,6 +112,8 @@ class Services:
 
 CLOUDAPI_SEND_WINDOW = 64
 """Sends of a Cloud API session in flight at once: 1,000 a second at 64 ms per call."""
+SMS_SEND_WINDOW = 16
+"""Sends of an SMS session in flight at once (the provider queues them at the sender's rate)."""
 
 
 def build_engines(
@@ -152,8 +164,35 @@ def build_engines(
         paces_itself=True,
         send_window=CLOUDAPI_SEND_WINDOW,
     )
+    sms = EngineSpec(  # api_base is the tenant's, like base_url
+        factory=lambda: SmsEngine(graph_allowlist),
+        capabilities=SmsEngine.capabilities,
+        config_model=sms_config.checked_model(graph_allowlist),
+        secret_keys=sms_config.SECRET_KEYS,
+        secrets_go_to=frozenset({"api_base"}),
+        paces_itself=True,
+        send_window=SMS_SEND_WINDOW,
+        channel="sms",
+    )
+    telegram = EngineSpec(  # api_base is the tenant's, like base_url
+        factory=lambda: TelegramEngine(
+            graph_allowlist, clock, settings.media_max_bytes, settings.public_url
+        ),
+        capabilities=TelegramEngine.capabilities,
+        config_model=telegram_config.checked_model(graph_allowlist, settings.public_url),
+        secret_keys=telegram_config.SECRET_KEYS,
+        secrets_go_to=telegram_config.SECRETS_GO_TO,
+        channel="telegram",
+    )
     return EngineRegistry(
-        {"simulator": simulator, "wppconnect": wppconnect, "auto": auto, "cloudapi": cloudapi}
+        {
+            "simulator": simulator,
+            "wppconnect": wppconnect,
+            "auto": auto,
+            "cloudapi": cloudapi,
+            "sms": sms,
+            "telegram": telegram,
+        }
     )
 
 
@@ -325,6 +364,7 @@ def build_services(
         webhooks=webhooks,
         dispatcher=dispatcher,
         retention=retention,
+        fallbacks=FallbackWatcher(database, messages, sessions, clock),
         checkpointer=Checkpointer(database),
         audit=audit,
         limits=limits,
@@ -338,6 +378,8 @@ def build_services(
         signals=signals,
         media=media,
         cloudapi=CloudApiCallbacks(sessions, limits, allowlist, settings.media_max_bytes),
+        telegram=TelegramCallbacks(sessions, limits, allowlist, settings.media_max_bytes),
+        sms=SmsCallbacks(sessions, limits),
         metrics=metrics,
         tracing=tracing_for(settings),
     )

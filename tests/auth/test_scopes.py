@@ -30,6 +30,8 @@ OPEN = {
     "/ready",
     "/api/v1/media/{media_id}/content",
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
+    "/api/v1/sms/{tenant}/{session}/webhook",  # the SMS provider's: signed, see tests/sms
+    "/api/v1/telegram/{tenant}/{session}/webhook",  # Telegram's: its secret, see tests/telegram
     "/metrics",  # its own token, or the operator's keys: see tests/test_metrics.py
     "/",  # the dashboard's page and files: every call the page makes needs a key
     "/dashboard",

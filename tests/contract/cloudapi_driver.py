@@ -9,7 +9,7 @@ from typing import Any
 from tests.contract.drivers import Delivered
 from tests.support.fake_graph import FakeGraph
 from zapgate.clock import SystemClock
-from zapgate.engines.base import Engine, InboundMessage, OutboundMessage
+from zapgate.engines.base import AckStatus, Engine, InboundMessage, OutboundMessage
 from zapgate.engines.cloudapi.engine import CloudApiEngine
 from zapgate.webhooks.ssrf import Allowlist
 
@@ -24,6 +24,11 @@ class CloudApiDriver:
     """Meta's callbacks name only a document's file."""
     keeps_vcards = False
     """Meta's callbacks carry a card's fields, not its vCard (one is made from them)."""
+    acks: tuple[AckStatus, ...] = (AckStatus.DELIVERED, AckStatus.READ)
+    links_replies = True
+
+    def sender_of(self, peer: str) -> str:
+        return peer
 
     def __init__(self) -> None:
         self.fake = FakeGraph()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from zapgate.clock import SystemClock, now_ms
-from zapgate.engines.base import Engine, InboundMessage, Location, OutboundMessage
+from zapgate.engines.base import AckStatus, Engine, InboundMessage, Location, OutboundMessage
 from zapgate.engines.simulator import SimulatorDefaults, SimulatorEngine
 from zapgate.engines.wppconnect.engine import WppConnectEngine, WppOptions
 from zapgate.engines.wppconnect.runtime import WppRuntime
@@ -54,6 +54,16 @@ class EngineDriver(Protocol):
     """The kinds whose received files keep their names (None: all)."""
     keeps_vcards: bool
     """Whether a received contact keeps its vCard text whole."""
+    acks: tuple[AckStatus, ...]
+    """What the far end reports of a sent message after ``sent``, in order (Telegram: none)."""
+
+    links_replies: bool
+    """Whether the channel links a message to the one it answers and shows link previews
+    (SMS does neither: the suite then expects no link)."""
+
+    def sender_of(self, peer: str) -> str:
+        """How the engine names ``peer`` (a number, or a chat id) as a received message's
+        sender."""
 
     def available(self) -> str | None: ...
     async def setup(self) -> None: ...
@@ -77,6 +87,11 @@ class SimulatorDriver:
     name = "simulator"
     inbound_filenames: frozenset[str] | None = None
     keeps_vcards = True
+    acks: tuple[AckStatus, ...] = (AckStatus.DELIVERED, AckStatus.READ)
+    links_replies = True
+
+    def sender_of(self, peer: str) -> str:
+        return peer
 
     async def setup(self) -> None:
         """Nothing to set up."""
@@ -144,6 +159,11 @@ class WppConnectDriver:
     name = "wppconnect"
     inbound_filenames: frozenset[str] | None = None
     keeps_vcards = True
+    acks: tuple[AckStatus, ...] = (AckStatus.DELIVERED, AckStatus.READ)
+    links_replies = True
+
+    def sender_of(self, peer: str) -> str:
+        return peer
 
     async def setup(self) -> None:
         """Nothing to set up."""
@@ -345,9 +365,11 @@ def mp4() -> bytes:
 
 
 def _drivers() -> list[EngineDriver]:
-    from tests.contract.cloudapi_driver import CloudApiDriver  # it imports this module
+    from tests.contract.cloudapi_driver import CloudApiDriver  # they import this module
+    from tests.contract.sms_driver import SmsDriver
+    from tests.contract.telegram_driver import TelegramDriver
 
-    return [SimulatorDriver(), WppConnectDriver(), CloudApiDriver()]
+    return [SimulatorDriver(), WppConnectDriver(), CloudApiDriver(), TelegramDriver(), SmsDriver()]
 
 
 DRIVERS: list[EngineDriver] = _drivers()

@@ -4,6 +4,7 @@ to the engine ids of the messages they point at."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TypedDict
 
@@ -105,13 +106,18 @@ async def test_a_sent_text_is_acknowledged_in_order(driver: EngineDriver) -> Non
     try:
         receipt = await engine.send(OutboundMessage("msg_1", "5511999999999", "text", "Olá"))
         assert receipt.engine_message_id
-        read = await sink.wait_for(
-            lambda r: r.kind == "ack" and r.value == (receipt.engine_message_id, AckStatus.READ)
+        if not driver.acks:  # no receipts (Telegram): the message stays sent
+            await asyncio.sleep(0.3)
+            assert [r for r in sink.reports if r.kind == "ack"] == []
+            return
+        last = await sink.wait_for(
+            lambda r: r.kind == "ack" and r.value == (receipt.engine_message_id, driver.acks[-1])
         )
-        acks = [r.value[1] for r in sink.reports if r.kind == "ack" and r.value[0] == read.value[0]]
+        acks = [r.value[1] for r in sink.reports if r.kind == "ack" and r.value[0] == last.value[0]]
         progress = [a for a in acks if a in (AckStatus.DELIVERED, AckStatus.READ)]
-        assert progress == [AckStatus.DELIVERED, AckStatus.READ]
-        assert AckStatus.READ not in acks[: acks.index(AckStatus.DELIVERED)]
+        assert progress == list(driver.acks)
+        if AckStatus.READ in driver.acks:
+            assert AckStatus.READ not in acks[: acks.index(AckStatus.DELIVERED)]
     finally:
         await engine.stop()
 
@@ -122,7 +128,7 @@ async def test_an_inbound_message_is_reported(driver: EngineDriver) -> None:
         await driver.deliver(engine, "5511988887777", "Oi!")
         report = await sink.wait_for(lambda r: r.kind == "message")
         message: InboundMessage = report.value
-        assert message.sender == "5511988887777"
+        assert message.sender == driver.sender_of("5511988887777")
         assert message.text == "Oi!"
         assert message.kind == "text"
         assert message.engine_message_id
@@ -218,7 +224,10 @@ def rich(kind: str) -> Fields:
 async def test_each_type_is_sent_whole_and_linked(driver: EngineDriver, kind: str) -> None:
     engine, sink = await working(driver)
     try:
-        assert Capability(kind) in engine.capabilities
+        if Capability(kind) not in engine.capabilities:  # another channel's (SMS: text only)
+            with pytest.raises(UnsupportedMessageType, match=driver.name):
+                await engine.send(OutboundMessage("msg_" + kind, PEER, kind, **rich(kind)))
+            return
         await driver.deliver(engine, PEER, "the message answered")
         inbound = (await sink.wait_for(lambda r: r.kind == "message")).value.engine_message_id
         fields = rich(kind)
@@ -235,7 +244,7 @@ async def test_each_type_is_sent_whole_and_linked(driver: EngineDriver, kind: st
         if kind == "reaction":
             assert (got.target, got.emoji) == (inbound, "👍")
             return
-        assert got.reply_to == inbound
+        assert got.reply_to == (inbound if driver.links_replies else None)
         assert got.text == fields["text"]
         media = fields["media"]
         if media is not None:
@@ -244,7 +253,7 @@ async def test_each_type_is_sent_whole_and_linked(driver: EngineDriver, kind: st
                 assert got.filename == media.filename
             assert got.voice is (kind == "audio")
         if kind == "text":
-            assert got.link_preview
+            assert got.link_preview is driver.links_replies
         if kind == "location":
             assert got.location == (PLACE.latitude, PLACE.longitude, PLACE.name, PLACE.address)
         if kind == "contact":
@@ -257,6 +266,8 @@ async def test_each_type_is_sent_whole_and_linked(driver: EngineDriver, kind: st
 async def test_each_type_is_received_whole_and_linked(driver: EngineDriver, kind: str) -> None:
     engine, sink = await working(driver)
     try:
+        if Capability(kind) not in engine.capabilities:
+            pytest.skip(f"the {driver.name} engine's channel carries no {kind} messages")
         mine = await engine.send(OutboundMessage("msg_q", PEER, "text", "the message quoted"))
         quoted = mine.engine_message_id
         if kind == "reaction":
@@ -268,11 +279,11 @@ async def test_each_type_is_received_whole_and_linked(driver: EngineDriver, kind
             await sink.wait_for(lambda r: r.kind == "message" and r.value.kind == kind)
         ).value
         assert got.engine_message_id
-        assert got.sender == PEER
+        assert got.sender == driver.sender_of(PEER)
         if kind == "reaction":
             assert (got.target, got.emoji) == (quoted, "❤️")
             return
-        assert got.reply_to == quoted
+        assert got.reply_to == (quoted if driver.links_replies else None)
         assert got.text == sent.text
         assert got.voice is sent.voice
         assert got.location == sent.location
@@ -296,6 +307,8 @@ async def test_each_type_is_received_whole_and_linked(driver: EngineDriver, kind
 async def test_a_removed_reaction_reaches_the_far_end(driver: EngineDriver) -> None:
     engine, sink = await working(driver)
     try:
+        if Capability.REACTION not in engine.capabilities:
+            pytest.skip(f"the {driver.name} engine's channel has no reactions")
         await driver.deliver(engine, PEER, "a message reacted to")
         inbound = (await sink.wait_for(lambda r: r.kind == "message")).value.engine_message_id
         removal = OutboundMessage("msg_x", PEER, "reaction", None, target=inbound, emoji="")

@@ -22,6 +22,7 @@ from zapgate.http.deps import SessionName, services_of
 from zapgate.http.errors import responses
 from zapgate.http.responses import Json
 from zapgate.messages.api import ID_CURSOR, MAX_PAGE, history_body
+from zapgate.messages.commands import channel_chat
 from zapgate.messages.model import Direction
 from zapgate.messages.repository import HistoryQuery
 from zapgate.messages.schemas import MessagePage
@@ -35,7 +36,8 @@ ChatParam = Annotated[
         max_length=128,
         pattern=CHAT_PATTERN,
         description="a phone number, a chat id (<number>@c.us), a LID (<digits>@lid) or a "
-        "group id (@g.us)",
+        "group id (@g.us); on a Telegram session a chat id or @username, on an SMS session a "
+        "number",
         examples=["5511999999999"],
     ),
 ]
@@ -56,8 +58,12 @@ def chats_of(services: Services) -> ChatService:
     return ChatService(services.database, services.committer, services.sessions)
 
 
-def parse_chat(services: Services, chat: str) -> str:
-    """The chat id a path names (a number is normalised as in sends)."""
+async def parse_chat(services: Services, tenant: str, session: str, chat: str) -> str:
+    """The chat id a path names (an address is normalised as in sends, for the session's
+    channel)."""
+    other = await channel_chat(services, tenant, session, chat)
+    if other is not None:
+        return other
     if _GROUP.fullmatch(chat):
         return chat
     return chat_id(normalize_address(chat, services.settings.default_country_code))
@@ -93,7 +99,9 @@ async def list_chats(
 )
 async def get_chat(request: Request, session: SessionName, chat: ChatParam, caller: Reader) -> Json:
     services = services_of(request)
-    found = await chats_of(services).get(caller.tenant, session, parse_chat(services, chat))
+    found = await chats_of(services).get(
+        caller.tenant, session, await parse_chat(services, caller.tenant, session, chat)
+    )
     return Json(found.public())
 
 
@@ -118,7 +126,7 @@ async def list_chat_messages(
         tenant=caller.tenant,
         session=session,
         limit=limit,
-        chat_id=parse_chat(services, chat),
+        chat_id=await parse_chat(services, caller.tenant, session, chat),
         direction=Direction(direction) if direction else None,
         before=cursor,
     )
@@ -144,6 +152,6 @@ async def read_chat(
     services = services_of(request)
     up_to = body.message_id if body is not None else None
     found, receipts = await chats_of(services).mark_read(
-        caller.tenant, session, parse_chat(services, chat), up_to
+        caller.tenant, session, await parse_chat(services, caller.tenant, session, chat), up_to
     )
     return Json({**found.public(), "receipts": receipts.value})

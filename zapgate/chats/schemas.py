@@ -6,10 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from zapgate.channels import OTHER_CHANNEL_CHAT, TELEGRAM_PATTERN
 from zapgate.messages.schemas import ADDRESS_PATTERN, MessageOut, message_ref
 
 GROUP_PATTERN = r"^[0-9]{6,30}(-[0-9]{6,20})?@g\.us$"
-CHAT_PATTERN = f"{ADDRESS_PATTERN}|{GROUP_PATTERN}"
+CHAT_PATTERN = f"{ADDRESS_PATTERN}|{GROUP_PATTERN}|{TELEGRAM_PATTERN}|{OTHER_CHANNEL_CHAT}"
 """A chat in a path: a phone number (``@c.us`` optional), a LID or a group id."""
 
 

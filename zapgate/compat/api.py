@@ -78,7 +78,13 @@ async def send(
         idempotency_key,
         _answer,
         lambda claim: send_text(
-            services, caller.tenant, session, str(body.number), body.message, claim
+            services,
+            caller.tenant,
+            session,
+            str(body.number),
+            body.message,
+            claim,
+            whatsapp_only=True,
         ),
     )
 

@@ -152,6 +152,7 @@ events = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("actor", sa.String(200), nullable=True),
     sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=True),
     sa.UniqueConstraint("tenant_id", "seq", name="uq_events_tenant_seq"),
 )
 
@@ -242,6 +243,20 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_deliveries_queue", "webhook_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_list", "tenant_id", "webhook_id", "id"),
 )
+
+fallbacks = sa.Table(
+    "fallbacks",
+    metadata,
+    sa.Column("message_id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("sms_session", sa.String(64), nullable=False),
+    sa.Column("due_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("sms_id", sa.String(40), nullable=True),
+    sa.Index("ix_fallbacks_due", "status", "due_at"),
+)
+"""WhatsApp messages with an SMS fallback: ``pending`` until it goes (``sent``, with the SMS's
+id) or is not needed (``skipped``: delivered in time)."""
 
 webhook_attempts = sa.Table(
     "webhook_attempts",

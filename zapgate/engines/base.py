@@ -59,9 +59,9 @@ MESSAGE_TYPES: tuple[str, ...] = (
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 """The message types that carry a file."""
 SEND_TYPES: tuple[str, ...] = (*MESSAGE_TYPES, "poll", "template", "interactive")
-"""Every type a message can have: ``MESSAGE_TYPES`` (which every engine of the contract suite
-sends) and those an engine opts into with its capability (``poll``, ``template``,
-``interactive``)."""
+"""Every type a message can have: ``MESSAGE_TYPES`` (which every WhatsApp engine of the contract
+suite sends; SMS carries only texts) and those an engine opts into with its capability (``poll``,
+``template``, ``interactive``)."""
 
 
 def message_types(capabilities: frozenset[Capability]) -> list[str]:
@@ -270,6 +270,12 @@ class EngineError(Exception):
 
 class TransientEngineError(EngineError):
     transient = True
+
+    def __init__(self, *args: object, retry_after_seconds: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after_seconds = retry_after_seconds
+        """How long the far end asked to wait before the next try (Telegram's ``retry_after``);
+        the sender waits at least that long. None: its own backoff."""
 
 
 class PermanentEngineError(EngineError):

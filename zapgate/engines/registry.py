@@ -37,6 +37,8 @@ class EngineSpec:
     """The engine keeps its own rate (zapgate's anti-ban pacing is not applied on top)."""
     send_window: int = 1
     """Sends a session may have in the engine's hands at once (to different recipients)."""
+    channel: str = "whatsapp"
+    """What its sessions talk over (``zapgate.channels.Channel``): the addresses they reach."""
 
     def capabilities_for(self, config: dict[str, Any]) -> frozenset[Capability]:
         """What a session of this engine with ``config`` can do."""

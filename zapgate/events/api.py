@@ -50,6 +50,9 @@ class EventOut(BaseModel):
     seq: int
     type: str
     session: str | None
+    channel: str | None = Field(
+        description="whatsapp, telegram or sms: the channel of its session (null: no session)"
+    )
     tenant: str
     timestamp: str
     actor: str | None = Field(

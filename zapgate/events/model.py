@@ -28,6 +28,10 @@ class EventType:
     WEBHOOK_DISABLED = "webhook.disabled"
 
 
+LEGACY_CHANNEL = "whatsapp"
+"""The channel of a session's event written before events named theirs (the only one then)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventDraft:
     """An event before it has a place in the log."""
@@ -42,6 +46,8 @@ class EventDraft:
     """Who caused it (``zapgate.audit.actor``); ``UnitOfWork.emit`` fills it in."""
     request_id: str | None = None
     """The request that caused it; ``UnitOfWork.emit`` fills it in too."""
+    channel: str | None = None
+    """The channel of its session (``zapgate.channels``); None for an event of no session."""
 
     def placed(self, seq: int) -> Event:
         """This draft as the event at ``seq``."""
@@ -55,6 +61,7 @@ class EventDraft:
             self.created_at,
             self.actor,
             self.request_id,
+            self.channel,
         )
 
 
@@ -76,6 +83,8 @@ class Event:
     """The ``X-Request-Id`` of the request that caused it: the request being served when it was
     written, else the one that queued the message it is about (``message.sent``, its
     ``message.status``); None for what engines report by themselves."""
+    channel: str | None = None
+    """``whatsapp``, ``telegram`` or ``sms``: its session's; None for an event of no session."""
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -91,6 +100,7 @@ class Event:
             row["created_at"],
             row["actor"],
             row["request_id"],
+            row["channel"] or (LEGACY_CHANNEL if row["session"] is not None else None),
         )
 
     def envelope(self) -> dict[str, Any]:
@@ -100,6 +110,7 @@ class Event:
             "seq": self.seq,
             "type": self.type,
             "session": self.session,
+            "channel": self.channel,
             "tenant": self.tenant,
             "timestamp": to_iso(self.created_at),
             "actor": self.actor,

@@ -47,6 +47,7 @@ def _row(event: Event) -> dict[str, object]:
         "created_at": event.created_at,
         "actor": event.actor,
         "request_id": event.request_id,
+        "channel": event.channel,
     }
 
 

@@ -56,7 +56,10 @@ async def _v1(services: Services, tenant: str, body: bytes, session: str) -> tup
 async def _legacy(services: Services, tenant: str, body: bytes, _session: str) -> tuple[int, Any]:
     request = LegacySend.model_validate_json(body)
     session = services.settings.default_session
-    message = await send_text(services, tenant, session, str(request.number), request.message)
+    number = str(request.number)
+    message = await send_text(
+        services, tenant, session, number, request.message, whatsapp_only=True
+    )
     return 200, legacy_send_result(message)
 
 

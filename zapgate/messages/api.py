@@ -16,7 +16,7 @@ from zapgate.http.idempotency import IdempotencyKey, idempotent
 from zapgate.http.openapi import MESSAGE_OPERATIONS, links, success
 from zapgate.http.responses import Json
 from zapgate.messages import search
-from zapgate.messages.commands import send
+from zapgate.messages.commands import channel_chat, send
 from zapgate.messages.model import Direction, Message
 from zapgate.messages.reading import SEND_REQUEST_BODY, read_send
 from zapgate.messages.repository import HistoryQuery
@@ -120,7 +120,8 @@ async def list_messages(
         tenant=caller.tenant,
         session=session,
         limit=limit,
-        chat_id=_chat(chat, services.settings.default_country_code),
+        chat_id=(await channel_chat(services, caller.tenant, session, chat) if chat else None)
+        or _chat(chat, services.settings.default_country_code),
         direction=Direction(direction) if direction else None,
         since_ms=from_datetime(since) if since else None,
         until_ms=from_datetime(until) if until else None,

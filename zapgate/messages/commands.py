@@ -6,21 +6,30 @@ import asyncio
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zapgate.channels import Channel, recipient
+from zapgate.db.committer import UnitOfWork
+from zapgate.engines.sms.segments import sms_fields
 from zapgate.errors import (
+    InvalidFallback,
     InvalidInput,
     InvalidInteractive,
     MessageNotFound,
+    NotWhatsApp,
+    SessionNotFound,
     UnsupportedMessageType,
 )
+from zapgate.fallbacks import repository as fallbacks
 from zapgate.idempotency.service import Claim
 from zapgate.media.model import MediaDraft
 from zapgate.messages.model import Message
 from zapgate.messages.schemas import (
     ContactCard,
     ContactVcard,
+    Fallback,
     MediaSource,
     SendAudio,
     SendContact,
@@ -35,8 +44,18 @@ from zapgate.messages.schemas import (
     _MediaSend,
     interactive_problem,
 )
-from zapgate.phone import normalize_address
+from zapgate.phone import chat_id
 from zapgate.services import Services
+
+
+async def channel_chat(services: Services, tenant: str, session: str, raw: str) -> str | None:
+    """The chat id ``raw`` names on a Telegram or SMS session (its address, or its chat id
+    whole); None on a WhatsApp session, whose chats the caller parses as before."""
+    found = await services.sessions.require(tenant, session)
+    channel = services.sessions.channel(found)
+    if channel == Channel.WHATSAPP:
+        return None
+    return chat_id(recipient(channel, raw, services.settings.default_country_code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +74,21 @@ async def send_text(
     to: str,
     text: str,
     claim: Claim | None = None,
+    *,
+    whatsapp_only: bool = False,
 ) -> Message:
-    """Normalise ``to``, check the session exists, queue the text; raises AppError subclasses."""
-    number = normalize_address(to, services.settings.default_country_code)
-    await services.sessions.require(tenant, session)
+    """Check the session exists, normalise ``to`` for its channel, queue the text; raises
+    AppError subclasses."""
+    found = await services.sessions.require(tenant, session)
+    channel = services.sessions.channel(found)
+    if whatsapp_only and channel != Channel.WHATSAPP:
+        raise NotWhatsApp(f"session {session!r} is a {channel} session, not WhatsApp")
+    number = recipient(channel, to, services.settings.default_country_code)
     own = services.sessions.own_number(tenant, session)
-    return await services.messages.accept(tenant, session, own, number, text, claim)
+    content = sms_fields(text) if channel == Channel.SMS else None
+    return await services.messages.accept(
+        tenant, session, own, number, text, claim, content=content
+    )
 
 
 async def send(
@@ -73,10 +101,16 @@ async def send(
 ) -> Message:
     """Queue a message of any type: check the session can send it and what it refers to, take
     its file in (uploaded, in base64 or by URL), then queue it like a text."""
-    if isinstance(body, SendText) and body.reply_to is None and body.link_preview is None:
+    if (
+        isinstance(body, SendText)
+        and body.reply_to is None
+        and body.link_preview is None
+        and body.fallback is None
+    ):
         return await send_text(services, tenant, session, body.to, body.text, claim)
-    number = normalize_address(body.to, services.settings.default_country_code)
     found = await services.sessions.require(tenant, session)
+    channel = services.sessions.channel(found)
+    number = recipient(channel, body.to, services.settings.default_country_code)
     if body.type not in services.sessions.message_types(found):
         raise UnsupportedMessageType(
             f"the {found.engine} engine of session {session!r} cannot send {body.type} messages"
@@ -88,10 +122,16 @@ async def send(
         content["reply_to"] = reply_to
     text: str | None = None
     media: MediaDraft | None = None
+    also = None
     if isinstance(body, SendText):
         text = body.text
         if body.link_preview is not None:
             content["link_preview"] = body.link_preview
+        if body.fallback is not None:
+            also = await _fallback(services, tenant, channel, number, body.fallback)
+            content["fallback"] = body.fallback.model_dump()
+        if channel == Channel.SMS:
+            content.update(sms_fields(text))
     elif isinstance(body, _MediaSend):
         text = None if isinstance(body, SendSticker) else body.caption
         if isinstance(body, SendAudio):
@@ -121,8 +161,37 @@ async def send(
         text = body.interactive.body.text
     own = services.sessions.own_number(tenant, session)
     return await services.messages.accept(
-        tenant, session, own, number, text, claim, kind=body.type, content=content, media=media
+        tenant,
+        session,
+        own,
+        number,
+        text,
+        claim,
+        kind=body.type,
+        content=content,
+        media=media,
+        also=also,
     )
+
+
+async def _fallback(
+    services: Services, tenant: str, channel: str, number: str, fallback: Fallback
+) -> Callable[[UnitOfWork, Message], None]:
+    """What records ``fallback`` with its message; InvalidFallback when it cannot be."""
+    if channel != Channel.WHATSAPP or "@" in number:
+        raise InvalidFallback("fallback: only a WhatsApp message to a phone number can go by SMS")
+    try:
+        sms = await services.sessions.require(tenant, fallback.session)
+    except SessionNotFound:
+        raise InvalidFallback(f"fallback: no session {fallback.session!r}") from None
+    if services.sessions.channel(sms) != Channel.SMS:
+        raise InvalidFallback(f"fallback: session {fallback.session!r} is not an SMS session")
+    after_ms = int(fallback.after_seconds * 1000)
+
+    def record(unit: UnitOfWork, message: Message) -> None:
+        fallbacks.record(unit, tenant, message.id, fallback.session, message.created_at + after_ms)
+
+    return record
 
 
 async def _require_message(

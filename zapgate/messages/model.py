@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from zapgate.channels import channel_of
 from zapgate.clock import to_iso
 from zapgate.phone import address_of
 
@@ -101,6 +102,7 @@ class Message:
             "id": self.id,
             "tenant_id": self.tenant,
             "session": self.session,
+            "channel": channel_of(self.chat_id).value,
             "direction": self.direction.value,
             "chat_id": self.chat_id,
             "sender": self.sender,
@@ -123,6 +125,7 @@ class Message:
         plain = {
             "id": self.id,
             "session": self.session,
+            "channel": channel_of(self.chat_id).value,
             "direction": self.direction.value,
             "chat_id": self.chat_id,
             "from": address_of(self.sender),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from zapgate.channels import Channel
 from zapgate.clock import now_ms, to_iso
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import MessageEdited, MessageRevoked, PollVote
@@ -165,7 +166,8 @@ class MessageRevisions:
                 where = repository.by_id(tenant, found.id)
                 await repository.transition(unit.connection, where, [found.status.value], values)
                 payload.update(message_id=found.id, chat_id=found.chat_id, poll=poll)
-            unit.emit(EventDraft(tenant, session, EventType.MESSAGE_POLL_VOTE, payload))
+            kind = EventType.MESSAGE_POLL_VOTE  # polls are WhatsApp's
+            unit.emit(EventDraft(tenant, session, kind, payload, channel=Channel.WHATSAPP))
             return payload
 
         return await self._committer.run(job, background=tenant)

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -18,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from zapgate.validation import JsonInt
+from zapgate.channels import TELEGRAM_PATTERN
+from zapgate.names import SESSION_NAME
+from zapgate.validation import JsonInt, whole
 
 MAX_TEXT = 65_536
 _SEPARATOR = r"[\t\n\v\f\r ().\-/]"
@@ -37,6 +41,24 @@ ADDRESS_PATTERN = f"{PHONE_PATTERN}|{LID_PATTERN}"
 ADDRESS_DOC = f"{PHONE_DOC}; or a LID, e.g. 123456789012345@lid"
 
 
+RECIPIENT_PATTERN = f"{ADDRESS_PATTERN}|{TELEGRAM_PATTERN}"
+RECIPIENT_DOC = (
+    f"{ADDRESS_DOC}. On a Telegram session: a chat id (e.g. 123456789) or a public @username; "
+    "on an SMS session: a number with country code (E.164)"
+)
+
+
+def recipient_field() -> Any:
+    """A send's ``to``: an address of any channel (the session's channel decides at run time,
+    answering ``invalid_recipient`` for one it cannot reach)."""
+    return Field(
+        max_length=64,
+        description=RECIPIENT_DOC,
+        examples=["5511999999999"],
+        json_schema_extra={"pattern": RECIPIENT_PATTERN},
+    )
+
+
 def phone_field(*, lid: bool = True, **extra: Any) -> Any:
     """A recipient or sender field: at most 64 characters, a phone number (``PHONE_PATTERN``)
     or, unless ``lid`` is False, a LID (``LID_PATTERN``)."""
@@ -50,6 +72,7 @@ def phone_field(*, lid: bool = True, **extra: Any) -> Any:
 
 
 MAX_CAPTION = 4096
+MAX_FALLBACK_SECONDS = 86_400.0
 MESSAGE_ID = r"^[A-Za-z0-9_]{1,40}$"
 
 
@@ -63,17 +86,40 @@ def message_ref(description: str) -> Any:
     )
 
 
+class Fallback(BaseModel):
+    """Send the same text by SMS if this WhatsApp message is not delivered in time (or fails)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session: StrictStr = Field(
+        pattern=SESSION_NAME, description="an SMS session of this tenant", examples=["sms-br"]
+    )
+    after_seconds: float = Field(
+        ge=1,
+        le=MAX_FALLBACK_SECONDS,
+        allow_inf_nan=False,
+        description="how long delivery may take before the SMS goes",
+        examples=[60],
+    )
+
+
 class SendText(BaseModel):
     """A text message to send (``type`` may be left out)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     type: Literal["text"] = "text"
     text: StrictStr = Field(min_length=1, max_length=MAX_TEXT, examples=["Olá, mundo!"])
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
     link_preview: StrictBool | None = Field(
         default=None, description="show a preview of the first link (default: when there is one)"
+    )
+    fallback: Fallback | None = Field(
+        default=None,
+        description="WhatsApp to a phone number: the same text by SMS through `session` if it "
+        "is not delivered within `after_seconds`, or fails; the SMS has `fallback_of`, this "
+        "message `fallback_id`",
     )
 
 
@@ -127,7 +173,7 @@ class _MediaSend(BaseModel):
 
     type: str
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     media: MediaSource
     caption: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_CAPTION)
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
@@ -170,7 +216,7 @@ class SendLocation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     type: Literal["location"]
     latitude: (
         Annotated[StrictFloat, Field(ge=-90, le=90)] | Annotated[StrictInt, Field(ge=-90, le=90)]
@@ -224,7 +270,7 @@ class SendContact(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     type: Literal["contact"]
     contact: ContactCard
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
@@ -235,7 +281,7 @@ class SendReaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     type: Literal["reaction"]
     message_id: StrictStr = Field(max_length=40, pattern=MESSAGE_ID)
     emoji: StrictStr = Field(max_length=32, examples=["👍"])
@@ -276,7 +322,7 @@ class SendPoll(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: StrictStr = phone_field()
+    to: StrictStr = recipient_field()
     type: Literal["poll"]
     poll: PollSpec
     reply_to: StrictStr | None = message_ref("the id of a message of this session to quote")
@@ -316,6 +362,11 @@ class TemplateParameter(BaseModel):
     document: TemplateMedia | None = None
 
 
+ButtonIndex = Annotated[Annotated[int, Strict(), Field(ge=0, le=9)], BeforeValidator(whole)]
+"""A template button's position (0-9), as ``JsonInt`` takes it; its bounds in the schema too
+(on ``JsonInt | None`` they were not: they sat after the validator, outside JSON Schema)."""
+
+
 class TemplateComponent(BaseModel):
     """A ``header``, ``body`` or ``button`` component with its parameters."""
 
@@ -323,7 +374,7 @@ class TemplateComponent(BaseModel):
 
     type: Literal["header", "body", "button", "footer"]
     sub_type: Literal["quick_reply", "url", "copy_code", "flow", "catalog"] | None = None
-    index: JsonInt | None = Field(default=None, ge=0, le=9)
+    index: ButtonIndex | None = None
     parameters: list[TemplateParameter] = Field(default_factory=list, max_length=100)
 
 
@@ -580,6 +631,9 @@ class MessageOut(BaseModel):
 
     id: str
     session: str
+    channel: Literal["whatsapp", "telegram", "sms"] = Field(
+        description="the channel of its session"
+    )
     direction: str = Field(description="in or out")
     chat_id: str
     from_: str = Field(alias="from")
@@ -628,6 +682,21 @@ class MessageOut(BaseModel):
     edited_at: datetime | None = Field(default=None, description="when its text was last edited")
     revoked_at: datetime | None = Field(
         default=None, description="when it was deleted for everyone (or cancelled)"
+    )
+    segments: int | None = Field(
+        default=None, description="SMS: how many segments the text takes (each is billed)"
+    )
+    encoding: Literal["GSM-7", "UCS-2"] | None = Field(
+        default=None, description="SMS: GSM-7 (160 characters a segment) or UCS-2 (70)"
+    )
+    fallback: Fallback | None = Field(
+        default=None, description="the SMS to send if it is not delivered in time"
+    )
+    fallback_id: str | None = Field(
+        default=None, description="the SMS sent in its place when it was not delivered in time"
+    )
+    fallback_of: str | None = Field(
+        default=None, description="an SMS sent in place of this WhatsApp message"
     )
 
 

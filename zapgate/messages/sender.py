@@ -254,7 +254,7 @@ class Sender:
                 if retried is None:  # no longer queued (cancelled meanwhile): not sent again
                     return None
                 message = retried
-                await asyncio.sleep(self._retry.delay(message.attempts))
+                await asyncio.sleep(max(self._retry.delay(message.attempts), _asked_wait(error)))
                 continue
             return self._recorded(message, receipt.engine_message_id)
 
@@ -276,6 +276,12 @@ class Sender:
 
 def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _asked_wait(error: Exception) -> float:
+    """The seconds the engine's far end asked to wait before a retry (0: none asked)."""
+    asked = getattr(error, "retry_after_seconds", None)
+    return float(asked) if isinstance(asked, int | float) and asked > 0 else 0.0
 
 
 class _Window:

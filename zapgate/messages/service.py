@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.audit import actor as actors
+from zapgate.channels import channel_of
 from zapgate.clock import now_ms, to_iso
 from zapgate.db.committer import Committer, Refusal, UnitOfWork
 from zapgate.db.gather import Gathering
@@ -26,7 +27,6 @@ from zapgate.engines.base import (
 )
 from zapgate.errors import AppError, MessageNotFound, Unavailable
 from zapgate.events.model import EventDraft, EventType
-from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
 from zapgate.limits.service import LimitService
 from zapgate.media import repository as media_repository
@@ -48,6 +48,13 @@ RECENTLY_RECEIVED = 256
 TRACED = frozenset({EventType.MESSAGE_SENT, EventType.MESSAGE_STATUS})
 """The events of an outbound message that name the request that queued it when no request is
 being served as they are written (the outbox's send, the engine's acks)."""
+
+
+class WriteGuard(Protocol):
+    """What a write checks and adds (an Idempotency-Key's claim, a fallback being settled)."""
+
+    async def guard(self, unit: UnitOfWork) -> None: ...
+    def record(self, unit: UnitOfWork, result: Any) -> None: ...
 
 
 class MessageService:
@@ -82,20 +89,23 @@ class MessageService:
         own_number: str,
         to: str,
         text: str | None,
-        claim: Claim | None = None,
+        claim: WriteGuard | None = None,
         *,
         kind: str = "text",
         content: dict[str, Any] | None = None,
         media: MediaDraft | None = None,
+        message_id: str | None = None,
+        also: Callable[[UnitOfWork, Message], None] | None = None,
     ) -> Message:
         """Queue an outbound message with its ``message.queued`` event; the sender sends it.
 
         ``text`` is a text or a caption; ``content`` the public fields of other types; a
-        ``media`` file (already in the store) is recorded for the tenant in the same write.
+        ``media`` file (already in the store) is recorded for the tenant in the same write;
+        ``also`` writes what goes with the message (an SMS fallback), in that write too.
         """
         now = now_ms()
         message = Message(
-            id=new_id("msg"),
+            id=message_id or new_id("msg"),
             tenant=tenant,
             session=session,
             direction=Direction.OUT,
@@ -130,6 +140,8 @@ class MessageService:
                     return attached
                 message = attached
             repository.insert(unit, message)
+            if also is not None:
+                also(unit, message)
             unit.emit(self._event(message, EventType.MESSAGE_QUEUED))
             if claim is not None:
                 claim.record(unit, message)
@@ -467,7 +479,14 @@ class MessageService:
             expires = to_iso(expires_at * 1000)
             payload["media"] = {**described, "url": url, "url_expires_at": expires}
         request = message.request_id if event_type in TRACED else None
-        return EventDraft(message.tenant, message.session, event_type, payload, request_id=request)
+        return EventDraft(
+            message.tenant,
+            message.session,
+            event_type,
+            payload,
+            request_id=request,
+            channel=channel_of(message.chat_id),
+        )
 
     async def outbound(self, message: Message) -> OutboundMessage:
         """What the engine is asked to send for ``message``: its file read from the store, and

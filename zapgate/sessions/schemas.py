@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import reduce
 from operator import or_
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,9 @@ class SessionOut(BaseModel):
 
     name: str
     engine: str
+    channel: Literal["whatsapp", "telegram", "sms"] = Field(
+        description="what its engine talks over: the addresses it reaches"
+    )
     capabilities: list[str] = Field(
         description="the message types its engine can send (text, image, video, audio, "
         "document, sticker, location, contact, reaction)"

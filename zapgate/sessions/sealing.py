@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 log = logging.getLogger(__name__)
-SEALED_KEYS = frozenset({"access_token", "app_secret"})
+SEALED_KEYS = frozenset({"access_token", "app_secret", "auth_token", "bot_token", "secret_token"})
 """Config keys sealed at rest (the engines' write-only secrets)."""
 PREFIX = "sealed:v1:"
 _keys: list[Fernet] = []

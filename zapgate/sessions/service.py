@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.auth.invalidations import Invalidation, Reason
+from zapgate.channels import Channel
 from zapgate.clock import Clock, now_ms, to_iso
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.engines.base import (
@@ -136,7 +137,7 @@ class SessionManager:
         self._database = database
         self._limits = limits
         self._committer = committer
-        self._writer = SessionWriter(committer)
+        self._writer = SessionWriter(committer, channel_of=self._engine_channel)
         self.messages = messages
         self.engines = engines
         self._clock = clock
@@ -322,7 +323,11 @@ class SessionManager:
     def describe(self, session: Session) -> dict[str, Any]:
         """The wire form with what only this node knows (health)."""
         figures = self._figures((session.tenant, session.name))
-        public = {**session.public(), "capabilities": self.message_types(session)}
+        public = {
+            **session.public(),
+            "channel": self.channel(session),
+            "capabilities": self.message_types(session),
+        }
         hidden = self._secret_keys(session.engine)
         if hidden:  # write-only: shown as set, never as their values
             public["config"] = {
@@ -339,6 +344,17 @@ class SessionManager:
             return message_types(self._capabilities(session))
         except AppError:  # an engine this process does not know
             return []
+
+    def channel(self, session: Session) -> str:
+        """The channel of the session's engine."""
+        return self._engine_channel(session.engine)
+
+    def _engine_channel(self, engine: str) -> str:
+        """The channel of ``engine`` (``whatsapp`` for one this process does not know)."""
+        try:
+            return self.engines.spec(engine).channel
+        except AppError:
+            return Channel.WHATSAPP
 
     def _capabilities(self, session: Session) -> frozenset[Capability]:
         """What the session's engine can do: the running instance's if here, else its spec's
@@ -865,8 +881,11 @@ class SessionManager:
     ) -> None:
         """Append an event of the session (no row changes)."""
 
+        known = self._known.get((tenant, name))
+        channel = self._engine_channel(known.engine) if known else Channel.WHATSAPP
+
         async def job(unit: UnitOfWork) -> None:
-            unit.emit(EventDraft(tenant, name, event_type, payload))
+            unit.emit(EventDraft(tenant, name, event_type, payload, channel=channel))
 
         await self._committer.run(job)
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from zapgate.audit import actor as actors
+from zapgate.channels import Channel
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import AppError, SessionExists, TenantSuspended
 from zapgate.events.model import EventDraft
@@ -131,9 +133,15 @@ class _Report:
 class SessionWriter:
     """Creates sessions and writes their reports, many to a job (see the module)."""
 
-    def __init__(self, committer: Committer, batch_max: int = BATCH_MAX) -> None:
+    def __init__(
+        self,
+        committer: Committer,
+        batch_max: int = BATCH_MAX,
+        channel_of: Callable[[str], str] = lambda _engine: Channel.WHATSAPP,
+    ) -> None:
+        """``channel_of``: the channel of an engine (its sessions' events name it)."""
         self._creations = _Shared(committer, _create, batch_max)
-        self._reports = _Shared(committer, _update, batch_max)
+        self._reports = _Shared(committer, partial(_update, channel_of), batch_max)
 
     async def create(
         self, new: NewSession, limits: Limits, claim: Claim | None = None
@@ -203,7 +211,9 @@ async def _create(
     return answers
 
 
-async def _update(unit: UnitOfWork, reports: list[_Report]) -> list[Session | AppError | None]:
+async def _update(
+    channel_of: Callable[[str], str], unit: UnitOfWork, reports: list[_Report]
+) -> list[Session | AppError | None]:
     changes = [(report.tenant, report.name, report.values) for report in reports]
     stored = await repository.all_tenants_update(unit.connection, changes)
     answers: list[Session | AppError | None] = []
@@ -219,6 +229,7 @@ async def _update(unit: UnitOfWork, reports: list[_Report]) -> list[Session | Ap
                     payload,
                     actor=report.actor,
                     request_id=report.request_id,
+                    channel=channel_of(session.engine),
                 )
             )
         answers.append(session)

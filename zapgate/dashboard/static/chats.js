@@ -17,9 +17,12 @@ function describe(message) {
 function Message({ message }) {
   return html`<li class=${message.direction} aria-label=${`message ${message.id}`}>
     <div>${describe(message)}</div>
-    <small class="muted">${when(message.timestamp)} </small>
+    <small class="muted">${when(message.timestamp)} · ${message.channel}${message.segments
+      ? ` · ${message.segments} ${message.encoding} segment${message.segments > 1 ? 's' : ''}` : ''} </small>
     ${message.direction === 'out' && html`<${Status} value=${message.status} />`}
     ${message.error && html`<small class="error"> ${message.error}</small>`}
+    ${message.fallback_id && html`<small class="muted"> · went by SMS too (${message.fallback_id})</small>`}
+    ${message.fallback_of && html`<small class="muted"> · SMS fallback of ${message.fallback_of}</small>`}
   </li>`;
 }
 
@@ -117,7 +120,7 @@ export function Conversations({ can, args }) {
   return html`<h2>Conversations</h2>
     <div class="row">
       <label>Session <select value=${session || ''} onChange=${(e) => go(e.target.value)}>
-        ${sessions.map((s) => html`<option value=${s.name}>${s.name} (${s.status})</option>`)}
+        ${sessions.map((s) => html`<option value=${s.name}>${s.name} (${s.channel}, ${s.status})</option>`)}
       </select></label>
     </div>
     <${Problem} error=${error} />

@@ -62,10 +62,11 @@ export function Events() {
     </form>
     <${Problem} error=${error} />
     <table aria-label="Events">
-      <thead><tr><th>seq</th><th>time</th><th>type</th><th>session</th><th>what</th></tr></thead>
+      <thead><tr><th>seq</th><th>time</th><th>type</th><th>session</th><th>channel</th><th>what</th></tr></thead>
       <tbody>${shown.map((e) => html`<tr key=${e.seq}>
         <td>${e.seq}</td><td>${new Date(e.timestamp).toLocaleTimeString()}</td>
-        <td class="mono">${e.type}</td><td>${e.session || ''}</td><td>${summary(e)}</td></tr>`)}
+        <td class="mono">${e.type}</td><td>${e.session || ''}</td><td>${e.channel || ''}</td>
+        <td>${summary(e)}</td></tr>`)}
       </tbody>
     </table>
     ${!shown.length && html`<p class="muted">Waiting for events…</p>`}`;

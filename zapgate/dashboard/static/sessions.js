@@ -6,7 +6,7 @@ import { useEvery, useLive, useThrottled } from './live.js';
 import { Action, Confirmed, Problem, Status, seconds } from './ui.js';
 import { Figures } from './metrics.js';
 
-const ENGINES = ['simulator', 'wppconnect', 'cloudapi'];
+const ENGINES = ['simulator', 'wppconnect', 'cloudapi', 'telegram', 'sms'];
 const base = (name) => `/api/v1/sessions/${path(name)}`;
 
 function Qr({ session, tick }) {
@@ -47,7 +47,7 @@ function SessionCard({ session, figures, qrTick, can, onChanged }) {
       <${Status} value=${session.status} />
     </div>
     <p class="muted">
-      ${session.engine}${session.health ? ` · health ${session.health}` : ''}
+      ${session.channel} · ${session.engine}${session.health ? ` · health ${session.health}` : ''}
       ${me.id ? html` · <span class="mono">${me.id}</span>` : ''}${me.pushname ? ` (${me.pushname})` : ''}
     </p>
     ${session.reason && html`<p class="muted">${session.reason}</p>`}

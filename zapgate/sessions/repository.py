@@ -209,6 +209,15 @@ async def all_tenants_by_status(engine: AsyncEngine) -> dict[str, int]:
 async def all_tenants_outboxes(engine: AsyncEngine) -> list[tuple[str, str, int, int | None]]:
     """Every session with queued messages: tenant, name, how many, the oldest's ``created_at``
     (each counted through ``ix_messages_outbox``, never a scan of the messages)."""
+    depth, oldest = _outbox_figures()
+    statement = sa.select(sessions.c.tenant_id, sessions.c.name, depth, oldest)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [(str(t), str(n), int(d), o) for t, n, d, o in rows if d]
+
+
+def _outbox_figures() -> tuple[sa.ScalarSelect[int], sa.ScalarSelect[int | None]]:
+    """A session row's queued messages: how many, and the oldest one's ``created_at``."""
     c = messages.c
     mine = sa.and_(
         c.tenant_id == sessions.c.tenant_id,
@@ -216,11 +225,7 @@ async def all_tenants_outboxes(engine: AsyncEngine) -> list[tuple[str, str, int,
         c.status == MessageStatus.QUEUED.value,
     )
     depth = sa.select(sa.func.count()).where(mine).scalar_subquery()
-    oldest = sa.select(sa.func.min(c.created_at)).where(mine).scalar_subquery()
-    statement = sa.select(sessions.c.tenant_id, sessions.c.name, depth, oldest)
-    async with engine.connect() as connection:
-        rows = (await connection.execute(statement)).all()
-    return [(str(t), str(n), int(d), o) for t, n, d, o in rows if d]
+    return depth, sa.select(sa.func.min(c.created_at)).where(mine).scalar_subquery()
 
 
 async def all_tenants_list(engine: AsyncEngine, limit: int) -> list[Session]:
@@ -234,14 +239,7 @@ async def all_tenants_list(engine: AsyncEngine, limit: int) -> list[Session]:
 async def outboxes(engine: AsyncEngine, tenant: str) -> dict[str, tuple[str, int, int | None]]:
     """``tenant``'s sessions by name: status, how many messages are queued, the oldest queued
     one's ``created_at`` (counted through ``ix_messages_outbox``, never a scan)."""
-    c = messages.c
-    mine = sa.and_(
-        c.tenant_id == sessions.c.tenant_id,
-        c.session == sessions.c.name,
-        c.status == MessageStatus.QUEUED.value,
-    )
-    depth = sa.select(sa.func.count()).where(mine).scalar_subquery()
-    oldest = sa.select(sa.func.min(c.created_at)).where(mine).scalar_subquery()
+    depth, oldest = _outbox_figures()
     statement = sa.select(sessions.c.name, sessions.c.status, depth, oldest).where(
         sessions.c.tenant_id == tenant
     )

@@ -364,7 +364,7 @@ def build_services(
         webhooks=webhooks,
         dispatcher=dispatcher,
         retention=retention,
-        fallbacks=FallbackWatcher(database, messages, sessions, clock),
+        fallbacks=FallbackWatcher(database, messages, sessions),
         checkpointer=Checkpointer(database),
         audit=audit,
         limits=limits,

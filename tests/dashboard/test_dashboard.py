@@ -74,6 +74,7 @@ def test_sign_in_create_a_session_see_the_qr_live_scan_it_and_sign_out(page: Pag
     expect(card.locator(".status")).to_have_text("WORKING")
     expect(qr).to_have_count(0)
     expect(card).to_contain_text("health ok")
+    expect(card).to_contain_text("whatsapp · simulator")  # its channel and engine
     copy = shot(page, "sessions")
     shutil.copyfile(copy, DOCS / "dashboard-sessions.png")
     page.get_by_role("button", name="Sign out").click()
@@ -106,7 +107,8 @@ def test_a_text_goes_sent_delivered_read_live_and_an_inbound_message_appears(
         "/api/v1/sessions/talk/simulate/inbound", json={"from": NUMBER, "text": "Obrigado!"}
     )
     assert received.status_code == 201, received.text
-    expect(page.locator(".messages li.in").filter(has_text="Obrigado!")).to_be_visible()
+    inbound = page.locator(".messages li.in").filter(has_text="Obrigado!")
+    expect(inbound).to_contain_text("whatsapp")  # each message's channel
     copy = shot(page, "conversation")
     shutil.copyfile(copy, DOCS / "dashboard-conversation.png")
 

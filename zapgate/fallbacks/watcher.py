@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.channels import SMS_SUFFIX, Channel
-from zapgate.clock import Clock, now_ms
+from zapgate.clock import now_ms
 from zapgate.db.committer import UnitOfWork
 from zapgate.engines.sms.segments import sms_fields
 from zapgate.errors import AppError, MessageNotFound
@@ -74,12 +74,10 @@ class FallbackWatcher:
         database: AsyncEngine,
         messages: MessageService,
         sessions: SessionManager,
-        clock: Clock,
     ) -> None:
         self._database = database
         self._messages = messages
         self._sessions = sessions
-        self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -105,7 +103,7 @@ class FallbackWatcher:
                 await self.run_once()
             except Exception:
                 log.exception("looking for due fallbacks failed")
-            await self._clock.sleep(LOOK_SECONDS)
+            await asyncio.sleep(LOOK_SECONDS)  # wall-clock: due times are wall-clock too
 
     async def _settle(self, due: fallbacks.Due) -> None:
         try:

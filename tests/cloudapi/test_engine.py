@@ -10,8 +10,8 @@ from tests.cloudapi.conftest import config_for
 from tests.support.fake_graph import FakeGraph
 from tests.support.sink import RecordingSink, is_status
 from zapgate.clock import SystemClock
+from zapgate.engines import account as engine_module
 from zapgate.engines.base import SessionConfig, SessionStatus
-from zapgate.engines.cloudapi import engine as engine_module
 from zapgate.engines.cloudapi.engine import CloudApiEngine
 from zapgate.webhooks.ssrf import Allowlist
 

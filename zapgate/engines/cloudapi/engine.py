@@ -11,13 +11,12 @@ statuses arrive as callbacks (``callbacks.py``), on the route that checks their 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import logging
 from collections import OrderedDict
 from typing import Any
 
 from zapgate.clock import Clock
+from zapgate.engines.account import AccountSession
 from zapgate.engines.base import (
     MESSAGE_TYPES,
     Capability,
@@ -40,19 +39,15 @@ from zapgate.engines.cloudapi.errors import GraphError
 from zapgate.engines.cloudapi.graph import GraphClient
 from zapgate.engines.cloudapi.limiter import SendLimiter
 from zapgate.engines.cloudapi.payloads import MEDIA_KINDS, message_json
-from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.http11 import Http11Client
 
-log = logging.getLogger(__name__)
 UPLOADS_KEPT = 1000
 UPLOAD_TTL_SECONDS = 29 * 86_400
 """A file uploaded to Meta is sent again by its media id (Meta keeps one 30 days)."""
-HEARTBEAT_SECONDS = 30.0
-"""A sign of life this often, whatever ``health_seconds`` (a silent session is restarted)."""
 
 
-class CloudApiEngine:
+class CloudApiEngine(AccountSession):
     """One phone number on Meta's Cloud API."""
 
     name = "cloudapi"
@@ -66,18 +61,13 @@ class CloudApiEngine:
     )
 
     def __init__(self, allowlist: ssrf.Allowlist, clock: Clock, max_media_bytes: int) -> None:
+        super().__init__()
         self._allowlist = allowlist
         self._clock = clock
         self._max_bytes = max_media_bytes
-        self._sink: EngineSink | None = None
         self._config: CloudApiConfig | None = None
-        self._http: Http11Client | None = None
         self._graph: GraphClient | None = None
         self.limiter: SendLimiter | None = None
-        self._ready = False
-        self._look = asyncio.Event()
-        """Set to look at the phone number now (a send could not reach Meta)."""
-        self._task: asyncio.Task[None] | None = None
         self._uploads: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -94,74 +84,20 @@ class CloudApiEngine:
         await sink.status(SessionStatus.STARTING)
         self._task = asyncio.create_task(self._watch(), name=f"cloudapi:{session.name}")
 
-    async def stop(self) -> None:
-        self._ready = False
-        self._sink = None
-        await cancel_and_wait(self._task)
-        self._task = None
-        if self._http is not None:
-            await self._http.close()
-
-    async def logout(self) -> None:
-        """Nothing to unlink (the token stays valid at Meta): the same as stopping."""
-        await self.stop()
-
     async def request_pairing_code(self, phone: str) -> str:
         raise UnsupportedByEngine("the cloudapi engine has nothing to pair")
 
     async def _watch(self) -> None:
-        """Look at the phone number now and every ``health_seconds``: WORKING while it answers,
-        DISCONNECTED (trying again sooner) while Meta cannot be reached, FAILED when the token
-        or the number is refused."""
-        assert self._graph is not None
-        assert self._config is not None
-        failures = 0
-        while self._sink is not None:
-            try:
-                phone = await self._graph.phone()
-            except GraphError as error:
-                if error.auth or not error.transient:
-                    await self._report_failed(str(error))
-                    return
-                failures += 1
-                if self._ready or failures == 1:
-                    self._ready = False
-                    await self._report(SessionStatus.DISCONNECTED, str(error))
-                await self._pause(min(self._config.health_seconds, 2.0 ** (failures - 1)))
-                continue
-            failures = 0
-            sink = self._sink
-            if sink is None:
-                return
-            if not self._ready:
-                await sink.me(_account(phone, self._config))
-                self._ready = True
-                await sink.status(SessionStatus.WORKING)
-            else:
-                await sink.heartbeat()
-            await self._pause(self._config.health_seconds)
+        """WORKING while the phone number answers (``AccountSession``); the token or the
+        number refused: FAILED."""
+        graph, config = self._graph, self._config
+        assert graph is not None
+        assert config is not None
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until asked to look now), a sign of life every
-        ``HEARTBEAT_SECONDS`` meanwhile, so a long ``health_seconds`` never looks stale."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, HEARTBEAT_SECONDS)):
-                    await self._look.wait()
-            if self._look.is_set():
-                break
-            if self._sink is not None and self._ready:
-                await self._sink.heartbeat()
-        self._look.clear()
+        async def me() -> dict[str, Any]:
+            return _account(await graph.phone(), config)
 
-    async def _report(self, status: SessionStatus, reason: str | None = None) -> None:
-        if self._sink is not None:
-            await self._sink.status(status, reason)
-
-    async def _report_failed(self, reason: str) -> None:
-        self._ready = False
-        await self._report(SessionStatus.FAILED, reason)
+        await self._watch_account(me, GraphError, config.health_seconds)
 
     # sending ---------------------------------------------------------------------------------
 
@@ -209,10 +145,7 @@ class CloudApiEngine:
         elif error.code == errors.PAIR_RATE and self.limiter is not None and to:
             self.limiter.cool_down(to)
         if error.auth:  # the session cannot send at all: it fails, its messages wait
-            if self._ready:
-                self._ready = False
-                task = asyncio.create_task(self._report_failed(str(error)))
-                task.add_done_callback(_log_failure)
+            self._fail_soon(str(error))
             return EngineNotReady(str(error))
         if error.transient:
             if error.code < 0:  # no answer from Meta: look at the connection now
@@ -261,8 +194,3 @@ def _account(phone: dict[str, Any], config: CloudApiConfig) -> dict[str, Any]:
 
 def _unsupported(kind: str) -> EngineError:
     return UnsupportedMessageType(f"the cloudapi engine cannot send {kind!r} messages")
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("could not report a failed session", exc_info=task.exception())

@@ -13,12 +13,11 @@ signature.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import re
 from typing import Any
 
 from zapgate.channels import SMS_SUFFIX
+from zapgate.engines.account import AccountSession
 from zapgate.engines.base import (
     Capability,
     EngineError,
@@ -37,35 +36,26 @@ from zapgate.engines.sms import callbacks
 from zapgate.engines.sms.client import MessagesClient
 from zapgate.engines.sms.config import SmsConfig, parse
 from zapgate.engines.sms.errors import ProviderError
-from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.http11 import Http11Client
 
-log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 30.0
-"""A sign of life this often, whatever ``health_seconds`` (a silent session is restarted)."""
 BODY_MAX = 1600
 """Characters of one message at most (the provider's limit; longer texts are refused)."""
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-class SmsEngine:
+class SmsEngine(AccountSession):
     """One sender on a Twilio-compatible Messages API."""
 
     name = "sms"
     capabilities = frozenset({Capability.TEXT})
 
     def __init__(self, allowlist: ssrf.Allowlist) -> None:
+        super().__init__()
         self._allowlist = allowlist
-        self._sink: EngineSink | None = None
         self._config: SmsConfig | None = None
         self._session: SessionConfig | None = None
-        self._http: Http11Client | None = None
         self._client: MessagesClient | None = None
-        self._ready = False
-        self._look = asyncio.Event()
-        """Set to look at the account now (a send could not reach the provider)."""
-        self._task: asyncio.Task[None] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -77,74 +67,20 @@ class SmsEngine:
         await sink.status(SessionStatus.STARTING)
         self._task = asyncio.create_task(self._watch(), name=f"sms:{session.name}")
 
-    async def stop(self) -> None:
-        self._ready = False
-        self._sink = None
-        await cancel_and_wait(self._task)
-        self._task = None
-        if self._http is not None:
-            await self._http.close()
-
-    async def logout(self) -> None:
-        """Nothing to unlink (the credentials stay valid at the provider): the same as stopping."""
-        await self.stop()
-
     async def request_pairing_code(self, phone: str) -> str:
         raise UnsupportedByEngine("the sms engine has nothing to pair")
 
     async def _watch(self) -> None:
-        """Look at the account now and every ``health_seconds``: WORKING while it answers,
-        DISCONNECTED (trying again sooner) while the provider cannot be reached, FAILED when
-        the credentials are refused."""
-        assert self._client is not None
-        assert self._config is not None
-        failures = 0
-        while self._sink is not None:
-            try:
-                account = await self._client.account()
-            except ProviderError as error:
-                if error.auth or not error.transient:
-                    await self._report_failed(str(error))
-                    return
-                failures += 1
-                if self._ready or failures == 1:
-                    self._ready = False
-                    await self._report(SessionStatus.DISCONNECTED, str(error))
-                await self._pause(min(self._config.health_seconds, 2.0 ** (failures - 1)))
-                continue
-            failures = 0
-            sink = self._sink
-            if sink is None:
-                return
-            if not self._ready:
-                await sink.me(_account(account, self._config))
-                self._ready = True
-                await sink.status(SessionStatus.WORKING)
-            else:
-                await sink.heartbeat()
-            await self._pause(self._config.health_seconds)
+        """WORKING while the account answers (``AccountSession``); the credentials refused:
+        FAILED."""
+        client, config = self._client, self._config
+        assert client is not None
+        assert config is not None
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until asked to look now), a sign of life every
-        ``HEARTBEAT_SECONDS`` meanwhile, so a long ``health_seconds`` never looks stale."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, HEARTBEAT_SECONDS)):
-                    await self._look.wait()
-            if self._look.is_set():
-                break
-            if self._sink is not None and self._ready:
-                await self._sink.heartbeat()
-        self._look.clear()
+        async def me() -> dict[str, Any]:
+            return _account(await client.account(), config)
 
-    async def _report(self, status: SessionStatus, reason: str | None = None) -> None:
-        if self._sink is not None:
-            await self._sink.status(status, reason)
-
-    async def _report_failed(self, reason: str) -> None:
-        self._ready = False
-        await self._report(SessionStatus.FAILED, reason)
+        await self._watch_account(me, ProviderError, config.health_seconds)
 
     # sending ---------------------------------------------------------------------------------
 
@@ -163,10 +99,7 @@ class SmsEngine:
     def _engine_error(self, error: ProviderError) -> EngineError:
         """The provider's error as the sender should take it (and what the engine learns)."""
         if error.auth:  # the session cannot send at all: it fails, its messages wait
-            if self._ready:
-                self._ready = False
-                task = asyncio.create_task(self._report_failed(str(error)))
-                task.add_done_callback(_log_failure)
+            self._fail_soon(str(error))
             return EngineNotReady(str(error))
         if error.transient:
             if error.code < 0 and error.http_status == 0:  # no answer: look at the account now
@@ -216,8 +149,3 @@ def _account(account: dict[str, Any], config: SmsConfig) -> dict[str, Any]:
         "account_sid": config.account_sid,
         "account_status": account.get("status"),
     }
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("could not report a failed session", exc_info=task.exception())

@@ -21,6 +21,7 @@ import secrets
 from typing import Any
 
 from zapgate.clock import Clock
+from zapgate.engines.account import AccountSession
 from zapgate.engines.base import (
     MESSAGE_TYPES,
     Capability,
@@ -42,19 +43,16 @@ from zapgate.engines.telegram.bot import BotClient
 from zapgate.engines.telegram.config import TelegramConfig, parse
 from zapgate.engines.telegram.errors import NO_ANSWER, BotApiError
 from zapgate.engines.telegram.payloads import call_for, chat_of, engine_id, message_ref
-from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.http11 import Http11Client
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 30.0
-"""A sign of life this often, whatever ``health_seconds`` (a silent session is restarted)."""
 LOGOUT_SECONDS = 5.0
 """How long a logout waits for ``deleteWebhook``."""
 CHAT_ACTIONS = {Presence.TYPING: "typing", Presence.RECORDING: "record_voice"}
 
 
-class TelegramEngine:
+class TelegramEngine(AccountSession):
     """One bot on the Telegram Bot API."""
 
     name = "telegram"
@@ -74,22 +72,17 @@ class TelegramEngine:
         max_media_bytes: int,
         server_url: str | None = None,
     ) -> None:
+        super().__init__()
         self._allowlist = allowlist
         self._clock = clock
         self._max_bytes = max_media_bytes
         self._server_url = server_url
         """``ZAPGATE_PUBLIC_URL``: the webhook's base when the config names none."""
-        self._sink: EngineSink | None = None
         self._session: SessionConfig | None = None
         self._config: TelegramConfig | None = None
-        self._http: Http11Client | None = None
         self._bot: BotClient | None = None
-        self._ready = False
         self._offset: int | None = None
         """The next ``getUpdates`` offset (this process's: a new one starts at Telegram's)."""
-        self._look = asyncio.Event()
-        """Set to look at the connection now (a send could not reach Telegram)."""
-        self._task: asyncio.Task[None] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -100,14 +93,6 @@ class TelegramEngine:
         self._bot = BotClient(config, self._http, self._max_bytes)
         await sink.status(SessionStatus.STARTING)
         self._task = asyncio.create_task(self._run(), name=f"telegram:{session.name}")
-
-    async def stop(self) -> None:
-        self._ready = False
-        self._sink = None
-        await cancel_and_wait(self._task)
-        self._task = None
-        if self._http is not None:
-            await self._http.close()
 
     async def logout(self) -> None:
         """Stop; a webhook is deleted first (Telegram stops calling a session that is gone).
@@ -206,28 +191,6 @@ class TelegramEngine:
         if not handled.updates:
             await sink.heartbeat()
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (or until asked to look now), a sign of life every
-        ``HEARTBEAT_SECONDS`` meanwhile, so a long ``health_seconds`` never looks stale."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, HEARTBEAT_SECONDS)):
-                    await self._look.wait()
-            if self._look.is_set():
-                break
-            if self._sink is not None and self._ready:
-                await self._sink.heartbeat()
-        self._look.clear()
-
-    async def _report(self, status: SessionStatus, reason: str | None = None) -> None:
-        if self._sink is not None:
-            await self._sink.status(status, reason)
-
-    async def _report_failed(self, reason: str) -> None:
-        self._ready = False
-        await self._report(SessionStatus.FAILED, reason)
-
     @property
     def _name(self) -> str:
         return self._session.name if self._session else "?"
@@ -259,10 +222,7 @@ class TelegramEngine:
     def _engine_error(self, error: BotApiError) -> EngineError:
         """Telegram's error as the sender should take it."""
         if error.auth:  # the session cannot send at all: it fails, its messages wait
-            if self._ready:
-                self._ready = False
-                task = asyncio.create_task(self._report_failed(str(error)))
-                task.add_done_callback(_log_failure)
+            self._fail_soon(str(error))
             return EngineNotReady(str(error))
         if error.transient:
             if error.code == NO_ANSWER:  # no answer from Telegram: look at the connection now
@@ -335,8 +295,3 @@ def _sent_id(result: Any) -> str:
 
 def _updates(found: list[Any]) -> list[dict[str, Any]]:
     return [u for u in found if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("could not report a failed session", exc_info=task.exception())

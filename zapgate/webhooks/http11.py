@@ -21,11 +21,12 @@ the reason shown to the tenant is built from), :class:`ssl.SSLError` or :class:`
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -40,6 +41,19 @@ _SAFE_IN_TARGET = "!#$%&'()*+,/:;=?@[]~"
 IDLE_PER_HOST = 64
 IDLE_MAX = 1000
 """Idle connections kept in all; the least recently used go first."""
+
+
+UNREACHABLE = (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError)
+"""What a call through :class:`Http11Client` raises when no answer came (a refused address,
+the network, TLS, a timeout, a malformed answer)."""
+
+
+def json_or_none(data: bytes) -> Any:
+    """An answer's JSON, or None when it is not JSON."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 class ConnectFailed(OSError):

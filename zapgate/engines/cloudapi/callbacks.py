@@ -28,6 +28,9 @@ from zapgate.engines.base import (
     SendFailed,
 )
 from zapgate.engines.cloudapi.errors import GraphError, from_status
+from zapgate.engines.fields import items as _list
+from zapgate.engines.fields import number as _number
+from zapgate.engines.fields import text as _str
 
 log = logging.getLogger(__name__)
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
@@ -242,20 +245,6 @@ def _contact(cards: Any) -> Contact | None:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _digits(text: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import ssl
 from typing import Any
 
 from zapgate.engines.base import Media
@@ -22,7 +21,6 @@ ANSWER_MAX = 64 * 1024
 SHOWN = "********"
 """A secret quoted in an error, as it is shown."""
 UNSAFE = -2
-_UNREACHABLE = (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError)
 """What a call that got no answer from Meta raises (``_unreachable`` words it)."""
 """The code of a refusal by the SSRF guard (a config problem: like a bad token)."""
 
@@ -106,10 +104,10 @@ class GraphClient:
                 answer = await self._http.get(url, headers, self._max_bytes + ANSWER_MAX)
         except http11.TooLarge:
             raise GraphError(-3, f"the file is larger than {self._max_bytes} bytes") from None
-        except _UNREACHABLE as error:
+        except http11.UNREACHABLE as error:
             raise _unreachable(error) from None
         if answer.status != 200:
-            raise self._scrubbed(from_body(_loads(answer.excerpt), answer.status))
+            raise self._scrubbed(from_body(http11.json_or_none(answer.excerpt), answer.status))
         mime = described.get("mime_type")
         return answer.excerpt, mime if isinstance(mime, str) else None
 
@@ -124,9 +122,9 @@ class GraphClient:
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 answer: http11.Answer = await request
-        except _UNREACHABLE as error:
+        except http11.UNREACHABLE as error:
             raise _unreachable(error) from None
-        body = _loads(answer.excerpt)
+        body = http11.json_or_none(answer.excerpt)
         if not 200 <= answer.status < 300:
             raise self._scrubbed(from_body(body, answer.status))
         if not isinstance(body, dict):
@@ -146,13 +144,6 @@ def _part(boundary: str, disposition: str, data: bytes, content_type: str | None
     if content_type:
         head += f"content-type: {content_type}\r\n"
     return head.encode() + b"\r\n" + data + b"\r\n"
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
 
 
 def _unreachable(error: BaseException) -> GraphError:

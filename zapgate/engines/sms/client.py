@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import ssl
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +22,6 @@ SHOWN = "********"
 """The auth token quoted in an error, as it is shown."""
 UNSAFE = -2
 """The code of a refusal by the SSRF guard (a config problem: like a bad token)."""
-_UNREACHABLE = (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError)
 """What a call that got no answer raises (``_unreachable`` words it)."""
 
 
@@ -60,9 +57,9 @@ class MessagesClient:
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 answer: http11.Answer = await request
-        except _UNREACHABLE as error:
+        except http11.UNREACHABLE as error:
             raise _unreachable(error) from None
-        body = _loads(answer.excerpt)
+        body = http11.json_or_none(answer.excerpt)
         if not 200 <= answer.status < 300:
             raise self._scrubbed(from_body(body, answer.status))
         if not isinstance(body, dict):
@@ -73,13 +70,6 @@ class MessagesClient:
         """``error`` without the auth token (a provider may quote a malformed one back)."""
         error.message = error.message.replace(self._config.auth_token, SHOWN)
         return error
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
 
 
 def _unreachable(error: BaseException) -> ProviderError:

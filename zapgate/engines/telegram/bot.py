@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import ssl
 from typing import Any
 
 from zapgate.engines.base import Media
@@ -25,7 +24,6 @@ UPDATES_MAX = 8 * 1024 * 1024
 """Bytes of a ``getUpdates`` answer read at most (``UPDATES_LIMIT`` updates)."""
 UPDATES_LIMIT = 100
 SHOWN = "********"
-_UNREACHABLE = (ssrf.UnsafeUrl, OSError, ssl.SSLError, TimeoutError, ValueError)
 
 
 class BotClient:
@@ -95,10 +93,10 @@ class BotClient:
             raise BotApiError(
                 TOO_LARGE, f"the file is larger than {self._max_bytes} bytes"
             ) from None
-        except _UNREACHABLE as error:
+        except http11.UNREACHABLE as error:
             raise self._scrubbed(_unreachable(error)) from None
         if answer.status != 200:
-            raise self._scrubbed(from_body(_loads(answer.excerpt), answer.status))
+            raise self._scrubbed(from_body(http11.json_or_none(answer.excerpt), answer.status))
         if len(answer.excerpt) > self._max_bytes:
             raise BotApiError(TOO_LARGE, f"the file is larger than {self._max_bytes} bytes")
         return answer.excerpt, path
@@ -110,11 +108,11 @@ class BotClient:
         try:
             async with asyncio.timeout(seconds):
                 answer = await self._http.post(f"{self._root}/{method}", body, headers, keep=keep)
-        except _UNREACHABLE as error:
+        except http11.UNREACHABLE as error:
             raise self._scrubbed(_unreachable(error)) from None
         if not answer.whole:
             raise BotApiError(NO_ANSWER, f"{method} answered more than {keep} bytes")
-        document = _loads(answer.excerpt)
+        document = http11.json_or_none(answer.excerpt)
         if answer.status != 200 or not isinstance(document, dict) or document.get("ok") is not True:
             raise self._scrubbed(from_body(document, answer.status))
         if "result" not in document:
@@ -159,13 +157,6 @@ def _part(boundary: str, disposition: str, data: bytes, content_type: str | None
     if content_type:
         head += f"content-type: {content_type}\r\n"
     return head.encode() + b"\r\n" + data + b"\r\n"
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
 
 
 def _unreachable(error: BaseException) -> BotApiError:

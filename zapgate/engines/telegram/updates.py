@@ -27,6 +27,9 @@ from zapgate.engines.base import (
     Media,
     MessageEdited,
 )
+from zapgate.engines.fields import items as _list
+from zapgate.engines.fields import number as _number
+from zapgate.engines.fields import text as _str
 from zapgate.engines.telegram.errors import BotApiError
 from zapgate.engines.telegram.payloads import SUFFIX, engine_id
 
@@ -303,20 +306,6 @@ def _area(size: dict[str, Any]) -> int:
         return width * height
     file_size = size.get("file_size")
     return file_size if isinstance(file_size, int) else 0
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _ms(seconds: Any) -> int:

@@ -186,9 +186,10 @@ async def test_sessions_go_side_by_side_and_each_keeps_its_order(
         assert sent == [0, 1, 2, 3], session
 
 
-NOT_THE_DISPATCHERS = ("auth_invalidations", "nodes")
+NOT_THE_DISPATCHERS = ("auth_invalidations", "nodes", "fallbacks")
 """Tables every node reads or writes on a timer, whatever the webhooks do: revocations and
-suspensions of other nodes (every 0.25 s) and the node's heartbeat."""
+suspensions of other nodes (every 0.25 s), the node's heartbeat and the SMS fallbacks falling
+due (every second)."""
 
 
 async def test_idle_workers_read_nothing_while_other_tenants_publish(

@@ -33,11 +33,14 @@ RUN_MAX = 5_000
 class _Run:
     """A complete range ``(low, high]`` of one tenant's events."""
 
-    __slots__ = ("by_id", "by_seq", "high", "low")
+    __slots__ = ("by_id", "by_seq", "high", "low", "tip")
 
-    def __init__(self, low: int, high: int) -> None:
+    def __init__(self, low: int, high: int, tip: bool) -> None:
         self.low = low
         self.high = high
+        self.tip = tip
+        """Whether ``high`` is the newest seq this process knows of (published, or the end of
+        the log when it was read); not so after a full page read from the log."""
         self.by_seq: dict[int, Event] = {}
         self.by_id: dict[str, Event] = {}
 
@@ -90,13 +93,23 @@ class RecentEvents:
         """Like :func:`zapgate.events.repository.read_after`, from the run when it covers
         ``after``."""
         run = self._runs.get(tenant)
-        if run is not None and run.low <= after < run.high:
-            self._runs.move_to_end(tenant)
-            return run.page(after, limit)
+        if run is None or not run.low <= after < run.high:
+            return await self._read_log(tenant, after, limit)
+        self._runs.move_to_end(tenant)
+        page = run.page(after, limit)
+        if len(page) < limit and not run.tip:  # the log goes on past the run: read on
+            page += await self._read_log(tenant, run.high, limit - len(page))
+        return page
+
+    async def _read_log(self, tenant: str, after: int, limit: int) -> list[Event]:
         self.log_reads += 1
         page = await event_log.read_after(self._database, tenant, after, limit)
         if page:
-            self._merge(tenant, after, page[-1].seq, page)
+            self._merge(tenant, after, page[-1].seq, page, tip=len(page) < limit)
+        else:
+            run = self._runs.get(tenant)
+            if run is not None and run.high == after:
+                run.tip = True  # nothing after it: the end of the log
         return page
 
     async def by_ids(self, tenant: str, event_ids: Collection[str]) -> list[Event]:
@@ -111,7 +124,7 @@ class RecentEvents:
     def published(self, tenant: str, events: list[Event]) -> None:
         """Committed events of ``tenant``, in seq order (the bus's batch)."""
         if events:
-            self._merge(tenant, events[0].seq - 1, events[-1].seq, events)
+            self._merge(tenant, events[0].seq - 1, events[-1].seq, events, tip=True)
 
     def forget(self, tenant: str) -> None:
         """Drop the tenant's run (no worker of it is left)."""
@@ -119,23 +132,29 @@ class RecentEvents:
         if run is not None:
             self._size -= len(run.by_seq)
 
-    def _merge(self, tenant: str, low: int, high: int, events: list[Event]) -> None:
+    def _merge(self, tenant: str, low: int, high: int, events: list[Event], tip: bool) -> None:
         """Events making the complete range ``(low, high]``: join the run they touch, replace
         a run they are newer than, and leave a run they are older than alone.
 
         The run's ``high`` must stay the newest seq this process read or saw published: a page
         from the run ends there, and a worker takes a short page for "caught up". Replacing it
         with an older stretch read by a worker far behind (after a restart) made the others
-        stop at that stretch's end for good.
+        stop at that stretch's end for good. For the same reason a run that ends with a full
+        page read from the log (``tip`` false) is read on from the log when a page reaches its
+        end: a subscription turned on behind a backlog stopped after its first page.
         """
         run = self._runs.get(tenant)
         if run is not None and high < run.low:
             return  # older than the run and apart from it: kept out, so the run stays the newest
         if run is None or low > run.high:
             self.forget(tenant)
-            run = self._runs[tenant] = _Run(low, high)
+            run = self._runs[tenant] = _Run(low, high, tip)
         else:
             self._runs.move_to_end(tenant)
+            if high > run.high:
+                run.tip = tip
+            elif high == run.high:
+                run.tip = run.tip or tip
             run.low, run.high = min(run.low, low), max(run.high, high)
         before = len(run.by_seq)
         run.add(events)

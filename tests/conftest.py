@@ -32,6 +32,8 @@ from zapgate.services import Services, build_services
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("ZAPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("ZAPGATE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("ZAPGATE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 POSTGRES_URL = os.environ.get(
     "ZAPGATE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -164,6 +166,40 @@ async def redis_reason() -> str | None:
         return f"Redis at {REDIS_URL} is not reachable: {error!r}"
     finally:
         await client.aclose()
+    return None
+
+
+async def rabbitmq_reason() -> str | None:
+    """Why RabbitMQ cannot be used, or None."""
+    import aio_pika
+
+    try:
+        async with asyncio.timeout(5):
+            connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
+            await connection.close()
+    except Exception as error:
+        return f"RabbitMQ at 127.0.0.1:5672 is not reachable: {error!r}"
+    return None
+
+
+async def nats_reason() -> str | None:
+    """Why NATS with JetStream cannot be used, or None."""
+    import nats
+
+    async def quiet(error: Exception) -> None:
+        pass
+
+    try:
+        async with asyncio.timeout(5):
+            client = await nats.connect(
+                NATS_URL, allow_reconnect=False, connect_timeout=2, error_cb=quiet
+            )
+            try:
+                await client.jetstream().account_info()
+            finally:
+                await client.close()
+    except Exception as error:
+        return f"NATS JetStream at {NATS_URL} is not reachable: {error!r}"
     return None
 
 

@@ -36,7 +36,15 @@ DECIDED_AT_RUN_TIME = {
     "invalid_recipient",
     # a fallback's session must be an SMS session of the tenant: known only at run time
     "invalid_fallback",
+    # a sink's names: {tenant}, {session} and {type} only, a NATS subject's fixed first token
+    "invalid_sink",
 }
+CHAT_PATHS = {
+    "/api/v1/sessions/{session}/messages",
+    "/api/v1/sessions/{session}/integrations/bot/chats/{chat}/pause",
+    "/api/v1/sessions/{session}/integrations/bot/chats/{chat}/resume",
+}
+"""Routes whose ``chat`` (or ``to``) takes a number or any chat id: a number is checked then."""
 # Header names the schema's pattern allows but zapgate sets itself (webhook-*, content-type).
 RESERVED_HEADER = "is set by zapgate and cannot be overridden"
 # The coverage phase adds a header of its own to a request and calls it invalid; HTTP servers
@@ -101,7 +109,7 @@ def _decided_at_run_time(case: Any, response: Any) -> bool:
         return all(_engine_config(problem.get("loc", [])) for problem in detail)
     if error == "invalid_phone_number":
         # `chat` takes a number or any other chat id; only a number is checked, at run time
-        return case.operation.path == "/api/v1/sessions/{session}/messages"
+        return case.operation.path in CHAT_PATHS
     return False
 
 

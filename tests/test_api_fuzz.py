@@ -14,6 +14,7 @@ OPEN = {
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
     "/api/v1/sms/{tenant}/{session}/webhook",  # the SMS provider's: signed, see tests/sms
     "/api/v1/telegram/{tenant}/{session}/webhook",  # Telegram's: its secret, see tests/telegram
+    "/api/v1/chatwoot/{tenant}/{session}/webhook",  # Chatwoot's: its token, tests/integrations
     "/",  # the dashboard's page and files (tests/dashboard)
     "/dashboard",
     "/dashboard/assets/{name}",

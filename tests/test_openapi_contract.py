@@ -100,6 +100,7 @@ async def test_every_authenticated_route_declares_401_422_429_with_error_bodies(
         "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: verify token, app secret
         "/api/v1/sms/{tenant}/{session}/webhook",  # the SMS provider's: X-Twilio-Signature
         "/api/v1/telegram/{tenant}/{session}/webhook",  # Telegram's: its secret token
+        "/api/v1/chatwoot/{tenant}/{session}/webhook",  # Chatwoot's: the URL's token
         "/metrics",  # its own token, or the operator's keys
         "/",  # the dashboard's page and files (every call the page makes needs a key)
         "/dashboard",
@@ -196,8 +197,12 @@ async def test_patch_bodies_take_null_exactly_when_their_schema_says_so(
     message = await api.post(
         "/api/v1/sessions/default/messages", json={"to": "5511999999999", "text": "n"}
     )
+    sink = await api.post(
+        "/api/v1/sinks", json={"type": "redis", "url": "redis://sinks.example.com:6379/0"}
+    )
     targets = {
         "session": "default",
+        "sink_id": sink.json()["id"],
         "webhook_id": webhook["id"],
         "tenant": "default",
         "message_id": message.json()["id"],

@@ -35,9 +35,18 @@ SIGNED = {
     "/api/v1/sms/{tenant}/{session}/webhook",
     # Telegram's webhook: the session's secret token (X-Telegram-Bot-Api-Secret-Token)
     "/api/v1/telegram/{tenant}/{session}/webhook",
+    # Chatwoot's webhook: the integration's token in its callback URL
+    "/api/v1/chatwoot/{tenant}/{session}/webhook",
 }
 """Routes whose credential is a signed query (a link), not a key: without it, 422."""
 NUMBER = "5511999999999"
+CHATWOOT = {
+    "base_url": "https://chatwoot.example.com",
+    "account_id": 1,
+    "inbox_id": 2,
+    "api_token": "matrix-token",
+}
+BOT = {"url": "https://bot.example.com/hook"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,32 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/webhooks/{webhook_id}/replay"): row(
         202, body={"since": "2000-01-01T00:00:00Z"}
     ),
+    ("POST", "/api/v1/sinks"): row(
+        201,
+        body={"type": "redis", "url": "redis://sinks.example.com:6379/0"},
+        other=(201,),
+        other_body={"type": "nats", "url": "nats://other.example.com:4222"},
+    ),
+    ("GET", "/api/v1/sinks"): row(200, other=(200,)),
+    ("GET", "/api/v1/sinks/{sink_id}"): row(200),
+    ("PATCH", "/api/v1/sinks/{sink_id}"): row(200, body={"active": True}),
+    ("DELETE", "/api/v1/sinks/{sink_id}"): row(204, order=9),
+    ("GET", "/api/v1/sinks/{sink_id}/deliveries"): row(200),
+    # delivery_id is the webhook's: a sink does not retry another subscription's delivery
+    ("POST", "/api/v1/sinks/{sink_id}/deliveries/{delivery_id}/retry"): row(404),
+    ("POST", "/api/v1/sinks/{sink_id}/replay"): row(202, body={"after_seq": 0}),
+    ("GET", "/api/v1/sessions/{session}/integrations/chatwoot"): row(200),
+    ("PUT", "/api/v1/sessions/{session}/integrations/chatwoot"): row(200, body=CHATWOOT),
+    ("DELETE", "/api/v1/sessions/{session}/integrations/chatwoot"): row(204, order=8),
+    ("GET", "/api/v1/sessions/{session}/integrations/bot"): row(200),
+    ("PUT", "/api/v1/sessions/{session}/integrations/bot"): row(200, body=BOT),
+    ("DELETE", "/api/v1/sessions/{session}/integrations/bot"): row(204, order=8),
+    ("GET", "/api/v1/sessions/{session}/integrations/bot/chats"): row(200),
+    ("POST", "/api/v1/sessions/{session}/integrations/bot/chats/{chat}/pause"): row(200),
+    ("POST", "/api/v1/sessions/{session}/integrations/bot/chats/{chat}/resume"): row(200),
+    ("GET", "/api/v1/sessions/{session}/integrations/{kind}/deliveries"): row(200),
+    # no token (and no Chatwoot mirror): refused whoever asks (tests/integrations)
+    ("POST", "/api/v1/chatwoot/{tenant}/{session}/webhook"): row(401, other=(401,)),
     ("POST", "/api/v1/keys"): row(
         201,
         body={"name": "owner-made", "scopes": ["read"]},
@@ -235,6 +270,13 @@ async def make_owned(owner: httpx.AsyncClient) -> Owned:
         json={"to": NUMBER, "type": "image", "media": {"base64": b64(png(9))}},
     )
     assert image.status_code == 202, image.text
+    sink = await owner.post(
+        "/api/v1/sinks", json={"type": "redis", "url": "redis://owned.example.com:6379/0"}
+    )
+    assert sink.status_code == 201, sink.text
+    for kind, body in (("chatwoot", CHATWOOT), ("bot", BOT)):
+        put = await owner.put(f"/api/v1/sessions/{OWNER_SESSION}/integrations/{kind}", json=body)
+        assert put.status_code == 200, put.text
     key = await owner.post("/api/v1/keys", json={"name": "owned", "scopes": ["send"]})
     assert key.status_code == 201, key.text
     return Owned(
@@ -245,6 +287,8 @@ async def make_owned(owner: httpx.AsyncClient) -> Owned:
             "chat": NUMBER,
             "webhook_id": webhook_id,
             "delivery_id": delivery_id,
+            "sink_id": sink.json()["id"],
+            "kind": "bot",
             "key_id": key.json()["id"],
             "contact": NUMBER,
             "group": await owned_group(owner),
@@ -282,7 +326,11 @@ async def snapshot(owner: httpx.AsyncClient, owned: Owned) -> list[Any]:
     session = (await owner.get(owned.path("/api/v1/sessions/{session}"))).json()
     webhook = (await owner.get(owned.path("/api/v1/webhooks/{webhook_id}"))).json()
     message = (await owner.get(owned.path("/api/v1/messages/{message_id}"))).json()
+    sink = (await owner.get(owned.path("/api/v1/sinks/{sink_id}"))).json()
+    bot = (await owner.get(owned.path("/api/v1/sessions/{session}/integrations/bot"))).json()
     return [
+        {key: sink[key] for key in ("url", "events", "active", "updated_at")},
+        {key: bot[key] for key in ("url", "filter", "active", "updated_at")},
         {key: session[key] for key in ("name", "engine", "config", "metadata")},
         {key: webhook[key] for key in ("url", "events", "sessions", "active", "updated_at")},
         message["id"],

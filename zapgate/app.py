@@ -40,6 +40,7 @@ from zapgate.http.ratelimit import RateLimitHeaders
 from zapgate.http.readlane import ReadFastLane
 from zapgate.http.responses import Json
 from zapgate.http.templates import PathTemplates
+from zapgate.integrations.api import router as integrations_router
 from zapgate.media.api import router as media_router
 from zapgate.messages.actions_api import router as message_actions_router
 from zapgate.messages.api import router as messages_router
@@ -49,6 +50,7 @@ from zapgate.overview.api import router as overview_router
 from zapgate.services import DEFAULT_TENANT, Services, build_services
 from zapgate.sessions import sealing
 from zapgate.sessions.api import router as sessions_router
+from zapgate.sinks.api import router as sinks_router
 from zapgate.tenants.api import router as tenants_router
 from zapgate.webhooks.api import router as webhooks_router
 
@@ -134,6 +136,8 @@ def create_api(services: Services, announce: Announce | None = None) -> FastAPI:
         media_router,
         events_router,
         webhooks_router,
+        sinks_router,
+        integrations_router,
         keys_router,
         audit_router,
         tenants_router,

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from zapgate.webhooks import ssrf
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+SINK_ALLOWLIST_SETTING = "ZAPGATE_SINK_ALLOWLIST"
 JWKS_ALLOWLIST_SETTING = "ZAPGATE_JWT_JWKS_ALLOWLIST"
 
 
@@ -104,6 +105,7 @@ class Settings(BaseSettings):
     max_concurrent_requests_per_key: int = Field(default=4, ge=0)
     max_sessions_per_tenant: int = Field(default=20, ge=0)
     max_webhooks_per_tenant: int = Field(default=20, ge=0)
+    max_sinks_per_tenant: int = Field(default=10, ge=0)
     max_queued_per_session: int = Field(default=10_000, ge=0)
     max_streams_per_key: int = Field(default=16, ge=0)
     auth_failures_per_minute: int = Field(default=60, ge=0)
@@ -130,6 +132,28 @@ class Settings(BaseSettings):
         86400,
     )
     webhook_disable_after: int = Field(default=10, ge=1)
+    sink_allowlist: str = ""
+    """Non-public hosts/IPs/CIDRs a sink's broker may be at (internal brokers; the syntax of
+    ``ZAPGATE_WEBHOOK_ALLOWLIST``, apart from it)."""
+    sink_retry_schedule: Annotated[tuple[float, ...], NoDecode] = (
+        0,
+        1,
+        2,
+        5,
+        10,
+        30,
+        60,
+        120,
+        300,
+        600,
+    )
+    """Seconds before each new try of a sink's (or a session integration's) delivery: short,
+    since brokers come back fast (about 19 minutes in all by default)."""
+    sink_disable_after: int = Field(default=5, ge=1)
+    """Deliveries in a row that ran out of tries before a sink is turned off (``sink.disabled``);
+    a broker refusing zapgate's credentials turns it off at the first."""
+    sink_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long connecting to a broker, or one publish and its confirmation, may take."""
     webhook_secret_grace_seconds: float = Field(default=86_400.0, ge=0)
     media_store: Literal["local", "s3"] = "local"
     """Where media files go: ``<data_dir>/media``, or an S3-compatible bucket."""
@@ -199,18 +223,18 @@ class Settings(BaseSettings):
                     ) from None
         return value
 
-    @field_validator("webhook_retry_schedule", mode="before")
+    @field_validator("webhook_retry_schedule", "sink_retry_schedule", mode="before")
     @classmethod
     def _split_schedule(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(float(part) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("webhook_retry_schedule")
+    @field_validator("webhook_retry_schedule", "sink_retry_schedule")
     @classmethod
     def _sane_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value or any(delay < 0 for delay in value):
-            raise ValueError("ZAPGATE_WEBHOOK_RETRY_SCHEDULE needs one or more delays >= 0")
+            raise ValueError("a retry schedule needs one or more delays >= 0")
         return value
 
     @field_validator("api_key")
@@ -233,6 +257,12 @@ class Settings(BaseSettings):
     @classmethod
     def _jwks_allowlist(cls, value: str) -> str:
         ssrf.Allowlist.parse(value, JWKS_ALLOWLIST_SETTING)  # refuses a malformed entry
+        return value
+
+    @field_validator("sink_allowlist")
+    @classmethod
+    def _sink_allowlist(cls, value: str) -> str:
+        ssrf.Allowlist.parse(value, SINK_ALLOWLIST_SETTING)  # refuses a malformed entry
         return value
 
     @field_validator("jwt_jwks", mode="before")

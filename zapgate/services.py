@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +23,7 @@ from zapgate.cluster.registry import NodeRegistry
 from zapgate.cluster.roles import RoleKeeper
 from zapgate.cluster.signals import WakeSignals
 from zapgate.cluster.tail import EventTail
-from zapgate.config import Settings
+from zapgate.config import SINK_ALLOWLIST_SETTING, Settings
 from zapgate.db.checkpoint import Checkpointer
 from zapgate.db.committer import Committer
 from zapgate.db.database import create_engine
@@ -42,6 +43,10 @@ from zapgate.engines.wppconnect.runtime import WppRuntime
 from zapgate.events.bus import EventBus
 from zapgate.fallbacks.watcher import FallbackWatcher
 from zapgate.idempotency.service import Idempotency
+from zapgate.integrations.bot import BotSender
+from zapgate.integrations.chatwoot.callback import ChatwootCallbacks
+from zapgate.integrations.chatwoot.mirror import ChatwootMirror
+from zapgate.integrations.service import IntegrationService
 from zapgate.limits.gate import Gate
 from zapgate.limits.model import Limits
 from zapgate.limits.service import LimitService
@@ -58,11 +63,14 @@ from zapgate.retention import RetentionCleaner, RetentionPolicy
 from zapgate.sessions import repository as session_store
 from zapgate.sessions.runner import SupervisionPolicy
 from zapgate.sessions.service import SessionManager, SessionSettings
+from zapgate.sinks.sender import BrokerSender
+from zapgate.sinks.service import SinkService
 from zapgate.tenants.service import TenantService
 from zapgate.tracing import tracing_for
 from zapgate.webhooks.client import WebhookClient
 from zapgate.webhooks.dispatcher import Concurrency, Dispatcher, RetryPlan
 from zapgate.webhooks.http11 import Http11Client
+from zapgate.webhooks.model import Kind
 from zapgate.webhooks.service import WebhookService
 from zapgate.webhooks.ssrf import Allowlist
 
@@ -86,6 +94,9 @@ class Services:
     clock: Clock
     idempotency: Idempotency
     webhooks: WebhookService
+    sinks: SinkService
+    integrations: IntegrationService
+    chatwoot: ChatwootCallbacks
     dispatcher: Dispatcher
     retention: RetentionCleaner
     fallbacks: FallbackWatcher
@@ -282,6 +293,10 @@ def build_services(
     idempotency = Idempotency(
         database, settings.idempotency_ttl_seconds, committer if settings.clustered else None
     )
+    sink_allowlist = Allowlist.parse(settings.sink_allowlist, SINK_ALLOWLIST_SETTING)
+    brokers = BrokerSender(sink_allowlist, settings.sink_timeout_seconds)
+    sink_plan = RetryPlan(settings.sink_retry_schedule, settings.sink_disable_after)
+    bots = BotSender(database, committer, allowlist)
     dispatcher = Dispatcher(
         database,
         committer,
@@ -289,6 +304,14 @@ def build_services(
         WebhookClient(allowlist, settings.webhook_timeout_seconds),
         RetryPlan(settings.webhook_retry_schedule, settings.webhook_disable_after),
         webhook_concurrency,
+        senders={
+            **dict.fromkeys(Kind.SINKS, brokers),
+            Kind.CHATWOOT: ChatwootMirror(
+                database, committer, allowlist, settings.webhook_timeout_seconds, media
+            ),
+            Kind.BOT: bots,
+        },
+        plans={**dict.fromkeys(Kind.SINKS, sink_plan), Kind.BOT: sink_plan},
     )
     signals = WakeSignals(settings.redis_url) if settings.redis_url and settings.clustered else None
 
@@ -298,6 +321,18 @@ def build_services(
             signals.publish_webhook(tenant, webhook_id)
 
     webhooks = WebhookService(database, committer, allowlist, webhook_changed, limits)
+    sinks = SinkService(database, committer, sink_allowlist, webhook_changed, limits)
+    integrations = IntegrationService(
+        database,
+        committer,
+        allowlist,
+        webhook_changed,
+        sessions.require,
+        settings.public_url or settings.base_url,
+        limits,
+    )
+    sessions.on_delete.append(integrations.session_deleted)
+    chatwoot = ChatwootCallbacks(database, committer, limits)
     nodes = NodeRegistry(
         database,
         committer,
@@ -349,7 +384,7 @@ def build_services(
         ),
         clock,
     )
-    return Services(
+    built = Services(
         settings=settings,
         database=database,
         bus=bus,
@@ -362,6 +397,9 @@ def build_services(
         clock=clock,
         idempotency=idempotency,
         webhooks=webhooks,
+        sinks=sinks,
+        integrations=integrations,
+        chatwoot=chatwoot,
         dispatcher=dispatcher,
         retention=retention,
         fallbacks=FallbackWatcher(database, messages, sessions),
@@ -383,6 +421,21 @@ def build_services(
         metrics=metrics,
         tracing=tracing_for(settings),
     )
+    _connect_replies(built, bots, chatwoot)
+    return built
+
+
+def _connect_replies(services: Services, bots: BotSender, chatwoot: ChatwootCallbacks) -> None:
+    """Bots' and Chatwoot agents' replies are sent as API sends are (which need the services)."""
+    from zapgate.integrations.replies import send_once  # it imports the send use cases
+
+    async def bot_reply(
+        tenant: str, session: str, to: str, message: dict[str, Any], key: str
+    ) -> None:
+        await send_once(services, tenant, session, to, message, key)
+
+    bots.reply = bot_reply
+    chatwoot.send_once = functools.partial(send_once, services)
 
 
 def build_media_store(settings: Settings) -> MediaStore:

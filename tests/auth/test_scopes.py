@@ -32,6 +32,7 @@ OPEN = {
     "/api/v1/cloudapi/{tenant}/{session}/webhook",  # Meta's: signed, see tests/cloudapi
     "/api/v1/sms/{tenant}/{session}/webhook",  # the SMS provider's: signed, see tests/sms
     "/api/v1/telegram/{tenant}/{session}/webhook",  # Telegram's: its secret, see tests/telegram
+    "/api/v1/chatwoot/{tenant}/{session}/webhook",  # Chatwoot's: its token, tests/integrations
     "/metrics",  # its own token, or the operator's keys: see tests/test_metrics.py
     "/",  # the dashboard's page and files: every call the page makes needs a key
     "/dashboard",
@@ -49,6 +50,8 @@ PATH_VALUES = {
     "media_id": "med_01J00000000000000000000000",
     "contact": "5511999999999",
     "group": "120363000000000000@g.us",
+    "sink_id": "snk_01J00000000000000000000000",
+    "kind": "bot",
 }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+JSON = "application/json"
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Receiver:
     waiting: list[Received] = field(default_factory=list)
     timeline: list[tuple[str, Received]] = field(default_factory=list)
     """("start" | "end", request) in the order they happened."""
+    respond: Callable[[Received], tuple[int, Any]] | None = None
+    """When set: the status and JSON document (None: no body) of each answer."""
     _runner: web.AppRunner | None = None
     _gate: asyncio.Event | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -87,6 +92,14 @@ class Receiver:
                 await self._gate.wait()
         finally:
             self.waiting.remove(got)
+        if self.respond is not None:  # a scripted JSON answer (a bot's)
+            status, document = self.respond(got)
+            got.answered = status
+            self.requests.append(got)
+            self._note("end", got)
+            if document is None:
+                return web.Response(status=status)
+            return web.Response(status=status, body=orjson.dumps(document), content_type=JSON)
         status, answer_headers = self.script.popleft() if self.script else (self.default, {})
         got.answered = status
         self.requests.append(got)

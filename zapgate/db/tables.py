@@ -220,8 +220,12 @@ webhooks = sa.Table(
     sa.Column("disabled_reason", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="webhook"),
+    sa.Column("config", JsonColumn, nullable=True),
     sa.Index("ix_webhooks_tenant", "tenant_id", "id"),
 )
+"""Subscriptions to the event log: webhooks, sinks (brokers) and session integrations
+(``kind``); ``config`` holds a non-webhook kind's settings, its secrets sealed."""
 
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
@@ -244,6 +248,39 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_deliveries_list", "tenant_id", "webhook_id", "id"),
 )
 
+bot_pauses = sa.Table(
+    "bot_pauses",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("session", sa.String(64), primary_key=True),
+    sa.Column("chat", sa.String(128), primary_key=True),
+    sa.Column("paused_at", sa.BigInteger, nullable=False),
+)
+"""Chats a human took over from the session's bot (its messages are not sent to the bot)."""
+chatwoot_conversations = sa.Table(
+    "chatwoot_conversations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("session", sa.String(64), primary_key=True),
+    sa.Column("chat", sa.String(128), primary_key=True),
+    sa.Column("contact_id", sa.BigInteger, nullable=False),
+    sa.Column("conversation_id", sa.BigInteger, nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_chatwoot_conversations_id", "tenant_id", "session", "conversation_id"),
+)
+"""The Chatwoot contact and conversation of each chat of a session."""
+chatwoot_messages = sa.Table(
+    "chatwoot_messages",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("message_id", sa.String(40), primary_key=True),
+    sa.Column("session", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.BigInteger, nullable=False),
+    sa.Column("chatwoot_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+"""A zapgate message and its Chatwoot twin (an agent's reply, or a message posted there)."""
 fallbacks = sa.Table(
     "fallbacks",
     metadata,
@@ -286,6 +323,7 @@ tenant_limits = sa.Table(
     sa.Column("streams_per_key", sa.Integer, nullable=True),
     sa.Column("media_retention_days", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("sinks", sa.Integer, nullable=True),
 )
 
 nodes = sa.Table(

@@ -26,6 +26,8 @@ class EventType:
     MESSAGE_POLL_VOTE = "message.poll_vote"
     CALL_RECEIVED = "call.received"
     WEBHOOK_DISABLED = "webhook.disabled"
+    SINK_DISABLED = "sink.disabled"
+    INTEGRATION_DISABLED = "integration.disabled"
 
 
 LEGACY_CHANNEL = "whatsapp"

@@ -36,6 +36,13 @@ WEBHOOK_OPERATIONS = (
     "list_deliveries",
     "replay",
 )
+SINK_OPERATIONS = (
+    "get_sink",
+    "update_sink",
+    "delete_sink",
+    "list_sink_deliveries",
+    "replay_sink",
+)
 
 
 def operation_id(route: APIRoute) -> str:

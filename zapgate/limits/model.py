@@ -27,6 +27,7 @@ LIMITS: dict[str, Limit] = {
     ),
     "sessions": Limit("ZAPGATE_MAX_SESSIONS_PER_TENANT", "sessions per tenant"),
     "webhooks": Limit("ZAPGATE_MAX_WEBHOOKS_PER_TENANT", "webhooks per tenant"),
+    "sinks": Limit("ZAPGATE_MAX_SINKS_PER_TENANT", "event sinks per tenant"),
     "queued_per_session": Limit("ZAPGATE_MAX_QUEUED_PER_SESSION", "queued messages per session"),
     "streams_per_key": Limit(
         "ZAPGATE_MAX_STREAMS_PER_KEY", "open streams (SSE, long-polls, Socket.IO) per key"
@@ -49,6 +50,7 @@ class Limits:
     queued_per_session: int
     streams_per_key: int
     media_retention_days: int = 0
+    sinks: int = 10
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -62,6 +64,7 @@ class Limits:
             queued_per_session=settings.max_queued_per_session,
             streams_per_key=settings.max_streams_per_key,
             media_retention_days=settings.media_retention_days,
+            sinks=settings.max_sinks_per_tenant,
         )
 
     def overridden(self, overrides: dict[str, Any]) -> Limits:

@@ -19,6 +19,7 @@ COLUMNS = (
     "queued_per_session",
     "streams_per_key",
     "media_retention_days",
+    "sinks",
 )
 
 

@@ -23,7 +23,6 @@ from zapgate.errors import (
     UnsupportedMessageType,
 )
 from zapgate.fallbacks import repository as fallbacks
-from zapgate.idempotency.service import Claim
 from zapgate.media.model import MediaDraft
 from zapgate.messages.model import Message
 from zapgate.messages.schemas import (
@@ -44,6 +43,7 @@ from zapgate.messages.schemas import (
     _MediaSend,
     interactive_problem,
 )
+from zapgate.messages.service import WriteGuard
 from zapgate.phone import chat_id
 from zapgate.services import Services
 
@@ -73,7 +73,7 @@ async def send_text(
     session: str,
     to: str,
     text: str,
-    claim: Claim | None = None,
+    claim: WriteGuard | None = None,
     *,
     whatsapp_only: bool = False,
 ) -> Message:
@@ -96,7 +96,7 @@ async def send(
     tenant: str,
     session: str,
     body: SendMessage,
-    claim: Claim | None = None,
+    claim: WriteGuard | None = None,
     upload: Upload | None = None,
 ) -> Message:
     """Queue a message of any type: check the session can send it and what it refers to, take

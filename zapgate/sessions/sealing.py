@@ -32,13 +32,13 @@ def install(secret: bytes) -> None:
     _keys[:] = [key, *(k for k in _keys if k._signing_key != key._signing_key)]
 
 
-def seal(config: dict[str, Any], owner: str) -> dict[str, Any]:
-    """``config`` with its secret values encrypted for ``owner`` (``tenant/session``: a value
-    opens only for the session it was sealed for); as it is when no key is installed yet."""
-    if not _keys or not SEALED_KEYS & config.keys():
+def seal(config: dict[str, Any], owner: str, keys: frozenset[str] = SEALED_KEYS) -> dict[str, Any]:
+    """``config`` with its secret values (``keys``) encrypted for ``owner`` (``tenant/session``:
+    a value opens only for the owner it was sealed for); as it is when no key is installed yet."""
+    if not _keys or not keys & config.keys():
         return config
     sealed = dict(config)
-    for name in SEALED_KEYS & config.keys():
+    for name in keys & config.keys():
         value = config[name]
         if isinstance(value, str) and not value.startswith(PREFIX):
             token = _keys[0].encrypt(f"{owner}\n{value}".encode())
@@ -46,13 +46,15 @@ def seal(config: dict[str, Any], owner: str) -> dict[str, Any]:
     return sealed
 
 
-def unseal(config: dict[str, Any], owner: str) -> dict[str, Any]:
+def unseal(
+    config: dict[str, Any], owner: str, keys: frozenset[str] = SEALED_KEYS
+) -> dict[str, Any]:
     """``config`` with the values sealed for ``owner`` opened (one no installed key opens, or
     sealed for another session, stays sealed: the engine then fails, its token refused)."""
-    if not SEALED_KEYS & config.keys():
+    if not keys & config.keys():
         return config
     opened = dict(config)
-    for name in SEALED_KEYS & config.keys():
+    for name in keys & config.keys():
         value = config[name]
         if isinstance(value, str) and value.startswith(PREFIX) and _keys:
             try:

@@ -164,6 +164,9 @@ class SessionManager:
         sends nothing otherwise)."""
         self.restarted: Callable[[str], None] | None = None
         """Told of each engine restart here, with why (``failed``, ``stale``): metrics."""
+        self.on_delete: list[Callable[[UnitOfWork, str, str], Awaitable[Callable[[], None]]]] = []
+        """Run in a session's delete (``unit, tenant, name``): what goes with it (its
+        integrations); each returns what to do once the delete is committed."""
         self._starts = asyncio.Semaphore(settings.starts_at_once)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         messages.on_queued = self.wake_sender
@@ -508,10 +511,12 @@ class SessionManager:
             self._known.pop((tenant, name), None)  # new sends look it up (and find it gone)
             await self._halt((tenant, name))
 
-            async def job(unit: UnitOfWork) -> None:
+            async def job(unit: UnitOfWork) -> list[Callable[[], None]]:
                 await repository.delete(unit.connection, tenant, name)
+                return [await hook(unit, tenant, name) for hook in self.on_delete]
 
-            await self._committer.run(job)
+            for then in await self._committer.run(job):
+                then()
             self.messages.depth.forget(tenant, name)
             await self.messages.fail_queued(tenant, name, "the session was deleted")
             self._placed()

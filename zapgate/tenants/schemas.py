@@ -56,6 +56,7 @@ class LimitValues(BaseModel):
     media_retention_days: Count | None = Field(
         default=None, description="days a file is kept after its last use (0: kept)"
     )
+    sinks: Count | None = Field(default=None, description="event sinks (brokers)")
 
     _whole_numbers = field_validator(
         "burst",
@@ -65,6 +66,7 @@ class LimitValues(BaseModel):
         "queued_per_session",
         "streams_per_key",
         "media_retention_days",
+        "sinks",
         mode="before",
     )(whole)
 
@@ -123,6 +125,7 @@ class LimitsOut(BaseModel):
     queued_per_session: int
     streams_per_key: int
     media_retention_days: int
+    sinks: int
 
 
 class TenantOut(BaseModel):

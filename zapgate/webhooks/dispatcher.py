@@ -33,7 +33,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,8 +43,10 @@ from zapgate.events.bus import EventBus
 from zapgate.events.model import Event
 from zapgate.webhooks import repository
 from zapgate.webhooks.client import WebhookClient
+from zapgate.webhooks.model import Kind
 from zapgate.webhooks.policy import Concurrency, RetryPlan
 from zapgate.webhooks.recent import RecentEvents
+from zapgate.webhooks.sender import HttpSender, Sender
 from zapgate.webhooks.worker import Context, Worker
 
 __all__ = ["Concurrency", "Dispatcher", "RetryPlan"]
@@ -70,18 +72,23 @@ class Dispatcher:
         client: WebhookClient,
         plan: RetryPlan,
         concurrency: Concurrency | None = None,
+        senders: Mapping[str, Sender] | None = None,
+        plans: Mapping[str, RetryPlan] | None = None,
     ) -> None:
+        """``client`` and ``plan`` serve webhooks; ``senders`` and ``plans`` the other kinds
+        (a kind without a plan of its own retries as webhooks do)."""
         self._database = database
         self._bus = bus
-        self._client = client
+        self._senders: dict[str, Sender] = {Kind.WEBHOOK: HttpSender(client), **(senders or {})}
         self._limits = concurrency or Concurrency()
         self._recent = RecentEvents(database)
+        every_plan = {kind: plan for kind in self._senders} | dict(plans or {})
         self._context = Context(
             database,
             committer,
-            client,
+            self._senders,
             self._recent,
-            plan,
+            every_plan,
             random.Random(),
             self._limits.per_subscription,
             self._recorded,
@@ -106,8 +113,9 @@ class Dispatcher:
     # life cycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the HTTP pool, listen to the bus and start a worker per active subscription."""
-        await self._client.start()
+        """Open the senders, listen to the bus and start a worker per active subscription."""
+        for sender in self._distinct_senders():
+            await sender.start()
         self._running = True
         self._unsubscribe = self._bus.subscribe(self._on_events)
         self._boot = asyncio.create_task(self._start_all(), name="webhook-dispatcher-boot")
@@ -136,7 +144,12 @@ class Dispatcher:
         except TimeoutError:
             log.error("webhook workers did not stop in %s s; going on", STOP_SECONDS)
         self._boot = None
-        await self._client.close()
+        for sender in self._distinct_senders():
+            await sender.close()
+
+    def _distinct_senders(self) -> list[Sender]:
+        """Each sender once (one may serve several kinds)."""
+        return list({id(sender): sender for sender in self._senders.values()}.values())
 
     async def _start_all(self) -> None:
         delay = RESTART_BASE_SECONDS

@@ -11,6 +11,7 @@ What a delivery needs and nothing more, at a fraction of a general client's cost
 - a URL is checked by :func:`ssrf.check_url` before its first request (raising
   :class:`ssrf.UnsafeUrl`), and remembered as checked;
 - no redirects, no proxies, no decompression, no cookies; the caller bounds the time;
+- :meth:`Http11Client.patch` is a POST with another verb (an API's partial update);
 - :meth:`Http11Client.get` (a JWKS) reads a whole body of at most a given size, or raises
   :class:`TooLarge`: the same connections, guard and parser as a delivery's POST.
 
@@ -238,9 +239,20 @@ class Http11Client:
     ) -> Answer:
         """POST ``body``, keeping the first ``keep`` bytes of the answer's body; the caller
         bounds the time (cancelling closes the connection)."""
+        return await self._with_body(b"POST", url, body, headers, keep)
+
+    async def patch(
+        self, url: str, body: bytes, headers: dict[str, str], keep: int = EXCERPT_BYTES
+    ) -> Answer:
+        """PATCH ``body`` (an API's partial update), its answer kept and bounded as a POST's."""
+        return await self._with_body(b"PATCH", url, body, headers, keep)
+
+    async def _with_body(
+        self, method: bytes, url: str, body: bytes, headers: dict[str, str], keep: int
+    ) -> Answer:
         target = self._target(url)
         bounds = _POST_BOUNDS if keep == EXCERPT_BYTES else _Bounds(keep, max(keep, RESPONSE_MAX))
-        return await self._send(target, _request(b"POST", target, body, headers), bounds)
+        return await self._send(target, _request(method, target, body, headers), bounds)
 
     async def get(self, url: str, headers: dict[str, str], limit: int) -> Answer:
         """GET a body whole; :class:`TooLarge` when the answer (head and body) exceeds ``limit``

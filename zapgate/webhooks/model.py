@@ -1,11 +1,32 @@
-"""Webhook subscriptions, their deliveries and the attempts of each delivery."""
+"""Subscriptions to the event log (webhooks, sinks, session integrations), their deliveries
+and the attempts of each delivery."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from zapgate.clock import to_iso
+from zapgate.sessions import sealing
+
+
+class Kind:
+    """What a subscription delivers to: one dispatcher serves every kind."""
+
+    WEBHOOK = "webhook"
+    RABBITMQ = "rabbitmq"
+    NATS = "nats"
+    REDIS = "redis"
+    CHATWOOT = "chatwoot"
+    BOT = "bot"
+
+    SINKS = (RABBITMQ, NATS, REDIS)
+    INTEGRATIONS = (CHATWOOT, BOT)
+
+
+CONFIG_SECRETS = frozenset({"url", "api_token", "token", "webhook_secret"})
+"""Config values sealed at rest (a broker URL with its password, API tokens, secrets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +46,14 @@ class Webhook:
     disabled_reason: str | None
     created_at: int
     updated_at: int
+    kind: str = Kind.WEBHOOK
+    config: dict[str, Any] = field(default_factory=dict)
+    """A sink's or integration's settings, opened (``seal_config`` seals them for storing)."""
 
     @classmethod
     def from_row(cls, row: Any) -> Webhook:
         """Build from a ``webhooks`` row mapping."""
+        owner = f"{row['tenant_id']}/{row['id']}"
         return cls(
             id=row["id"],
             tenant=row["tenant_id"],
@@ -45,6 +70,8 @@ class Webhook:
             disabled_reason=row["disabled_reason"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            kind=row.get("kind") or Kind.WEBHOOK,
+            config=sealing.unseal(row.get("config") or {}, owner, CONFIG_SECRETS),
         )
 
     def wants(self, event_type: str, session: str | None) -> bool:
@@ -74,6 +101,11 @@ class Webhook:
             "created_at": to_iso(self.created_at),
             "updated_at": to_iso(self.updated_at),
         }
+
+
+def seal_config(tenant: str, subscription_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as stored: its secrets sealed for this subscription."""
+    return sealing.seal(config, f"{tenant}/{subscription_id}", CONFIG_SECRETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +147,13 @@ class Delivery:
             request_id=row.get("request_id"),
         )
 
-    def public(self, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The wire form, with its attempts when given."""
+    def public(
+        self, attempts: list[dict[str, Any]] | None = None, owner: str = "webhook_id"
+    ) -> dict[str, Any]:
+        """The wire form, with its attempts when given (``owner``: the subscription's field)."""
         body: dict[str, Any] = {
             "id": self.id,
-            "webhook_id": self.webhook_id,
+            owner: self.webhook_id,
             "event_id": self.event_id,
             "event_seq": self.event_seq,
             "session": self.session,
@@ -152,8 +186,43 @@ class AttemptOutcome:
     error: str | None
     excerpt: str | None
     retry_after_seconds: float | None = None
+    refused: bool = False
+    """The target refused zapgate itself (a broker refused the credentials): when this
+    delivery runs out of tries, its subscription is disabled, with ``error`` as the reason."""
+
+    delivered: bool = False
+    """Taken without an HTTP status (a broker confirmed it)."""
+    final: bool = False
+    """Failed in a way another try would repeat (a bot's reply that is no message): the
+    delivery fails now, without the tries left."""
+
+    @classmethod
+    def timed(
+        cls,
+        started: float,
+        status_code: int | None,
+        error: str | None,
+        excerpt: str | None = None,
+        *,
+        refused: bool = False,
+        final: bool = False,
+    ) -> AttemptOutcome:
+        """An outcome of an attempt begun at ``started`` (``time.monotonic()``): delivered
+        when nothing went wrong."""
+        duration = int((time.monotonic() - started) * 1000)
+        return cls(
+            status_code,
+            duration,
+            error,
+            excerpt,
+            refused=refused,
+            delivered=error is None,
+            final=final,
+        )
 
     @property
     def succeeded(self) -> bool:
-        """2xx."""
-        return self.status_code is not None and 200 <= self.status_code < 300
+        """Delivered: a 2xx answer, or taken by a broker, with nothing wrong (a bot's 2xx
+        answer may hold a reply that is no message)."""
+        ok = self.status_code is not None and 200 <= self.status_code < 300
+        return (ok or self.delivered) and self.error is None

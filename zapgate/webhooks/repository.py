@@ -18,7 +18,7 @@ from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import webhook_attempts, webhook_deliveries, webhooks
 from zapgate.events.model import Event
 from zapgate.ids import new_id
-from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Webhook
+from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Kind, Webhook
 
 EXCERPT_LIMIT = 1024
 
@@ -28,26 +28,41 @@ EXCERPT_LIMIT = 1024
 
 async def get(engine: AsyncEngine, tenant: str, webhook_id: str) -> Webhook | None:
     """One subscription of ``tenant``."""
+    async with engine.connect() as connection:
+        return await get_in(connection, tenant, webhook_id)
+
+
+async def get_in(connection: AsyncConnection, tenant: str, webhook_id: str) -> Webhook | None:
+    """One subscription of ``tenant``, read in a write's transaction."""
     statement = sa.select(webhooks).where(
         webhooks.c.tenant_id == tenant, webhooks.c.id == webhook_id
     )
-    async with engine.connect() as connection:
-        row = (await connection.execute(statement)).mappings().first()
+    row = (await connection.execute(statement)).mappings().first()
     return Webhook.from_row(row) if row else None
 
 
-async def list_for(engine: AsyncEngine, tenant: str) -> list[Webhook]:
-    """The subscriptions of ``tenant``."""
-    statement = sa.select(webhooks).where(webhooks.c.tenant_id == tenant).order_by(webhooks.c.id)
+async def list_for(
+    engine: AsyncEngine, tenant: str, kinds: Collection[str] = (Kind.WEBHOOK,)
+) -> list[Webhook]:
+    """The subscriptions of ``tenant`` of these kinds."""
+    statement = (
+        sa.select(webhooks)
+        .where(webhooks.c.tenant_id == tenant, webhooks.c.kind.in_(kinds))
+        .order_by(webhooks.c.id)
+    )
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).mappings().all()
     return [Webhook.from_row(row) for row in rows]
 
 
-async def count(connection: AsyncConnection, tenant: str) -> int:
-    """How many subscriptions ``tenant`` has (active or not)."""
+async def count(
+    connection: AsyncConnection, tenant: str, kinds: Collection[str] = (Kind.WEBHOOK,)
+) -> int:
+    """How many subscriptions of these kinds ``tenant`` has (active or not)."""
     statement = (
-        sa.select(sa.func.count()).select_from(webhooks).where(webhooks.c.tenant_id == tenant)
+        sa.select(sa.func.count())
+        .select_from(webhooks)
+        .where(webhooks.c.tenant_id == tenant, webhooks.c.kind.in_(kinds))
     )
     return int(await connection.scalar(statement) or 0)
 
@@ -340,9 +355,11 @@ async def all_tenants_summary(engine: AsyncEngine, limit: int) -> list[tuple[Web
     return found
 
 
-async def summary(engine: AsyncEngine, tenant: str) -> list[tuple[Webhook, int, int, int | None]]:
-    """``tenant``'s subscriptions with how many deliveries each has pending and failed, and
-    when the oldest pending one was made (its lag)."""
+async def summary(
+    engine: AsyncEngine, tenant: str, kinds: Collection[str] = (Kind.WEBHOOK,)
+) -> list[tuple[Webhook, int, int, int | None]]:
+    """``tenant``'s subscriptions of these kinds with how many deliveries each has pending and
+    failed, and when the oldest pending one was made (its lag)."""
     d = webhook_deliveries.c
 
     def of(status: str, figure: Any) -> sa.ScalarSelect[Any]:
@@ -356,7 +373,7 @@ async def summary(engine: AsyncEngine, tenant: str) -> list[tuple[Webhook, int, 
             of(DeliveryStatus.FAILED, sa.func.count()),
             of(DeliveryStatus.PENDING, sa.func.min(d.created_at)),
         )
-        .where(webhooks.c.tenant_id == tenant)
+        .where(webhooks.c.tenant_id == tenant, webhooks.c.kind.in_(kinds))
         .order_by(webhooks.c.id)
     )
     async with engine.connect() as connection:

@@ -35,6 +35,8 @@ EventName = Literal[
     "message.poll_vote",
     "call.received",
     "webhook.disabled",
+    "sink.disabled",
+    "integration.disabled",
 ]
 """The event types a subscription can ask for (``zapgate.events.model.EventType``)."""
 EVENTS_DOC = "event types to deliver; empty means all (there is no wildcard)"
@@ -162,11 +164,10 @@ class Replayed(BaseModel):
     replayed: int
 
 
-class DeliveryOut(BaseModel):
-    """One event's delivery to one subscription, with its attempts."""
+class DeliveryFields(BaseModel):
+    """What every delivery shows (webhooks', sinks' and integrations' add their owner's id)."""
 
     id: str
-    webhook_id: str
     event_id: str
     event_seq: int
     session: str | None
@@ -182,6 +183,12 @@ class DeliveryOut(BaseModel):
         "X-Zapgate-Request-Id header); null when none did"
     )
     attempt_log: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DeliveryOut(DeliveryFields):
+    """One event's delivery to one subscription, with its attempts."""
+
+    webhook_id: str
 
 
 class DeliveryPage(BaseModel):

@@ -15,8 +15,8 @@ from zapgate.idempotency.service import Claim
 from zapgate.ids import new_id
 from zapgate.limits.service import LimitService
 from zapgate.webhooks import repository, signing, ssrf
-from zapgate.webhooks.model import Delivery, DeliveryStatus, Webhook
-from zapgate.webhooks.worker import REQUEST_ID_HEADER
+from zapgate.webhooks.model import Delivery, DeliveryStatus, Kind, Webhook
+from zapgate.webhooks.sender import REQUEST_ID_HEADER
 
 REPLAY_MAX = 10_000
 """Deliveries a replay may queue, and pending deliveries beyond which it is refused."""
@@ -63,7 +63,12 @@ class WebhookService:
         allowlist: ssrf.Allowlist,
         wake: Wake,
         limits: LimitService,
+        kinds: tuple[str, ...] = (Kind.WEBHOOK,),
+        not_found: type[NotFound] = WebhookNotFound,
     ) -> None:
+        self.kinds = kinds
+        self._not_found = not_found
+        self._noun = not_found.code.removesuffix("_not_found")
         self._limits = limits
         self._database = database
         self._committer = committer
@@ -96,22 +101,18 @@ class WebhookService:
             used = await repository.count(unit.connection, tenant)
             if refusal := self._limits.no_room(limits, "webhooks", used):
                 return refusal
-            row = {
-                "id": new_id("wh"),
-                "url": url,
-                "event_types": fields.get("events") or [],
-                "sessions": fields.get("sessions") or [],
-                "headers": fields.get("headers") or {},
-                "active": fields.get("active", True),
-                "secret": secret,
-                "previous_secret": None,
-                "previous_secret_until": None,
-                "cursor_seq": await event_log.last_seq_in(unit.connection, tenant),
-                "consecutive_failures": 0,
-                "disabled_reason": None,
-                "created_at": now,
-                "updated_at": now,
-            }
+            row = await new_row(
+                unit,
+                tenant,
+                new_id("wh"),
+                now,
+                url=url,
+                event_types=fields.get("events") or [],
+                sessions=fields.get("sessions") or [],
+                headers=fields.get("headers") or {},
+                active=fields.get("active", True),
+                secret=secret,
+            )
             created = (await repository.insert(unit, tenant, row), secret)
             if claim is not None:
                 claim.record(unit, created)
@@ -124,13 +125,13 @@ class WebhookService:
     async def get(self, tenant: str, webhook_id: str) -> Webhook:
         """One subscription, or WebhookNotFound."""
         found = await repository.get(self._database, tenant, webhook_id)
-        if found is None:
-            raise WebhookNotFound(f"no webhook {webhook_id!r}")
+        if found is None or found.kind not in self.kinds:
+            raise self._not_found(f"no {self._noun} {webhook_id!r}")
         return found
 
     async def list_webhooks(self, tenant: str) -> list[Webhook]:
-        """The tenant's subscriptions."""
-        return await repository.list_for(self._database, tenant)
+        """The tenant's subscriptions (of this service's kinds)."""
+        return await repository.list_for(self._database, tenant, self.kinds)
 
     async def update(self, tenant: str, webhook_id: str, changes: dict[str, Any]) -> Webhook:
         """Change a subscription; turning it back on clears its failure count."""
@@ -141,14 +142,7 @@ class WebhookService:
         if "headers" in changes:
             _check_headers(changes["headers"])
             values["headers"] = changes["headers"]
-        for field, column in (("events", "event_types"), ("sessions", "sessions")):
-            if field in changes:
-                values[column] = changes[field]
-        if "active" in changes:
-            values["active"] = changes["active"]
-            if changes["active"]:
-                values.update(disabled_reason=None, consecutive_failures=0)
-        return await self._write(tenant, webhook_id, values)
+        return await self._write(tenant, webhook_id, {**values, **filters_changed(changes)})
 
     async def delete(self, tenant: str, webhook_id: str) -> None:
         """Remove a subscription and its deliveries."""
@@ -182,7 +176,8 @@ class WebhookService:
             self._database, tenant, webhook_id, limit, before, status
         )
         attempts = await repository.attempts_of(self._database, tenant, [d.id for d in found])
-        return [delivery.public(attempts[delivery.id]) for delivery in found]
+        owner = f"{self._noun}_id"
+        return [delivery.public(attempts[delivery.id], owner) for delivery in found]
 
     async def retry(self, tenant: str, webhook_id: str, delivery_id: str) -> Delivery:
         """Send a delivery again now (whatever its status)."""
@@ -201,10 +196,12 @@ class WebhookService:
         assert refreshed is not None
         return refreshed
 
-    async def replay(self, tenant: str, webhook_id: str, since_ms: int) -> int:
-        """Deliver again every matching event since ``since_ms`` (new deliveries, in order), as
-        long as the subscription has fewer than ``REPLAY_MAX`` pending: replays cannot pile up
-        faster than the receiver takes them."""
+    async def replay(
+        self, tenant: str, webhook_id: str, since_ms: int, after_seq: int | None = None
+    ) -> int:
+        """Deliver again every matching event since ``since_ms`` (or, given, after the event
+        ``after_seq``): new deliveries, in order, as long as the subscription has fewer than
+        ``REPLAY_MAX`` pending, so replays cannot pile up faster than the receiver takes them."""
         webhook = await self.get(tenant, webhook_id)
         pending = await repository.count_pending(self._database, tenant, webhook_id, REPLAY_MAX)
         if pending >= REPLAY_MAX:
@@ -212,9 +209,15 @@ class WebhookService:
                 f"{REPLAY_MAX} or more deliveries of this webhook are pending: replay again once "
                 "they are delivered"
             )
-        found = await event_log.created_since(
-            self._database, tenant, since_ms, webhook.cursor_seq, REPLAY_MAX - pending
-        )
+        room = REPLAY_MAX - pending
+        if after_seq is not None:
+            found = await event_log.between_seqs(
+                self._database, tenant, after_seq, webhook.cursor_seq, room
+            )
+        else:
+            found = await event_log.created_since(
+                self._database, tenant, since_ms, webhook.cursor_seq, room
+            )
         wanted = [event for event in found if webhook.wants(event.type, event.session)]
 
         async def job(unit: UnitOfWork) -> None:
@@ -231,9 +234,42 @@ class WebhookService:
 
         updated = await self._committer.run(job)
         if updated is None:
-            raise WebhookNotFound(f"no webhook {webhook_id!r}")
+            raise self._not_found(f"no {self._noun} {webhook_id!r}")
         self._wake(tenant, webhook_id)
         return updated
+
+
+async def new_row(
+    unit: UnitOfWork, tenant: str, subscription_id: str, now: int, **values: Any
+) -> dict[str, Any]:
+    """A new subscription's row: ``values``, no failures yet, its cursor at the tenant's
+    newest event (it gets events from now on)."""
+    return {
+        "id": subscription_id,
+        "headers": {},
+        "previous_secret": None,
+        "previous_secret_until": None,
+        "cursor_seq": await event_log.last_seq_in(unit.connection, tenant),
+        "consecutive_failures": 0,
+        "disabled_reason": None,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
+
+
+def filters_changed(changes: dict[str, Any]) -> dict[str, Any]:
+    """The columns a change of ``events``, ``sessions`` or ``active`` sets (turning a
+    subscription back on clears its failure count)."""
+    values: dict[str, Any] = {}
+    for field, column in (("events", "event_types"), ("sessions", "sessions")):
+        if field in changes:
+            values[column] = changes[field]
+    if "active" in changes:
+        values["active"] = changes["active"]
+        if changes["active"]:
+            values.update(disabled_reason=None, consecutive_failures=0)
+    return values
 
 
 def _check_headers(headers: dict[str, str]) -> None:

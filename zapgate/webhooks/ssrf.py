@@ -252,7 +252,7 @@ def _ascii_host(host: str) -> str | None:
     return name
 
 
-def _split(url: str) -> SplitResult:
+def split(url: str) -> SplitResult:
     if any(c.isspace() or not c.isprintable() for c in url):
         raise UnsafeUrl("the URL contains whitespace or control characters")
     try:
@@ -332,8 +332,15 @@ def check_url(url: str, allowlist: Allowlist) -> ParsedTarget:
     Host names that are not obviously local pass here: their addresses are checked by
     :func:`resolve_checked` each time a delivery is sent.
     """
-    parts = _split(url)
+    parts = split(url)
     scheme, port = _scheme_and_port(parts)
+    host, ip = check_host(parts, allowlist)
+    return ParsedTarget(_rebuild(parts, scheme, host, port), scheme, host, port, ip)
+
+
+def check_host(parts: SplitResult, allowlist: Allowlist) -> tuple[str, IPAddress | None]:
+    """A URL's host in normal form, and its address when it is an IP literal; raise
+    :class:`UnsafeUrl` when it is refused (a name's addresses are checked when resolved)."""
     raw = parts.hostname
     if not raw:
         raise UnsafeUrl("the URL has no host")
@@ -342,7 +349,7 @@ def check_url(url: str, allowlist: Allowlist) -> ParsedTarget:
         _check_ip(raw, ip, allowlist)
     else:
         _check_name(host, allowlist)
-    return ParsedTarget(_rebuild(parts, scheme, host, port), scheme, host, port, ip)
+    return host, ip
 
 
 def _unique(addresses: Iterable[str]) -> list[IPAddress]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Job, UnitOfWork
 from zapgate.events.model import Event, EventDraft, EventType
-from zapgate.webhooks import repository, signing
-from zapgate.webhooks.client import WebhookClient
-from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Webhook
+from zapgate.webhooks import repository
+from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Kind, Webhook
 from zapgate.webhooks.policy import RetryPlan
 from zapgate.webhooks.recent import RecentEvents
+from zapgate.webhooks.sender import Sender
 
 log = logging.getLogger(__name__)
 PLAN_PAGE = 100
@@ -57,10 +57,6 @@ PLAN_AHEAD = 50
 """At most this many deliveries are planned ahead of those being sent: later events stay in the
 log, after the cursor, until the backlog drains. A slow receiver's subscription then costs in
 proportion to what it can take, not to how much its tenant writes."""
-USER_AGENT = "zapgate-webhooks/1"
-REQUEST_ID_HEADER = "x-zapgate-request-id"
-"""The id of the request that caused the delivered event, when one did (not signed: the
-signed body says it too, as ``request_id``)."""
 GONE = "the event is no longer in the log (retention)"
 
 
@@ -70,10 +66,12 @@ class Context:
 
     database: AsyncEngine
     committer: Committer
-    client: WebhookClient
+    senders: Mapping[str, Sender]
+    """The sender of each subscription kind."""
     recent: RecentEvents
     """The tenants' recent events, read from the log once for all their subscriptions."""
-    plan: RetryPlan
+    plans: Mapping[str, RetryPlan]
+    """The retry plan of each subscription kind."""
     rng: random.Random
     max_lanes: int
     recorded: Callable[[], None]
@@ -410,19 +408,15 @@ class Worker:
     async def _attempt(self, delivery: Delivery, body: bytes) -> AttemptOutcome:
         webhook = self._webhook
         assert webhook is not None
-        now = now_ms()
-        headers = {
-            **webhook.headers,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            **signing.headers(webhook.signing_secrets(now), delivery.event_id, now // 1000, body),
-        }
-        if delivery.request_id is not None:
-            headers[REQUEST_ID_HEADER] = delivery.request_id
-        return await self._context.client.post(webhook.url, body, headers)
+        sender = self._context.senders.get(webhook.kind)
+        if sender is None:  # a kind this node was not built with: kept for a node that is
+            return AttemptOutcome(None, 0, f"this server cannot deliver to {webhook.kind}", None)
+        return await sender.send(webhook, delivery, body)
 
     def _judge(self, delivery: Delivery, outcome: AttemptOutcome) -> tuple[bool, Job[None]]:
         """Whether the session may go on, and the write that records the attempt."""
+        webhook = self._webhook
+        assert webhook is not None
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {
             "attempts": attempts,
@@ -433,16 +427,21 @@ class Worker:
         if outcome.succeeded:
             values["status"] = DeliveryStatus.SUCCEEDED
             self._failures = 0
-        elif outcome.status_code == 410:
+        elif outcome.status_code == 410 and webhook.kind == Kind.WEBHOOK:
             values["status"] = DeliveryStatus.FAILED
             disable = "the receiver answered 410 Gone"
+        elif outcome.final:
+            values["status"] = DeliveryStatus.FAILED
         else:
-            plan, rng = self._context.plan, self._context.rng
+            plan = self._context.plans.get(webhook.kind) or self._context.plans[Kind.WEBHOOK]
+            rng = self._context.rng
             delay = plan.delay(attempts, outcome.retry_after_seconds, rng)
             if delay is None:
                 values["status"] = DeliveryStatus.FAILED
                 self._failures += 1
-                if self._failures >= plan.disable_after:
+                if outcome.refused:
+                    disable = outcome.error or "the target refused zapgate's credentials"
+                elif self._failures >= plan.disable_after:
                     disable = f"{self._failures} events in a row could not be delivered"
             else:
                 values["next_attempt_at"] = now_ms() + int(delay * 1000)
@@ -478,8 +477,7 @@ class Worker:
             if counters:
                 await repository.update(unit, tenant, webhook.id, counters)
             if disable is not None:
-                payload = {"webhook_id": webhook.id, "url": webhook.url, "reason": disable}
-                unit.emit(EventDraft(tenant, None, EventType.WEBHOOK_DISABLED, payload))
+                unit.emit(disabled_event(webhook, disable))
 
         return job
 
@@ -489,6 +487,22 @@ class Worker:
             self._context.recorded()
 
         return asyncio.create_task(store())
+
+
+def disabled_event(subscription: Webhook, reason: str) -> EventDraft:
+    """What says a subscription was turned off: ``webhook.disabled``, ``sink.disabled`` or, for
+    a session integration, ``integration.disabled``."""
+    tenant, kind = subscription.tenant, subscription.kind
+    payload: dict[str, Any]
+    if kind in Kind.SINKS:
+        payload = {"sink_id": subscription.id, "type": kind, "reason": reason}
+        return EventDraft(tenant, None, EventType.SINK_DISABLED, payload)
+    if kind in Kind.INTEGRATIONS:
+        session = subscription.sessions[0] if subscription.sessions else None
+        payload = {"integration": kind, "session": session, "reason": reason}
+        return EventDraft(tenant, session, EventType.INTEGRATION_DISABLED, payload)
+    payload = {"webhook_id": subscription.id, "url": subscription.url, "reason": reason}
+    return EventDraft(tenant, None, EventType.WEBHOOK_DISABLED, payload)
 
 
 class _KeptBodies:

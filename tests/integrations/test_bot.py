@@ -1,0 +1,135 @@
+"""The bot connector against a real HTTP bot on 127.0.0.1: what arrives is asked of the bot
+(signed like a webhook), its reply goes back to the same chat, a human takes a chat over and
+hands it back, and a reply that is no message fails the delivery without a retry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from tests.conftest import RunningServer, free_port
+from tests.support.events import EventWatcher, Predicate
+from tests.support.receiver import Received, Receiver
+from tests.test_webhooks import inbound, working
+from zapgate.events.model import Event
+from zapgate.integrations.bot import matches
+
+PEER = "5511988887777"
+BOT_PATH = "/api/v1/sessions/default/integrations/bot"
+
+
+def answers(got: Received) -> tuple[int, Any]:
+    """A small bot: greets, hands 'humano' to a person, says nothing to 'ok', errs on 'bug'."""
+    text = got.json["payload"]["text"]
+    if text == "oi":
+        return 200, {"reply": {"text": "Olá! Como posso ajudar?"}}
+    if text == "humano":
+        return 200, {"reply": [{"text": "Vou chamar alguém."}], "handoff": True}
+    if text == "bug":
+        return 200, {"reply": {"type": "location"}}
+    if text == "ok":
+        return 204, None
+    return 200, {"reply": {"text": f"eco: {text}"}}
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[Receiver]:
+    receiver = Receiver(free_port(), respond=answers)
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+def reply_to(text: str) -> Predicate:
+    def matches_(event: Event) -> bool:
+        payload = event.payload
+        return (
+            event.type == "message.queued"
+            and payload.get("to") == PEER
+            and payload.get("text") == text
+        )
+
+    return matches_
+
+
+async def put_bot(api: httpx.AsyncClient, bot: Receiver, **extra: Any) -> dict[str, Any]:
+    put = await api.put(BOT_PATH, json={"url": bot.url, "timeout_seconds": 5, **extra})
+    assert put.status_code == 200, put.text
+    return dict(put.json())
+
+
+async def settle(server: RunningServer) -> None:
+    """Every delivery so far was tried (the dispatcher rests)."""
+    await server.services.dispatcher.until_quiet()
+
+
+async def test_the_bot_answers_in_the_chat_and_a_human_takes_over_and_gives_back(
+    server: RunningServer, api: httpx.AsyncClient, bot: Receiver
+) -> None:
+    await working(server)
+    created = await put_bot(api, bot)
+    secret = str(created["secret"])
+    assert secret.startswith("whsec_")
+    assert (await api.get(BOT_PATH)).json()["secret"] is None  # shown when created only
+    async with EventWatcher(server.services.bus) as watcher:
+        asked = await inbound(api, "oi")
+        await watcher.wait_for(reply_to("Olá! Como posso ajudar?"), timeout=10)
+        first = bot.requests[0]
+        envelope = StandardWebhook(secret).verify(first.body, first.headers)
+        assert envelope["type"] == "message.received"
+        assert envelope["payload"]["id"] == asked
+
+        await inbound(api, "humano")
+        await watcher.wait_for(reply_to("Vou chamar alguém."), timeout=10)
+    await settle(server)
+    paused = (await api.get(f"{BOT_PATH}/chats")).json()["data"]
+    assert [chat["chat"] for chat in paused] == [f"{PEER}@c.us"]
+
+    await inbound(api, "ainda aí?")  # the human has the chat: the bot is not asked
+    await settle(server)
+    assert len(bot.requests) == 2
+
+    resumed = await api.post(f"{BOT_PATH}/chats/{PEER}/resume")
+    assert resumed.json() == {"chat": f"{PEER}@c.us", "paused": False, "paused_at": None}
+    async with EventWatcher(server.services.bus) as watcher:
+        await inbound(api, "voltei")
+        await watcher.wait_for(reply_to("eco: voltei"), timeout=10)
+    assert len(bot.requests) == 3
+
+
+async def test_a_reply_that_is_no_message_fails_at_once_and_nothing_is_sent(
+    server: RunningServer, api: httpx.AsyncClient, bot: Receiver
+) -> None:
+    await working(server)
+    await put_bot(api, bot)
+    await inbound(api, "bug")
+    await inbound(api, "ok")  # answered 204: no reply, and fine
+    await settle(server)
+    assert len(bot.requests) == 2  # asked once each: no retry of the bad reply
+    sent = await api.get("/api/v1/sessions/default/messages", params={"direction": "out"})
+    assert sent.json()["data"] == []
+    page = (await api.get(f"{BOT_PATH}/deliveries")).json()["data"]
+    bad, fine = sorted(page, key=lambda delivery: delivery["event_seq"])
+    assert bad["status"] == "failed"
+    assert bad["attempts"] == 1
+    assert bad["last_error"].startswith("the bot's reply: ")
+    assert fine["status"] == "succeeded"
+    assert fine["attempt_log"][-1]["response"] == "no reply"
+
+
+async def test_the_filter_takes_chats_prefixes_and_whole_keywords() -> None:
+    chat = f"{PEER}@c.us"
+    assert matches({}, chat, None)
+    assert matches({"chats": [PEER]}, chat, "x")
+    assert not matches({"chats": ["5511000000000"]}, chat, "x")
+    assert matches({"prefix": "/bot"}, chat, "/BOT ajuda")
+    assert not matches({"prefix": "/bot"}, chat, "ajuda /bot")
+    assert matches({"keywords": ["pedido"]}, chat, "Meu PEDIDO atrasou")
+    assert not matches({"keywords": ["pedido"]}, chat, "pedidos")
+    assert not matches({"keywords": ["pedido"]}, chat, None)
+    assert matches({"keywords": ["nota fiscal"]}, chat, "preciso da nota fiscal")
+    assert not matches({"prefix": "!", "keywords": ["oi"]}, chat, "oi")

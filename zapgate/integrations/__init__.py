@@ -1,0 +1,1 @@
+"""Session integrations: a session mirrored into Chatwoot, or its chats answered by a bot."""

@@ -1,0 +1,1 @@
+"""Event sinks: the event log published to brokers (RabbitMQ, NATS JetStream, Redis Streams)."""

@@ -27,6 +27,7 @@ from bench import (
     neighbours,
     report,
     sessions,
+    sinks,
     victim,
     webhooks,
 )
@@ -59,11 +60,13 @@ HISTORY = "history"
 """Name of the history workload (page latency and RSS with 10,000 and 1,000,000 messages)."""
 CLUSTER = "cluster"
 """Name of the cluster workload (PostgreSQL + Redis: sends, fan-out and failover, 1 and 2 nodes)."""
+SINKS = "sinks"
+"""Name of the sinks workload (events/s to RabbitMQ with confirms, next to a webhook's)."""
 CLOUDAPI = "cloudapi"
 """Name of the Cloud API workload (sustained sends to a local Graph API at a strict rate)."""
 NEIGHBOURS = "neighbours"
 """Name of the noisy-neighbour workload (run last)."""
-WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, HISTORY, CLUSTER, CLOUDAPI, NEIGHBOURS)
+WORKLOADS = (E2E, FANOUT, SESSIONS, WEBHOOKS, SINKS, HISTORY, CLUSTER, CLOUDAPI, NEIGHBOURS)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,13 @@ def measure_webhooks(api_key: str, setup: Setup) -> report.Outcome:
     return outcome(WEBHOOKS, lambda: webhooks.run(plan))
 
 
+def measure_sinks(api_key: str, setup: Setup) -> report.Outcome:
+    """Run the sinks workload: RabbitMQ events/s next to webhook deliveries/s, one backlog."""
+    log(f"{SINKS}: {sinks.EVENTS} events drained by a RabbitMQ sink, then by a webhook")
+    plan = sinks.Plan(api_key, setup.log_dir, setup.server_prefix, setup.client_cpu)
+    return outcome(SINKS, lambda: sinks.run(plan))
+
+
 def measure_cloudapi(api_key: str, setup: Setup) -> report.Outcome:
     """Run the Cloud API workload (its own zapgate server and Graph API)."""
     log(f"{CLOUDAPI}: {cloudapi.SECONDS}s of sends offered at {cloudapi.RATE}/s")
@@ -354,6 +364,8 @@ def print_report(outcomes: list[report.Outcome]) -> None:
             print(cluster.section(o.result))
         if isinstance(o.result, cloudapi.CloudApiResult):
             print(cloudapi.section(o.result))
+        if isinstance(o.result, sinks.SinksResult):
+            print(sinks.section(o.result))
         if isinstance(o.result, neighbours.NeighboursResult):
             print(report.neighbours_section(o.result))
 
@@ -381,6 +393,7 @@ def run(args: argparse.Namespace) -> int:
             FANOUT: measure_fanout,
             SESSIONS: measure_sessions,
             WEBHOOKS: measure_webhooks,
+            SINKS: measure_sinks,
             HISTORY: measure_history,
             CLUSTER: measure_cluster,
             CLOUDAPI: measure_cloudapi,

@@ -13,6 +13,7 @@ from bench.fanout import FanoutResult
 from bench.history import HistoryResult
 from bench.neighbours import MAX_RATIO, RAMP_S, Flood, NeighboursResult
 from bench.sessions import SessionsResult
+from bench.sinks import SinksResult
 from bench.victim import GRACE_S
 from bench.webhooks import WebhooksResult
 from bench.wrkrun import WrkResult
@@ -31,6 +32,7 @@ Result = (
     | E2EResult
     | ClusterResult
     | CloudApiResult
+    | SinksResult
 )
 """What a measured workload or wrk target gives."""
 
@@ -204,9 +206,16 @@ def _error_detail(
     | HistoryResult
     | E2EResult
     | ClusterResult
-    | CloudApiResult,
+    | CloudApiResult
+    | SinksResult,
 ) -> str:
     """What went wrong in a measured run."""
+    if isinstance(result, SinksResult):
+        return "; ".join(
+            f"{name}: {max(0, result.stored - d.received)} missing, {d.duplicates} repeated, "
+            f"{d.out_of_order} out of order"
+            for name, d in (("rabbitmq", result.rabbitmq), ("webhook", result.webhook))
+        )
     if isinstance(result, CloudApiResult):
         drained = "" if result.drained else "; the outbox did not drain"
         return (

@@ -133,3 +133,24 @@ async def test_the_filter_takes_chats_prefixes_and_whole_keywords() -> None:
     assert not matches({"keywords": ["pedido"]}, chat, None)
     assert matches({"keywords": ["nota fiscal"]}, chat, "preciso da nota fiscal")
     assert not matches({"prefix": "!", "keywords": ["oi"]}, chat, "oi")
+
+
+async def test_a_bot_past_its_timeout_is_asked_again_and_answers_once(
+    server: RunningServer, api: httpx.AsyncClient, bot: Receiver
+) -> None:
+    await working(server)
+    await put_bot(api, bot, timeout_seconds=1)
+    bot.hold()  # the bot thinks too long
+    async with EventWatcher(server.services.bus) as watcher:
+        await inbound(api, "devagar")
+        await bot.wait_until(lambda r: len(r.waiting) == 1)
+        dispatcher = server.services.dispatcher
+        await dispatcher.recorded_beyond(dispatcher.attempts)  # the first try timed out
+        bot.release()
+        await watcher.wait_for(reply_to("eco: devagar"), timeout=10)
+    await settle(server)
+    sent = await api.get("/api/v1/sessions/default/messages", params={"direction": "out"})
+    assert [m["text"] for m in sent.json()["data"]] == ["eco: devagar"]
+    page = (await api.get(f"{BOT_PATH}/deliveries")).json()["data"]
+    assert [(d["status"], d["attempts"]) for d in page] == [("succeeded", 2)]
+    assert page[0]["attempt_log"][0]["error"] == "timed out after 1 s"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer
+from tests.media.files import b64, png
 from tests.support.events import EventWatcher, Predicate
 from tests.support.fake_chatwoot import FakeChatwoot, running, sign
 from tests.test_webhooks import inbound, working
@@ -206,3 +207,18 @@ async def test_a_conversation_deleted_in_chatwoot_is_opened_again(
     assert [m.content for m in stored] == ["segunda"]
     assert stored[0].conversation_id != gone
     assert len(chatwoot.contacts) == 1  # the same contact
+
+
+async def test_an_inbound_image_is_posted_with_its_file(
+    server: RunningServer, api: httpx.AsyncClient, chatwoot: FakeChatwoot
+) -> None:
+    await working(server)
+    await mirror(api, chatwoot)
+    image = png(7)
+    body = {"from": PEER, "type": "image", "media": {"base64": b64(image)}, "caption": "olha"}
+    received = await api.post("/api/v1/sessions/default/simulate/inbound", json=body)
+    assert received.status_code == 201, received.text
+    stored = await chatwoot.wait_messages(1, timeout=10)
+    assert stored[0].content == "olha"
+    assert [a.data for a in stored[0].attachments] == [image]
+    assert stored[0].attachments[0].content_type == "image/png"

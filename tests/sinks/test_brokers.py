@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import nats
@@ -158,7 +158,9 @@ async def delete_exchange(connection: AbstractConnection, exchange: str) -> None
     await channel.close()
 
 
-async def drain(queue: aio_pika.abc.AbstractQueue, count: int) -> list[aio_pika.IncomingMessage]:
+async def drain(
+    queue: aio_pika.abc.AbstractQueue, count: int
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages = []
     async with queue.iterator() as stream:
         async for message in stream:
@@ -399,6 +401,10 @@ async def test_nats_connection_refused_is_reported_as_such(open_: Callable[..., 
 # Redis Streams
 
 
+async def entries_of(rdb: aioredis.Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], await rdb.xrange(key))
+
+
 @pytest.fixture
 async def key(rdb: aioredis.Redis) -> AsyncIterator[str]:
     name = f"zgtest:{unique()}"
@@ -413,7 +419,7 @@ async def test_redis_entries_arrive_in_order_with_ids_and_headers(
     broker = open_("redis", {"url": REDIS_URL, "maxlen": 1000})
     for n in range(20):
         await broker.publish(key, body_of(n), f"id-{n}", {**headers_of(n), "id": "ignored"})
-    entries = await rdb.xrange(key)
+    entries = await entries_of(rdb, key)
     assert [fields for _, fields in entries] == [
         {
             b"id": f"id-{n}".encode(),
@@ -434,7 +440,7 @@ async def test_redis_maxlen_trims_the_stream(
         await broker.publish(key, body_of(n), f"id-{n}", {})
     length = await rdb.xlen(key)
     assert 10 <= length < 300  # "~": Redis trims whole nodes of entries, keeping at least 10
-    last = await rdb.xrevrange(key, count=1)
+    last: Any = await rdb.xrevrange(key, count=1)
     assert last[0][1][b"id"] == b"id-299"
 
 
@@ -471,7 +477,7 @@ async def test_redis_an_outage_fails_one_publish_and_the_next_reconnects(
     broker = open_("redis", {"url": f"redis://127.0.0.1:{proxy.port}/0", "maxlen": 10})
     error = await outage(broker, proxy, key)
     assert not error.refused
-    assert [fields[b"id"] for _, fields in await rdb.xrange(key)] == [b"m1", b"m3"]
+    assert [fields[b"id"] for _, fields in await entries_of(rdb, key)] == [b"m1", b"m3"]
 
 
 @pytest.mark.redis

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +60,29 @@ class Nats(LazyBroker[_Link]):
         url = await checked_url(self._url, self._guard, 4222, self._url.scheme == "tls")
         self._last_error = None
         trouble = asyncio.Event()
+        client = Client()  # not nats.connect(): a failed connect leaves its socket open
+        try:
+            await client.connect(
+                servers=[str(url)],
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                connect_timeout=math.ceil(self._timeout),  # ours bounds it anyway
+                name="zapgate sink",
+                **self._callbacks(trouble),
+            )
+            js = client.jetstream(timeout=self._timeout)
+            await self._ensure_stream(js)
+        except BaseException:
+            with suppress(Exception):
+                async with asyncio.timeout(self._timeout):
+                    await client.close()
+            raise
+        return _Link(client, js, trouble)
+
+    def _callbacks(self, trouble: asyncio.Event) -> dict[str, Any]:
+        """nats-py's callbacks: they log at debug (its defaults print tracebacks), keep the last
+        error, and set ``trouble`` when the client closes or the server denies a publish."""
 
         async def on_error(error: Exception) -> None:
             log.debug("nats: %s", type(error).__name__)
@@ -69,24 +94,7 @@ class Nats(LazyBroker[_Link]):
             log.debug("nats: connection closed")
             trouble.set()
 
-        client = await nats.connect(
-            servers=[str(url)],
-            allow_reconnect=False,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0,
-            connect_timeout=self._timeout,
-            error_cb=on_error,
-            disconnected_cb=on_closed,
-            closed_cb=on_closed,
-            name="zapgate sink",
-        )
-        try:
-            js = client.jetstream(timeout=self._timeout)
-            await self._ensure_stream(js)
-        except BaseException:
-            await client.close()
-            raise
-        return _Link(client, js, trouble)
+        return {"error_cb": on_error, "disconnected_cb": on_closed, "closed_cb": on_closed}
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:

@@ -239,6 +239,11 @@ async def test_every_event_goes_once_to_each_broker_in_order_per_session(
     listed = (await api.get("/api/v1/sinks")).json()
     assert {sink["type"] for sink in listed} == {"rabbitmq", "nats", "redis"}
     assert all("guest" not in sink["url"] for sink in listed)
+    metrics = (await api.get("/metrics")).text
+    for kind in ("rabbitmq", "nats", "redis"):
+        line = f'zapgate_sink_deliveries_total{{kind="{kind}",result="succeeded"}} 40.0'
+        assert line in metrics, kind
+    assert 'zapgate_webhook_deliveries_total{result="succeeded"}' not in metrics
     page = (await api.get(f"/api/v1/sinks/{sinks['nats']}/deliveries")).json()["data"]
     assert {d["status"] for d in page} == {"succeeded"}
     assert page[0]["sink_id"] == sinks["nats"]

@@ -78,6 +78,20 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=registry,
         )
+        self.sink_deliveries = Counter(
+            "zapgate_sink_deliveries_total",
+            "Deliveries to sinks (rabbitmq, nats, redis) and session integrations (chatwoot, "
+            "bot) by kind and result (succeeded, retrying, failed)",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.sink_delivery_lag = Histogram(
+            "zapgate_sink_delivery_lag_seconds",
+            "From an event's commit to its delivery to a sink or session integration",
+            ["kind"],
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._messages: dict[tuple[str, str], Any] = {}
         self.accept_to_sent = Histogram(
@@ -205,11 +219,16 @@ class Metrics:
         """An engine's bridge process was replaced here (``exited`` or ``pairing``)."""
         self.bridge_restarts.labels(engine, reason).inc()
 
-    def delivered(self, result: str, lag_seconds: float | None) -> None:
-        """One webhook delivery attempt and how it ended."""
-        self.deliveries.labels(result).inc()
+    def delivered(self, kind: str, result: str, lag_seconds: float | None) -> None:
+        """One delivery attempt (to a webhook, a sink or an integration) and how it ended."""
+        if kind == "webhook":
+            self.deliveries.labels(result).inc()
+            if lag_seconds is not None:
+                self.delivery_lag.observe(max(lag_seconds, 0.0))
+            return
+        self.sink_deliveries.labels(kind, result).inc()
         if lag_seconds is not None:
-            self.delivery_lag.observe(max(lag_seconds, 0.0))
+            self.sink_delivery_lag.labels(kind).observe(max(lag_seconds, 0.0))
 
     def shared_state(
         self,

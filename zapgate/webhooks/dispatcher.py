@@ -106,7 +106,7 @@ class Dispatcher:
         self.attempts = 0
         self.restarts = 0
         self.allowed: Callable[[], bool] | None = None
-        self.judged: Callable[[str, float | None], None] | None = None
+        self.judged: Callable[[str, str, float | None], None] | None = None
         """Told of each delivery attempt's result and lag (metrics)."""
         """Cluster mode: whether this node surely still holds the dispatcher's role."""
 
@@ -252,9 +252,9 @@ class Dispatcher:
 
     # observing (tests, bench) ------------------------------------------------------------------
 
-    def _judged(self, result: str, lag: float | None) -> None:
+    def _judged(self, kind: str, result: str, lag: float | None) -> None:
         if self.judged is not None:
-            self.judged(result, lag)
+            self.judged(kind, result, lag)
 
     def _recorded(self) -> None:
         self.attempts += 1

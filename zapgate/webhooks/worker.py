@@ -78,9 +78,9 @@ class Context:
     """Called after each attempt is stored."""
     notify: Callable[[], None]
     """Called when the worker may have come to rest (``Dispatcher.until_quiet``)."""
-    judged: Callable[[str, float | None], None] = lambda _result, _lag: None
-    """Told of each attempt's result (succeeded, retrying, failed) and, delivered, the
-    seconds since its event (metrics)."""
+    judged: Callable[[str, str, float | None], None] = lambda _kind, _result, _lag: None
+    """Told of each attempt's subscription kind, result (succeeded, retrying, failed) and,
+    delivered, the seconds since its event (metrics)."""
 
 
 Slot = Callable[[], AbstractAsyncContextManager[None]]
@@ -452,7 +452,7 @@ class Worker:
         gave_up = values.get("status") == DeliveryStatus.FAILED and disable is None
         result = "succeeded" if outcome.succeeded else values.get("status", "retrying")
         lag = (now_ms() - delivery.created_at) / 1000 if outcome.succeeded else None
-        self._context.judged(str(result), lag)
+        self._context.judged(webhook.kind, str(result), lag)
         return outcome.succeeded or gave_up, self._attempt_job(delivery, outcome, values, disable)
 
     def _attempt_job(

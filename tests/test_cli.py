@@ -161,8 +161,11 @@ def test_tenant_limits_are_shown_set_and_reset_without_creating_tenants(tmp_path
     shown = zapgate(tmp_path, "tenants", "limits", "default")
     assert shown.returncode == 0, shown.stderr
     assert "sessions: 20" in shown.stdout
-    changed = zapgate(tmp_path, "tenants", "limits", "default", "--sessions", "3", "--burst", "0")
+    changed = zapgate(
+        tmp_path, "tenants", "limits", "default", "--sessions", "3", "--burst", "0", "--sinks", "2"
+    )
     assert "sessions: 3" in changed.stdout
+    assert "sinks: 2" in changed.stdout
     assert "burst: 0  (unlimited)" in changed.stdout
     unknown = zapgate(tmp_path, "tenants", "limits", "acme", "--sessions", "3")
     assert unknown.returncode == 1
@@ -170,6 +173,7 @@ def test_tenant_limits_are_shown_set_and_reset_without_creating_tenants(tmp_path
     reset = zapgate(tmp_path, "tenants", "limits", "default", "--reset")
     assert "sessions: 20" in reset.stdout
     assert "burst: 100" in reset.stdout
+    assert "sinks: 10" in reset.stdout
 
 
 def answer_within_a_second(client: httpx.Client, status: int) -> httpx.Response:

@@ -348,6 +348,7 @@ def tenants_limits(
     tenant: Annotated[str, typer.Argument(help="the tenant id")],
     sessions: Count = None,
     webhooks: Count = None,
+    sinks: Count = None,
     queued_per_session: Count = None,
     streams_per_key: Count = None,
     rate_per_key: Annotated[
@@ -361,6 +362,7 @@ def tenants_limits(
     given = {
         "sessions": sessions,
         "webhooks": webhooks,
+        "sinks": sinks,
         "queued_per_session": queued_per_session,
         "streams_per_key": streams_per_key,
         "rate_per_key": rate_per_key,

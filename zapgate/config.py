@@ -147,8 +147,8 @@ class Settings(BaseSettings):
         300,
         600,
     )
-    """Seconds before each new try of a sink's (or a session integration's) delivery: short,
-    since brokers come back fast (about 19 minutes in all by default)."""
+    """Seconds before each new try of a sink's (or a bot's) delivery: short, since brokers come
+    back fast (about 19 minutes in all by default). A Chatwoot mirror retries as webhooks do."""
     sink_disable_after: int = Field(default=5, ge=1)
     """Deliveries in a row that ran out of tries before a sink is turned off (``sink.disabled``);
     a broker refusing zapgate's credentials turns it off at the first."""

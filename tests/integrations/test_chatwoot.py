@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import AUTH, RunningServer, make_settings, serve
 from tests.media.files import b64, png
 from tests.support.events import EventWatcher, Predicate
 from tests.support.fake_chatwoot import FakeChatwoot, running, sign
 from tests.test_webhooks import inbound, working
 from zapgate.events.model import Event
+from zapgate.services import build_services
 
 PEER = "5511988887777"
 PATH = "/api/v1/sessions/default/integrations/chatwoot"
@@ -222,3 +224,26 @@ async def test_an_inbound_image_is_posted_with_its_file(
     assert stored[0].content == "olha"
     assert [a.data for a in stored[0].attachments] == [image]
     assert stored[0].attachments[0].content_type == "image/png"
+
+
+async def test_a_reply_that_cannot_go_is_refused_so_chatwoot_marks_it_failed(
+    tmp_path: Path, chatwoot: FakeChatwoot
+) -> None:
+    settings = make_settings(tmp_path, webhook_allowlist="127.0.0.1")  # no media allowlist
+    async with (
+        serve(build_services(settings)) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=10) as api,
+    ):
+        await working(server)
+        await mirror(api, chatwoot)
+        await inbound(api, "manda o boleto")
+        await chatwoot.wait_messages(1, timeout=10)
+        conversation = chatwoot.conversations[0].id
+        attachment = ("boleto.pdf", "application/pdf", b"%PDF-1.4 boleto")
+        reply = await chatwoot.agent_reply(conversation, "segue", attachment=attachment)
+        await quiet(server, chatwoot)
+        assert await outbound(api) == []
+    failed = chatwoot.message(reply.id)
+    assert failed.status == "failed"
+    assert failed.external_error is not None
+    assert failed.external_error.startswith("422")

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, UnitOfWork
+from zapgate.errors import AppError
 from zapgate.events.model import EventType
 from zapgate.integrations import repository
 from zapgate.phone import address_of
@@ -76,6 +77,8 @@ class BotSender(HttpPool):
             return AttemptOutcome.timed(started, answer.status, f"HTTP {answer.status}")
         try:
             note = await self._answered(subscription, delivery, session, chat, answer)
+        except AppError as error:  # the outbox is full for now, say: asked again later
+            return AttemptOutcome.timed(started, answer.status, f"the reply waits: {error}")
         except BadReply as error:
             return AttemptOutcome.timed(
                 started, answer.status, f"the bot's reply: {error}", final=True

@@ -83,7 +83,7 @@ class IntegrationService:
         sub_id = integration_id(tenant, session, kind)
         config = {k: v for k, v in fields.items() if k not in ("active", "url")}
         if kind == Kind.CHATWOOT:
-            config["base_url"] = checked
+            checked = config["base_url"] = checked.rstrip("/")
         now = now_ms()
         fresh_secret = signing.new_secret()
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapgate.db.committer import Committer, UnitOfWork
 from zapgate.errors import InvalidInput, Unauthorized
 from zapgate.integrations import repository
+from zapgate.integrations.bot import BadReply
 from zapgate.integrations.model import MARKER, integration_id
 from zapgate.integrations.repository import Conversation
 from zapgate.limits.service import LimitService
@@ -126,7 +127,10 @@ class ChatwootCallbacks:
             return _WithTwin(claim, tenant, session, conversation_id, chatwoot_id)
 
         assert self.send_once is not None, "the services set the send function"
-        sent = await self.send_once(tenant, session, address_of(link.chat), message, key, also)
+        try:
+            sent = await self.send_once(tenant, session, address_of(link.chat), message, key, also)
+        except BadReply as error:  # Chatwoot marks the agent's message failed, with this
+            raise InvalidInput(f"the reply cannot be sent on WhatsApp: {error}") from None
         if sent is None:
             return Handled("ignored", "sent before (a repeated call)")
         return Handled("sent", None, sent.id)

@@ -247,3 +247,48 @@ async def test_a_reply_that_cannot_go_is_refused_so_chatwoot_marks_it_failed(
     assert failed.status == "failed"
     assert failed.external_error is not None
     assert failed.external_error.startswith("422")
+
+
+async def test_a_mirror_moved_to_another_account_forgets_the_old_conversations(
+    server: RunningServer, api: httpx.AsyncClient, chatwoot: FakeChatwoot
+) -> None:
+    await working(server)
+    await mirror(api, chatwoot)
+    await inbound(api, "antes")
+    await chatwoot.wait_messages(1, timeout=10)
+    async with running(account_id=9) as other:
+        stranger = other.add_contact("Outra pessoa", "+5511900000000")
+        taken = other._open_conversation(stranger, "src-stranger", "open")  # the old id, there
+        assert taken.id == chatwoot.conversations[0].id
+        await mirror(api, other)
+        await inbound(api, "depois")
+        stored = await other.wait_messages(1, timeout=10)
+        assert stored[0].content == "depois"
+        assert stored[0].conversation_id != taken.id, "posted into a stranger's conversation"
+        async with EventWatcher(server.services.bus) as watcher:
+            await other.agent_reply(taken.id, "para a outra pessoa")  # opened in Chatwoot
+            await other.agent_reply(stored[0].conversation_id, "oi de novo")
+            queued = await watcher.wait_for(queued_text("oi de novo"), timeout=10)
+        assert queued.payload["to"] == PEER
+        await quiet(server, other)
+        assert other.problems == []
+    sent = {m["text"]: m["to"] for m in await outbound(api)}
+    assert sent == {"oi de novo": PEER, "para a outra pessoa": "5511900000000"}
+    assert [m.content for m in chatwoot.messages] == ["antes"]
+
+
+async def test_a_message_chatwoot_refuses_fails_at_once_and_the_next_goes(
+    server: RunningServer, api: httpx.AsyncClient, chatwoot: FakeChatwoot
+) -> None:
+    await working(server)
+    await mirror(api, chatwoot)
+    chatwoot.fail_next(422, message="Phone number should be in e164 format")
+    await inbound(api, "recusada")
+    await quiet(server, chatwoot)
+    await inbound(api, "aceita")
+    stored = await chatwoot.wait_messages(1, timeout=10)
+    assert [m.content for m in stored] == ["aceita"]
+    page = (await api.get(f"{PATH}/deliveries")).json()["data"]
+    refused = next(d for d in page if d["status"] == "failed")
+    assert refused["attempts"] == 1  # no retry of what Chatwoot will refuse again
+    assert refused["last_status_code"] == 422

@@ -361,8 +361,15 @@ async def test_replay_publishes_again_from_a_seq(
         ({"type": "redis", "url": "http://127.0.0.1:6379/"}, "invalid_input"),
         ({"type": "nats", "url": "nats://127.0.0.1:4222", "subject": "{tenant}.x"}, "invalid_sink"),
         ({"type": "redis", "url": "redis://127.0.0.1:6379", "stream": "z:{room}"}, "invalid_sink"),
+        ({"type": "redis", "url": "rediss://127.0.0.1/0?ssl_cert_reqs=none"}, "invalid_sink"),
     ],
-    ids=["internal-address", "wrong-scheme", "subject-starts-open", "unknown-placeholder"],
+    ids=[
+        "internal-address",
+        "wrong-scheme",
+        "subject-starts-open",
+        "unknown-placeholder",
+        "url-options",
+    ],
 )
 async def test_bad_sinks_are_refused_with_a_clear_error(
     api: httpx.AsyncClient, body: dict[str, Any], code: str
@@ -384,3 +391,29 @@ async def test_a_sink_s_broker_address_needs_the_allowlist(tmp_path: Path) -> No
     assert refused.status_code == 422
     assert refused.json()["error"] == "unsafe_url"
     assert "ZAPGATE_SINK_ALLOWLIST" in refused.json()["detail"]
+
+
+async def test_a_nats_sink_whose_subject_changes_keeps_publishing(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    await working(server)
+    await second_session(api, server)
+    names = Names()
+    body = {"type": "nats", "url": "nats://127.0.0.1:4222", "stream": names.stream}
+    made = await api.post(
+        "/api/v1/sinks", json={**body, "subject": names.subject, "events": ["message.received"]}
+    )
+    sink = made.json()["id"]
+    expected = await produce(api, server, 2)
+    await delivered(server, {"nats": sink}, 2)
+    moved = f"zgt{names.tag}moved.{{session}}.{{type}}"
+    changed = await api.patch(f"/api/v1/sinks/{sink}", json={"subject": moved})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["subject"] == moved
+    bad = await api.patch(f"/api/v1/sinks/{sink}", json={"stream": "no.dots"})
+    assert bad.status_code == 422
+    expected += await produce(api, server, 2)
+    await delivered(server, {"nats": sink}, 4)
+    check_once_in_order(await nats_bodies(names.stream), expected, "nats")
+    found = (await api.get(f"/api/v1/sinks/{sink}")).json()
+    assert found["active"] is True

@@ -27,6 +27,13 @@ from zapgate.webhooks.model import Kind, Webhook, seal_config
 from zapgate.webhooks.service import UnsafeWebhookUrl, Wake, WebhookService, new_row
 
 CALLBACK_PATH = "/api/v1/chatwoot/{tenant}/{session}/webhook"
+INBOX = ("base_url", "account_id", "inbox_id")
+"""What names a Chatwoot inbox: conversation ids mean nothing in another."""
+
+
+def _elsewhere(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a Chatwoot mirror moved to another inbox (its links are then forgotten)."""
+    return any(before.get(name) != after.get(name) for name in INBOX)
 
 
 class IntegrationNotFound(NotFound):
@@ -104,6 +111,8 @@ class IntegrationService:
             if fields.get("active", True):
                 values.update(disabled_reason=None, consecutive_failures=0)
             if found is not None:
+                if kind == Kind.CHATWOOT and _elsewhere(found.config, config):
+                    await repository.forget(unit, tenant, session, kind)  # ids of another inbox
                 updated = await subscriptions.update(unit, tenant, sub_id, values)
                 assert updated is not None
                 return updated, None

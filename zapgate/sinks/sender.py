@@ -2,11 +2,13 @@
 
 A sink's connection opens at its first delivery and is dropped after a failure (the next try
 reconnects), when the sink changes (a new URL or names) and after ``IDLE_SECONDS`` unused (a
-deleted or paused sink's). The broker's address passes the SSRF guard at every connection.
+deleted or paused sink's, closed by a sweeper, never by a send). The broker's address passes the
+SSRF guard at every connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from zapgate.sinks import targets
+from zapgate.tasks import cancel_and_wait
 from zapgate.webhooks import ssrf
 from zapgate.webhooks.client import public_reason
 from zapgate.webhooks.model import AttemptOutcome, Delivery, Kind, Webhook
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 300.0
+SWEEP_SECONDS = 30.0
 
 
 class BrokerSender:
@@ -33,22 +37,27 @@ class BrokerSender:
         self._timeout = timeout_seconds
         self._brokers: dict[str, tuple[int, Broker]] = {}  # sink id: (its updated_at, broker)
         self._used: dict[str, float] = {}
-        self._retired: list[Broker] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Nothing to open: each sink connects at its first delivery."""
+        """Start the sweeper (each sink connects at its first delivery)."""
+        self._sweeper = asyncio.create_task(self._sweeping(), name="sink-connections-sweeper")
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Stop the sweeper; close every connection."""
+        if self._sweeper is not None:
+            await cancel_and_wait(self._sweeper)
+            self._sweeper = None
         for sink_id in list(self._brokers):
-            await self._drop(sink_id)
+            self._drop(sink_id)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def send(self, subscription: Webhook, delivery: Delivery, body: bytes) -> AttemptOutcome:
         """Publish the envelope; the outcome is 'succeeded' once the broker confirmed it."""
         from zapgate.sinks.brokers import BrokerError  # the broker clients load with a sink
 
         started = time.monotonic()
-        await self._sweep(started)
         try:
             broker = self._broker(subscription)
             self._used[subscription.id] = started
@@ -56,11 +65,11 @@ class BrokerSender:
             target = _target(subscription, delivery.session, str(event_type))
             await broker.publish(target, body, delivery.event_id, _headers(delivery, event_type))
         except BrokerError as error:
-            await self._drop(subscription.id)
+            self._drop(subscription.id)
             return AttemptOutcome.timed(started, None, str(error), refused=error.refused)
         except Exception as error:  # never let one sink's bad data stop the dispatcher
             log.warning("sink %s: publish failed", subscription.id, exc_info=error)
-            await self._drop(subscription.id)
+            self._drop(subscription.id)
             return AttemptOutcome.timed(started, None, public_reason(error, self._timeout))
         return AttemptOutcome.timed(started, None, None, "published")
 
@@ -74,8 +83,8 @@ class BrokerSender:
         if sink.kind == Kind.NATS:
             config["subjects"] = targets.nats_subjects(config["subject"])
         broker = open_broker(sink.kind, config, self._guard, self._timeout)
-        if found is not None:  # the sink changed: its old connection closes at the next sweep
-            self._retired.append(found[1])
+        if found is not None:  # the sink changed: its old connection goes
+            self._close_later(found[1])
         self._brokers[sink.id] = (sink.updated_at, broker)
         return broker
 
@@ -92,20 +101,27 @@ class BrokerSender:
         except OSError as error:
             raise BrokerError(public_reason(error, self._timeout)) from None
 
-    async def _sweep(self, now: float) -> None:
-        """Close connections unused for ``IDLE_SECONDS`` and those of changed sinks."""
-        retired, self._retired = self._retired, []
-        for broker in retired:
-            await _close(broker)
-        for sink_id, used in list(self._used.items()):
-            if now - used > IDLE_SECONDS:
-                await self._drop(sink_id)
+    async def _sweeping(self) -> None:
+        """Every ``SWEEP_SECONDS``, close the connections unused for ``IDLE_SECONDS`` (a deleted
+        or paused sink's): apart from the sends, which never wait for a close."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for sink_id, used in list(self._used.items()):
+                if now - used > IDLE_SECONDS:
+                    self._drop(sink_id)
 
-    async def _drop(self, sink_id: str) -> None:
+    def _drop(self, sink_id: str) -> None:
         self._used.pop(sink_id, None)
         found = self._brokers.pop(sink_id, None)
         if found is not None:
-            await _close(found[1])
+            self._close_later(found[1])
+
+    def _close_later(self, broker: Broker) -> None:
+        """Close in the background (each close is bounded by the broker's timeout)."""
+        task = asyncio.create_task(_close(broker))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
 
 async def _close(broker: Broker) -> None:

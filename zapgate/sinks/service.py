@@ -118,6 +118,7 @@ class SinkService(WebhookService):
                     targets.check_template(config[name], name)
             if kind == Kind.NATS:
                 targets.nats_subjects(config["subject"])
+                targets.check_stream_name(config["stream"])
         except ssrf.UnsafeUrl as error:
             raise UnsafeWebhookUrl(str(error)) from None
         except targets.BadTarget as error:

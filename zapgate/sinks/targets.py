@@ -23,6 +23,7 @@ SCHEMES: dict[str, dict[str, int]] = {
 }
 """The URL schemes of each sink type, with their default ports."""
 NATS_LITERAL = re.compile(r"^[A-Za-z0-9_\-.]*$")
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 class BadTarget(ValueError):
@@ -51,6 +52,11 @@ def check_url(kind: str, url: str, allowlist: ssrf.Allowlist) -> BrokerUrl:
     if scheme not in schemes:
         allowed = " or ".join(f"{name}://" for name in schemes)
         raise BadTarget(f"a {kind} sink's url starts with {allowed}")
+    if parts.query or parts.fragment:
+        raise BadTarget(
+            "a sink's url takes no query or fragment: its options (TLS checks, files) are not "
+            "the tenant's to set"
+        )
     host, _ip = ssrf.check_host(parts, allowlist)
     port = parts.port or schemes[scheme]
     return BrokerUrl(url, scheme, host, port, _public(parts, scheme, host, port))
@@ -70,6 +76,13 @@ def check_template(template: str, what: str) -> str:
     if "{" in PLACEHOLDER.sub("", template) or "}" in PLACEHOLDER.sub("", template):
         raise BadTarget(f"{what} has a brace that opens or closes no placeholder")
     return template
+
+
+def check_stream_name(name: str) -> str:
+    """A JetStream stream's name: letters, digits, ``_`` and ``-`` (64 at most)."""
+    if not STREAM_NAME.match(name):
+        raise BadTarget("a NATS stream's name has 1-64 letters, digits, '_' and '-'")
+    return name
 
 
 def nats_subjects(template: str) -> list[str]:

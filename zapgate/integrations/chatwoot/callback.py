@@ -1,6 +1,6 @@
 """Chatwoot's calls to a session's mirror: an agent's reply becomes a WhatsApp message.
 
-The URL's ``token`` is the credential (compared in constant time before the body is read; an
+The URL's ``token`` is the credential (compared in constant time before the body is parsed; an
 unknown session, a session without a mirror and a wrong token get the same 401, counted against
 the address's auth-failure budget). When the integration has the inbox's ``webhook_secret`` and
 Chatwoot signs (4.13+: ``X-Chatwoot-Signature: sha256=HMAC(secret, "{timestamp}.{body}")``),

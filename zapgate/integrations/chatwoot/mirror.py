@@ -64,7 +64,10 @@ class ChatwootMirror(HttpPool):
             note = await self._mirror(subscription, orjson.loads(body))
         except ChatwootError as error:
             status = error.status or None
-            return AttemptOutcome.timed(started, status, error.public_reason, refused=error.refused)
+            final = not error.retryable and not error.refused  # another try gets the same
+            return AttemptOutcome.timed(
+                started, status, error.public_reason, refused=error.refused, final=final
+            )
         except Exception as error:
             log.warning("chatwoot mirror of %s failed", subscription.id, exc_info=error)
             return AttemptOutcome.timed(started, None, public_reason(error, self._timeout))

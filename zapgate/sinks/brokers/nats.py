@@ -97,12 +97,20 @@ class Nats(LazyBroker[_Link]):
         return {"error_cb": on_error, "disconnected_cb": on_closed, "closed_cb": on_closed}
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
+        """The stream, made if missing; one that lacks the sink's subjects gets them added (a
+        sink whose subject changed, or two sinks with other prefixes on one stream)."""
         try:
-            await js.stream_info(self._stream)
+            info = await js.stream_info(self._stream)
         except nats.js.errors.NotFoundError:
             await js.add_stream(
                 name=self._stream, subjects=self._subjects, storage=StorageType.FILE
             )
+            return
+        held = list(info.config.subjects or [])
+        missing = [subject for subject in self._subjects if subject not in held]
+        if missing:
+            info.config.subjects = [*held, *missing]
+            await js.update_stream(info.config)
 
     async def _send(
         self, link: _Link, target: str, body: bytes, message_id: str, headers: dict[str, str]

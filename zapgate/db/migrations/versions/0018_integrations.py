@@ -63,6 +63,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # sinks and integrations would read as webhooks (their URLs POSTed every event): drop them
+    hooks = sa.table("webhooks", sa.column("id"), sa.column("kind"))
+    deliveries = sa.table("webhook_deliveries", sa.column("id"), sa.column("webhook_id"))
+    attempts = sa.table("webhook_attempts", sa.column("delivery_id"))
+    others = sa.select(hooks.c.id).where(hooks.c.kind != "webhook")
+    theirs = sa.select(deliveries.c.id).where(deliveries.c.webhook_id.in_(others))
+    op.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(theirs)))
+    op.execute(sa.delete(deliveries).where(deliveries.c.webhook_id.in_(others)))
+    op.execute(sa.delete(hooks).where(hooks.c.kind != "webhook"))
     op.drop_table("chatwoot_messages")
     op.drop_index("ix_chatwoot_conversations_id", "chatwoot_conversations")
     op.drop_table("chatwoot_conversations")

@@ -40,12 +40,15 @@ WAIT = 30.0  # a guard against hanging, never a measure: tests wait for events
 
 @asynccontextmanager
 async def running(
-    database: AsyncEngine, tmp_path: Path, limits: Concurrency | None = None
+    database: AsyncEngine,
+    tmp_path: Path,
+    limits: Concurrency | None = None,
+    schedule: tuple[float, ...] = (0, 0.05, 0.05),
 ) -> AsyncIterator[Services]:
     settings = make_settings(
         tmp_path,
         webhook_allowlist="127.0.0.1",
-        webhook_retry_schedule=(0, 0.05, 0.05),
+        webhook_retry_schedule=schedule,
         webhook_disable_after=100,
         webhook_timeout_seconds=120,  # a dead receiver stays "in flight" for the whole test
         max_webhooks_per_tenant=0,  # one tenant with 200 subscriptions, for the idle test

@@ -25,6 +25,7 @@ from zapgate.integrations.schemas import (
 )
 from zapgate.integrations.service import IntegrationService
 from zapgate.names import SESSION_NAME, TENANT_ID
+from zapgate.webhooks.api import deliveries_page
 from zapgate.webhooks.model import Kind, Webhook
 
 router = APIRouter(prefix="/api/v1", tags=["integrations"])
@@ -195,8 +196,7 @@ async def list_integration_deliveries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Json:
     page = await _service(request).deliveries(caller.tenant, session, kind, limit, cursor)
-    next_cursor = page[-1]["id"] if len(page) == limit else None
-    return Json({"data": page, "next_cursor": next_cursor})
+    return deliveries_page(page, limit)
 
 
 async def _chat(request: Request, tenant: str, session: str, raw: str) -> str:

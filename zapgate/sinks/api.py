@@ -23,6 +23,7 @@ from zapgate.sinks.schemas import (
     UpdateSink,
 )
 from zapgate.sinks.service import NAMES
+from zapgate.webhooks.api import deliveries_page
 from zapgate.webhooks.model import Webhook
 from zapgate.webhooks.schemas import Replayed
 
@@ -121,8 +122,7 @@ async def list_sink_deliveries(
     page = await services_of(request).sinks.deliveries(
         caller.tenant, sink_id, limit, cursor, status
     )
-    next_cursor = page[-1]["id"] if len(page) == limit else None
-    return Json({"data": page, "next_cursor": next_cursor})
+    return deliveries_page(page, limit)
 
 
 @router.post(

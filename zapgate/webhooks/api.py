@@ -31,6 +31,12 @@ DeliveryId = Annotated[str, Path(max_length=40)]
 WEBHOOK_LINKS = links("webhook_id", "$response.body#/id", WEBHOOK_OPERATIONS)
 
 
+def deliveries_page(page: list[dict[str, Any]], limit: int) -> Json:
+    """A page of deliveries (webhooks', sinks', integrations'), with the cursor of the next."""
+    next_cursor = page[-1]["id"] if len(page) == limit else None
+    return Json({"data": page, "next_cursor": next_cursor})
+
+
 def _with_secret(created: tuple[Webhook, str]) -> tuple[int, dict[str, Any]]:
     webhook, secret = created
     return 201, {**webhook.public(), "secret": secret}
@@ -135,8 +141,7 @@ async def list_deliveries(
     page = await services_of(request).webhooks.deliveries(
         caller.tenant, webhook_id, limit, cursor, status
     )
-    next_cursor = page[-1]["id"] if len(page) == limit else None
-    return Json({"data": page, "next_cursor": next_cursor})
+    return deliveries_page(page, limit)
 
 
 @router.post(

@@ -154,3 +154,36 @@ async def test_a_bot_past_its_timeout_is_asked_again_and_answers_once(
     page = (await api.get(f"{BOT_PATH}/deliveries")).json()["data"]
     assert [(d["status"], d["attempts"]) for d in page] == [("succeeded", 2)]
     assert page[0]["attempt_log"][0]["error"] == "timed out after 1 s"
+
+
+async def test_a_chat_waiting_for_a_slow_answer_holds_up_no_other_chat(
+    server: RunningServer, api: httpx.AsyncClient, bot: Receiver
+) -> None:
+    """A bot's lanes are its chats: while it thinks about one chat's message, another chat's
+    is asked at once, and the first chat's next message waits its turn (order per chat)."""
+    await working(server)
+    await put_bot(api, bot, timeout_seconds=30)
+    other = "5511977776666"
+    bot.hold()
+    async with EventWatcher(server.services.bus) as watcher:
+        await inbound(api, "primeira")
+        await bot.wait_until(lambda r: len(r.waiting) == 1)
+        await inbound(api, "segunda")  # same chat: after the first
+        said = await api.post(
+            "/api/v1/sessions/default/simulate/inbound", json={"from": other, "text": "outro"}
+        )
+        assert said.status_code == 201, said.text
+        await bot.wait_until(lambda r: len(r.waiting) == 2)  # the other chat did not wait
+        assert sorted(text_of(got) for got in bot.waiting) == ["outro", "primeira"]
+        bot.release()
+        await watcher.wait_for(reply_to("eco: segunda"), timeout=10)
+        await watcher.wait_for(lambda event: event.payload.get("text") == "eco: outro", 10)
+    asked = [(kind, text_of(got)) for kind, got in bot.timeline]
+    assert asked.index(("end", "primeira")) < asked.index(("start", "segunda"))
+    await settle(server)  # the attempts are stored after the replies are queued
+    page = (await api.get(f"{BOT_PATH}/deliveries")).json()["data"]
+    assert [d["status"] for d in page] == ["succeeded"] * 3
+
+
+def text_of(got: Received) -> str:
+    return str(got.json["payload"]["text"])

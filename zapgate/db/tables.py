@@ -244,6 +244,8 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("lane", sa.String(200), nullable=True),
+    # the ordered lane it is sent in, when not its session's (a bot's: its chat's)
     sa.Index("ix_deliveries_queue", "webhook_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_list", "tenant_id", "webhook_id", "id"),
 )

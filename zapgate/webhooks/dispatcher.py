@@ -10,12 +10,13 @@ or timing-out receiver holds back only its own subscription. A worker sleeps unt
   change, delete, retry or replay (a subscription changed by another process is seen at the
   next start).
 
-Guarantees: at-least-once; order per subscription and session; deliveries are stored in the
-transaction that moves the subscription's cursor; every attempt is recorded.
+Guarantees: at-least-once; order per subscription and session (a bot's: per chat); deliveries
+are stored in the transaction that moves the subscription's cursor; every attempt is recorded.
 
 Concurrency caps (constructor arguments, :class:`~zapgate.webhooks.policy.Concurrency`):
 
-- ``per_subscription`` (4): sessions of one subscription served at once;
+- ``per_subscription`` (4): sessions of one subscription served at once (a bot's chats: up to
+  ``per_tenant``);
 - ``per_tenant`` (16): requests in flight for one tenant, all its subscriptions together;
 - ``overall`` (64): requests in flight in all.
 
@@ -94,6 +95,7 @@ class Dispatcher:
             self._recorded,
             self._notify,
             self._judged,
+            max_chat_lanes=self._limits.per_tenant,
         )
         self._overall = asyncio.Semaphore(self._limits.overall)
         self._per_tenant: dict[str, asyncio.Semaphore] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zapgate.clock import to_iso
+from zapgate.events.model import Event
 from zapgate.sessions import sealing
 
 
@@ -23,6 +24,24 @@ class Kind:
 
     SINKS = (RABBITMQ, NATS, REDIS)
     INTEGRATIONS = (CHATWOOT, BOT)
+
+
+CHAT_LANES = frozenset({Kind.BOT})
+"""Kinds whose deliveries are ordered per chat instead of per session: a bot answers each chat
+on its own, so a slow answer in one chat holds up no other."""
+LANE_CHAT_MAX = 128
+"""Longer chat ids (none WhatsApp makes) share their session's lane."""
+
+
+def lane_of(kind: str, event: Event) -> str | None:
+    """The lane a delivery of ``event`` to a subscription of ``kind`` is sent in, when not
+    its session's: ``"{session} {chat}"`` (a session name has no space) for ``CHAT_LANES``."""
+    if kind not in CHAT_LANES or event.session is None:
+        return None
+    chat = event.payload.get("chat_id")
+    if not isinstance(chat, str) or not chat or len(chat) > LANE_CHAT_MAX:
+        return None
+    return f"{event.session} {chat}"
 
 
 CONFIG_SECRETS = frozenset({"url", "api_token", "token", "webhook_secret"})
@@ -126,6 +145,13 @@ class Delivery:
     request_id: str | None = None
     """The request that caused its event (``Event.request_id``), sent as
     ``X-Zapgate-Request-Id``."""
+    lane: str | None = None
+    """The ordered lane it is sent in when not its session's (a bot's chat: ``lane_of``)."""
+
+    @property
+    def lane_key(self) -> str | None:
+        """The lane it waits in: deliveries of one lane go one after the other."""
+        return self.session if self.lane is None else self.lane
 
     @classmethod
     def from_row(cls, row: Any) -> Delivery:
@@ -145,6 +171,7 @@ class Delivery:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             request_id=row.get("request_id"),
+            lane=row.get("lane"),
         )
 
     def public(

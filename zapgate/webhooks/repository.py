@@ -18,7 +18,14 @@ from zapgate.db.committer import UnitOfWork
 from zapgate.db.tables import webhook_attempts, webhook_deliveries, webhooks
 from zapgate.events.model import Event
 from zapgate.ids import new_id
-from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Kind, Webhook
+from zapgate.webhooks.model import (
+    AttemptOutcome,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Webhook,
+    lane_of,
+)
 
 EXCERPT_LIMIT = 1024
 
@@ -135,8 +142,15 @@ async def delete(unit: UnitOfWork, tenant: str, webhook_id: str) -> bool:
 # deliveries ----------------------------------------------------------------------------------
 
 
-def add_deliveries(unit: UnitOfWork, tenant: str, webhook_id: str, events: list[Event]) -> None:
-    """A new pending delivery of each event to one subscription of ``tenant``."""
+def add_deliveries(
+    unit: UnitOfWork,
+    tenant: str,
+    webhook_id: str,
+    events: list[Event],
+    kind: str = Kind.WEBHOOK,
+) -> None:
+    """A new pending delivery of each event to one subscription of ``tenant``, of ``kind``
+    (which decides the lane it is sent in: ``lane_of``)."""
     now = now_ms()
     for event in events:
         unit.insert(
@@ -156,6 +170,7 @@ def add_deliveries(unit: UnitOfWork, tenant: str, webhook_id: str, events: list[
                 "created_at": now,
                 "updated_at": now,
                 "request_id": event.request_id,
+                "lane": lane_of(kind, event),
             },
         )
 
@@ -165,17 +180,18 @@ async def pending(
     tenant: str,
     webhook_id: str,
     limit: int,
-    skip_sessions: Collection[str | None] = (),
+    skip_lanes: Collection[str | None] = (),
 ) -> list[Delivery]:
-    """A subscription's pending deliveries, oldest event first, leaving out ``skip_sessions``."""
-    column = webhook_deliveries.c.session
+    """A subscription's pending deliveries, oldest event first, leaving out those of
+    ``skip_lanes`` (``Delivery.lane_key``: its lane, else its session)."""
+    column = sa.func.coalesce(webhook_deliveries.c.lane, webhook_deliveries.c.session)
     statement = sa.select(webhook_deliveries).where(
         webhook_deliveries.c.tenant_id == tenant,
         webhook_deliveries.c.webhook_id == webhook_id,
         webhook_deliveries.c.status == DeliveryStatus.PENDING,
     )
-    names = [name for name in skip_sessions if name is not None]
-    if None in skip_sessions:
+    names = [name for name in skip_lanes if name is not None]
+    if None in skip_lanes:
         statement = statement.where(column.is_not(None))
     if names:
         statement = statement.where(sa.or_(column.is_(None), column.not_in(names)))

@@ -221,7 +221,7 @@ class WebhookService:
         wanted = [event for event in found if webhook.wants(event.type, event.session)]
 
         async def job(unit: UnitOfWork) -> None:
-            repository.add_deliveries(unit, tenant, webhook_id, wanted)
+            repository.add_deliveries(unit, tenant, webhook_id, wanted, webhook.kind)
 
         if wanted:
             await self._committer.run(job)

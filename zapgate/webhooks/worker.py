@@ -11,7 +11,9 @@ retry is due, a lane (below) finished, or the subscription changed. Then it
 - **dispatches**: reads the pending deliveries and starts a *lane* per session whose oldest
   delivery is due, at most ``Concurrency.per_subscription`` at once. A lane sends its session's
   deliveries one after the other and stops at the first that must wait for a retry, so a
-  session's next delivery waits until the one before it succeeded or gave up.
+  session's next delivery waits until the one before it succeeded or gave up. A bot's lanes
+  are its chats (``model.lane_of``), up to ``Context.max_chat_lanes`` at once: one chat waiting
+  for a slow answer holds up no other.
 
 Every HTTP request holds a slot of its tenant and one of the dispatcher (``slot``), so a slow
 or dead receiver costs its own subscription and never more than its tenant's share.
@@ -33,7 +35,15 @@ from zapgate.clock import now_ms
 from zapgate.db.committer import Committer, Job, UnitOfWork
 from zapgate.events.model import Event, EventDraft, EventType
 from zapgate.webhooks import repository
-from zapgate.webhooks.model import AttemptOutcome, Delivery, DeliveryStatus, Kind, Webhook
+from zapgate.webhooks.model import (
+    CHAT_LANES,
+    AttemptOutcome,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Webhook,
+    lane_of,
+)
 from zapgate.webhooks.policy import RetryPlan
 from zapgate.webhooks.recent import RecentEvents
 from zapgate.webhooks.sender import Sender
@@ -74,6 +84,7 @@ class Context:
     """The retry plan of each subscription kind."""
     rng: random.Random
     max_lanes: int
+    """Lanes of one subscription at once (sessions)."""
     recorded: Callable[[], None]
     """Called after each attempt is stored."""
     notify: Callable[[], None]
@@ -81,6 +92,9 @@ class Context:
     judged: Callable[[str, str, float | None], None] = lambda _kind, _result, _lag: None
     """Told of each attempt's subscription kind, result (succeeded, retrying, failed) and,
     delivered, the seconds since its event (metrics)."""
+    max_chat_lanes: int = 16
+    """Lanes of one subscription at once, when its lanes are chats (``CHAT_LANES``): every
+    request still holds a slot of its tenant, so this bounds no more than the tenant's share."""
 
 
 Slot = Callable[[], AbstractAsyncContextManager[None]]
@@ -95,8 +109,8 @@ class Worker:
         self._context = context
         self._slot = slot
         self._signal = asyncio.Event()
-        self._lanes: dict[str | None, asyncio.Task[None]] = {}
-        self._waiting: dict[str | None, int] = {}  # sessions whose oldest delivery is not due
+        self._lanes: dict[str | None, asyncio.Task[None]] = {}  # by lane key (Delivery.lane_key)
+        self._waiting: dict[str | None, int] = {}  # lanes whose oldest delivery is not due
         # (until when): left out of the next scans, so sessions behind them are seen
         self._webhook: Webhook | None = None
         self._stored_cursor = -1
@@ -291,14 +305,16 @@ class Worker:
             self._behind, full = True, False
         last = page[-1].seq
         if wanted or last - self._stored_cursor >= CURSOR_LAG:
-            job = _advance(self.tenant, self.webhook_id, self._stored_cursor, last, wanted)
+            job = _advance(webhook, self._stored_cursor, last, wanted)
             if not await self._context.committer.run(job, background=self.tenant):
                 self.changed()  # the stored cursor is not what this worker thought: re-read it
                 return False
             self._stored_cursor = last
             self._backlog += len(wanted)
         self._cursor = last
-        if any(e.session not in self._lanes and e.session not in self._waiting for e in wanted):
+        kind = webhook.kind
+        lanes = {e.session if (lane := lane_of(kind, e)) is None else lane for e in wanted}
+        if any(lane not in self._lanes and lane not in self._waiting for lane in lanes):
             self._scan = True
         return full
 
@@ -325,7 +341,8 @@ class Worker:
     # dispatching -------------------------------------------------------------------------------
 
     async def _dispatch(self) -> int | None:
-        """Start a lane per session whose oldest delivery is due; returns when one falls due."""
+        """Start a lane per session (or chat) whose oldest delivery is due; returns when one falls
+        due."""
         self._reap()  # a lane that just ended no longer holds its session
         now = now_ms()
         self._waiting = {session: due for session, due in self._waiting.items() if due > now}
@@ -335,45 +352,51 @@ class Worker:
         due_at: int | None = min(self._waiting.values(), default=None)
         known = len(self._waiting)
         page: list[Delivery] = []
+        max_lanes = self._max_lanes()
         for _ in range(SCAN_PAGES):
             page = await repository.pending(
                 self._context.database, self.tenant, self.webhook_id, SCAN, skip
             )
             seen += len(page)
-            for session, queue in _by_session(page):
-                skip.add(session)
+            for lane, queue in _by_lane(page):
+                skip.add(lane)
                 head_at = queue[0].next_attempt_at
                 if head_at > now:
-                    self._waiting[session] = head_at
+                    self._waiting[lane] = head_at
                     due_at = head_at if due_at is None else min(due_at, head_at)
-                elif len(self._lanes) < self._context.max_lanes:
-                    self._start_lane(session, queue)
+                elif len(self._lanes) < max_lanes:
+                    self._start_lane(lane, queue)
             if len(page) < SCAN:
                 break
-        # Sessions beyond the scanned pages are seen at the next scan: a lane ending, a timer
-        # or new deliveries for a session not seen here (see _plan_page) starts one; and when
-        # this pass found sessions that must wait, at once (they are left out of it).
+        # Lanes beyond the scanned pages are seen at the next scan: a lane ending, a timer or
+        # new deliveries for a lane not seen here (see _plan_page) starts one; and when this
+        # pass found lanes that must wait, at once (they are left out of it).
         beyond = len(page) == SCAN
-        if beyond and len(self._waiting) > known and len(self._lanes) < self._context.max_lanes:
+        if beyond and len(self._waiting) > known and len(self._lanes) < max_lanes:
             self._scan = True
         if counting:
             self._backlog = seen
         return due_at
 
-    def _start_lane(self, session: str | None, queue: list[Delivery]) -> None:
+    def _max_lanes(self) -> int:
+        webhook = self._webhook
+        chats = webhook is not None and webhook.kind in CHAT_LANES
+        return self._context.max_chat_lanes if chats else self._context.max_lanes
+
+    def _start_lane(self, lane_key: str | None, queue: list[Delivery]) -> None:
         if self._reload:  # changed while scanning: the next scan, after re-reading, starts it
             self._scan = True
             return
         lane = asyncio.create_task(self._lane(queue), name=f"webhook-{self.webhook_id}-lane")
         lane.add_done_callback(lambda _lane: self._lane_done())
-        self._lanes[session] = lane
+        self._lanes[lane_key] = lane
 
     def _lane_done(self) -> None:
         self._scan = True
         self._poke()
 
     async def _lane(self, queue: list[Delivery]) -> None:
-        """Send a session's deliveries in order; every attempt is stored before this returns."""
+        """Send a lane's deliveries in order; every attempt is stored before this returns."""
         records: list[asyncio.Task[None]] = []
         bodies: dict[str, bytes] = {}
         try:
@@ -530,23 +553,22 @@ class _KeptBodies:
         return taken
 
 
-def _by_session(page: list[Delivery]) -> Iterator[tuple[str | None, list[Delivery]]]:
-    """Each session's deliveries (in the page's order), sessions by their oldest delivery."""
+def _by_lane(page: list[Delivery]) -> Iterator[tuple[str | None, list[Delivery]]]:
+    """Each lane's deliveries (in the page's order), lanes by their oldest delivery."""
     queues: dict[str | None, list[Delivery]] = {}
     for delivery in page:
-        queues.setdefault(delivery.session, []).append(delivery)
+        queues.setdefault(delivery.lane_key, []).append(delivery)
     yield from queues.items()
 
 
-def _advance(
-    tenant: str, webhook_id: str, cursor: int, last: int, wanted: list[Event]
-) -> Job[bool]:
+def _advance(webhook: Webhook, cursor: int, last: int, wanted: list[Event]) -> Job[bool]:
     """Move the cursor and store the deliveries, in one transaction; False if the cursor moved."""
+    tenant, webhook_id = webhook.tenant, webhook.id
 
     async def job(unit: UnitOfWork) -> bool:
         if not await repository.advance_cursor(unit, tenant, webhook_id, cursor, last):
             return False
-        repository.add_deliveries(unit, tenant, webhook_id, wanted)
+        repository.add_deliveries(unit, tenant, webhook_id, wanted, webhook.kind)
         return True
 
     return job

@@ -2,9 +2,10 @@
 ``rabbitmq``, ``nats``, ``redis``; the session integrations ``chatwoot``, ``bot``) and a
 ``config`` with its sealed settings, so one dispatcher, one delivery table and one retry and
 replay path serve them all. Existing rows become ``webhook`` (the server default, no rewrite).
-A tenant's limit of sinks (``tenant_limits.sinks``). Also: the chats a human took over from a
-bot (``bot_pauses``), and what the Chatwoot mirror linked (each chat's contact and conversation;
-each message posted or sent).
+A tenant's limit of sinks (``tenant_limits.sinks``). A delivery's ``lane`` when it is not its
+session's (a bot's: its chat's, so a slow answer in one chat holds up no other). Also: the
+chats a human took over from a bot (``bot_pauses``), and what the Chatwoot mirror linked (each
+chat's contact and conversation; each message posted or sent).
 
 Revision ID: 0018
 Revises: 0017
@@ -29,6 +30,7 @@ def upgrade() -> None:
     op.add_column("webhooks", sa.Column("config", JsonColumn, nullable=True))
     with op.batch_alter_table("tenant_limits") as table:
         table.add_column(sa.Column("sinks", sa.Integer, nullable=True))
+    op.add_column("webhook_deliveries", sa.Column("lane", sa.String(200), nullable=True))
     op.create_table(
         "bot_pauses",
         sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
@@ -78,5 +80,7 @@ def downgrade() -> None:
     op.drop_table("bot_pauses")
     with op.batch_alter_table("tenant_limits") as table:
         table.drop_column("sinks")
+    with op.batch_alter_table("webhook_deliveries") as table:
+        table.drop_column("lane")
     op.drop_column("webhooks", "config")
     op.drop_column("webhooks", "kind")

@@ -187,10 +187,11 @@ async def test_the_callback_checks_its_token_and_the_signature(
             "X-Chatwoot-Timestamp": stale_stamp,
         }
         old = await bare.post(path, params={"token": token}, content=body, headers=stale)
+        unsigned = await bare.post(path, params={"token": token}, content=body)  # token only
         other = await bare.post(
             "/api/v1/chatwoot/default/nosuch/webhook", params={"token": token}, content=body
         )
-    for refused in (wrong, missing, unsigned_forgery, old, other):
+    for refused in (wrong, missing, unsigned_forgery, old, unsigned, other):
         assert refused.status_code == 401, refused.text
         assert refused.json()["error"] == "unauthorized"
 

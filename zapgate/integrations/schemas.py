@@ -31,8 +31,8 @@ class PutChatwoot(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
-        description="the inbox's webhook secret (Chatwoot 4.13+): X-Chatwoot-Signature is then "
-        "checked too",
+        description="the inbox's webhook secret (Chatwoot 4.13+): every call must then carry "
+        "X-Chatwoot-Signature made with it",
     )
     active: StrictBool = True
 

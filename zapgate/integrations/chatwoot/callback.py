@@ -2,9 +2,10 @@
 
 The URL's ``token`` is the credential (compared in constant time before the body is parsed; an
 unknown session, a session without a mirror and a wrong token get the same 401, counted against
-the address's auth-failure budget). When the integration has the inbox's ``webhook_secret`` and
-Chatwoot signs (4.13+: ``X-Chatwoot-Signature: sha256=HMAC(secret, "{timestamp}.{body}")``),
-the signature must match too, over a timestamp at most ``SKEW_SECONDS`` away.
+the address's auth-failure budget). When the integration has the inbox's ``webhook_secret``
+(Chatwoot 4.13+ signs: ``X-Chatwoot-Signature: sha256=HMAC(secret, "{timestamp}.{body}")``), a
+call must be signed with it, over a timestamp at most ``SKEW_SECONDS`` away: the token alone
+(a URL, which proxies may log) is then not enough.
 
 Only ``message_created`` events of public ``outgoing`` messages not posted by zapgate (its
 ``source_id`` marker) are sent; everything else is answered 200 ``ignored`` so Chatwoot does
@@ -179,11 +180,13 @@ class _WithTwin:
 
 
 def _signed_right(secret: str | None, body: bytes, headers: dict[str, str]) -> bool:
-    """Whether the signature matches (true when there is no secret, or Chatwoot did not sign:
-    before 4.13 it cannot; the token is the credential then)."""
-    signature = headers.get(SIGNATURE_HEADER)
-    if not secret or signature is None:
+    """Whether the call is signed with ``secret`` (true when there is none: a Chatwoot before
+    4.13 cannot sign, and the token is the credential then)."""
+    if not secret:
         return True
+    signature = headers.get(SIGNATURE_HEADER)
+    if signature is None:
+        return False
     stamp = headers.get(TIMESTAMP_HEADER, "")
     if not stamp.isdigit() or abs(time.time() - int(stamp)) > SKEW_SECONDS:
         return False

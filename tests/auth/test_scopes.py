@@ -129,7 +129,9 @@ async def test_a_key_limited_to_sessions_uses_only_routes_about_them(
         "/api/v1/sessions": lambda body: body == [],
         "/api/v1/messages/{message_id}": lambda body: body["error"] == "message_not_found",
         "/api/v1/whoami": lambda body: body["sessions"] == ["elsewhere"],
-        "/api/v1/overview": lambda body: body["sessions"] == [] and body["webhooks"] is None,
+        "/api/v1/overview": lambda body: (
+            body["sessions"] == [] and body["webhooks"] is None and body["integrations"] is None
+        ),
     }
     for method, path, needed, about_session in scoped_routes(server):
         response = await answer(server, elsewhere, method, path)

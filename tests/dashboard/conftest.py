@@ -25,6 +25,8 @@ SERVER_ENV = {
     "ZAPGATE_SIMULATOR_ACK_SECONDS": "0.6",  # each status shows long enough to be seen
     "ZAPGATE_WEBHOOK_ALLOWLIST": "127.0.0.1",
     "ZAPGATE_WEBHOOK_RETRY_SCHEDULE": "0,0.1",  # a failing delivery fails after two attempts
+    "ZAPGATE_SINK_RETRY_SCHEDULE": "0,0.1",  # a bot's too
+    "ZAPGATE_SINK_ALLOWLIST": "127.0.0.1",  # the local Redis
 }
 
 try:

@@ -1,5 +1,6 @@
 """The dashboard as a user sees it: sign in, sessions with a live QR, a conversation with
-statuses moving live, a failed webhook delivery retried, a read-only key, sign out."""
+statuses moving live, a failed webhook delivery retried, a sink and a bot with their deliveries
+(a chat taken over given back to the bot), a read-only key, sign out."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, redis_reason, require_service
 from tests.dashboard.conftest import SERVER_ENV, Receiver, shot
+from tests.support.cluster import run_in_a_thread
 from tests.support.process import ServerProcess
 
 DOCS = shot.__globals__["ARTIFACTS"].parents[1] / "docs"
@@ -139,6 +142,60 @@ def test_a_failed_webhook_delivery_shows_and_is_retried(
     expect(delivery.locator(".status")).to_have_text("succeeded")
     expect(hook).to_contain_text("failed 0")
     assert receiver.received == 3
+
+
+@pytest.mark.redis
+def test_a_sink_and_a_bot_show_their_deliveries_and_a_chat_goes_back_to_the_bot(
+    page: Page, api: httpx.Client, receiver: Receiver
+) -> None:
+    require_service(run_in_a_thread(redis_reason, 10))
+    working_session(api, "bots")
+    stream = "zapgate-dashboard-{session}"
+    sink = api.post(
+        "/api/v1/sinks",
+        json={
+            "type": "redis",
+            "url": "redis://127.0.0.1:6379/15",
+            "stream": stream,
+            "maxlen": 100,
+            "sessions": ["bots"],
+        },
+    )
+    assert sink.status_code == 201, sink.text
+    bot_at = "/api/v1/sessions/bots/integrations/bot"
+    bot = api.put(bot_at, json={"url": receiver.url, "timeout_seconds": 5})
+    assert bot.status_code == 200, bot.text
+    taken = "5511900000001"
+    assert api.post(f"{bot_at}/chats/{taken}/pause").status_code == 200
+    inbound = {"from": NUMBER, "text": "preciso de ajuda"}
+    assert api.post("/api/v1/sessions/bots/simulate/inbound", json=inbound).status_code == 201
+    try:
+        sign_in(page)
+        page.get_by_role("link", name="Integrations").click()
+        card = page.get_by_role("article", name="Sink redis redis://127.0.0.1:6379/15")
+        expect(card).to_contain_text(f"stream {stream}")
+        card.get_by_role("button", name="Deliveries").click()
+        published = card.get_by_role("table").locator("tbody tr").first
+        expect(published.locator(".status")).to_have_text("succeeded")
+        expect(card).to_contain_text("failed 0")
+        helper = page.get_by_role("article", name="Bot of bots")
+        expect(helper).to_contain_text("failed 1")  # the bot answered 500, twice
+        helper.get_by_role("button", name="Deliveries").click()
+        asked = helper.get_by_role("table", name=re.compile("^Deliveries")).locator("tbody tr")
+        expect(asked.first).to_contain_text("receiver down for maintenance")
+        expect(asked.first.get_by_role("button", name="Retry")).to_have_count(0)
+        human = helper.get_by_role("table", name="Chats taken over from the bot of bots")
+        expect(human).to_contain_text(f"{taken}@c.us")
+        shot(page, "integrations")
+        human.get_by_role("button", name="Give back to the bot").click()
+        expect(human).to_have_count(0)
+        assert api.get(f"{bot_at}/chats").json()["data"] == []
+        card.get_by_role("button", name="Pause").click()
+        expect(card.locator(".status").first).to_have_text("disabled")
+        assert api.get(f"/api/v1/sinks/{sink.json()['id']}").json()["active"] is False
+    finally:
+        api.delete(f"/api/v1/sinks/{sink.json()['id']}")
+        api.delete(bot_at)
 
 
 def test_a_read_key_sees_no_write_buttons_and_the_api_refuses_writes(

@@ -119,6 +119,17 @@ async def test_a_reply_that_is_no_message_fails_at_once_and_nothing_is_sent(
     assert bad["last_error"].startswith("the bot's reply: ")
     assert fine["status"] == "succeeded"
     assert fine["attempt_log"][-1]["response"] == "no reply"
+    overview = (await api.get("/api/v1/overview")).json()
+    assert overview["webhooks"] == []
+    [shown] = overview["integrations"]
+    assert {k: shown[k] for k in ("kind", "session", "url", "active", "pending", "failed")} == {
+        "kind": "bot",
+        "session": "default",
+        "url": bot.url,
+        "active": True,
+        "pending": 0,
+        "failed": 1,
+    }
 
 
 async def test_the_filter_takes_chats_prefixes_and_whole_keywords() -> None:

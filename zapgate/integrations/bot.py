@@ -27,6 +27,7 @@ from zapgate.errors import AppError
 from zapgate.events.model import EventType
 from zapgate.integrations import repository
 from zapgate.phone import address_of
+from zapgate.validation import scrub_text
 from zapgate.webhooks import http11, signing, ssrf
 from zapgate.webhooks.client import public_reason
 from zapgate.webhooks.model import AttemptOutcome, Delivery, Webhook
@@ -73,8 +74,9 @@ class BotSender(HttpPool):
                 answer = await self._post(subscription, delivery, body)
         except Exception as error:
             return AttemptOutcome.timed(started, None, public_reason(error, timeout))
-        if not 200 <= answer.status < 300:
-            return AttemptOutcome.timed(started, answer.status, f"HTTP {answer.status}")
+        if not 200 <= answer.status < 300:  # what it said is kept, as a webhook's answer is
+            said = scrub_text(answer.excerpt[: http11.EXCERPT_BYTES].decode(errors="replace"))
+            return AttemptOutcome.timed(started, answer.status, f"HTTP {answer.status}", said)
         try:
             note = await self._answered(subscription, delivery, session, chat, answer)
         except AppError as error:  # the outbox is full for now, say: asked again later

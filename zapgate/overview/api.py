@@ -1,5 +1,6 @@
 """``GET /api/v1/whoami`` (the caller's key: tenant, scopes, sessions, where the log stands) and
-``GET /api/v1/overview`` (its sessions' outboxes and its webhooks' backlogs, read at once)."""
+``GET /api/v1/overview`` (its sessions' outboxes and the backlogs of its webhooks, sinks and
+session integrations, read at once)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from zapgate.http.errors import responses
 from zapgate.http.responses import Json
 from zapgate.sessions import repository as session_store
 from zapgate.webhooks import repository as webhook_store
+from zapgate.webhooks.model import Kind
 
 router = APIRouter(prefix="/api/v1", tags=["overview"])
 
@@ -50,11 +52,23 @@ class WebhookFigures(BaseModel):
     lag_seconds: float | None = Field(description="age of the oldest pending delivery")
 
 
+class IntegrationFigures(WebhookFigures):
+    """A sink (``/api/v1/sinks``) or a session integration (Chatwoot, a bot)."""
+
+    kind: str = Field(description="rabbitmq, nats, redis, chatwoot or bot")
+    session: str | None = Field(description="the integration's session; null: a sink")
+    url: str = Field(description="the broker (without credentials), Chatwoot's or the bot's URL")
+
+
 class Overview(BaseModel):
-    """The tenant at a glance (a session-limited key: its sessions, and no webhooks)."""
+    """The tenant at a glance (a session-limited key: its sessions, and no webhooks, sinks or
+    integrations)."""
 
     sessions: list[SessionFigures]
     webhooks: list[WebhookFigures] | None
+    integrations: list[IntegrationFigures] | None = Field(
+        description="the event sinks and session integrations, with their backlogs"
+    )
     socketio_clients: int = Field(description="the tenant's Socket.IO clients on this node")
     latest_seq: int
 
@@ -94,27 +108,38 @@ async def overview(request: Request, caller: Watcher) -> Json:
         for name, (status, depth, oldest) in sorted(outboxes.items())
         if caller.sessions is None or name in caller.sessions
     ]
-    webhooks = None
+    webhooks = integrations = None
     if caller.sessions is None:  # subscriptions are the whole tenant's
-        webhooks = [
-            {
-                "id": hook.id,
-                "url": hook.url,
-                "active": hook.active,
-                "disabled_reason": hook.disabled_reason,
-                "pending": pending,
-                "failed": failed,
-                "lag_seconds": age(oldest),
-            }
-            for hook, pending, failed, oldest in await webhook_store.summary(
-                database, caller.tenant
+        figures = [
+            (
+                hook.kind,
+                {
+                    "id": hook.id,
+                    "url": hook.url,
+                    "active": hook.active,
+                    "disabled_reason": hook.disabled_reason,
+                    "pending": pending,
+                    "failed": failed,
+                    "lag_seconds": age(oldest),
+                },
+                hook.sessions[0] if hook.kind in Kind.INTEGRATIONS and hook.sessions else None,
             )
+            for hook, pending, failed, oldest in await webhook_store.summary(
+                database, caller.tenant, (Kind.WEBHOOK, *Kind.SINKS, *Kind.INTEGRATIONS)
+            )
+        ]
+        webhooks = [shown for kind, shown, _ in figures if kind == Kind.WEBHOOK]
+        integrations = [
+            {**shown, "kind": kind, "session": session}
+            for kind, shown, session in figures
+            if kind != Kind.WEBHOOK
         ]
     clients = sum(1 for p in services.realtime.principals() if p.tenant == caller.tenant)
     return Json(
         {
             "sessions": sessions,
             "webhooks": webhooks,
+            "integrations": integrations,
             "socketio_clients": clients,
             "latest_seq": await event_store.newest_seq(database, caller.tenant),
         }

@@ -1,5 +1,5 @@
 // The zapgate dashboard: sign in with an API key, then sessions, conversations, events,
-// webhooks, keys and metrics, all fed live by the tenant's event stream.
+// webhooks, integrations, keys and metrics, all fed live by the tenant's event stream.
 import { html, render, useEffect, useState } from './htm-preact.module.js';
 import { ApiError, get, key, refused } from './api.js';
 import { start, useConnected } from './live.js';
@@ -7,6 +7,7 @@ import { Sessions } from './sessions.js';
 import { Conversations } from './chats.js';
 import { Events } from './events.js';
 import { Webhooks } from './webhooks.js';
+import { Integrations } from './integrations.js';
 import { Keys } from './keys.js';
 import { Metrics } from './metrics.js';
 import { Tenants } from './tenants.js';
@@ -17,6 +18,7 @@ const PAGES = [
   { id: 'chats', title: 'Conversations', view: Conversations },
   { id: 'events', title: 'Events', view: Events },
   { id: 'webhooks', title: 'Webhooks', view: Webhooks, needs: 'admin', whole: true },
+  { id: 'integrations', title: 'Integrations', view: Integrations, needs: 'admin', whole: true },
   { id: 'keys', title: 'Keys', view: Keys, needs: 'admin', whole: true },
   { id: 'metrics', title: 'Metrics', view: Metrics },
   { id: 'tenants', title: 'Tenants', view: Tenants, needs: 'operator' },

@@ -15,11 +15,13 @@ function Attempts({ delivery }) {
     ${answer && html`<br /><small class="mono">${String(answer).slice(0, 160)}</small>`}</span>`;
 }
 
-function Deliveries({ hook, onChanged }) {
+/** A subscription's deliveries (webhook, sink or integration) under `at`; with `retry`, a
+ * delivery that ended can be tried again. */
+export function Deliveries({ hook, at, retry = true, onChanged }) {
   const [page, setPage] = useState(null);
   const [status, setStatus] = useState('');
   const [error, setError] = useState(null);
-  const load = () => get(`${base(hook.id)}/deliveries?limit=50${status ? `&status=${status}` : ''}`)
+  const load = () => get(`${at}/deliveries?limit=50${status ? `&status=${status}` : ''}`)
     .then((p) => (setPage(p.data), setError(null)), setError);
   useEvery(2000, load);
   return html`<div>
@@ -35,8 +37,8 @@ function Deliveries({ hook, onChanged }) {
       <tbody>${(page || []).map((d) => html`<tr key=${d.id} aria-label=${`delivery ${d.id}`}>
         <td>${d.event_seq}</td><td>${d.session || ''}</td><td><${Status} value=${d.status} /></td>
         <td><${Attempts} delivery=${d} /></td><td>${d.last_error || ''}</td>
-        <td>${d.status !== 'pending' && html`<${Action} label="Retry" action=${async () => {
-          await post(`${base(hook.id)}/deliveries/${path(d.id)}/retry`);
+        <td>${retry && d.status !== 'pending' && html`<${Action} label="Retry" action=${async () => {
+          await post(`${at}/deliveries/${path(d.id)}/retry`);
           await load();
           onChanged();
         }} />`}</td></tr>`)}</tbody>
@@ -80,7 +82,7 @@ function Hook({ hook, figures, onChanged }) {
       }} />
       ${replayed !== null && html`<span role="status">${replayed} queued again</span>`}
     </div>
-    ${open && html`<${Deliveries} hook=${hook} onChanged=${onChanged} />`}
+    ${open && html`<${Deliveries} hook=${hook} at=${base(hook.id)} onChanged=${onChanged} />`}
   </article>`;
 }
 

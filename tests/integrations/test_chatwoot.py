@@ -293,3 +293,34 @@ async def test_a_message_chatwoot_refuses_fails_at_once_and_the_next_goes(
     refused = next(d for d in page if d["status"] == "failed")
     assert refused["attempts"] == 1  # no retry of what Chatwoot will refuse again
     assert refused["last_status_code"] == 422
+
+
+async def test_an_agent_reply_with_files_sends_each_and_shows_the_first_ones_status(
+    server: RunningServer, api: httpx.AsyncClient, chatwoot: FakeChatwoot
+) -> None:
+    await working(server)
+    await mirror(api, chatwoot)
+    await inbound(api, "manda as fotos e o boleto")
+    await chatwoot.wait_messages(1, timeout=10)
+    conversation = chatwoot.conversations[0].id
+    files = [
+        ("frente.png", "image/png", png(3)),
+        ("boleto.pdf", "application/pdf", b"%PDF-1.4 boleto"),
+    ]
+    async with EventWatcher(server.services.bus) as watcher:
+        reply = await chatwoot.agent_reply(conversation, "segue", files=files)
+        for kind in ("image", "document"):
+            queued = await watcher.wait_for(
+                lambda e, kind=kind: e.type == "message.queued" and e.payload["type"] == kind, 10
+            )
+            await watcher.wait_for(status_of(str(queued.payload["id"]), "read"), timeout=10)
+    await quiet(server, chatwoot)
+    sent = sorted(await outbound(api), key=lambda m: str(m["id"]))
+    assert [(m["type"], m["text"]) for m in sent] == [("image", "segue"), ("document", None)]
+    assert chatwoot.message(reply.id).status == "read"
+    # neither was posted back to Chatwoot as a new outgoing message (no echo)
+    assert [m.content for m in chatwoot.messages if m.via_api] == ["manda as fotos e o boleto"]
+    again = next(d for d in chatwoot.deliveries if d.payload.get("id") == reply.id)
+    assert await chatwoot.webhook_post(str(chatwoot.webhook_url), again.body, {}) == 200
+    await quiet(server, chatwoot)
+    assert len(await outbound(api)) == 2  # a repeated call sends no file again

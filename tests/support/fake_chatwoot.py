@@ -294,10 +294,13 @@ class FakeChatwoot:
         *,
         private: bool = False,
         attachment: tuple[str, str, bytes] | None = None,
+        files: list[tuple[str, str, bytes]] | None = None,
     ) -> Message:
-        """An agent's message (or private note) from the dashboard: stored, then its
-        ``message_created`` event posted to the webhook URL (awaited)."""
-        attachments = [] if attachment is None else [self._attachment(*attachment)]
+        """An agent's message (or private note) from the dashboard, with an ``attachment`` or
+        several ``files`` (name, type, bytes): stored, then its ``message_created`` event posted
+        to the webhook URL (awaited)."""
+        given = (files or []) + ([] if attachment is None else [attachment])
+        attachments = [self._attachment(*file) for file in given]
         conversation = self.conversation(conversation_id)
         message = self._store(conversation, content, "outgoing", private, None, {}, attachments)
         message.via_api = False

@@ -281,8 +281,10 @@ chatwoot_messages = sa.Table(
     sa.Column("conversation_id", sa.BigInteger, nullable=False),
     sa.Column("chatwoot_id", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("part", sa.SmallInteger, nullable=False, server_default="0"),
 )
-"""A zapgate message and its Chatwoot twin (an agent's reply, or a message posted there)."""
+"""A zapgate message and its Chatwoot twin (an agent's reply, or a message posted there);
+``part``: which message of an agent's reply with several files (its statuses show from 0)."""
 fallbacks = sa.Table(
     "fallbacks",
     metadata,

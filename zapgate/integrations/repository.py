@@ -148,9 +148,10 @@ def add_twin(
     message_id: str,
     conversation_id: int,
     chatwoot_id: int,
+    part: int = 0,
 ) -> None:
-    """Remember the Chatwoot twin of a message being written (an agent's reply): in its write,
-    so the mirror never sees the message without it."""
+    """Remember the Chatwoot twin of a message being written (an agent's reply, ``part`` of
+    it): in its write, so the mirror never sees the message without it."""
     unit.insert(
         chatwoot_messages,
         {
@@ -160,19 +161,20 @@ def add_twin(
             "conversation_id": conversation_id,
             "chatwoot_id": chatwoot_id,
             "created_at": now_ms(),
+            "part": part,
         },
     )
 
 
-async def twin_of(engine: AsyncEngine, tenant: str, message_id: str) -> tuple[int, int] | None:
-    """A message's Chatwoot twin: its conversation and message ids."""
+async def twin_of(engine: AsyncEngine, tenant: str, message_id: str) -> tuple[int, int, int] | None:
+    """A message's Chatwoot twin: its conversation and message ids, and which part it is."""
     c = chatwoot_messages.c
-    statement = sa.select(c.conversation_id, c.chatwoot_id).where(
+    statement = sa.select(c.conversation_id, c.chatwoot_id, c.part).where(
         c.tenant_id == tenant, c.message_id == message_id
     )
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).first()
-    return (int(row[0]), int(row[1])) if row else None
+    return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
 
 def _chat(table: sa.Table, tenant: str, session: str, chat: str) -> sa.ColumnElement[bool]:

@@ -1,4 +1,5 @@
-"""Chatwoot's calls to a session's mirror: an agent's reply becomes a WhatsApp message.
+"""Chatwoot's calls to a session's mirror: an agent's reply becomes WhatsApp messages (the text,
+or a message per file, the text as the first one's caption).
 
 The URL's ``token`` is the credential (compared in constant time before the body is parsed; an
 unknown session, a session without a mirror and a wrong token get the same 401, counted against
@@ -9,9 +10,10 @@ call must be signed with it, over a timestamp at most ``SKEW_SECONDS`` away: the
 
 Only ``message_created`` events of public ``outgoing`` messages not posted by zapgate (its
 ``source_id`` marker) are sent; everything else is answered 200 ``ignored`` so Chatwoot does
-not mark it failed. A reply is queued under a key made from Chatwoot's message id (a call tried
-again sends nothing twice), and written with its Chatwoot twin, so the mirror does not post it
-back and its statuses are mirrored to it.
+not mark it failed. Each message of a reply is queued under a key made from Chatwoot's message
+id and its part (a call tried again sends nothing twice), and written with its Chatwoot twin, so
+the mirror does not post it back; the first part's statuses (and any part's failure) are
+mirrored to it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ SKEW_SECONDS = 300
 SIGNATURE_HEADER = "x-chatwoot-signature"
 TIMESTAMP_HEADER = "x-chatwoot-timestamp"
 FILE_TYPES = {"image": "image", "audio": "audio", "video": "video"}
+FILES_MAX = 10
+"""Files of one agent's message sent (Chatwoot takes more; each is a WhatsApp message)."""
 
 SendOnce = Callable[..., Awaitable[Message | None]]
 """``send_once(tenant, session, to, message, key, also)`` (``zapgate.integrations.replies``)."""
@@ -118,23 +122,30 @@ class ChatwootCallbacks:
             if link is None:
                 return Handled("ignored", "a conversation with no phone number")
             await self._remember(tenant, session, link)
-        message = _message(event)
-        if message is None:
+        messages = _messages(event)
+        if not messages:
             return Handled("ignored", "neither text nor a file")
-        key = f"zapgate-chatwoot:{session}:{event['id']}"
         chatwoot_id = int(event["id"])
 
-        def also(claim: WriteGuard) -> WriteGuard:
-            return _WithTwin(claim, tenant, session, conversation_id, chatwoot_id)
-
         assert self.send_once is not None, "the services set the send function"
-        try:
-            sent = await self.send_once(tenant, session, address_of(link.chat), message, key, also)
-        except BadReply as error:  # Chatwoot marks the agent's message failed, with this
-            raise InvalidInput(f"the reply cannot be sent on WhatsApp: {error}") from None
-        if sent is None:
+        sent_ids: list[str] = []
+        for index, message in enumerate(messages):  # each once: a repeated call sends the rest
+            key = f"zapgate-chatwoot:{session}:{chatwoot_id}" + (f":{index}" if index else "")
+
+            def also(claim: WriteGuard, part: int = index) -> WriteGuard:
+                return _WithTwin(claim, tenant, session, conversation_id, chatwoot_id, part)
+
+            try:
+                sent = await self.send_once(
+                    tenant, session, address_of(link.chat), message, key, also
+                )
+            except BadReply as error:  # Chatwoot marks the agent's message failed, with this
+                raise InvalidInput(f"the reply cannot be sent on WhatsApp: {error}") from None
+            if sent is not None:
+                sent_ids.append(sent.id)
+        if not sent_ids:
             return Handled("ignored", "sent before (a repeated call)")
-        return Handled("sent", None, sent.id)
+        return Handled("sent", None, sent_ids[0])
 
     async def _remember(self, tenant: str, session: str, link: Conversation) -> None:
         async def job(unit: UnitOfWork) -> None:
@@ -168,6 +179,7 @@ class _WithTwin:
     session: str
     conversation_id: int
     chatwoot_id: int
+    part: int
 
     async def guard(self, unit: UnitOfWork) -> None:
         await self.claim.guard(unit)
@@ -175,7 +187,13 @@ class _WithTwin:
     def record(self, unit: UnitOfWork, result: Any) -> None:
         self.claim.record(unit, result)
         repository.add_twin(
-            unit, self.tenant, self.session, result.id, self.conversation_id, self.chatwoot_id
+            unit,
+            self.tenant,
+            self.session,
+            result.id,
+            self.conversation_id,
+            self.chatwoot_id,
+            self.part,
         )
 
 
@@ -204,17 +222,27 @@ def _event(body: bytes) -> dict[str, Any]:
     return event
 
 
-def _message(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The reply in zapgate's send shape: the first file (by its URL) with the text as its
-    caption, or the text."""
+def _messages(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reply in zapgate's send shape, in order: a message per file (by its URL, at most
+    ``FILES_MAX``) with the text as the first caption (an audio takes none: with only audio,
+    the text goes first on its own), or the text."""
     content = event.get("content")
     text = content if isinstance(content, str) and content.strip() else None
     attachments = event.get("attachments")
-    first = attachments[0] if isinstance(attachments, list) and attachments else None
-    if isinstance(first, dict) and isinstance(first.get("data_url"), str):
-        kind = FILE_TYPES.get(str(first.get("file_type")), "document")
-        message: dict[str, Any] = {"type": kind, "media": {"url": first["data_url"]}}
-        if text is not None and kind != "audio":
-            message["caption"] = text
-        return message
-    return None if text is None else {"text": text}
+    files = [
+        found
+        for found in (attachments if isinstance(attachments, list) else [])
+        if isinstance(found, dict) and isinstance(found.get("data_url"), str)
+    ]
+    messages: list[dict[str, Any]] = [
+        {"type": FILE_TYPES.get(str(file.get("file_type")), "document"), "media": {"url": url}}
+        for file in files[:FILES_MAX]
+        if (url := file["data_url"])
+    ]
+    if text is not None:
+        captioned = next((m for m in messages if m["type"] != "audio"), None)
+        if captioned is None:
+            messages.insert(0, {"text": text})
+        else:
+            captioned["caption"] = text
+    return messages

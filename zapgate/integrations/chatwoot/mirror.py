@@ -131,6 +131,8 @@ class ChatwootMirror(HttpPool):
         mapped = "failed" if status == "failed" else STATUSES.get(str(status))
         if mapped is None:
             return f"skipped: status {status} has no Chatwoot twin"
+        if twin[2] and mapped != "failed":  # a later file of the agent's message
+            return f"skipped: part {twin[2]} of Chatwoot message {twin[1]} (its first shows)"
         error = payload.get("error") if mapped == "failed" else None
         try:
             await client.update_status(twin[0], twin[1], mapped, str(error) if error else None)

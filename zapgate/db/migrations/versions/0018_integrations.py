@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.BigInteger, nullable=False),
         sa.Column("chatwoot_id", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("part", sa.SmallInteger, nullable=False, server_default="0"),
     )
 
 

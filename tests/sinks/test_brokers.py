@@ -197,8 +197,9 @@ async def test_rabbitmq_declares_a_durable_topic_exchange(
     amqp: AbstractConnection, open_: Callable[..., Broker]
 ) -> None:
     exchange = f"zg-test-{unique()}"
-    broker = open_("rabbitmq", {"url": RABBITMQ_URL, "exchange": exchange})
-    await broker.publish("zapgate.x", body_of(1), "m1", {})
+    config = {"url": RABBITMQ_URL, "exchange": exchange, "mandatory": False}
+    broker = open_("rabbitmq", config)
+    await broker.publish("zapgate.x", body_of(1), "m1", {})  # no queue: confirmed and dropped
     try:
         channel = await amqp.channel()
         await channel.declare_exchange(  # passive: fails unless it exists
@@ -206,6 +207,27 @@ async def test_rabbitmq_declares_a_durable_topic_exchange(
         )
     finally:
         await delete_exchange(amqp, exchange)
+
+
+@pytest.mark.rabbitmq
+async def test_rabbitmq_a_message_no_queue_takes_fails_until_one_is_bound(
+    amqp: AbstractConnection, open_: Callable[..., Broker]
+) -> None:
+    """Published mandatory (by default): RabbitMQ returns what no binding takes, and the
+    publish fails, so the delivery is tried again instead of lost."""
+    exchange = f"zg-test-{unique()}"
+    broker = open_("rabbitmq", {"url": RABBITMQ_URL, "exchange": exchange})
+    try:
+        error = await fails(broker.publish("zapgate.acme.s1.message", body_of(1), "m1", {}))
+        assert not error.refused
+        assert str(error).startswith("no queue is bound to take the routing key on exchange")
+        assert "NO_ROUTE" in str(error)
+        queue = await bound_queue(amqp, exchange)
+        await broker.publish("zapgate.acme.s1.message", body_of(1), "m1", {})  # tried again
+        got = await asyncio.wait_for(drain(queue, 1), 10)
+    finally:
+        await delete_exchange(amqp, exchange)
+    assert [m.message_id for m in got] == ["m1"]
 
 
 @pytest.mark.rabbitmq

@@ -112,6 +112,7 @@ class RabbitQueue:
     def __init__(self, exchange: str) -> None:
         self._exchange = exchange
         self.bodies: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
         self._connection: Any = None
 
     async def __aenter__(self) -> RabbitQueue:
@@ -129,6 +130,7 @@ class RabbitQueue:
     async def _take(self, message: Any) -> None:
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         self.bodies.append(orjson.loads(message.body))
+        self.arrived.set()
 
     async def __aexit__(self, *exc: object) -> None:
         channel = await self._connection.channel()
@@ -417,3 +419,33 @@ async def test_a_nats_sink_whose_subject_changes_keeps_publishing(
     check_once_in_order(await nats_bodies(names.stream), expected, "nats")
     found = (await api.get(f"/api/v1/sinks/{sink}")).json()
     assert found["active"] is True
+
+
+async def test_a_rabbitmq_event_no_queue_takes_waits_until_one_is_bound(
+    server: RunningServer, api: httpx.AsyncClient
+) -> None:
+    """Published mandatory: with no queue bound, RabbitMQ returns the event and the delivery
+    says why and is tried again; bound, the same event arrives (nothing dropped meanwhile)."""
+    await working(server)
+    names = Names()
+    body = {"type": "rabbitmq", "url": "amqp://guest:guest@127.0.0.1:5672/"}
+    made = await api.post(
+        "/api/v1/sinks",
+        json={**body, "exchange": names.exchange, "events": ["message.received"]},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["mandatory"] is True
+    sink = made.json()["id"]
+    dispatcher = server.services.dispatcher
+    seen = dispatcher.attempts
+    [expected] = await produce(api, server, 1)
+    await dispatcher.recorded_beyond(seen)
+    [waiting] = (await api.get(f"/api/v1/sinks/{sink}/deliveries")).json()["data"]
+    assert waiting["status"] == "pending"
+    assert waiting["last_error"].startswith("no queue is bound to take the routing key")
+    async with RabbitQueue(names.exchange) as queue:
+        await delivered(server, {"rabbitmq": sink}, 1)
+        await asyncio.wait_for(queue.arrived.wait(), 10)
+    assert [b["id"] for b in queue.bodies] == [expected]
+    dropped = await api.patch(f"/api/v1/sinks/{sink}", json={"mandatory": False})
+    assert dropped.json()["mandatory"] is False

@@ -32,6 +32,11 @@ TEMPLATE_DOC = "filled in per event from {tenant}, {session} (_ for none) and {t
 Template = Annotated[
     StrictStr, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-.:/{}]+$")
 ]
+MANDATORY_DOC = (
+    "true: an event that no queue's binding takes is returned by RabbitMQ and its delivery fails "
+    "(retried, then the sink is turned off with the reason), so none is lost to a missing "
+    "binding; false: RabbitMQ confirms and drops it, as for any AMQP publisher"
+)
 BrokerUrl = Annotated[StrictStr, Field(min_length=1, max_length=2048)]
 URL_DOC = "the broker, credentials included; never shown again (the answers show it without them)"
 ExchangeName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,200}$")]
@@ -62,6 +67,7 @@ class RabbitMqSink(_Filters):
     )
     exchange: ExchangeName = "zapgate"
     routing_key: Template = Field(default=DEFAULT_KEY, description=TEMPLATE_DOC)
+    mandatory: StrictBool = Field(default=True, description=MANDATORY_DOC)
 
 
 class NatsSink(_Filters):
@@ -109,6 +115,9 @@ class UpdateSink(BaseModel):
     url: BrokerUrl | None = Field(default=None, json_schema_extra=_unset)
     exchange: ExchangeName | None = Field(default=None, json_schema_extra=_unset)
     routing_key: Template | None = Field(default=None, json_schema_extra=_unset)
+    mandatory: StrictBool | None = Field(
+        default=None, description=MANDATORY_DOC, json_schema_extra=_unset
+    )
     subject: Template | None = Field(default=None, json_schema_extra=_unset)
     stream: Template | None = Field(default=None, json_schema_extra=_unset)
     maxlen: MaxLen | None = Field(default=None, json_schema_extra=_unset)
@@ -131,6 +140,7 @@ class SinkOut(BaseModel):
     url: str
     exchange: str | None = None
     routing_key: str | None = None
+    mandatory: bool | None = None
     subject: str | None = None
     stream: str | None = None
     maxlen: int | None = None

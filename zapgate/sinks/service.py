@@ -27,7 +27,7 @@ from zapgate.webhooks.service import (
 )
 
 NAMES = {
-    Kind.RABBITMQ: ("exchange", "routing_key"),
+    Kind.RABBITMQ: ("exchange", "routing_key", "mandatory"),
     Kind.NATS: ("subject", "stream"),
     Kind.REDIS: ("stream", "maxlen"),
 }

@@ -1,8 +1,9 @@
 """RabbitMQ through aio-pika: a durable topic exchange, publisher confirms, persistent messages.
 
 Not aio-pika's robust connection: ``LazyBroker`` reconnects on the publish after a failure. The
-messages are published without ``mandatory``: like any AMQP publisher, one that no queue's binding
-matches is confirmed and dropped by RabbitMQ, so bind a queue before the events matter.
+messages are published ``mandatory`` unless the sink says otherwise: one that no queue's binding
+takes is returned by RabbitMQ, and its delivery fails (retried, then the sink is turned off with
+the reason) instead of being confirmed and dropped, so no event is lost to a missing binding.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RabbitMQ(LazyBroker[_Link]):
         super().__init__(guard, timeout_seconds)
         self._url = URL(config["url"])
         self._exchange = str(config["exchange"])
+        self._mandatory = config.get("mandatory") is not False
 
     async def _open(self) -> _Link:
         tls = self._url.scheme == "amqps"
@@ -46,7 +48,7 @@ class RabbitMQ(LazyBroker[_Link]):
             url, timeout=self._timeout, client_properties={"connection_name": "zapgate sink"}
         )
         try:
-            channel = await connection.channel(publisher_confirms=True)
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchange = await channel.declare_exchange(
                 self._exchange, aio_pika.ExchangeType.TOPIC, durable=True
             )
@@ -65,7 +67,7 @@ class RabbitMQ(LazyBroker[_Link]):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
         )
-        await link.exchange.publish(message, routing_key=target, mandatory=False)
+        await link.exchange.publish(message, routing_key=target, mandatory=self._mandatory)
 
     def _alive(self, link: _Link) -> bool:
         return not (link.connection.is_closed or link.channel.is_closed)
@@ -86,6 +88,12 @@ class RabbitMQ(LazyBroker[_Link]):
             )
         if isinstance(error, amqp.ChannelNotFoundEntity):
             return BrokerError(f"not found on the broker: {text}")
+        if isinstance(error, amqp.PublishError):
+            return BrokerError(
+                f"no queue is bound to take the routing key on exchange {self._exchange!r}"
+                f" (the broker returned it: {_returned(error)}): bind a queue, or set mandatory"
+                " to false to let RabbitMQ drop such events"
+            )
         if isinstance(error, amqp.DeliveryError):
             return BrokerError("the broker did not confirm the message (nack)")
         if isinstance(error, amqp.ConnectionClosed | amqp.ChannelClosed):
@@ -93,6 +101,12 @@ class RabbitMQ(LazyBroker[_Link]):
         if isinstance(error, aio_pika.exceptions.ChannelInvalidStateError):
             return BrokerError("the connection failed: the channel was closed")
         return None
+
+
+def _returned(error: amqp.PublishError) -> str:
+    """The broker's reason for returning a message (NO_ROUTE), or ''."""
+    delivery = error.message.delivery if error.message is not None else None
+    return str(getattr(delivery, "reply_text", "") or "")[:100]
 
 
 def _reply_text(error: Exception) -> str:

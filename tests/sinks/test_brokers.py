@@ -210,15 +210,21 @@ async def test_rabbitmq_declares_a_durable_topic_exchange(
 
 
 @pytest.mark.rabbitmq
-async def test_rabbitmq_a_message_no_queue_takes_fails_until_one_is_bound(
-    amqp: AbstractConnection, open_: Callable[..., Broker]
+async def test_rabbitmq_a_message_no_queue_takes_fails_and_keeps_the_connection(
+    amqp: AbstractConnection,
+    open_: Callable[..., Broker],
+    proxy_to: Callable[[int], Awaitable[TcpProxy]],
 ) -> None:
     """Published mandatory (by default): RabbitMQ returns what no binding takes, and the
-    publish fails, so the delivery is tried again instead of lost."""
+    publish fails (``returned``) instead of being confirmed and dropped unseen; the connection
+    stays, for the lanes that share it."""
     exchange = f"zg-test-{unique()}"
-    broker = open_("rabbitmq", {"url": RABBITMQ_URL, "exchange": exchange})
+    proxy = await proxy_to(5672)
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+    broker = open_("rabbitmq", {"url": url, "exchange": exchange})
     try:
         error = await fails(broker.publish("zapgate.acme.s1.message", body_of(1), "m1", {}))
+        assert error.returned
         assert not error.refused
         assert str(error).startswith("no queue is bound to take the routing key on exchange")
         assert "NO_ROUTE" in str(error)
@@ -228,6 +234,7 @@ async def test_rabbitmq_a_message_no_queue_takes_fails_until_one_is_bound(
     finally:
         await delete_exchange(amqp, exchange)
     assert [m.message_id for m in got] == ["m1"]
+    assert proxy.accepted == 1  # the return did not cost the connection
 
 
 @pytest.mark.rabbitmq

@@ -421,12 +421,14 @@ async def test_a_nats_sink_whose_subject_changes_keeps_publishing(
     assert found["active"] is True
 
 
-async def test_a_rabbitmq_event_no_queue_takes_waits_until_one_is_bound(
+async def test_a_rabbitmq_event_no_queue_takes_fails_at_once_and_holds_up_nothing(
     server: RunningServer, api: httpx.AsyncClient
 ) -> None:
-    """Published mandatory: with no queue bound, RabbitMQ returns the event and the delivery
-    says why and is tried again; bound, the same event arrives (nothing dropped meanwhile)."""
+    """Published mandatory: with no queue bound, RabbitMQ returns the event, and its delivery
+    fails at once saying why (not retried, so the session's next events are not held up, and
+    the sink stays on); once a queue is bound, a retry sends it, and new events arrive."""
     await working(server)
+    await second_session(api, server)
     names = Names()
     body = {"type": "rabbitmq", "url": "amqp://guest:guest@127.0.0.1:5672/"}
     made = await api.post(
@@ -436,16 +438,22 @@ async def test_a_rabbitmq_event_no_queue_takes_waits_until_one_is_bound(
     assert made.status_code == 201, made.text
     assert made.json()["mandatory"] is True
     sink = made.json()["id"]
-    dispatcher = server.services.dispatcher
-    seen = dispatcher.attempts
-    [expected] = await produce(api, server, 1)
-    await dispatcher.recorded_beyond(seen)
-    [waiting] = (await api.get(f"/api/v1/sinks/{sink}/deliveries")).json()["data"]
-    assert waiting["status"] == "pending"
-    assert waiting["last_error"].startswith("no queue is bound to take the routing key")
+    first = await produce(api, server, 2)
+    await delivered(server, {"rabbitmq": sink}, 2)
+    returned = (await api.get(f"/api/v1/sinks/{sink}/deliveries")).json()["data"]
+    assert [(d["status"], d["attempts"]) for d in returned] == [("failed", 1)] * 2
+    assert returned[0]["last_error"].startswith("no queue is bound to take the routing key")
+    shown = (await api.get(f"/api/v1/sinks/{sink}")).json()
+    assert (shown["active"], shown["consecutive_failures"]) == (True, 0)
     async with RabbitQueue(names.exchange) as queue:
-        await delivered(server, {"rabbitmq": sink}, 1)
-        await asyncio.wait_for(queue.arrived.wait(), 10)
-    assert [b["id"] for b in queue.bodies] == [expected]
+        oldest = min(returned, key=lambda d: d["event_seq"])
+        retried = await api.post(f"/api/v1/sinks/{sink}/deliveries/{oldest['id']}/retry")
+        assert retried.status_code == 202, retried.text
+        later = await produce(api, server, 1)
+        await delivered(server, {"rabbitmq": sink}, 3)
+        while len(queue.bodies) < 2:
+            queue.arrived.clear()
+            await asyncio.wait_for(queue.arrived.wait(), 10)
+    assert [b["id"] for b in queue.bodies] == [first[0], *later]
     dropped = await api.patch(f"/api/v1/sinks/{sink}", json={"mandatory": False})
     assert dropped.json()["mandatory"] is False

@@ -33,9 +33,10 @@ Template = Annotated[
     StrictStr, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-.:/{}]+$")
 ]
 MANDATORY_DOC = (
-    "true: an event that no queue's binding takes is returned by RabbitMQ and its delivery fails "
-    "(retried, then the sink is turned off with the reason), so none is lost to a missing "
-    "binding; false: RabbitMQ confirms and drops it, as for any AMQP publisher"
+    "true: an event that no queue's binding takes is returned by RabbitMQ and its delivery is "
+    "recorded failed at once with the reason (not retried; retry or replay it once a queue is "
+    "bound), instead of dropped unseen; false: RabbitMQ confirms and drops it, as for any AMQP "
+    "publisher"
 )
 BrokerUrl = Annotated[StrictStr, Field(min_length=1, max_length=2048)]
 URL_DOC = "the broker, credentials included; never shown again (the answers show it without them)"

@@ -65,6 +65,8 @@ class BrokerSender:
             target = _target(subscription, delivery.session, str(event_type))
             await broker.publish(target, body, delivery.event_id, _headers(delivery, event_type))
         except BrokerError as error:
+            if error.returned:  # it would come back again; the connection is fine
+                return AttemptOutcome.timed(started, None, str(error), final=True)
             self._drop(subscription.id)
             return AttemptOutcome.timed(started, None, str(error), refused=error.refused)
         except Exception as error:  # never let one sink's bad data stop the dispatcher

@@ -33,10 +33,13 @@ class BrokerError(Exception):
     """A publish failed. str(error) is a reason safe to show the tenant (never a password, never
     what a host resolved to)."""
 
-    def __init__(self, public: str, *, refused: bool = False) -> None:
+    def __init__(self, public: str, *, refused: bool = False, returned: bool = False) -> None:
         super().__init__(public)
         self.refused = refused
         """True when the broker refused the credentials or permissions."""
+        self.returned = returned
+        """True when the broker took the message back (RabbitMQ: no queue's binding takes it):
+        the same message would come back again, and the connection is fine."""
 
 
 class Broker(Protocol):
@@ -99,8 +102,8 @@ class LazyBroker(ABC, Generic[LinkT]):
     async def publish(
         self, target: str, body: bytes, message_id: str, headers: dict[str, str]
     ) -> None:
-        """See ``Broker.publish``. A cancelled publish keeps the link (the libraries leave it
-        usable); any other failure drops it."""
+        """See ``Broker.publish``. A cancelled or returned publish keeps the link (the libraries
+        leave it usable, and the lanes sharing it go on); any other failure drops it."""
         link: LinkT | None = None
         try:
             async with asyncio.timeout(self._timeout):
@@ -109,7 +112,7 @@ class LazyBroker(ABC, Generic[LinkT]):
         except Exception as error:
             public = self._public(error, connecting=link is None)
             log.debug("publish failed (%s): %s", type(error).__name__, public)
-            if link is not None:
+            if link is not None and not public.returned:
                 await self._drop(link)
             raise public from None
 

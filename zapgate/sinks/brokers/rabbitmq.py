@@ -2,8 +2,10 @@
 
 Not aio-pika's robust connection: ``LazyBroker`` reconnects on the publish after a failure. The
 messages are published ``mandatory`` unless the sink says otherwise: one that no queue's binding
-takes is returned by RabbitMQ, and its delivery fails (retried, then the sink is turned off with
-the reason) instead of being confirmed and dropped, so no event is lost to a missing binding.
+takes is returned by RabbitMQ, and its delivery is recorded failed at once with the reason
+(``returned``: not retried, so it holds up no later event of its session, and not counted
+towards turning the sink off), instead of being confirmed and dropped unseen; a retry or a
+replay sends it once a queue is bound.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class RabbitMQ(LazyBroker[_Link]):
             return BrokerError(
                 f"no queue is bound to take the routing key on exchange {self._exchange!r}"
                 f" (the broker returned it: {_returned(error)}): bind a queue, or set mandatory"
-                " to false to let RabbitMQ drop such events"
+                " to false to let RabbitMQ drop such events",
+                returned=True,
             )
         if isinstance(error, amqp.DeliveryError):
             return BrokerError("the broker did not confirm the message (nack)")

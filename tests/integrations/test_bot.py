@@ -14,9 +14,11 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from tests.conftest import RunningServer, free_port
 from tests.support.events import EventWatcher, Predicate
 from tests.support.receiver import Received, Receiver
-from tests.test_webhooks import inbound, working
+from tests.test_webhooks import inbound, settled, working
 from zapgate.events.model import Event
 from zapgate.integrations.bot import matches
+from zapgate.integrations.model import integration_id
+from zapgate.webhooks import worker
 
 PEER = "5511988887777"
 BOT_PATH = "/api/v1/sessions/default/integrations/bot"
@@ -198,3 +200,30 @@ async def test_a_chat_waiting_for_a_slow_answer_holds_up_no_other_chat(
 
 def text_of(got: Received) -> str:
     return str(got.json["payload"]["text"])
+
+
+async def test_chats_past_the_waiting_bound_are_still_retried_and_given_up(
+    server: RunningServer, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot down for many chats: beyond ``WAITING_MAX`` waiting lanes the worker forgets the
+    latest due (its skip list stays bounded) and finds them again; every chat is still tried
+    on schedule and given up, and the worker comes to rest (no scan loop)."""
+    monkeypatch.setattr(worker, "WAITING_MAX", 1)
+    down = Receiver(free_port(), respond=lambda _got: (503, {"error": "down"}))
+    await down.start()
+    try:
+        await working(server)
+        await put_bot(api, down)
+        senders = [f"55119777700{n:02d}" for n in range(4)]
+        for sender in senders:
+            said = await api.post(
+                "/api/v1/sessions/default/simulate/inbound", json={"from": sender, "text": "oi"}
+            )
+            assert said.status_code == 201, said.text
+        await settled(server, integration_id("default", "default", "bot"))
+        await settle(server)  # and the worker rests
+    finally:
+        await down.stop()
+    page = (await api.get(f"{BOT_PATH}/deliveries")).json()["data"]
+    assert sorted((d["status"], d["attempts"]) for d in page) == [("failed", 3)] * 4
+    assert len(down.requests) == 12

@@ -324,3 +324,31 @@ async def test_an_agent_reply_with_files_sends_each_and_shows_the_first_ones_sta
     assert await chatwoot.webhook_post(str(chatwoot.webhook_url), again.body, {}) == 200
     await quiet(server, chatwoot)
     assert len(await outbound(api)) == 2  # a repeated call sends no file again
+
+
+async def test_a_file_of_an_agent_reply_that_fails_shows_failed_in_chatwoot(
+    server: RunningServer, api: httpx.AsyncClient, chatwoot: FakeChatwoot
+) -> None:
+    """The first part goes and is read, the second cannot (its file is gone from Chatwoot's
+    storage): the agent's message shows failed, and the first part's statuses, which come
+    after, do not hide it."""
+    await working(server)
+    await mirror(api, chatwoot)
+    await inbound(api, "manda tudo")
+    await chatwoot.wait_messages(1, timeout=10)
+    conversation = chatwoot.conversations[0].id
+    chatwoot.lost_files.add("sumiu.pdf")
+    files = [("foto.png", "image/png", png(5)), ("sumiu.pdf", "application/pdf", b"%PDF-1.4")]
+    async with EventWatcher(server.services.bus) as watcher:
+        reply = await chatwoot.agent_reply(conversation, "segue", files=files)
+        first = await watcher.wait_for(
+            lambda e: e.type == "message.queued" and e.payload["type"] == "image", 10
+        )
+        await watcher.wait_for(status_of(str(first.payload["id"]), "read"), timeout=10)
+    await quiet(server, chatwoot)
+    assert [m["type"] for m in await outbound(api)] == ["image"]
+    assert chatwoot.deliveries[-1].status == 422  # the callback: Chatwoot marks it failed
+    shown = chatwoot.message(reply.id)
+    assert shown.status == "failed"
+    assert shown.external_error is not None
+    assert shown.external_error.startswith("422")

@@ -200,6 +200,8 @@ class FakeChatwoot:
         self.webhook_url: str | None = None
         """The API inbox's webhook URL (its "callback URL")."""
         self.webhook_secret: str | None = None
+        self.lost_files: set[str] = set()
+        """File names whose download answers 404 (a file gone from Chatwoot's storage)."""
         """The inbox's signing secret; None: unsigned, as before Chatwoot 4.13."""
         self.webhook_post: WebhookPost = self._post
         self.contacts: list[Contact] = []
@@ -759,7 +761,7 @@ class FakeChatwoot:
         wanted = request.match_info["attachment"]
         for message in self.messages:
             for attachment in message.attachments:
-                if str(attachment.id) == wanted:
+                if str(attachment.id) == wanted and attachment.filename not in self.lost_files:
                     return web.Response(body=attachment.data, content_type=attachment.content_type)
         raise web.HTTPNotFound()
 

@@ -282,6 +282,7 @@ chatwoot_messages = sa.Table(
     sa.Column("chatwoot_id", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("part", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Index("ix_chatwoot_messages_twin", "tenant_id", "chatwoot_id"),
 )
 """A zapgate message and its Chatwoot twin (an agent's reply, or a message posted there);
 ``part``: which message of an agent's reply with several files (its statuses show from 0)."""

@@ -194,8 +194,10 @@ async def list_integration_deliveries(
     caller: Admin,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    status: Literal["pending", "succeeded", "failed"] | None = None,
 ) -> Json:
-    page = await _service(request).deliveries(caller.tenant, session, kind, limit, cursor)
+    service = _service(request)
+    page = await service.deliveries(caller.tenant, session, kind, limit, cursor, status)
     return deliveries_page(page, limit)
 
 

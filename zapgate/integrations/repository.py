@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapgate.clock import now_ms
 from zapgate.db.committer import UnitOfWork
-from zapgate.db.tables import bot_pauses, chatwoot_conversations, chatwoot_messages
+from zapgate.db.tables import bot_pauses, chatwoot_conversations, chatwoot_messages, messages
 
 # chats a human took over --------------------------------------------------------------------
 
@@ -175,6 +175,41 @@ async def twin_of(engine: AsyncEngine, tenant: str, message_id: str) -> tuple[in
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).first()
     return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+
+async def refused_part(
+    unit: UnitOfWork,
+    tenant: str,
+    session: str,
+    conversation_id: int,
+    chatwoot_id: int,
+    part: int,
+) -> None:
+    """Remember that ``part`` of an agent's reply could not be queued (after earlier parts
+    were): a twin with no message, so ``a_part_failed`` keeps the reply shown failed."""
+    marker = f"refused:{chatwoot_id}:{part}"
+    await link_message(unit, tenant, session, marker, conversation_id, chatwoot_id)
+
+
+async def a_part_failed(engine: AsyncEngine, tenant: str, chatwoot_id: int) -> bool:
+    """Whether a part of the agent's reply ``chatwoot_id`` failed: its message did, or it was
+    refused before it became one (``refused_part``)."""
+    c, m = chatwoot_messages.c, messages.c
+    joined = chatwoot_messages.outerjoin(
+        messages, sa.and_(m.id == c.message_id, m.tenant_id == tenant)
+    )
+    statement = (
+        sa.select(sa.literal(1))
+        .select_from(joined)
+        .where(
+            c.tenant_id == tenant,
+            c.chatwoot_id == chatwoot_id,
+            sa.or_(m.status == "failed", m.id.is_(None)),
+        )
+        .limit(1)
+    )
+    async with engine.connect() as connection:
+        return (await connection.execute(statement)).first() is not None
 
 
 def _chat(table: sa.Table, tenant: str, session: str, chat: str) -> sa.ColumnElement[bool]:

@@ -135,11 +135,18 @@ class IntegrationService:
         self._wake(tenant, found.id)
 
     async def deliveries(
-        self, tenant: str, session: str, kind: str, limit: int, before: str | None
+        self,
+        tenant: str,
+        session: str,
+        kind: str,
+        limit: int,
+        before: str | None,
+        status: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The integration's deliveries (one per event it was sent), newest first."""
+        """The integration's deliveries (one per event it was sent; with ``status``, those in
+        it), newest first."""
         found = await self.get(tenant, session, kind)
-        return await self._subscriptions.deliveries(tenant, found.id, limit, before, None)
+        return await self._subscriptions.deliveries(tenant, found.id, limit, before, status)
 
     async def session_deleted(
         self, unit: UnitOfWork, tenant: str, session: str

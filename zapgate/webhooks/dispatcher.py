@@ -16,7 +16,7 @@ are stored in the transaction that moves the subscription's cursor; every attemp
 Concurrency caps (constructor arguments, :class:`~zapgate.webhooks.policy.Concurrency`):
 
 - ``per_subscription`` (4): sessions of one subscription served at once (a bot's chats: up to
-  ``per_tenant``);
+  half of ``per_tenant``, so one slow bot leaves its tenant's other subscriptions room);
 - ``per_tenant`` (16): requests in flight for one tenant, all its subscriptions together;
 - ``overall`` (64): requests in flight in all.
 
@@ -95,7 +95,7 @@ class Dispatcher:
             self._recorded,
             self._notify,
             self._judged,
-            max_chat_lanes=self._limits.per_tenant,
+            max_chat_lanes=max(self._limits.per_subscription, self._limits.per_tenant // 2),
         )
         self._overall = asyncio.Semaphore(self._limits.overall)
         self._per_tenant: dict[str, asyncio.Semaphore] = {}

@@ -59,6 +59,9 @@ BODIES_BYTES = 2 * 1024 * 1024
 """Envelopes of events planned from memory, kept for their first attempt (at most this many
 bytes; older ones are read from the log again if still needed)."""
 SCAN_PAGES = 4
+WAITING_MAX = 500
+"""Lanes waiting for a retry remembered (and left out of the scans) at most: the soonest due. A
+bot has a lane per chat, so a bot down for long has many; the rest are seen again by a scan."""
 CURSOR_LAG = 1000
 """Events skipped in memory (not wanted) before the stored cursor is moved past them."""
 PLAN_INTERVAL = 0.02
@@ -92,9 +95,9 @@ class Context:
     judged: Callable[[str, str, float | None], None] = lambda _kind, _result, _lag: None
     """Told of each attempt's subscription kind, result (succeeded, retrying, failed) and,
     delivered, the seconds since its event (metrics)."""
-    max_chat_lanes: int = 16
-    """Lanes of one subscription at once, when its lanes are chats (``CHAT_LANES``): every
-    request still holds a slot of its tenant, so this bounds no more than the tenant's share."""
+    max_chat_lanes: int = 8
+    """Lanes of one subscription at once, when its lanes are chats (``CHAT_LANES``): half the
+    tenant's slots, so one slow bot leaves room for the tenant's other subscriptions."""
 
 
 Slot = Callable[[], AbstractAsyncContextManager[None]]
@@ -371,8 +374,15 @@ class Worker:
         # Lanes beyond the scanned pages are seen at the next scan: a lane ending, a timer or
         # new deliveries for a lane not seen here (see _plan_page) starts one; and when this
         # pass found lanes that must wait, at once (they are left out of it).
+        # Past WAITING_MAX the soonest are kept (the skip list stays bounded) and no scan is
+        # forced: the others are seen by the next scan a timer or a lane ending brings.
+        capped = len(self._waiting) > WAITING_MAX
+        if capped:
+            soonest = sorted(self._waiting.items(), key=lambda item: item[1])[:WAITING_MAX]
+            self._waiting = dict(soonest)
         beyond = len(page) == SCAN
-        if beyond and len(self._waiting) > known and len(self._lanes) < max_lanes:
+        grew = len(self._waiting) > known
+        if beyond and grew and not capped and len(self._lanes) < max_lanes:
             self._scan = True
         if counting:
             self._backlog = seen

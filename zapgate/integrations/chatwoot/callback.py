@@ -140,12 +140,22 @@ class ChatwootCallbacks:
                     tenant, session, address_of(link.chat), message, key, also
                 )
             except BadReply as error:  # Chatwoot marks the agent's message failed, with this
+                if index:  # earlier parts went: their statuses must not hide this
+                    await self._refused(tenant, session, conversation_id, chatwoot_id, index)
                 raise InvalidInput(f"the reply cannot be sent on WhatsApp: {error}") from None
             if sent is not None:
                 sent_ids.append(sent.id)
         if not sent_ids:
             return Handled("ignored", "sent before (a repeated call)")
         return Handled("sent", None, sent_ids[0])
+
+    async def _refused(
+        self, tenant: str, session: str, conversation_id: int, chatwoot_id: int, part: int
+    ) -> None:
+        async def job(unit: UnitOfWork) -> None:
+            await repository.refused_part(unit, tenant, session, conversation_id, chatwoot_id, part)
+
+        await self.committer.run(job)
 
     async def _remember(self, tenant: str, session: str, link: Conversation) -> None:
         async def job(unit: UnitOfWork) -> None:

@@ -133,6 +133,8 @@ class ChatwootMirror(HttpPool):
             return f"skipped: status {status} has no Chatwoot twin"
         if twin[2] and mapped != "failed":  # a later file of the agent's message
             return f"skipped: part {twin[2]} of Chatwoot message {twin[1]} (its first shows)"
+        if mapped != "failed" and await repository.a_part_failed(self._database, tenant, twin[1]):
+            return f"skipped: a part of Chatwoot message {twin[1]} failed (that shows)"
         error = payload.get("error") if mapped == "failed" else None
         try:
             await client.update_status(twin[0], twin[1], mapped, str(error) if error else None)

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("part", sa.SmallInteger, nullable=False, server_default="0"),
     )
+    op.create_index("ix_chatwoot_messages_twin", "chatwoot_messages", ["tenant_id", "chatwoot_id"])
 
 
 def downgrade() -> None:
@@ -75,6 +76,7 @@ def downgrade() -> None:
     op.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(theirs)))
     op.execute(sa.delete(deliveries).where(deliveries.c.webhook_id.in_(others)))
     op.execute(sa.delete(hooks).where(hooks.c.kind != "webhook"))
+    op.drop_index("ix_chatwoot_messages_twin", "chatwoot_messages")
     op.drop_table("chatwoot_messages")
     op.drop_index("ix_chatwoot_conversations_id", "chatwoot_conversations")
     op.drop_table("chatwoot_conversations")

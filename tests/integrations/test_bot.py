@@ -220,6 +220,7 @@ async def test_chats_past_the_waiting_bound_are_still_retried_and_given_up(
                 "/api/v1/sessions/default/simulate/inbound", json={"from": sender, "text": "oi"}
             )
             assert said.status_code == 201, said.text
+        await down.wait_until(lambda r: len(r.requests) >= 4)  # every delivery is planned
         await settled(server, integration_id("default", "default", "bot"))
         await settle(server)  # and the worker rests
     finally:

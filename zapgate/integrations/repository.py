@@ -132,13 +132,14 @@ async def link_message(
     message_id: str,
     conversation_id: int,
     chatwoot_id: int,
+    part: int = 0,
 ) -> None:
     """Remember (or replace: a replayed event is posted again) a message's Chatwoot twin."""
     c = chatwoot_messages.c
     await unit.connection.execute(
         sa.delete(chatwoot_messages).where(c.tenant_id == tenant, c.message_id == message_id)
     )
-    add_twin(unit, tenant, session, message_id, conversation_id, chatwoot_id)
+    add_twin(unit, tenant, session, message_id, conversation_id, chatwoot_id, part)
 
 
 def add_twin(
@@ -166,15 +167,42 @@ def add_twin(
     )
 
 
-async def twin_of(engine: AsyncEngine, tenant: str, message_id: str) -> tuple[int, int, int] | None:
-    """A message's Chatwoot twin: its conversation and message ids, and which part it is."""
-    c = chatwoot_messages.c
-    statement = sa.select(c.conversation_id, c.chatwoot_id, c.part).where(
+@dataclass(frozen=True, slots=True)
+class Twin:
+    """A message's Chatwoot twin."""
+
+    conversation_id: int
+    chatwoot_id: int
+    part: int
+    """Which message of an agent's reply with several files (0: the first, whose statuses show)."""
+    part_failed: bool
+    """Whether a message of that reply failed, or one was refused before it became one
+    (``refused_part``: a twin with no message)."""
+
+
+async def twin_of(engine: AsyncEngine, tenant: str, message_id: str) -> Twin | None:
+    """A message's Chatwoot twin, read with whether a part of its reply failed (one query)."""
+    c, sibling, m = chatwoot_messages.c, chatwoot_messages.alias("sibling"), messages.c
+    failed = (
+        sa.select(sa.literal(1))
+        .select_from(
+            sibling.outerjoin(
+                messages, sa.and_(m.id == sibling.c.message_id, m.tenant_id == tenant)
+            )
+        )
+        .where(
+            sibling.c.tenant_id == tenant,
+            sibling.c.chatwoot_id == c.chatwoot_id,
+            sa.or_(m.status == "failed", m.id.is_(None)),
+        )
+        .exists()
+    )
+    statement = sa.select(c.conversation_id, c.chatwoot_id, c.part, failed).where(
         c.tenant_id == tenant, c.message_id == message_id
     )
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).first()
-    return (int(row[0]), int(row[1]), int(row[2])) if row else None
+    return Twin(int(row[0]), int(row[1]), int(row[2]), bool(row[3])) if row else None
 
 
 async def refused_part(
@@ -186,30 +214,9 @@ async def refused_part(
     part: int,
 ) -> None:
     """Remember that ``part`` of an agent's reply could not be queued (after earlier parts
-    were): a twin with no message, so ``a_part_failed`` keeps the reply shown failed."""
+    were): a twin with no message, so the reply's ``Twin.part_failed`` keeps it shown failed."""
     marker = f"refused:{chatwoot_id}:{part}"
-    await link_message(unit, tenant, session, marker, conversation_id, chatwoot_id)
-
-
-async def a_part_failed(engine: AsyncEngine, tenant: str, chatwoot_id: int) -> bool:
-    """Whether a part of the agent's reply ``chatwoot_id`` failed: its message did, or it was
-    refused before it became one (``refused_part``)."""
-    c, m = chatwoot_messages.c, messages.c
-    joined = chatwoot_messages.outerjoin(
-        messages, sa.and_(m.id == c.message_id, m.tenant_id == tenant)
-    )
-    statement = (
-        sa.select(sa.literal(1))
-        .select_from(joined)
-        .where(
-            c.tenant_id == tenant,
-            c.chatwoot_id == chatwoot_id,
-            sa.or_(m.status == "failed", m.id.is_(None)),
-        )
-        .limit(1)
-    )
-    async with engine.connect() as connection:
-        return (await connection.execute(statement)).first() is not None
+    await link_message(unit, tenant, session, marker, conversation_id, chatwoot_id, part)
 
 
 def _chat(table: sa.Table, tenant: str, session: str, chat: str) -> sa.ColumnElement[bool]:

@@ -108,32 +108,29 @@ async def overview(request: Request, caller: Watcher) -> Json:
         for name, (status, depth, oldest) in sorted(outboxes.items())
         if caller.sessions is None or name in caller.sessions
     ]
-    webhooks = integrations = None
+    webhooks: list[dict[str, Any]] | None = None
+    integrations: list[dict[str, Any]] | None = None
     if caller.sessions is None:  # subscriptions are the whole tenant's
-        figures = [
-            (
-                hook.kind,
-                {
-                    "id": hook.id,
-                    "url": hook.url,
-                    "active": hook.active,
-                    "disabled_reason": hook.disabled_reason,
-                    "pending": pending,
-                    "failed": failed,
-                    "lag_seconds": age(oldest),
-                },
-                hook.sessions[0] if hook.kind in Kind.INTEGRATIONS and hook.sessions else None,
-            )
-            for hook, pending, failed, oldest in await webhook_store.summary(
-                database, caller.tenant, (Kind.WEBHOOK, *Kind.SINKS, *Kind.INTEGRATIONS)
-            )
-        ]
-        webhooks = [shown for kind, shown, _ in figures if kind == Kind.WEBHOOK]
-        integrations = [
-            {**shown, "kind": kind, "session": session}
-            for kind, shown, session in figures
-            if kind != Kind.WEBHOOK
-        ]
+        webhooks, integrations = [], []
+        every_kind = (Kind.WEBHOOK, *Kind.SINKS, *Kind.INTEGRATIONS)
+        for hook, pending, failed, oldest in await webhook_store.summary(
+            database, caller.tenant, every_kind
+        ):
+            shown = {
+                "id": hook.id,
+                "url": hook.url,
+                "active": hook.active,
+                "disabled_reason": hook.disabled_reason,
+                "pending": pending,
+                "failed": failed,
+                "lag_seconds": age(oldest),
+            }
+            if hook.kind == Kind.WEBHOOK:
+                webhooks.append(shown)
+            else:
+                integrations.append(
+                    {**shown, "kind": hook.kind, "session": hook.integration_session}
+                )
     clients = sum(1 for p in services.realtime.principals() if p.tenant == caller.tenant)
     return Json(
         {

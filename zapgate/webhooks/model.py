@@ -93,6 +93,13 @@ class Webhook:
             config=sealing.unseal(row.get("config") or {}, owner, CONFIG_SECRETS),
         )
 
+    @property
+    def integration_session(self) -> str | None:
+        """The session of a session integration (Chatwoot, a bot); None for other kinds."""
+        if self.kind not in Kind.INTEGRATIONS or not self.sessions:
+            return None
+        return self.sessions[0]
+
     def wants(self, event_type: str, session: str | None) -> bool:
         """Whether an event of this type and session goes to this subscription."""
         type_ok = not self.event_types or event_type in self.event_types

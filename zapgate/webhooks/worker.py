@@ -531,7 +531,7 @@ def disabled_event(subscription: Webhook, reason: str) -> EventDraft:
         payload = {"sink_id": subscription.id, "type": kind, "reason": reason}
         return EventDraft(tenant, None, EventType.SINK_DISABLED, payload)
     if kind in Kind.INTEGRATIONS:
-        session = subscription.sessions[0] if subscription.sessions else None
+        session = subscription.integration_session
         payload = {"integration": kind, "session": session, "reason": reason}
         return EventDraft(tenant, session, EventType.INTEGRATION_DISABLED, payload)
     payload = {"webhook_id": subscription.id, "url": subscription.url, "reason": reason}

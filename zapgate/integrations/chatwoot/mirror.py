@@ -131,18 +131,21 @@ class ChatwootMirror(HttpPool):
         mapped = "failed" if status == "failed" else STATUSES.get(str(status))
         if mapped is None:
             return f"skipped: status {status} has no Chatwoot twin"
-        if twin[2] and mapped != "failed":  # a later file of the agent's message
-            return f"skipped: part {twin[2]} of Chatwoot message {twin[1]} (its first shows)"
-        if mapped != "failed" and await repository.a_part_failed(self._database, tenant, twin[1]):
-            return f"skipped: a part of Chatwoot message {twin[1]} failed (that shows)"
+        if twin.part and mapped != "failed":  # a later file of the agent's message
+            shows = f"Chatwoot message {twin.chatwoot_id} shows its first"
+            return f"skipped: part {twin.part} ({shows})"
+        if twin.part_failed and mapped != "failed":
+            return f"skipped: a part of Chatwoot message {twin.chatwoot_id} failed (that shows)"
         error = payload.get("error") if mapped == "failed" else None
         try:
-            await client.update_status(twin[0], twin[1], mapped, str(error) if error else None)
+            await client.update_status(
+                twin.conversation_id, twin.chatwoot_id, mapped, str(error) if error else None
+            )
         except ChatwootError as failure:
             if failure.not_found:  # a Chatwoot before 4.2, or the message is gone there
                 return "skipped: Chatwoot has no such message status to set"
             raise
-        return f"Chatwoot message {twin[1]} is {mapped}"
+        return f"Chatwoot message {twin.chatwoot_id} is {mapped}"
 
     async def _conversation(
         self, client: ChatwootClient, sink: Webhook, session: str, chat: str
